@@ -1,0 +1,325 @@
+// hrbench: the command line. It parses options and calls the library; no logic lives here.
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <iostream>
+#include <map>
+
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "core/netns.hpp"
+#include "doctor/doctor.hpp"
+#include "topology/cluster.hpp"
+#include "topology/spec.hpp"
+
+namespace po = boost::program_options;
+using namespace hrb;
+
+namespace {
+
+const char* kDefaultTopology = HRB_SOURCE_DIR "/topologies/two-node.yaml";
+
+struct Command {
+  const char* summary;
+  int (*run)(const std::vector<std::string>& args);
+};
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+// Common options every subcommand takes.
+po::options_description common_options() {
+  po::options_description o("Common options");
+  o.add_options()("help,h", "show this help")("verbose,v", "debug logging")(
+      "prefix", po::value<std::string>()->default_value(env_or("HRBENCH_PREFIX", "hrb")),
+      "name prefix of every object of the cluster (env HRBENCH_PREFIX)");
+  return o;
+}
+
+// Parses args against `desc` (+ common options); prints help and returns nullopt when asked.
+std::optional<po::variables_map> parse(const std::vector<std::string>& args,
+                                       po::options_description desc, const std::string& usage,
+                                       const po::positional_options_description& pos = {}) {
+  desc.add(common_options());
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw Error(std::string(e.what()) + "\nusage: " + usage + " (see --help)", ExitCode::kUsage);
+  }
+  if (vm.count("help")) {
+    std::cout << "usage: " << usage << "\n\n" << desc << "\n";
+    return std::nullopt;
+  }
+  if (vm.count("verbose")) log::set_level(log::Level::kDebug);
+  return vm;
+}
+
+std::string prefix_of(const po::variables_map& vm) {
+  std::string p = vm["prefix"].as<std::string>();
+  if (!topology::valid_prefix(p))
+    throw Error("--prefix '" + p + "': expected a lower-case letter then up to 11 letters or digits",
+                ExitCode::kUsage);
+  return p;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw Error("cannot read " + path, ExitCode::kBadInput);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+int cmd_doctor(const std::vector<std::string>& args) {
+  po::options_description d("hrbench doctor: probe every prerequisite by really trying it");
+  d.add_options()("json", "print JSON instead of a table");
+  auto vm = parse(args, d, "hrbench doctor [--json]");
+  if (!vm) return 0;
+  auto checks = doctor::run_checks();
+  if (vm->count("json"))
+    std::cout << doctor::to_json(checks).dump(2) << "\n";
+  else
+    std::cout << doctor::render_table(checks);
+  return doctor::all_required_ok(checks) ? 0 : static_cast<int>(ExitCode::kMissingFeature);
+}
+
+int cmd_topo(const std::vector<std::string>& args) {
+  po::options_description d("hrbench topo validate FILE…: check topology files without creating anything");
+  d.add_options()("action", po::value<std::string>(), "validate")(
+      "files", po::value<std::vector<std::string>>(), "topology files");
+  po::positional_options_description pos;
+  pos.add("action", 1).add("files", -1);
+  auto vm = parse(args, d, "hrbench topo validate FILE…", pos);
+  if (!vm) return 0;
+  if (!vm->count("action") || (*vm)["action"].as<std::string>() != "validate" ||
+      !vm->count("files"))
+    throw Error("usage: hrbench topo validate FILE…", ExitCode::kUsage);
+  int rc = 0;
+  for (const auto& f : (*vm)["files"].as<std::vector<std::string>>()) {
+    try {
+      auto s = topology::parse_spec_file(f);
+      std::cout << f << ": ok (" << s.node_count << " nodes x " << s.pods_per_node << " pods, "
+                << s.externals.size() << " external hosts)\n";
+    } catch (const Error& e) {
+      std::cerr << e.what() << "\n";
+      rc = static_cast<int>(e.code());
+    }
+  }
+  return rc;
+}
+
+void print_layout(const topology::Layout& l, const topology::StateDir& st) {
+  auto mark = [](const std::string& ns) { return netns_exists(ns) ? "" : "  (MISSING)"; };
+  std::cout << fmt::format("cluster '{}' (prefix {}, {}), fabric netns {}{}\n", l.spec.name,
+                           l.prefix, st.complete() ? "up" : "INCOMPLETE: run hrbench clean",
+                           l.fabric_netns, mark(l.fabric_netns));
+  std::cout << fmt::format("  {:<16} {:<8} {:<16} {:<20} {}\n", "name", "kind", "address",
+                           "netns", "details");
+  for (const auto& n : l.nodes) {
+    std::cout << fmt::format("  {:<16} {:<8} {:<16} {:<20} podCIDR {} router {}{}\n", n.name,
+                             "node", n.underlay_ip.str(), n.netns, n.pod_cidr.str(),
+                             n.router_ip.str(), mark(n.netns));
+    for (const auto& p : n.pods)
+      std::cout << fmt::format("  {:<16} {:<8} {:<16} {:<20} {} on {}{}\n", p.name, "pod",
+                               p.ip.str(), p.netns, p.lxc, n.name, mark(p.netns));
+  }
+  for (const auto& e : l.externals)
+    std::cout << fmt::format("  {:<16} {:<8} {:<16} {:<20} underlay {}{}\n", e.name, "external",
+                             e.address.str(), e.netns, e.underlay_ip.str(), mark(e.netns));
+}
+
+nlohmann::json layout_json(const topology::Layout& l, const topology::StateDir& st) {
+  nlohmann::json j{{"name", l.spec.name},       {"prefix", l.prefix},
+                   {"complete", st.complete()}, {"fabricNetns", l.fabric_netns},
+                   {"nodes", nlohmann::json::array()}, {"externalHosts", nlohmann::json::array()}};
+  for (const auto& n : l.nodes) {
+    nlohmann::json pods = nlohmann::json::array();
+    for (const auto& p : n.pods)
+      pods.push_back({{"name", p.name}, {"ip", p.ip.str()}, {"netns", p.netns}, {"lxc", p.lxc},
+                      {"present", netns_exists(p.netns)}});
+    j["nodes"].push_back({{"name", n.name}, {"underlayIP", n.underlay_ip.str()},
+                          {"podCIDR", n.pod_cidr.str()}, {"routerIP", n.router_ip.str()},
+                          {"netns", n.netns}, {"present", netns_exists(n.netns)},
+                          {"pods", pods}});
+  }
+  for (const auto& e : l.externals)
+    j["externalHosts"].push_back({{"name", e.name}, {"address", e.address.str()},
+                                  {"underlayIP", e.underlay_ip.str()}, {"netns", e.netns},
+                                  {"present", netns_exists(e.netns)}});
+  return j;
+}
+
+int cmd_up(const std::vector<std::string>& args) {
+  po::options_description d("hrbench up: build the cluster of a topology file");
+  d.add_options()("topology,t", po::value<std::string>()->default_value(kDefaultTopology),
+                  "topology file");
+  auto vm = parse(args, d, "hrbench up [--topology FILE] [--prefix P]");
+  if (!vm) return 0;
+  std::string prefix = prefix_of(*vm);
+  std::string file = (*vm)["topology"].as<std::string>();
+  std::string yaml = read_file(file);
+  auto spec = topology::parse_spec_string(yaml, file);  // bad input: nothing is created
+  auto layout = topology::plan(spec, prefix);
+  topology::StateDir st(prefix);
+  Fd lock = st.lock();
+  if (st.exists())
+    throw Error(st.complete() ? "a cluster with prefix '" + prefix +
+                                    "' is already up; run `hrbench down` first"
+                              : "a cluster with prefix '" + prefix +
+                                    "' was left half-made by an interrupted run; run "
+                                    "`hrbench clean` first",
+                ExitCode::kBusy);
+  auto t0 = std::chrono::steady_clock::now();
+  topology::bring_up(layout, st, yaml, [](const std::string& s) { log::info("up: {}", s); });
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log::info("cluster '{}' up in {:.2f} s: {} nodes, {} pods, {} external hosts", spec.name, secs,
+            layout.nodes.size(), layout.pods().size(), layout.externals.size());
+  return 0;
+}
+
+int cmd_status(const std::vector<std::string>& args) {
+  po::options_description d("hrbench status: show the cluster");
+  d.add_options()("json", "print JSON");
+  auto vm = parse(args, d, "hrbench status [--json] [--prefix P]");
+  if (!vm) return 0;
+  topology::StateDir st(prefix_of(*vm));
+  if (!st.exists())
+    throw Error("no cluster with prefix '" + st.prefix() + "'; run `hrbench up`",
+                ExitCode::kNotFound);
+  auto l = topology::load_layout(st);
+  if (vm->count("json"))
+    std::cout << layout_json(l, st).dump(2) << "\n";
+  else
+    print_layout(l, st);
+  return 0;
+}
+
+int cmd_exec(const std::vector<std::string>& args) {
+  // Everything after "--" (or after NAME) is the command, untouched by option parsing.
+  std::vector<std::string> mine, cmd;
+  auto dd = std::find(args.begin(), args.end(), "--");
+  mine.assign(args.begin(), dd);
+  if (dd != args.end()) cmd.assign(dd + 1, args.end());
+  po::options_description d(
+      "hrbench exec NAME -- CMD…: run CMD in the netns of a pod, node, external host or the "
+      "fabric (the root mount namespace is kept, so bpffs stays visible)");
+  d.add_options()("name", po::value<std::string>(), "pod, node, external host or 'fabric'");
+  po::positional_options_description pos;
+  pos.add("name", 1);
+  auto vm = parse(mine, d, "hrbench exec NAME -- CMD [ARG…]", pos);
+  if (!vm) return 0;
+  if (!vm->count("name") || cmd.empty())
+    throw Error("usage: hrbench exec NAME -- CMD [ARG…]", ExitCode::kUsage);
+  topology::StateDir st(prefix_of(*vm));
+  if (!st.exists())
+    throw Error("no cluster with prefix '" + st.prefix() + "'; run `hrbench up`",
+                ExitCode::kNotFound);
+  auto l = topology::load_layout(st);
+  std::string name = (*vm)["name"].as<std::string>();
+  auto ep = l.find(name);
+  if (!ep) {
+    std::string names = "fabric";
+    for (const auto& n : l.nodes) names += ", " + n.name;
+    for (const auto* p : l.pods()) names += ", " + p->name;
+    for (const auto& e : l.externals) names += ", " + e.name;
+    throw Error("no pod, node or external host named '" + name + "' (known: " + names + ")",
+                ExitCode::kNotFound);
+  }
+  Fd ns = open_netns(ep->netns);
+  if (setns(ns.get(), CLONE_NEWNET) != 0) throw_errno("setns into " + ep->netns);
+  std::vector<char*> argv;
+  for (auto& a : cmd) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execvp(argv[0], argv.data());
+  throw_errno("exec " + cmd[0]);
+}
+
+int teardown(const std::vector<std::string>& args, bool clean) {
+  po::options_description d(clean ? "hrbench clean: remove everything hrbench made with a prefix, "
+                                    "also after a crash (--all: every prefix)"
+                                  : "hrbench down: take the cluster down");
+  if (clean) d.add_options()("all", "every prefix recorded under the state directory");
+  auto vm = parse(args, d, clean ? "hrbench clean [--prefix P | --all]" : "hrbench down [--prefix P]");
+  if (!vm) return 0;
+  std::vector<std::string> prefixes{prefix_of(*vm)};
+  if (clean && vm->count("all")) prefixes = topology::StateDir::all_prefixes();
+  int rc = 0;
+  for (const auto& p : prefixes) {
+    topology::StateDir st(p);
+    if (!clean && !st.exists()) {
+      std::cerr << "no cluster with prefix '" << p << "'\n";
+      rc = static_cast<int>(ExitCode::kNotFound);
+      continue;
+    }
+    Fd lock = st.lock();
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = topology::tear_down(st);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    log::info("prefix '{}': removed {} namespaces{} in {:.2f} s", p, r.netns_removed,
+              r.processes_killed ? fmt::format(", killed {} processes", r.processes_killed) : "",
+              secs);
+  }
+  return rc;
+}
+
+const std::map<std::string, Command>& commands() {
+  static const std::map<std::string, Command> m{
+      {"doctor", {"probe every prerequisite (table or --json)", cmd_doctor}},
+      {"topo", {"topo validate FILE…: check topology files", cmd_topo}},
+      {"up", {"build the cluster of a topology", cmd_up}},
+      {"status", {"show the cluster", cmd_status}},
+      {"exec", {"run a command in a pod, node or external host", cmd_exec}},
+      {"down", {"take the cluster down", [](const auto& a) { return teardown(a, false); }}},
+      {"clean", {"remove everything of a prefix, also after a crash",
+                 [](const auto& a) { return teardown(a, true); }}},
+  };
+  return m;
+}
+
+void usage(std::ostream& o) {
+  o << "hrbench — eBPF host routing vs legacy iptables routing, measured on netns clusters\n\n"
+       "usage: hrbench COMMAND [OPTIONS]   (hrbench COMMAND --help for each)\n\ncommands:\n";
+  for (const auto& [name, c] : commands()) o << fmt::format("  {:<8} {}\n", name, c.summary);
+  o << "\nexit codes: 0 ok, 1 failure, 2 usage, 3 invalid input (nothing changed), "
+       "4 missing prerequisite, 5 busy, 6 not found\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  if (argc < 2) {
+    usage(std::cerr);
+    return static_cast<int>(ExitCode::kUsage);
+  }
+  std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    usage(std::cout);
+    return 0;
+  }
+  auto it = commands().find(name);
+  if (it == commands().end()) {
+    std::cerr << "hrbench: unknown command '" << name << "'\n\n";
+    usage(std::cerr);
+    return static_cast<int>(ExitCode::kUsage);
+  }
+  try {
+    return it->second.run(std::vector<std::string>(argv + 2, argv + argc));
+  } catch (const Error& e) {
+    std::cerr << "hrbench " << name << ": " << e.what() << "\n";
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    std::cerr << "hrbench " << name << ": " << e.what() << "\n";
+    return static_cast<int>(ExitCode::kFailure);
+  }
+}

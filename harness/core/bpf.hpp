@@ -1,0 +1,75 @@
+#pragma once
+// C++ around libbpf: a move-only skeleton owner, capture of libbpf's log (the verifier's log
+// included) so a rejected program's error carries it, and a scratch network namespace.
+#include <bpf/libbpf.h>
+
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <utility>
+#include <string>
+
+#include "core/error.hpp"
+
+namespace hrb {
+
+// While alive, libbpf's messages (warnings and the verifier log) go into text(), not stderr.
+// libbpf's print hook is process-wide: captures are serialised.
+class LibbpfLogCapture {
+ public:
+  LibbpfLogCapture();
+  ~LibbpfLogCapture();
+  LibbpfLogCapture(const LibbpfLogCapture&) = delete;
+  LibbpfLogCapture& operator=(const LibbpfLogCapture&) = delete;
+  std::string text() const;
+};
+
+// The last `max_lines` lines of a verifier log: the rejection reason is at the end.
+std::string log_tail(const std::string& log, size_t max_lines = 40);
+
+// Owns a generated skeleton (bpftool's C++ statics T::open/load/destroy).
+template <typename T>
+class Skeleton {
+ public:
+  Skeleton() {
+    skel_ = T::open();
+    if (!skel_) throw_errno("open BPF skeleton");
+  }
+  Skeleton(Skeleton&& o) noexcept : skel_(std::exchange(o.skel_, nullptr)) {}
+  Skeleton(const Skeleton&) = delete;
+  Skeleton& operator=(const Skeleton&) = delete;
+  ~Skeleton() {
+    if (skel_) T::destroy(skel_);
+  }
+  T* operator->() const { return skel_; }
+  T* get() const { return skel_; }
+
+  // Loads into the kernel; on failure the error carries the verifier's log.
+  void load(const std::string& what) {
+    LibbpfLogCapture cap;
+    int err = T::load(skel_);
+    if (err) {
+      throw Error(fmt::format("loading BPF object {} failed: {} (errno {})\n{}", what,
+                              strerror(-err), -err, log_tail(cap.text())));
+    }
+  }
+
+ private:
+  T* skel_ = nullptr;
+};
+
+// Runs fn() on a thread inside a brand-new, anonymous network namespace with `lo` up. The
+// namespace disappears with the thread: nothing is left behind.
+void run_in_scratch_netns_impl(const std::function<void()>& fn);
+template <typename F>
+auto run_in_scratch_netns(F&& fn) -> decltype(fn()) {
+  if constexpr (std::is_void_v<decltype(fn())>) {
+    run_in_scratch_netns_impl(fn);
+  } else {
+    decltype(fn()) out{};
+    run_in_scratch_netns_impl([&] { out = fn(); });
+    return out;
+  }
+}
+
+}  // namespace hrb

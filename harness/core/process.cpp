@@ -1,0 +1,134 @@
+#include "core/process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "core/error.hpp"
+#include "core/fd.hpp"
+#include "core/netns.hpp"
+
+namespace hrb {
+
+std::string shell_join(const std::vector<std::string>& argv) {
+  std::string s;
+  for (const auto& a : argv) {
+    if (!s.empty()) s += ' ';
+    bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$*?|&;<>()") == std::string::npos;
+    s += plain ? a : "'" + a + "'";
+  }
+  return s;
+}
+
+std::string find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return access(name.c_str(), X_OK) == 0 ? name : "";
+  std::string path = getenv("PATH") ? getenv("PATH") : "";
+  path += ":/usr/sbin:/sbin:/usr/local/sbin";
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    if (!dir.empty()) {
+      std::string cand = dir + "/" + name;
+      if (access(cand.c_str(), X_OK) == 0) return cand;
+    }
+    start = end + 1;
+  }
+  return "";
+}
+
+namespace {
+void make_pipe(Fd& r, Fd& w) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) throw_errno("pipe2");
+  r.reset(p[0]);
+  w.reset(p[1]);
+}
+}  // namespace
+
+CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts) {
+  if (argv.empty()) throw Error("run_cmd: empty argv");
+  Fd ns;
+  if (opts.netns) ns = open_netns(*opts.netns);
+  Fd in_r, in_w, out_r, out_w, err_r, err_w;
+  make_pipe(in_r, in_w);
+  make_pipe(out_r, out_w);
+  make_pipe(err_r, err_w);
+  std::vector<char*> cargv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+
+  pid_t pid = fork();
+  if (pid < 0) throw_errno("fork for " + argv[0]);
+  if (pid == 0) {
+    // Child: only async-signal-safe calls from here on.
+    if (ns && setns(ns.get(), CLONE_NEWNET) != 0) _exit(126);
+    if (opts.new_anon_netns && unshare(CLONE_NEWNET) != 0) _exit(126);
+    dup2(in_r.get(), 0);
+    dup2(out_w.get(), 1);
+    dup2(err_w.get(), 2);
+    execvp(cargv[0], cargv.data());
+    _exit(127);
+  }
+  in_r.reset();
+  out_w.reset();
+  err_w.reset();
+
+  CmdResult res;
+  size_t written = 0;
+  if (opts.input.empty()) in_w.reset();
+  signal(SIGPIPE, SIG_IGN);
+  char buf[65536];
+  while (out_r || err_r) {
+    pollfd fds[3];
+    int n = 0;
+    if (out_r) fds[n++] = {out_r.get(), POLLIN, 0};
+    if (err_r) fds[n++] = {err_r.get(), POLLIN, 0};
+    if (in_w) fds[n++] = {in_w.get(), POLLOUT, 0};
+    if (poll(fds, n, -1) < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("poll on " + argv[0]);
+    }
+    for (int i = 0; i < n; ++i) {
+      if (!fds[i].revents) continue;
+      if (in_w && fds[i].fd == in_w.get()) {
+        ssize_t w = write(in_w.get(), opts.input.data() + written, opts.input.size() - written);
+        if (w > 0) written += w;
+        if (w < 0 || written == opts.input.size()) in_w.reset();
+        continue;
+      }
+      Fd& src = (out_r && fds[i].fd == out_r.get()) ? out_r : err_r;
+      ssize_t r = read(src.get(), buf, sizeof buf);
+      if (r > 0) {
+        (&src == &out_r ? res.out : res.err).append(buf, r);
+      } else if (r == 0 || errno != EINTR) {
+        src.reset();
+      }
+    }
+  }
+  in_w.reset();
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0) {
+    if (errno != EINTR) throw_errno("waitpid for " + argv[0]);
+  }
+  res.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  if (opts.check && res.status != 0) {
+    std::string where = opts.netns ? " (in netns " + *opts.netns + ")" : "";
+    std::string msg = res.err.empty() ? res.out : res.err;
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    if (res.status == 127 && msg.empty()) msg = "command not found";
+    throw Error(fmt::format("`{}`{} failed with status {}: {}", shell_join(argv), where,
+                            res.status, msg));
+  }
+  return res;
+}
+
+}  // namespace hrb

@@ -1,0 +1,249 @@
+#include "topology/cluster.hpp"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "core/log.hpp"
+#include "core/netns.hpp"
+#include "core/process.hpp"
+
+namespace hrb::topology {
+namespace {
+
+std::string ip_bin() {
+  static const std::string p = find_program("ip");
+  if (p.empty()) throw Error("the `ip` command (iproute2) is not installed; run scripts/setup");
+  return p;
+}
+
+// Runs an `ip -batch` script, in the root netns or inside `netns`.
+// With `force`, a failing line does not stop the lines after it (teardown wants all of them).
+void ip_batch(const std::string& script, const std::string& netns = "", bool force = false) {
+  std::vector<std::string> argv{ip_bin()};
+  if (!netns.empty()) argv.insert(argv.end(), {"-n", netns});
+  if (force) argv.push_back("-force");
+  argv.insert(argv.end(), {"-batch", "-"});
+  run_cmd(argv, {.input = script});
+}
+
+// Runs jobs on up to `workers` threads; the first exception is rethrown after all finish.
+void parallel(const std::vector<std::function<void()>>& jobs, int workers) {
+  std::atomic<size_t> next{0};
+  std::exception_ptr first;
+  std::mutex mu;
+  std::vector<std::thread> ts;
+  for (int w = 0; w < workers; ++w)
+    ts.emplace_back([&] {
+      for (size_t i; (i = next++) < jobs.size();) {
+        try {
+          jobs[i]();
+        } catch (...) {
+          std::lock_guard g(mu);
+          if (!first) first = std::current_exception();
+        }
+      }
+    });
+  for (auto& t : ts) t.join();
+  if (first) std::rethrow_exception(first);
+}
+
+std::string mtu(const Layout& l) { return std::to_string(l.spec.mtu); }
+
+std::string fabric_script(const Layout& l) {
+  std::string s = "link set lo up\n";
+  s += "link add " + l.bridge + " type bridge\n";
+  s += "link set " + l.bridge + " mtu " + mtu(l) + " up\n";
+  for (const auto& n : l.nodes)
+    s += "link set " + n.fabric_port + " master " + l.bridge + " mtu " + mtu(l) + " up\n";
+  for (const auto& e : l.externals)
+    s += "link set " + e.fabric_port + " master " + l.bridge + " mtu " + mtu(l) + " up\n";
+  return s;
+}
+
+std::string node_script(const Layout& l, const NodeLayout& n) {
+  const std::string len = std::to_string(l.spec.underlay_cidr.len);
+  std::string s = "link set lo up\n";
+  s += "addr add " + n.router_ip.str() + "/32 dev lo\n";
+  s += "link set " + n.uplink + " mtu " + mtu(l) + " up\n";
+  s += "addr add " + n.underlay_ip.str() + "/" + len + " dev " + n.uplink + "\n";
+  for (const auto& pod : n.pods) {
+    s += "link set " + pod.lxc + " mtu " + mtu(l) + " up\n";
+    s += "route add " + pod.ip.str() + "/32 dev " + pod.lxc + " scope link src " +
+         n.router_ip.str() + "\n";
+  }
+  for (const auto& other : l.nodes)
+    if (&other != &n)
+      s += "route add " + other.pod_cidr.str() + " via " + other.underlay_ip.str() + " dev " +
+           n.uplink + "\n";
+  // Anything outside the cluster leaves through the first external host, the node's gateway.
+  if (!l.externals.empty())
+    s += "route add default via " + l.externals.front().underlay_ip.str() + " dev " + n.uplink +
+         "\n";
+  return s;
+}
+
+std::string pod_script(const Layout& l, const NodeLayout& n, const PodLayout& pod) {
+  std::string s = "link set lo up\n";
+  s += "link set " + pod.ifname + " mtu " + mtu(l) + " up\n";
+  s += "addr add " + pod.ip.str() + "/32 dev " + pod.ifname + "\n";
+  s += "route add " + n.router_ip.str() + "/32 dev " + pod.ifname + " scope link\n";
+  s += "route add default via " + n.router_ip.str() + " dev " + pod.ifname + "\n";
+  return s;
+}
+
+std::string external_script(const Layout& l, const ExternalLayout& e) {
+  std::string s = "link set lo up\n";
+  s += "addr add " + e.address.str() + "/32 dev lo\n";
+  s += "link set " + e.ifname + " mtu " + mtu(l) + " up\n";
+  s += "addr add " + e.underlay_ip.str() + "/" + std::to_string(l.spec.underlay_cidr.len) +
+       " dev " + e.ifname + "\n";
+  // Like a VNet route table: the pod CIDRs are reachable through their nodes.
+  for (const auto& n : l.nodes)
+    s += "route add " + n.pod_cidr.str() + " via " + n.underlay_ip.str() + "\n";
+  return s;
+}
+
+void apply_sysctls(const std::string& netns, const std::map<std::string, std::string>& kv) {
+  if (kv.empty()) return;
+  run_in_netns(netns, [&] {
+    for (const auto& [k, v] : kv) {
+      std::FILE* f = std::fopen(sysctl_path(k).c_str(), "w");
+      if (!f) throw Error("cannot set sysctl " + k + " in netns " + netns + ": no such key");
+      bool ok = std::fputs((v + "\n").c_str(), f) >= 0;
+      ok = (std::fclose(f) == 0) && ok;
+      if (!ok) throw Error("cannot set sysctl " + k + "=" + v + " in netns " + netns);
+    }
+  });
+}
+
+// Inode of a named netns, to find processes inside it.
+ino_t netns_inode(const std::string& name) {
+  struct stat st{};
+  return ::stat(netns_path(name).c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+int kill_processes_in(const std::set<ino_t>& inodes) {
+  if (inodes.empty()) return 0;
+  int killed = 0;
+  std::error_code ec;
+  for (auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid = e.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    struct stat st{};
+    if (::stat(("/proc/" + pid + "/ns/net").c_str(), &st) != 0) continue;
+    if (inodes.count(st.st_ino) && std::stoi(pid) != ::getpid()) {
+      if (::kill(std::stoi(pid), SIGKILL) == 0) ++killed;
+    }
+  }
+  return killed;
+}
+
+}  // namespace
+
+void bring_up(const Layout& l, StateDir& state, const std::string& topology_yaml,
+              const Progress& progress) {
+  auto step = [&](const std::string& s) {
+    log::debug("up: {}", s);
+    if (progress) progress(s);
+  };
+  for (const auto& ns : l.all_netns())
+    if (netns_exists(ns))
+      throw Error("network namespace " + ns + " already exists and is not ours to reuse; " +
+                      "remove it, run `hrbench clean --prefix " + l.prefix +
+                      "`, or choose another --prefix",
+                  ExitCode::kBusy);
+  state.begin(topology_yaml);
+  try {
+    // 1. Journal first, then every netns and veth pair in one root-level batch. Veths are created
+    //    directly inside their namespaces: nothing ever appears in the root netns.
+    std::vector<JournalEntry> entries;
+    for (const auto& ns : l.all_netns()) entries.push_back({"netns", ns});
+    state.record(entries);
+    step(fmt::format("creating {} namespaces", entries.size()));
+    std::string root;
+    for (const auto& ns : l.all_netns()) root += "netns add " + ns + "\n";
+    for (const auto& n : l.nodes) {
+      root += "link add name " + n.uplink + " netns " + n.netns + " type veth peer name " +
+              n.fabric_port + " netns " + l.fabric_netns + "\n";
+      for (const auto& pod : n.pods)
+        root += "link add name " + pod.lxc + " netns " + n.netns + " type veth peer name " +
+                pod.ifname + " netns " + pod.netns + "\n";
+    }
+    for (const auto& e : l.externals)
+      root += "link add name " + e.ifname + " netns " + e.netns + " type veth peer name " +
+              e.fabric_port + " netns " + l.fabric_netns + "\n";
+    ip_batch(root);
+
+    // 2. Sysctls: forwarding on in nodes (new namespaces start with ip_forward=0), then the
+    //    spec's own, before any address exists.
+    step("setting sysctls");
+    std::vector<std::function<void()>> jobs;
+    for (const auto& n : l.nodes) {
+      jobs.push_back([&l, &n] {
+        std::map<std::string, std::string> kv{{"net.ipv4.ip_forward", "1"}};
+        for (const auto& [k, v] : l.spec.node_sysctls) kv[k] = v;
+        apply_sysctls(n.netns, kv);
+        for (const auto& pod : n.pods) apply_sysctls(pod.netns, l.spec.pod_sysctls);
+      });
+    }
+    parallel(jobs, 2);
+
+    // 3. Links, addresses and routes: one `ip -n NS -batch` per namespace, a few at a time.
+    step("configuring links, addresses and routes");
+    jobs.clear();
+    jobs.push_back([&l] { ip_batch(fabric_script(l), l.fabric_netns); });
+    for (const auto& n : l.nodes) {
+      jobs.push_back([&l, &n] { ip_batch(node_script(l, n), n.netns); });
+      for (const auto& pod : n.pods)
+        jobs.push_back([&l, &n, &pod] { ip_batch(pod_script(l, n, pod), pod.netns); });
+    }
+    for (const auto& e : l.externals)
+      jobs.push_back([&l, &e] { ip_batch(external_script(l, e), e.netns); });
+    parallel(jobs, 4);
+    state.mark_complete();
+    step("up");
+  } catch (...) {
+    log::warn("bring-up failed; removing what was created");
+    try {
+      tear_down(state);
+    } catch (const std::exception& e) {
+      log::error("cleanup after failed bring-up also failed: {}", e.what());
+    }
+    throw;
+  }
+}
+
+TeardownReport tear_down(StateDir& state) {
+  TeardownReport r;
+  std::set<std::string> names;
+  for (const auto& e : state.journal())
+    if (e.kind == "netns") names.insert(e.name);
+  // Also anything carrying our prefix: a journal entry may be torn, or the state dir lost.
+  for (const auto& ns : list_netns())
+    if (ns.rfind(netns_prefix(state.prefix()), 0) == 0) names.insert(ns);
+  std::set<ino_t> inodes;
+  std::string script;
+  for (const auto& ns : names) {
+    if (!netns_exists(ns)) continue;
+    if (ino_t ino = netns_inode(ns)) inodes.insert(ino);
+    script += "netns del " + ns + "\n";
+    ++r.netns_removed;
+  }
+  r.processes_killed = kill_processes_in(inodes);
+  if (!script.empty()) ip_batch(script, "", /*force=*/true);
+  state.remove();
+  return r;
+}
+
+Layout load_layout(const StateDir& state) {
+  Spec s = parse_spec_string(state.topology_yaml(), state.path() + "/topology.yaml");
+  return plan(s, state.prefix());
+}
+
+}  // namespace hrb::topology

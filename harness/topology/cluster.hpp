@@ -1,0 +1,30 @@
+#pragma once
+// topology::Cluster: bringing a Layout up as real namespaces, veths, a bridge, addresses, routes
+// and sysctls, and taking it down again. A cluster does not know which datapath mode runs on it.
+#include <functional>
+#include <string>
+
+#include "topology/layout.hpp"
+#include "topology/state.hpp"
+
+namespace hrb::topology {
+
+using Progress = std::function<void(const std::string& stage)>;
+
+// Creates the cluster. The caller holds the prefix's lock. On any failure everything made so far
+// is removed before the error propagates.
+void bring_up(const Layout& layout, StateDir& state, const std::string& topology_yaml,
+              const Progress& progress = {});
+
+// Removes every object the journal records, plus any netns named "<prefix>-…" (so a journal torn
+// by SIGKILL still cleans), after killing processes still running inside them. Idempotent.
+struct TeardownReport {
+  int netns_removed = 0;
+  int processes_killed = 0;
+};
+TeardownReport tear_down(StateDir& state);
+
+// Loads the layout of a recorded cluster (re-planned from its saved topology.yaml).
+Layout load_layout(const StateDir& state);
+
+}  // namespace hrb::topology

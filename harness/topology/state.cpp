@@ -1,0 +1,112 @@
+#include "topology/state.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace hrb::topology {
+
+StateDir::StateDir(std::string prefix) : prefix_(std::move(prefix)) {}
+
+std::string StateDir::root() {
+  const char* env = std::getenv("HRBENCH_STATE_DIR");
+  return env && *env ? env : "/run/hrbench";
+}
+
+std::string StateDir::path() const { return root() + "/" + prefix_; }
+bool StateDir::exists() const { return fs::exists(path() + "/journal"); }
+bool StateDir::complete() const { return fs::exists(path() + "/complete"); }
+
+Fd StateDir::lock() const {
+  std::error_code ec;
+  fs::create_directories(path(), ec);
+  if (ec) throw Error("cannot create state directory " + path() + ": " + ec.message());
+  std::string lp = path() + "/lock";
+  Fd fd(::open(lp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd) throw_errno("open " + lp);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) throw_errno("flock " + lp);
+    char buf[32] = {};
+    ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
+    std::string pid = n > 0 ? std::string(buf, n) : "?";
+    throw Error("another hrbench (pid " + pid + ") is working on prefix '" + prefix_ +
+                    "'; wait for it, or use another --prefix",
+                ExitCode::kBusy);
+  }
+  std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0)
+    throw_errno("write " + lp);
+  return fd;
+}
+
+void StateDir::begin(const std::string& topology_yaml) {
+  fs::create_directories(path());
+  {
+    std::ofstream t(path() + "/topology.yaml");
+    t << topology_yaml;
+    if (!t) throw Error("cannot write " + path() + "/topology.yaml");
+  }
+  fs::remove(path() + "/complete");
+  std::ofstream j(path() + "/journal", std::ios::trunc);
+  if (!j) throw Error("cannot write " + path() + "/journal");
+}
+
+void StateDir::record(const std::vector<JournalEntry>& entries) {
+  std::string text;
+  for (const auto& e : entries) text += e.kind + " " + e.name + "\n";
+  std::string jp = path() + "/journal";
+  Fd fd(::open(jp.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd) throw_errno("open " + jp);
+  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    throw_errno("append to " + jp);
+  if (::fsync(fd.get()) != 0) throw_errno("fsync " + jp);
+}
+
+std::vector<JournalEntry> StateDir::journal() const {
+  std::vector<JournalEntry> out;
+  std::ifstream j(path() + "/journal");
+  std::string line;
+  while (std::getline(j, line)) {
+    auto sp = line.find(' ');
+    if (sp == std::string::npos) continue;  // a torn last line after a crash
+    out.push_back({line.substr(0, sp), line.substr(sp + 1)});
+  }
+  return out;
+}
+
+std::string StateDir::topology_yaml() const {
+  std::ifstream t(path() + "/topology.yaml");
+  if (!t) throw Error("no cluster with prefix '" + prefix_ + "' (" + path() + " is missing)",
+                      ExitCode::kNotFound);
+  std::stringstream ss;
+  ss << t.rdbuf();
+  return ss.str();
+}
+
+void StateDir::mark_complete() { std::ofstream(path() + "/complete") << "ok\n"; }
+
+void StateDir::remove() {
+  std::error_code ec;
+  for (const char* f : {"complete", "journal", "topology.yaml"}) fs::remove(path() + "/" + f, ec);
+  // The lock file stays while we hold its lock; remove it too (a waiter re-creates it).
+  fs::remove_all(path(), ec);
+}
+
+std::vector<std::string> StateDir::all_prefixes() {
+  std::vector<std::string> v;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(root(), ec))
+    if (e.is_directory()) v.push_back(e.path().filename().string());
+  return v;
+}
+
+}  // namespace hrb::topology

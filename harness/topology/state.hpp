@@ -1,0 +1,48 @@
+#pragma once
+// The state of one cluster on this machine, in /run/hrbench/<prefix>/ (HRBENCH_STATE_DIR
+// overrides /run/hrbench):
+//   lock           flock'ed by whichever hrbench is changing the cluster; holds its pid
+//   topology.yaml  the spec the cluster was made from (status and exec re-plan from it)
+//   journal        one line per object, written and fsync'ed BEFORE the object is created,
+//                  so `down`/`clean` can remove everything even after SIGKILL
+//   complete       present once `up` finished
+#include <string>
+#include <vector>
+
+#include "core/fd.hpp"
+
+namespace hrb::topology {
+
+struct JournalEntry {
+  std::string kind;  // "netns", later "pin", "cgroup-link", …
+  std::string name;
+};
+
+class StateDir {
+ public:
+  explicit StateDir(std::string prefix);
+  static std::string root();  // /run/hrbench or $HRBENCH_STATE_DIR
+
+  const std::string& prefix() const { return prefix_; }
+  std::string path() const;
+  bool exists() const;    // a cluster (complete or not) is recorded
+  bool complete() const;
+
+  // Takes the prefix's lock for the lifetime of the returned Fd; throws Error(kBusy) naming the
+  // holder's pid when another hrbench has it.
+  Fd lock() const;
+
+  void begin(const std::string& topology_yaml);  // creates the dir and an empty journal
+  void record(const std::vector<JournalEntry>& entries);  // append + fsync
+  std::vector<JournalEntry> journal() const;
+  std::string topology_yaml() const;
+  void mark_complete();
+  void remove();  // the whole directory (the lock file goes last)
+
+  static std::vector<std::string> all_prefixes();
+
+ private:
+  std::string prefix_;
+};
+
+}  // namespace hrb::topology
