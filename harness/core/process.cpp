@@ -22,7 +22,13 @@ std::string shell_join(const std::vector<std::string>& argv) {
   for (const auto& a : argv) {
     if (!s.empty()) s += ' ';
     bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$*?|&;<>()") == std::string::npos;
-    s += plain ? a : "'" + a + "'";
+    if (plain) {
+      s += a;
+      continue;
+    }
+    s += '\'';
+    for (char c : a) s += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    s += '\'';
   }
   return s;
 }

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -148,6 +149,12 @@ int kill_processes_in(const std::set<ino_t>& inodes) {
 
 void bring_up(const Layout& l, StateDir& state, const std::string& topology_yaml,
               const Progress& progress) {
+  // Test hook: HRBENCH_FAULT_STOP_AT=<stage> stops the process (SIGSTOP) once that stage is
+  // done, so a test can SIGKILL `up` at an exact point without guessing with sleeps.
+  const char* stop_at = std::getenv("HRBENCH_FAULT_STOP_AT");
+  auto done = [&](const char* stage) {
+    if (stop_at && std::string(stop_at) == stage) ::raise(SIGSTOP);
+  };
   auto step = [&](const std::string& s) {
     log::debug("up: {}", s);
     if (progress) progress(s);
@@ -165,6 +172,7 @@ void bring_up(const Layout& l, StateDir& state, const std::string& topology_yaml
     std::vector<JournalEntry> entries;
     for (const auto& ns : l.all_netns()) entries.push_back({"netns", ns});
     state.record(entries);
+    done("journal");
     step(fmt::format("creating {} namespaces", entries.size()));
     std::string root;
     for (const auto& ns : l.all_netns()) root += "netns add " + ns + "\n";
@@ -179,6 +187,7 @@ void bring_up(const Layout& l, StateDir& state, const std::string& topology_yaml
       root += "link add name " + e.ifname + " netns " + e.netns + " type veth peer name " +
               e.fabric_port + " netns " + l.fabric_netns + "\n";
     ip_batch(root);
+    done("netns");
 
     // 2. Sysctls: forwarding on in nodes (new namespaces start with ip_forward=0), then the
     //    spec's own, before any address exists.
@@ -193,6 +202,7 @@ void bring_up(const Layout& l, StateDir& state, const std::string& topology_yaml
       });
     }
     parallel(jobs, 2);
+    done("sysctls");
 
     // 3. Links, addresses and routes: one `ip -n NS -batch` per namespace, a few at a time.
     step("configuring links, addresses and routes");
@@ -206,6 +216,7 @@ void bring_up(const Layout& l, StateDir& state, const std::string& topology_yaml
     for (const auto& e : l.externals)
       jobs.push_back([&l, &e] { ip_batch(external_script(l, e), e.netns); });
     parallel(jobs, 4);
+    done("links");
     state.mark_complete();
     step("up");
   } catch (...) {

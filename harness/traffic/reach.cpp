@@ -1,0 +1,145 @@
+#include "traffic/reach.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.hpp"
+#include "core/fd.hpp"
+#include "core/netns.hpp"
+
+namespace hrb::traffic {
+
+const char* proto_name(Proto p) { return p == Proto::kTcp ? "tcp" : "udp"; }
+
+namespace {
+
+sockaddr_in addr_of(Ipv4 ip, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = ip.be();
+  return a;
+}
+
+bool wait_fd(int fd, short events, int timeout_ms) {
+  pollfd p{fd, events, 0};
+  int r;
+  do r = poll(&p, 1, timeout_ms);
+  while (r < 0 && errno == EINTR);
+  return r > 0;
+}
+
+std::string errstr(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+}  // namespace
+
+ReachResult reach(const ReachSpec& s) {
+  ReachResult res;
+  const int type = s.proto == Proto::kTcp ? SOCK_STREAM : SOCK_DGRAM;
+  uint16_t port = s.port;
+  Fd server = run_in_netns(s.server_netns, [&] {
+    Fd fd(socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) throw_errno("server socket in " + s.server_netns);
+    int one = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a = addr_of(Ipv4{0}, port);
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      throw_errno("bind in " + s.server_netns);
+    if (s.proto == Proto::kTcp && listen(fd.get(), 4) != 0) throw_errno("listen");
+    socklen_t len = sizeof a;
+    getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    return fd;
+  });
+  Fd client = run_in_netns(s.client_netns, [&] {
+    Fd fd(socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) throw_errno("client socket in " + s.client_netns);
+    return fd;
+  });
+
+  const char request[] = "hrbench-reach";
+  sockaddr_in dst = addr_of(s.dst, port);
+  sockaddr_in peer{};
+  socklen_t plen = sizeof peer;
+  Fd conn;
+  int srv = server.get();
+  if (s.proto == Proto::kTcp) {
+    if (connect(client.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0 &&
+        errno != EINPROGRESS) {
+      res.error = errstr("connect");
+      return res;
+    }
+    if (!wait_fd(client.get(), POLLOUT, s.timeout_ms)) {
+      res.error = "connect timed out";
+      return res;
+    }
+    int soerr = 0;
+    socklen_t el = sizeof soerr;
+    getsockopt(client.get(), SOL_SOCKET, SO_ERROR, &soerr, &el);
+    if (soerr) {
+      res.error = std::string("connect: ") + std::strerror(soerr);
+      return res;
+    }
+    if (send(client.get(), request, sizeof request, MSG_NOSIGNAL) < 0) {
+      res.error = errstr("send");
+      return res;
+    }
+    if (!wait_fd(srv, POLLIN, s.timeout_ms)) {
+      res.error = "server saw no connection";
+      return res;
+    }
+    conn.reset(accept4(srv, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_CLOEXEC));
+    if (!conn) {
+      res.error = errstr("accept");
+      return res;
+    }
+    srv = conn.get();
+  } else {
+    if (sendto(client.get(), request, sizeof request, 0, reinterpret_cast<sockaddr*>(&dst),
+               sizeof dst) < 0) {
+      res.error = errstr("sendto");
+      return res;
+    }
+  }
+  char buf[64] = {};
+  if (!wait_fd(srv, POLLIN, s.timeout_ms)) {
+    res.error = "server received nothing";
+    return res;
+  }
+  ssize_t n = recvfrom(srv, buf, sizeof buf, 0,
+                       s.proto == Proto::kUdp ? reinterpret_cast<sockaddr*>(&peer) : nullptr,
+                       s.proto == Proto::kUdp ? &plen : nullptr);
+  if (n != sizeof request || std::memcmp(buf, request, sizeof request) != 0) {
+    res.error = "server received a wrong request";
+    return res;
+  }
+  res.peer_seen = Ipv4{ntohl(peer.sin_addr.s_addr)};
+  // The reply carries the address the server saw, so the client proves the return path too.
+  std::string reply = res.peer_seen.str();
+  if (sendto(srv, reply.data(), reply.size(), MSG_NOSIGNAL,
+             s.proto == Proto::kUdp ? reinterpret_cast<sockaddr*>(&peer) : nullptr,
+             s.proto == Proto::kUdp ? plen : 0) < 0) {
+    res.error = errstr("server reply");
+    return res;
+  }
+  if (!wait_fd(client.get(), POLLIN, s.timeout_ms)) {
+    res.error = "the reply never came back";
+    return res;
+  }
+  n = recv(client.get(), buf, sizeof buf, 0);
+  if (n != static_cast<ssize_t>(reply.size()) || std::memcmp(buf, reply.data(), n) != 0) {
+    res.error = "the client received a wrong reply";
+    return res;
+  }
+  res.ok = true;
+  return res;
+}
+
+}  // namespace hrb::traffic

@@ -1,0 +1,59 @@
+#include "support/cluster_fixture.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <sstream>
+
+#include "core/netns.hpp"
+#include "topology/cluster.hpp"
+#include "topology/state.hpp"
+
+namespace hrb::test {
+
+std::string unique_prefix(const std::string& tag) {
+  static std::atomic<int> n{0};
+  return tag + std::to_string(::getpid() % 100000) + "x" + std::to_string(n++);
+}
+
+std::string source_path(const std::string& rel) { return std::string(HRB_SOURCE_DIR) + "/" + rel; }
+
+CmdResult hrbench(const std::vector<std::string>& args, const std::string& prefix) {
+  // The prefix goes right after the subcommand, before any "--" that starts a command (exec).
+  std::vector<std::string> argv{HRBENCH_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  if (!prefix.empty()) argv.insert(argv.begin() + (args.empty() ? 1 : 2), {"--prefix", prefix});
+  return run_cmd(argv, {.check = false});
+}
+
+std::vector<std::string> netns_with_prefix(const std::string& prefix) {
+  std::vector<std::string> out;
+  for (const auto& ns : list_netns())
+    if (ns.rfind(topology::netns_prefix(prefix), 0) == 0) out.push_back(ns);
+  return out;
+}
+
+std::vector<std::string> root_veths() {
+  auto r = run_cmd({"ip", "-o", "link", "show", "type", "veth"});
+  std::vector<std::string> out;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+ClusterGuard::ClusterGuard(const std::string& topology_rel, const std::string& tag)
+    : prefix_(unique_prefix(tag)) {
+  auto r = hrbench({"up", "--topology", source_path(topology_rel)}, prefix_);
+  if (!r.ok()) {
+    hrbench({"clean"}, prefix_);
+    throw Error("hrbench up failed (" + std::to_string(r.status) + "): " + r.err);
+  }
+  layout_ = topology::load_layout(topology::StateDir(prefix_));
+}
+
+ClusterGuard::~ClusterGuard() {
+  auto r = hrbench({"down"}, prefix_);
+  if (!r.ok()) hrbench({"clean"}, prefix_);
+}
+
+}  // namespace hrb::test

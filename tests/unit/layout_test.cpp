@@ -1,0 +1,62 @@
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "topology/layout.hpp"
+
+using namespace hrb::topology;
+
+namespace {
+Layout two_node(const std::string& prefix = "hrb") {
+  return plan(parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/two-node.yaml"), prefix);
+}
+}  // namespace
+
+TEST(Layout, NamesAndAddressesOfTwoNode) {
+  auto l = two_node("tst");
+  EXPECT_EQ(l.fabric_netns, "tst-fabric");
+  ASSERT_EQ(l.nodes.size(), 2u);
+  EXPECT_EQ(l.nodes[0].netns, "tst-node1");
+  EXPECT_EQ(l.nodes[0].underlay_ip.str(), "172.18.0.1");
+  EXPECT_EQ(l.nodes[1].underlay_ip.str(), "172.18.0.2");
+  EXPECT_EQ(l.nodes[0].router_ip.str(), "10.244.0.1");
+  ASSERT_EQ(l.nodes[1].pods.size(), 2u);
+  EXPECT_EQ(l.nodes[1].pods[1].name, "node2-pod2");
+  EXPECT_EQ(l.nodes[1].pods[1].netns, "tst-node2-pod2");
+  EXPECT_EQ(l.nodes[1].pods[1].lxc, "lxc2");
+  EXPECT_EQ(l.nodes[1].pods[1].ip.str(), "10.244.1.3");
+  ASSERT_EQ(l.externals.size(), 1u);
+  EXPECT_EQ(l.externals[0].underlay_ip.str(), "172.18.0.254");
+  EXPECT_EQ(l.all_netns().size(), 8u);
+}
+
+TEST(Layout, EveryNetnsCarriesThePrefixAndIsUnique) {
+  auto l = plan(parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/scale-8x16.yaml"),
+                "abc");
+  std::set<std::string> seen;
+  for (const auto& ns : l.all_netns()) {
+    EXPECT_TRUE(l.owns_netns(ns)) << ns;
+    EXPECT_TRUE(seen.insert(ns).second) << "duplicate " << ns;
+  }
+  EXPECT_EQ(seen.size(), 1u + 8 + 128 + 1);
+  for (const auto* p : l.pods()) EXPECT_LE(p->lxc.size(), 15u);  // IFNAMSIZ - 1
+}
+
+TEST(Layout, FindResolvesEveryKind) {
+  auto l = two_node();
+  EXPECT_EQ(l.find("node2")->netns, "hrb-node2");
+  EXPECT_EQ(l.find("node1-pod2")->ip.str(), "10.244.0.3");
+  EXPECT_EQ(l.find("ext1")->ip.str(), "192.168.200.10");
+  EXPECT_EQ(l.find("fabric")->netns, "hrb-fabric");
+  EXPECT_FALSE(l.find("node3"));
+}
+
+TEST(Layout, PrefixRules) {
+  EXPECT_TRUE(valid_prefix("hrb"));
+  EXPECT_TRUE(valid_prefix("t123x4"));
+  EXPECT_FALSE(valid_prefix(""));
+  EXPECT_FALSE(valid_prefix("Hrb"));
+  EXPECT_FALSE(valid_prefix("a-b"));
+  EXPECT_FALSE(valid_prefix("abcdefghijklm"));
+  EXPECT_THROW(two_node("bad prefix"), hrb::Error);
+}
