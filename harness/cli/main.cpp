@@ -14,6 +14,8 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/netns.hpp"
+#include "datapath/legacy.hpp"
+#include "datapath/mode.hpp"
 #include "doctor/doctor.hpp"
 #include "topology/cluster.hpp"
 #include "topology/spec.hpp"
@@ -24,6 +26,7 @@ using namespace hrb;
 namespace {
 
 const char* kDefaultTopology = HRB_SOURCE_DIR "/topologies/two-node.yaml";
+const char* kDefaultMasqConfig = HRB_SOURCE_DIR "/topologies/ip-masq-agent.yaml";
 
 struct Command {
   const char* summary;
@@ -159,10 +162,73 @@ nlohmann::json layout_json(const topology::Layout& l, const topology::StateDir& 
   return j;
 }
 
+// Options that choose and configure a datapath mode (up --mode, hrbench mode).
+void add_mode_options(po::options_description& d) {
+  d.add_options()("backend", po::value<std::string>()->default_value("nft"),
+                  "iptables backend of legacy mode: nft | legacy")(
+      "masq-config", po::value<std::string>()->default_value(kDefaultMasqConfig),
+      "ip-masq-agent config (YAML/JSON); \"\" for the agent's built-in defaults")(
+      "services", po::value<int>(), "kube-proxy services (default: the topology's `services`)")(
+      "endpoints-per-service", po::value<int>(),
+      "endpoints per service (default: the topology's `endpointsPerService`)");
+}
+
+datapath::ModeOptions mode_options(const po::variables_map& vm, const std::string& name,
+                                   const topology::Spec& spec) {
+  datapath::ModeOptions o;
+  o.name = name;
+  o.backend = datapath::parse_backend(vm["backend"].as<std::string>());
+  o.masq_config = vm["masq-config"].as<std::string>();
+  o.services = vm.count("services") ? vm["services"].as<int>() : spec.services;
+  o.endpoints_per_service = vm.count("endpoints-per-service")
+                                ? vm["endpoints-per-service"].as<int>()
+                                : spec.endpoints_per_service;
+  return o;
+}
+
+int cmd_mode(const std::vector<std::string>& args) {
+  po::options_description d(
+      "hrbench mode NAME: switch the running cluster's datapath (none | legacy | ebpf) without "
+      "rebuilding it; without NAME, print the current mode");
+  d.add_options()("name", po::value<std::string>(), "none | legacy | ebpf")(
+      "print-rules", "print the iptables-restore input legacy mode would install, change nothing");
+  add_mode_options(d);
+  po::positional_options_description pos;
+  pos.add("name", 1);
+  auto vm = parse(args, d, "hrbench mode [NAME] [--backend nft|legacy] [--masq-config FILE] "
+                           "[--services N]", pos);
+  if (!vm) return 0;
+  topology::StateDir st(prefix_of(*vm));
+  Fd lock = st.lock();
+  if (!st.exists())
+    throw Error("no cluster with prefix '" + st.prefix() + "'; run `hrbench up`",
+                ExitCode::kNotFound);
+  auto layout = topology::load_layout(st);
+  if (!vm->count("name")) {
+    std::cout << datapath::current_mode(st).to_json().dump(2) << "\n";
+    return 0;
+  }
+  auto opts = mode_options(*vm, (*vm)["name"].as<std::string>(), layout.spec);
+  if (vm->count("print-rules")) {
+    auto mode = datapath::make_mode(opts);
+    auto* legacy = dynamic_cast<datapath::LegacyMode*>(mode.get());
+    if (!legacy) throw Error("--print-rules applies to legacy mode", ExitCode::kUsage);
+    std::cout << legacy->rules(layout).restore_apply();
+    return 0;
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  datapath::switch_mode(st, layout, opts);
+  log::info("mode {} applied in {:.2f} s", opts.name,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return 0;
+}
+
 int cmd_up(const std::vector<std::string>& args) {
   po::options_description d("hrbench up: build the cluster of a topology file");
   d.add_options()("topology,t", po::value<std::string>()->default_value(kDefaultTopology),
-                  "topology file");
+                  "topology file")("mode,m", po::value<std::string>()->default_value("none"),
+                                   "datapath mode to apply once up: none | legacy | ebpf");
+  add_mode_options(d);
   auto vm = parse(args, d, "hrbench up [--topology FILE] [--prefix P]");
   if (!vm) return 0;
   std::string prefix = prefix_of(*vm);
@@ -170,6 +236,8 @@ int cmd_up(const std::vector<std::string>& args) {
   std::string yaml = read_file(file);
   auto spec = topology::parse_spec_string(yaml, file);  // bad input: nothing is created
   auto layout = topology::plan(spec, prefix);
+  auto mode = mode_options(*vm, (*vm)["mode"].as<std::string>(), spec);
+  datapath::make_mode(mode);  // validate the mode's input before anything is created
   topology::StateDir st(prefix);
   Fd lock = st.lock();
   if (st.exists())
@@ -184,6 +252,14 @@ int cmd_up(const std::vector<std::string>& args) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log::info("cluster '{}' up in {:.2f} s: {} nodes, {} pods, {} external hosts", spec.name, secs,
             layout.nodes.size(), layout.pods().size(), layout.externals.size());
+  if (mode.name != "none") {
+    try {
+      datapath::switch_mode(st, layout, mode);
+    } catch (const std::exception& e) {
+      log::error("mode {} failed; the cluster stays up in mode none ({})", mode.name, e.what());
+      throw;
+    }
+  }
   return 0;
 }
 
@@ -197,10 +273,21 @@ int cmd_status(const std::vector<std::string>& args) {
     throw Error("no cluster with prefix '" + st.prefix() + "'; run `hrbench up`",
                 ExitCode::kNotFound);
   auto l = topology::load_layout(st);
-  if (vm->count("json"))
-    std::cout << layout_json(l, st).dump(2) << "\n";
-  else
+  auto mode = datapath::current_mode(st);
+  if (vm->count("json")) {
+    auto j = layout_json(l, st);
+    j["mode"] = mode.to_json();
+    std::cout << j.dump(2) << "\n";
+  } else {
     print_layout(l, st);
+    std::cout << "mode: " << mode.name;
+    if (mode.name == "legacy")
+      std::cout << fmt::format(" (iptables-{}, {} services x {} endpoints, masq config {})",
+                               datapath::backend_name(mode.backend), mode.services,
+                               mode.endpoints_per_service,
+                               mode.masq_config.empty() ? "agent defaults" : mode.masq_config);
+    std::cout << "\n";
+  }
   return 0;
 }
 
@@ -278,6 +365,7 @@ const std::map<std::string, Command>& commands() {
       {"topo", {"topo validate FILE…: check topology files", cmd_topo}},
       {"up", {"build the cluster of a topology", cmd_up}},
       {"status", {"show the cluster", cmd_status}},
+      {"mode", {"switch the datapath mode of the running cluster", cmd_mode}},
       {"exec", {"run a command in a pod, node or external host", cmd_exec}},
       {"down", {"take the cluster down", [](const auto& a) { return teardown(a, false); }}},
       {"clean", {"remove everything of a prefix, also after a crash",

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/log.hpp"
+#include "core/parallel.hpp"
 #include "core/netns.hpp"
 #include "core/process.hpp"
 
@@ -31,27 +32,6 @@ void ip_batch(const std::string& script, const std::string& netns = "", bool for
   if (force) argv.push_back("-force");
   argv.insert(argv.end(), {"-batch", "-"});
   run_cmd(argv, {.input = script});
-}
-
-// Runs jobs on up to `workers` threads; the first exception is rethrown after all finish.
-void parallel(const std::vector<std::function<void()>>& jobs, int workers) {
-  std::atomic<size_t> next{0};
-  std::exception_ptr first;
-  std::mutex mu;
-  std::vector<std::thread> ts;
-  for (int w = 0; w < workers; ++w)
-    ts.emplace_back([&] {
-      for (size_t i; (i = next++) < jobs.size();) {
-        try {
-          jobs[i]();
-        } catch (...) {
-          std::lock_guard g(mu);
-          if (!first) first = std::current_exception();
-        }
-      }
-    });
-  for (auto& t : ts) t.join();
-  if (first) std::rethrow_exception(first);
 }
 
 std::string mtu(const Layout& l) { return std::to_string(l.spec.mtu); }

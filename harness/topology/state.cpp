@@ -92,13 +92,28 @@ std::string StateDir::topology_yaml() const {
   return ss.str();
 }
 
+std::string StateDir::read(const std::string& name) const {
+  std::ifstream f(path() + "/" + name);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void StateDir::write(const std::string& name, const std::string& text) {
+  const std::string tmp = path() + "/." + name + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << text;
+    if (!f) throw Error("cannot write " + tmp);
+  }
+  fs::rename(tmp, path() + "/" + name);
+}
+
 void StateDir::mark_complete() { std::ofstream(path() + "/complete") << "ok\n"; }
 
 void StateDir::remove() {
   std::error_code ec;
-  for (const char* f : {"complete", "journal", "topology.yaml"}) fs::remove(path() + "/" + f, ec);
-  // The lock file stays while we hold its lock; remove it too (a waiter re-creates it).
-  fs::remove_all(path(), ec);
+  fs::remove_all(path(), ec);  // the lock file too: a waiter re-creates it
 }
 
 std::vector<std::string> StateDir::all_prefixes() {

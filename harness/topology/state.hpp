@@ -37,6 +37,10 @@ class StateDir {
   std::vector<JournalEntry> journal() const;
   std::string topology_yaml() const;
   void mark_complete();
+  // Small named files beside the journal (mode.json, …): read() gives "" when absent; write()
+  // replaces atomically (write to a temporary, rename).
+  std::string read(const std::string& name) const;
+  void write(const std::string& name, const std::string& text);
   void remove();  // the whole directory (the lock file goes last)
 
   static std::vector<std::string> all_prefixes();

@@ -65,7 +65,7 @@ ReachResult reach(const ReachSpec& s) {
   });
 
   const char request[] = "hrbench-reach";
-  sockaddr_in dst = addr_of(s.dst, port);
+  sockaddr_in dst = addr_of(s.dst, s.dst_port ? s.dst_port : port);
   sockaddr_in peer{};
   socklen_t plen = sizeof peer;
   Fd conn;

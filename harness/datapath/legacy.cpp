@@ -1,0 +1,190 @@
+#include "datapath/legacy.hpp"
+
+#include "core/log.hpp"
+#include "core/parallel.hpp"
+#include "core/process.hpp"
+
+namespace hrb::datapath {
+
+namespace {
+const char* kMasqChain = "IP-MASQ-AGENT";
+
+std::string comment(const std::string& text) { return "-m comment --comment \"" + text + "\""; }
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+}  // namespace
+
+RuleSet masq_agent_rules(const MasqConfig& cfg) {
+  RuleSet rs;
+  rs.chains["nat"] = {kMasqChain};
+  rs.rules.push_back({"nat", "POSTROUTING",
+                      comment("ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL "
+                              "destination traffic to our custom IP-MASQ-AGENT chain") +
+                          " -m addrtype ! --dst-type LOCAL -j " + kMasqChain});
+  for (const auto& c : cfg.return_cidrs())
+    rs.rules.push_back({"nat", kMasqChain,
+                        "-d " + c.str() + " " +
+                            comment("ip-masq-agent: local traffic is not subject to MASQUERADE") +
+                            " -j RETURN"});
+  rs.rules.push_back({"nat", kMasqChain,
+                      comment("ip-masq-agent: outbound traffic is subject to MASQUERADE (must be "
+                              "last in chain)") +
+                          " -j MASQUERADE"});
+  return rs;
+}
+
+std::string kube_chain_name(const std::string& kind, const std::string& key) {
+  static const char* b32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  uint64_t h[2] = {fnv1a(key), fnv1a(key + "#")};
+  std::string s = "KUBE-" + kind + "-";
+  for (int i = 0; i < 16; ++i) s += b32[(h[i / 8] >> ((i % 8) * 5)) & 31];
+  return s;
+}
+
+Ipv4 service_ip(const topology::Layout& l, int i) { return l.spec.service_cidr.at(i + 1); }
+
+std::vector<const topology::PodLayout*> service_endpoints(const topology::Layout& l, int i,
+                                                          int eps) {
+  auto pods = l.pods();
+  std::vector<const topology::PodLayout*> out;
+  if (pods.empty()) return out;
+  for (int k = 0; k < eps && k < static_cast<int>(pods.size()); ++k)
+    out.push_back(pods[(static_cast<size_t>(i) * eps + k) % pods.size()]);
+  return out;
+}
+
+RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
+  RuleSet rs;
+  if (services <= 0) return rs;
+  auto& nat = rs.chains["nat"];
+  auto& filter = rs.chains["filter"];
+  nat = {"KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"};
+  filter = {"KUBE-FORWARD"};
+  auto add = [&](const char* table, const std::string& chain, const std::string& spec) {
+    rs.rules.push_back({table, chain, spec});
+  };
+  add("nat", "PREROUTING", comment("kubernetes service portals") + " -j KUBE-SERVICES");
+  add("nat", "OUTPUT", comment("kubernetes service portals") + " -j KUBE-SERVICES");
+  add("nat", "POSTROUTING", comment("kubernetes postrouting rules") + " -j KUBE-POSTROUTING");
+  add("nat", "KUBE-MARK-MASQ", "-j MARK --set-xmark 0x4000/0x4000");
+  add("nat", "KUBE-POSTROUTING", "-m mark ! --mark 0x4000/0x4000 -j RETURN");
+  add("nat", "KUBE-POSTROUTING", "-j MARK --set-xmark 0x4000/0x0");
+  add("nat", "KUBE-POSTROUTING",
+      comment("kubernetes service traffic requiring SNAT") + " -j MASQUERADE --random-fully");
+  add("filter", "FORWARD", comment("kubernetes forwarding rules") + " -j KUBE-FORWARD");
+  add("filter", "KUBE-FORWARD", "-m conntrack --ctstate INVALID -j DROP");
+  add("filter", "KUBE-FORWARD",
+      comment("kubernetes forwarding rules") + " -m mark --mark 0x4000/0x4000 -j ACCEPT");
+  add("filter", "KUBE-FORWARD",
+      comment("kubernetes forwarding conntrack rule") +
+          " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
+
+  const std::string cluster = l.spec.cluster_cidr.str();
+  const std::string port = std::to_string(kServicePort);
+  const std::string target = std::to_string(kServiceTargetPort);
+  std::vector<Rule> svc_rules, sep_rules;
+  for (int i = 0; i < services; ++i) {
+    const std::string name = "default/svc-" + std::to_string(i) + ":http";
+    const std::string vip = service_ip(l, i).str() + "/32";
+    const std::string svc = kube_chain_name("SVC", name + ":tcp");
+    nat.push_back(svc);
+    add("nat", "KUBE-SERVICES",
+        "-d " + vip + " -p tcp " + comment(name + " cluster IP") + " -m tcp --dport " + port +
+            " -j " + svc);
+    add("nat", svc,
+        "! -s " + cluster + " -d " + vip + " -p tcp " + comment(name + " cluster IP") +
+            " -m tcp --dport " + port + " -j KUBE-MARK-MASQ");
+    auto ends = service_endpoints(l, i, eps);
+    for (size_t k = 0; k < ends.size(); ++k) {
+      const std::string ep = ends[k]->ip.str() + ":" + target;
+      const std::string sep = kube_chain_name("SEP", name + ":tcp:" + ep);
+      nat.push_back(sep);
+      std::string pick = comment(name + " -> " + ep);
+      size_t left = ends.size() - k;
+      if (left > 1)
+        pick += fmt::format(" -m statistic --mode random --probability {:.11f}", 1.0 / left);
+      add("nat", svc, pick + " -j " + sep);
+      sep_rules.push_back({"nat", sep,
+                           "-s " + ends[k]->ip.str() + "/32 " + comment(name) +
+                               " -j KUBE-MARK-MASQ"});
+      sep_rules.push_back({"nat", sep,
+                           "-p tcp " + comment(name) + " -m tcp -j DNAT --to-destination " + ep});
+    }
+  }
+  rs.rules.insert(rs.rules.end(), sep_rules.begin(), sep_rules.end());
+  add("nat", "KUBE-SERVICES",
+      comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain") +
+          " -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS");
+  return rs;
+}
+
+LegacyMode::LegacyMode(ModeOptions opts, MasqConfig masq)
+    : opts_(std::move(opts)), masq_(std::move(masq)) {}
+
+RuleSet LegacyMode::rules(const topology::Layout& l) const {
+  // kube-proxy's rules come first in POSTROUTING, as on a node where it started before the agent.
+  RuleSet rs = kube_proxy_rules(l, opts_.services, opts_.endpoints_per_service);
+  RuleSet masq = masq_agent_rules(masq_);
+  for (auto& [t, cs] : masq.chains) rs.chains[t].insert(rs.chains[t].end(), cs.begin(), cs.end());
+  rs.rules.insert(rs.rules.end(), masq.rules.begin(), masq.rules.end());
+  return rs;
+}
+
+namespace {
+// iptables-nft leaves its tables (with empty base chains) behind after the last rule is deleted;
+// drop such empty tables so that removal restores the netns as it was.
+void drop_empty_nft_tables(const std::string& netns) {
+  for (const char* t : {"nat", "filter"}) {
+    auto r = run_cmd({"iptables-nft-save", "-t", t}, {.netns = netns, .check = false});
+    if (r.out.find("\n-A ") != std::string::npos) continue;
+    bool own_chain = false;
+    for (size_t p = r.out.find("\n:"); p != std::string::npos; p = r.out.find("\n:", p + 1)) {
+      std::string chain = r.out.substr(p + 2, r.out.find(' ', p + 2) - p - 2);
+      if (chain != "PREROUTING" && chain != "INPUT" && chain != "FORWARD" && chain != "OUTPUT" &&
+          chain != "POSTROUTING")
+        own_chain = true;
+    }
+    if (!own_chain) run_cmd({"nft", "delete", "table", "ip", t}, {.netns = netns, .check = false});
+  }
+}
+}  // namespace
+
+void LegacyMode::apply(const topology::Layout& l) {
+  const RuleSet rs = rules(l);
+  const std::string input = rs.restore_apply();
+  std::vector<std::function<void()>> jobs;
+  for (const auto& n : l.nodes) jobs.push_back([&] { restore(n.netns, opts_.backend, input); });
+  try {
+    parallel(jobs, 2);
+  } catch (...) {
+    // All or nothing: take the rules out of every node again (where they never arrived, the
+    // deletion fails harmlessly).
+    log::warn("legacy mode failed to apply; removing it from every node");
+    const std::string undo = rs.restore_remove();
+    for (const auto& n : l.nodes) {
+      run_cmd({iptables_bin(opts_.backend, "-restore"), "-w", "--noflush"},
+              {.netns = n.netns, .input = undo, .check = false});
+      if (opts_.backend == Backend::kNft) drop_empty_nft_tables(n.netns);
+    }
+    throw;
+  }
+  log::debug("legacy: {} rules per node ({} backend)", rs.size(), backend_name(opts_.backend));
+}
+
+void LegacyMode::remove(const topology::Layout& l) {
+  const std::string input = rules(l).restore_remove();
+  std::vector<std::function<void()>> jobs;
+  for (const auto& n : l.nodes)
+    jobs.push_back([&] {
+      restore(n.netns, opts_.backend, input);
+      if (opts_.backend == Backend::kNft) drop_empty_nft_tables(n.netns);
+      conntrack_flush(n.netns);
+    });
+  parallel(jobs, 2);
+}
+
+}  // namespace hrb::datapath

@@ -1,0 +1,37 @@
+#pragma once
+// Legacy host routing: kernel forwarding plus the iptables rules a real node has — the
+// ip-masq-agent's IP-MASQ-AGENT chain and kube-proxy's (iptables mode) service chains — in the
+// node netns, installed in one iptables-restore batch per node.
+#include "datapath/iptables.hpp"
+#include "datapath/masq_config.hpp"
+#include "datapath/mode.hpp"
+#include "topology/layout.hpp"
+
+namespace hrb::datapath {
+
+constexpr uint16_t kServicePort = 80;        // every generated service: TCP port 80 …
+constexpr uint16_t kServiceTargetPort = 8080;  // … to targetPort 8080 on its endpoint pods
+
+// ip-masq-agent's rules, as the upstream agent writes them.
+RuleSet masq_agent_rules(const MasqConfig& cfg);
+// kube-proxy iptables-mode rules for `services` ClusterIP services with `eps` endpoints each.
+RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps);
+// The ClusterIP of service i and the pods behind it (same rule as kube_proxy_rules).
+Ipv4 service_ip(const topology::Layout& l, int i);
+std::vector<const topology::PodLayout*> service_endpoints(const topology::Layout& l, int i, int eps);
+std::string kube_chain_name(const std::string& kind, const std::string& key);  // KUBE-SVC-…
+
+class LegacyMode : public Mode {
+ public:
+  LegacyMode(ModeOptions opts, MasqConfig masq);
+  std::string name() const override { return "legacy"; }
+  void apply(const topology::Layout& layout) override;
+  void remove(const topology::Layout& layout) override;
+  RuleSet rules(const topology::Layout& layout) const;
+
+ private:
+  ModeOptions opts_;
+  MasqConfig masq_;
+};
+
+}  // namespace hrb::datapath

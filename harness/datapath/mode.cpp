@@ -1,0 +1,66 @@
+#include "datapath/mode.hpp"
+
+#include "core/log.hpp"
+#include "datapath/legacy.hpp"
+
+namespace hrb::datapath {
+
+nlohmann::json ModeOptions::to_json() const {
+  return {{"mode", name},
+          {"backend", backend_name(backend)},
+          {"masqConfig", masq_config},
+          {"services", services},
+          {"endpointsPerService", endpoints_per_service}};
+}
+
+ModeOptions ModeOptions::from_json(const nlohmann::json& j) {
+  ModeOptions o;
+  o.name = j.value("mode", "none");
+  o.backend = parse_backend(j.value("backend", "nft"));
+  o.masq_config = j.value("masqConfig", "");
+  o.services = j.value("services", 0);
+  o.endpoints_per_service = j.value("endpointsPerService", 1);
+  return o;
+}
+
+namespace {
+class NoneMode : public Mode {
+ public:
+  std::string name() const override { return "none"; }
+  void apply(const topology::Layout&) override {}
+  void remove(const topology::Layout&) override {}
+};
+}  // namespace
+
+std::unique_ptr<Mode> make_mode(const ModeOptions& o) {
+  if (o.services < 0 || o.endpoints_per_service < 1)
+    throw Error("services must be >= 0 and endpointsPerService >= 1", ExitCode::kUsage);
+  if (o.name == "none") return std::make_unique<NoneMode>();
+  MasqConfig masq = o.masq_config.empty() ? default_masq_config()
+                                          : parse_masq_config_file(o.masq_config);
+  if (o.name == "legacy") return std::make_unique<LegacyMode>(o, std::move(masq));
+  throw Error("unknown mode '" + o.name + "' (expected none, legacy or ebpf)", ExitCode::kUsage);
+}
+
+ModeOptions current_mode(const topology::StateDir& state) {
+  auto text = state.read("mode.json");
+  if (text.empty()) return {};
+  return ModeOptions::from_json(nlohmann::json::parse(text));
+}
+
+void switch_mode(topology::StateDir& state, const topology::Layout& layout,
+                 const ModeOptions& next) {
+  auto incoming = make_mode(next);  // bad input fails here, before anything changes
+  ModeOptions cur = current_mode(state);
+  if (cur.name != "none") {
+    log::info("mode: removing {}", cur.name);
+    make_mode(cur)->remove(layout);
+  }
+  state.write("mode.json", ModeOptions{}.to_json().dump());
+  if (next.name == "none") return;
+  log::info("mode: applying {}", next.name);
+  incoming->apply(layout);
+  state.write("mode.json", next.to_json().dump(2));
+}
+
+}  // namespace hrb::datapath

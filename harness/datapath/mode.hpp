@@ -1,0 +1,48 @@
+#pragma once
+// datapath::Mode: a datapath configuration applied to, and removed from, a live cluster. A cluster
+// does not know which mode runs on it; modes are swapped without rebuilding, so A/B runs share
+// one topology. The current mode is recorded in the cluster's state directory (mode.json).
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "datapath/iptables.hpp"
+#include "datapath/masq_config.hpp"
+#include "topology/layout.hpp"
+#include "topology/state.hpp"
+
+namespace hrb::datapath {
+
+struct ModeOptions {
+  std::string name = "none";       // none | legacy | ebpf
+  Backend backend = Backend::kNft; // iptables backend of legacy mode's rules
+  std::string masq_config;         // ip-masq-agent config file; empty: the agent's defaults
+  int services = 0;                // kube-proxy-scale services (legacy rules)
+  int endpoints_per_service = 1;
+  nlohmann::json to_json() const;
+  static ModeOptions from_json(const nlohmann::json& j);
+};
+
+class Mode {
+ public:
+  virtual ~Mode() = default;
+  virtual std::string name() const = 0;
+  // Applies to every node. On failure, whatever was applied is removed before the error
+  // propagates: a mode is all or nothing.
+  virtual void apply(const topology::Layout& layout) = 0;
+  // Leaves each node netns as it was before apply.
+  virtual void remove(const topology::Layout& layout) = 0;
+};
+
+// Validates options (reads the masq config) before anything is touched; throws kBadInput.
+std::unique_ptr<Mode> make_mode(const ModeOptions& opts);
+
+// The mode recorded for a cluster, or "none".
+ModeOptions current_mode(const topology::StateDir& state);
+// Removes the current mode and applies `next`, recording it. The caller holds the lock. If
+// `next` fails to apply, the cluster is left in mode none and the error propagates.
+void switch_mode(topology::StateDir& state, const topology::Layout& layout,
+                 const ModeOptions& next);
+
+}  // namespace hrb::datapath
