@@ -146,8 +146,9 @@ std::string netns_snapshot(const std::string& netns) {
     s += std::string("## iptables-") + backend_name(b) + "\n" + normalise_save(r.out);
   }
   s += "## nft\n" + run_cmd({"nft", "-s", "list", "ruleset"}, {.netns = netns}).out;
-  s += "## routes\n" + run_cmd({"ip", "route", "show", "table", "all"}, {.netns = netns}).out;
-  s += "## rules\n" + run_cmd({"ip", "rule", "show"}, {.netns = netns}).out;
+  // IPv4 only: IPv6 link-local routes appear asynchronously (addrconf) after links come up.
+  s += "## routes\n" + run_cmd({"ip", "-4", "route", "show", "table", "all"}, {.netns = netns}).out;
+  s += "## rules\n" + run_cmd({"ip", "-4", "rule", "show"}, {.netns = netns}).out;
   s += "## sysctls\n";
   for (const char* k : {"net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter",
                         "net.ipv4.conf.default.rp_filter"})

@@ -1,15 +1,21 @@
 #include "topology/cluster.hpp"
 
+#include <net/if.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "core/fd.hpp"
 #include "core/log.hpp"
 #include "core/parallel.hpp"
 #include "core/netns.hpp"
@@ -88,6 +94,30 @@ std::string external_script(const Layout& l, const ExternalLayout& e) {
   for (const auto& n : l.nodes)
     s += "route add " + n.pod_cidr.str() + " via " + n.underlay_ip.str() + "\n";
   return s;
+}
+
+// After `ip link set up`, a veth transmits into the noop qdisc (dropping everything) until the
+// kernel's linkwatch work activates it, which can take up to a second. Wait for every interface
+// to be operationally up (IFF_RUNNING) so that the first packets of a test or trial are not lost.
+void wait_running(const std::string& netns, const std::vector<std::string>& ifnames,
+                  std::chrono::milliseconds limit) {
+  run_in_netns(netns, [&] {
+    Fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!s) throw_errno("socket in " + netns);
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (const auto& name : ifnames) {
+      for (;;) {
+        ifreq ifr{};
+        std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+        if (::ioctl(s.get(), SIOCGIFFLAGS, &ifr) != 0) throw_errno(name + " in " + netns);
+        if (ifr.ifr_flags & IFF_RUNNING) break;
+        if (std::chrono::steady_clock::now() > deadline)
+          throw Error(fmt::format("{} in {} is still not running after {} ms", name, netns,
+                                  limit.count()));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+  });
 }
 
 void apply_sysctls(const std::string& netns, const std::map<std::string, std::string>& kv) {
@@ -195,6 +225,27 @@ void bring_up(const Layout& l, StateDir& state, const std::string& topology_yaml
     }
     for (const auto& e : l.externals)
       jobs.push_back([&l, &e] { ip_batch(external_script(l, e), e.netns); });
+    parallel(jobs, 4);
+
+    step("waiting for links to come up");
+    jobs.clear();
+    const auto limit = std::chrono::milliseconds(10000);
+    jobs.push_back([&] {
+      std::vector<std::string> ports{l.bridge};
+      for (const auto& n : l.nodes) ports.push_back(n.fabric_port);
+      for (const auto& e : l.externals) ports.push_back(e.fabric_port);
+      wait_running(l.fabric_netns, ports, limit);
+    });
+    for (const auto& n : l.nodes) {
+      jobs.push_back([&] {
+        std::vector<std::string> links{n.uplink};
+        for (const auto& pod : n.pods) links.push_back(pod.lxc);
+        wait_running(n.netns, links, limit);
+      });
+      for (const auto& pod : n.pods)
+        jobs.push_back([&] { wait_running(pod.netns, {pod.ifname}, limit); });
+    }
+    for (const auto& e : l.externals) jobs.push_back([&] { wait_running(e.netns, {e.ifname}, limit); });
     parallel(jobs, 4);
     done("links");
     state.mark_complete();

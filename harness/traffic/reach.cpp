@@ -53,6 +53,9 @@ ReachResult reach(const ReachSpec& s) {
     if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
       throw_errno("bind in " + s.server_netns);
     if (s.proto == Proto::kTcp && listen(fd.get(), 4) != 0) throw_errno("listen");
+    // A UDP server bound to 0.0.0.0 must answer from the address it was asked on (the host may
+    // have several), or NAT on the way back cannot match the reply to its flow.
+    if (s.proto == Proto::kUdp) setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
     socklen_t len = sizeof a;
     getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
     port = ntohs(a.sin_port);
@@ -113,9 +116,18 @@ ReachResult reach(const ReachSpec& s) {
     res.error = "server received nothing";
     return res;
   }
-  ssize_t n = recvfrom(srv, buf, sizeof buf, 0,
-                       s.proto == Proto::kUdp ? reinterpret_cast<sockaddr*>(&peer) : nullptr,
-                       s.proto == Proto::kUdp ? &plen : nullptr);
+  iovec iov{buf, sizeof buf};
+  char cbuf[CMSG_SPACE(sizeof(in_pktinfo))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (s.proto == Proto::kUdp) {
+    msg.msg_name = &peer;
+    msg.msg_namelen = plen;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+  }
+  ssize_t n = recvmsg(srv, &msg, 0);
   if (n != sizeof request || std::memcmp(buf, request, sizeof request) != 0) {
     res.error = "server received a wrong request";
     return res;
@@ -123,9 +135,23 @@ ReachResult reach(const ReachSpec& s) {
   res.peer_seen = Ipv4{ntohl(peer.sin_addr.s_addr)};
   // The reply carries the address the server saw, so the client proves the return path too.
   std::string reply = res.peer_seen.str();
-  if (sendto(srv, reply.data(), reply.size(), MSG_NOSIGNAL,
-             s.proto == Proto::kUdp ? reinterpret_cast<sockaddr*>(&peer) : nullptr,
-             s.proto == Proto::kUdp ? plen : 0) < 0) {
+  iovec riov{reply.data(), reply.size()};
+  msghdr rmsg{};
+  rmsg.msg_iov = &riov;
+  rmsg.msg_iovlen = 1;
+  if (s.proto == Proto::kUdp) {
+    rmsg.msg_name = &peer;
+    rmsg.msg_namelen = msg.msg_namelen;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+        auto* pi = reinterpret_cast<in_pktinfo*>(CMSG_DATA(c));
+        pi->ipi_spec_dst = pi->ipi_addr;  // answer from the address that was asked
+        pi->ipi_ifindex = 0;
+        rmsg.msg_control = cbuf;
+        rmsg.msg_controllen = msg.msg_controllen;
+      }
+  }
+  if (sendmsg(srv, &rmsg, MSG_NOSIGNAL) < 0) {
     res.error = errstr("server reply");
     return res;
   }

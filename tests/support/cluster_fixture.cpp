@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "core/netns.hpp"
@@ -52,6 +54,12 @@ ClusterGuard::ClusterGuard(const std::string& topology_rel, const std::string& t
 }
 
 ClusterGuard::~ClusterGuard() {
+  // For debugging a failure by hand: HRBENCH_TEST_KEEP=1 leaves the cluster up (and says so);
+  // scripts/test's trap still cleans it at the end of a full run.
+  if (std::getenv("HRBENCH_TEST_KEEP")) {
+    std::fprintf(stderr, "HRBENCH_TEST_KEEP: cluster left up with prefix %s\n", prefix_.c_str());
+    return;
+  }
   auto r = hrbench({"down"}, prefix_);
   if (!r.ok()) hrbench({"clean"}, prefix_);
 }

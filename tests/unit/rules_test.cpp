@@ -1,0 +1,74 @@
+// The rules legacy mode installs, as text: checked without a kernel.
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+
+#include "datapath/legacy.hpp"
+#include "topology/layout.hpp"
+
+using namespace hrb;
+using namespace hrb::datapath;
+
+namespace {
+topology::Layout two_node() {
+  return topology::plan(
+      topology::parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/two-node.yaml"), "hrb");
+}
+std::vector<Rule> in_chain(const RuleSet& rs, const std::string& chain) {
+  std::vector<Rule> v;
+  for (const auto& r : rs.rules)
+    if (r.chain == chain) v.push_back(r);
+  return v;
+}
+}  // namespace
+
+TEST(MasqRules, ReturnPerCidrThenMasqueradeLast) {
+  auto cfg = default_masq_config();
+  auto rs = masq_agent_rules(cfg);
+  auto chain = in_chain(rs, "IP-MASQ-AGENT");
+  ASSERT_EQ(chain.size(), cfg.non_masquerade.size() + 2);  // + link-local + MASQUERADE
+  EXPECT_NE(chain.front().spec.find("-d 169.254.0.0/16"), std::string::npos);
+  for (size_t i = 0; i + 1 < chain.size(); ++i)
+    EXPECT_NE(chain[i].spec.find("-j RETURN"), std::string::npos) << chain[i].spec;
+  EXPECT_NE(chain.back().spec.find("-j MASQUERADE"), std::string::npos);
+  auto post = in_chain(rs, "POSTROUTING");
+  ASSERT_EQ(post.size(), 1u);
+  EXPECT_NE(post[0].spec.find("! --dst-type LOCAL -j IP-MASQ-AGENT"), std::string::npos);
+}
+
+TEST(KubeProxyRules, ChainsPerServiceAndEndpoint) {
+  auto l = two_node();
+  auto rs = kube_proxy_rules(l, 100, 3);
+  std::set<std::string> chains(rs.chains["nat"].begin(), rs.chains["nat"].end());
+  EXPECT_EQ(chains.size(), rs.chains["nat"].size()) << "chain name collision";
+  auto svcs = in_chain(rs, "KUBE-SERVICES");
+  ASSERT_EQ(svcs.size(), 101u);  // one per service + the nodeports rule, which must be last
+  EXPECT_NE(svcs.back().spec.find("KUBE-NODEPORTS"), std::string::npos);
+  // Service 7: three endpoints picked with probabilities 1/3, 1/2, then the rest.
+  const std::string svc7 = svcs[7].spec.substr(svcs[7].spec.rfind(' ') + 1);
+  auto picks = in_chain(rs, svc7);
+  ASSERT_EQ(picks.size(), 4u);  // MARK-MASQ for off-cluster sources + 3 endpoints
+  EXPECT_NE(picks[1].spec.find("--probability 0.33333333333"), std::string::npos);
+  EXPECT_NE(picks[2].spec.find("--probability 0.50000000000"), std::string::npos);
+  EXPECT_EQ(picks[3].spec.find("--probability"), std::string::npos);
+  EXPECT_NE(svcs[7].spec.find("-d " + service_ip(l, 7).str() + "/32"), std::string::npos);
+  for (const auto& c : rs.chains["nat"]) EXPECT_LE(c.size(), 28u) << c;  // xtables name limit
+  auto fwd = in_chain(rs, "KUBE-FORWARD");
+  ASSERT_FALSE(fwd.empty());
+  EXPECT_NE(fwd[0].spec.find("--ctstate INVALID -j DROP"), std::string::npos);
+}
+
+TEST(KubeProxyRules, NoServicesNoRules) { EXPECT_EQ(kube_proxy_rules(two_node(), 0, 1).size(), 0u); }
+
+TEST(RuleSet, RemoveUndoesApply) {
+  RuleSet rs;
+  rs.chains["nat"] = {"B-CHAIN", "A-CHAIN"};
+  rs.rules = {{"nat", "POSTROUTING", "-j A-CHAIN"}, {"nat", "A-CHAIN", "-j RETURN"}};
+  EXPECT_EQ(rs.restore_apply(),
+            "*nat\n:A-CHAIN - [0:0]\n:B-CHAIN - [0:0]\n-A POSTROUTING -j A-CHAIN\n"
+            "-A A-CHAIN -j RETURN\nCOMMIT\n");
+  EXPECT_EQ(rs.restore_remove(),
+            "*nat\n-D POSTROUTING -j A-CHAIN\n-F A-CHAIN\n-F B-CHAIN\n-X A-CHAIN\n-X B-CHAIN\n"
+            "COMMIT\n");
+}
