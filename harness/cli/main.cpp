@@ -14,6 +14,7 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/netns.hpp"
+#include "datapath/ebpf.hpp"
 #include "datapath/legacy.hpp"
 #include "datapath/mode.hpp"
 #include "doctor/doctor.hpp"
@@ -277,6 +278,14 @@ int cmd_status(const std::vector<std::string>& args) {
   if (vm->count("json")) {
     auto j = layout_json(l, st);
     j["mode"] = mode.to_json();
+    if (mode.name == "ebpf") {
+      nlohmann::json c = nlohmann::json::object();
+      for (const auto& [node, progs] : datapath::read_counters(l))
+        for (const auto& [prog, counts] : progs)
+          for (int r = 0; r < HRB_R__MAX; ++r)
+            c[node][prog][datapath::reason_name(r)] = counts[r];
+      j["bpfCounters"] = c;
+    }
     std::cout << j.dump(2) << "\n";
   } else {
     print_layout(l, st);
@@ -287,6 +296,15 @@ int cmd_status(const std::vector<std::string>& args) {
                                mode.endpoints_per_service,
                                mode.masq_config.empty() ? "agent defaults" : mode.masq_config);
     std::cout << "\n";
+    if (mode.name == "ebpf") {
+      for (const auto& [node, progs] : datapath::read_counters(l))
+        for (const auto& [prog, c] : progs) {
+          std::string line;
+          for (int r = 0; r < HRB_R__MAX; ++r)
+            if (c[r]) line += fmt::format(" {}={}", datapath::reason_name(r), c[r]);
+          std::cout << fmt::format("  {} {}:{}\n", node, prog, line.empty() ? " (nothing yet)" : line);
+        }
+    }
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 #include "datapath/mode.hpp"
 
 #include "core/log.hpp"
+#include "datapath/ebpf.hpp"
 #include "datapath/legacy.hpp"
 
 namespace hrb::datapath {
@@ -32,13 +33,17 @@ class NoneMode : public Mode {
 };
 }  // namespace
 
-std::unique_ptr<Mode> make_mode(const ModeOptions& o) {
+std::unique_ptr<Mode> make_mode(const ModeOptions& o, topology::StateDir* state) {
   if (o.services < 0 || o.endpoints_per_service < 1)
     throw Error("services must be >= 0 and endpointsPerService >= 1", ExitCode::kUsage);
   if (o.name == "none") return std::make_unique<NoneMode>();
   MasqConfig masq = o.masq_config.empty() ? default_masq_config()
                                           : parse_masq_config_file(o.masq_config);
   if (o.name == "legacy") return std::make_unique<LegacyMode>(o, std::move(masq));
+  if (o.name == "ebpf") {
+    if (!state) return std::make_unique<LegacyMode>(o, std::move(masq));  // validation only
+    return std::make_unique<EbpfMode>(o, std::move(masq), state);
+  }
   throw Error("unknown mode '" + o.name + "' (expected none, legacy or ebpf)", ExitCode::kUsage);
 }
 
@@ -50,11 +55,11 @@ ModeOptions current_mode(const topology::StateDir& state) {
 
 void switch_mode(topology::StateDir& state, const topology::Layout& layout,
                  const ModeOptions& next) {
-  auto incoming = make_mode(next);  // bad input fails here, before anything changes
+  auto incoming = make_mode(next, &state);  // bad input fails here, before anything changes
   ModeOptions cur = current_mode(state);
   if (cur.name != "none") {
     log::info("mode: removing {}", cur.name);
-    make_mode(cur)->remove(layout);
+    make_mode(cur, &state)->remove(layout);
   }
   state.write("mode.json", ModeOptions{}.to_json().dump());
   if (next.name == "none") return;

@@ -36,7 +36,8 @@ class Mode {
 };
 
 // Validates options (reads the masq config) before anything is touched; throws kBadInput.
-std::unique_ptr<Mode> make_mode(const ModeOptions& opts);
+// `state` is needed by modes that record objects outside the cluster's namespaces (ebpf).
+std::unique_ptr<Mode> make_mode(const ModeOptions& opts, topology::StateDir* state = nullptr);
 
 // The mode recorded for a cluster, or "none".
 ModeOptions current_mode(const topology::StateDir& state);

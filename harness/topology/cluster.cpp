@@ -279,6 +279,13 @@ TeardownReport tear_down(StateDir& state) {
   }
   r.processes_killed = kill_processes_in(inodes);
   if (!script.empty()) ip_batch(script, "", /*force=*/true);
+  // bpffs pins (ebpf mode's links and maps): removing them detaches what is left.
+  for (const auto& e : state.journal())
+    if (e.kind == "bpffs") {
+      std::error_code ec;
+      std::filesystem::remove_all(e.name, ec);
+      if (ec) log::warn("cannot remove {}: {}", e.name, ec.message());
+    }
   state.remove();
   return r;
 }

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * from_pod: tc ingress of each pod's node-side veth (lxc…), i.e. every packet a pod sends.
+ *   local pod            -> MACs, TTL, bpf_redirect_peer into it
+ *   service CIDR         -> the stack (kube-proxy's DNAT)
+ *   elsewhere            -> masquerade unless the destination is in the cluster or a
+ *                           nonMasqueradeCIDR, then FIB lookup and bpf_redirect / redirect_neigh
+ *   anything unusual     -> the stack, with a reason counter
+ */
+#include "lib/common.h"
+#include "lib/fwd.h"
+#include "lib/maps.h"
+#include "lib/nat.h"
+#include "lib/parse.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+SEC("tc")
+int from_pod(struct __sk_buff *skb)
+{
+	struct pkt p;
+	enum parse_result pr = parse(skb, &p);
+	struct hrb_endpoint *ep;
+	struct bpf_fib_lookup fib;
+	int rc;
+
+	injected_delay();
+	if (pr != PARSE_OK)
+		return parse_verdict(pr);
+
+	ep = bpf_map_lookup_elem(&endpoints, &p.daddr);
+	if (ep)
+		return deliver_local(skb, ep);
+	if (in_services(p.daddr)) {
+		count(HRB_R_TO_STACK_SERVICE);
+		return TC_ACT_OK;
+	}
+	if (p.ip->ttl <= 1) {
+		count(HRB_R_DROP_TTL);
+		return TC_ACT_SHOT;
+	}
+	bool masq = needs_masquerade(p.daddr);
+
+	rc = fib_lookup(skb, &fib, masq ? node_ip : p.saddr, p.daddr, p.proto, p.ip->tos);
+	if (!fib_forwardable(rc))
+		return fib_to_stack(rc);
+	if (masq) {
+		rc = masquerade(skb, &p) == TC_ACT_OK ? rc : -1;
+		if (rc < 0)
+			return TC_ACT_SHOT;
+	}
+	return forward_fib(skb, rc, &fib);
+}

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * from_uplink: tc ingress of the node's eth0, i.e. every packet arriving from the fabric.
+ *   reply to a masqueraded flow -> reverse NAT, then into the pod
+ *   a local pod                 -> MACs, TTL, bpf_redirect_peer into it
+ *   anything else               -> the stack
+ */
+#include "lib/common.h"
+#include "lib/fwd.h"
+#include "lib/maps.h"
+#include "lib/nat.h"
+#include "lib/parse.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+SEC("tc")
+int from_uplink(struct __sk_buff *skb)
+{
+	struct pkt p;
+	enum parse_result pr = parse(skb, &p);
+	struct hrb_endpoint *ep;
+
+	injected_delay();
+	if (pr == PARSE_NOT_IPV4) {
+		count(HRB_R_TO_STACK_NON_IPV4);
+		return TC_ACT_OK;
+	}
+	if (pr != PARSE_OK)
+		return parse_verdict(pr);
+	if (reverse_nat(skb, &p) < 0)
+		return TC_ACT_SHOT;
+	ep = bpf_map_lookup_elem(&endpoints, &p.daddr);
+	if (ep)
+		return deliver_local(skb, ep);
+	count(HRB_R_TO_STACK_NOT_OURS);
+	return TC_ACT_OK;
+}

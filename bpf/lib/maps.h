@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Maps shared by from_pod and from_uplink of one node: the second object reuses the first's
+ * (bpf_map__reuse_fd before load), so both see one endpoint table and one NAT table. */
+#ifndef HRB_MAPS_H
+#define HRB_MAPS_H
+
+#include "common.h"
+
+#define HRB_MAX_ENDPOINTS 4096
+#define HRB_MAX_NAT 65536
+#define HRB_MAX_NONMASQ 16384
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HRB_MAX_ENDPOINTS);
+	__type(key, __u32); /* pod IPv4, network order */
+	__type(value, struct hrb_endpoint);
+} endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, HRB_MAX_NAT);
+	__type(key, struct hrb_nat_key);
+	__type(value, struct hrb_nat_entry);
+} nat_fwd SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, HRB_MAX_NAT);
+	__type(key, struct hrb_nat_key);
+	__type(value, struct hrb_nat_entry);
+} nat_rev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, HRB_MAX_NONMASQ);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct hrb_lpm_key);
+	__type(value, __u8);
+} nonmasq SEC(".maps");
+
+#endif

@@ -1,0 +1,247 @@
+#include "datapath/ebpf.hpp"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/bpf.hpp"
+#include "core/fd.hpp"
+#include "core/log.hpp"
+#include "core/netns.hpp"
+#include "from_pod.skel.h"
+#include "from_uplink.skel.h"
+
+namespace fs = std::filesystem;
+
+namespace hrb::datapath {
+
+namespace {
+constexpr int kTcxIngress = 46;  // BPF_TCX_INGRESS (kernel >= 6.6); libbpf 1.1 predates it
+constexpr const char* kPrograms[] = {"from_pod", "from_uplink"};
+
+const char* const kReasonNames[] = {
+    "redirect_peer",       "redirect_fib",        "redirect_neigh",     "to_stack_non_ipv4",
+    "to_stack_fragment",   "to_stack_ip_options", "to_stack_service",   "to_stack_local",
+    "to_stack_fib_other",  "to_stack_frag_needed", "to_stack_not_ours", "masq_new",
+    "masq_hit",            "masq_port_changed",   "revnat_hit",         "drop_ttl",
+    "drop_no_port",        "drop_malformed",      "nat_reclaimed",      "delay_loops",
+};
+static_assert(std::size(kReasonNames) == HRB_R__MAX, "a name for every hrb_reason");
+
+std::string node_pin_dir(const std::string& prefix, const std::string& node) {
+  return bpf_pin_root(prefix) + "/" + node;
+}
+
+std::array<uint8_t, 6> mac_of(const std::string& ifname) {
+  Fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s) throw_errno("socket");
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+  if (::ioctl(s.get(), SIOCGIFHWADDR, &ifr) != 0) throw_errno("SIOCGIFHWADDR " + ifname);
+  std::array<uint8_t, 6> m{};
+  std::memcpy(m.data(), ifr.ifr_hwaddr.sa_data, 6);
+  return m;
+}
+
+unsigned ifindex_of(const std::string& ifname, const std::string& netns) {
+  unsigned i = if_nametoindex(ifname.c_str());
+  if (!i) throw_errno("if_nametoindex(" + ifname + ") in " + netns);
+  return i;
+}
+
+template <typename Skel>
+void configure(Skel& s, const topology::Layout& l, const topology::NodeLayout& n) {
+  auto* ro = s->rodata;
+  ro->node_ip = n.underlay_ip.be();
+  ro->cluster_net = l.spec.cluster_cidr.net.be();
+  ro->cluster_mask = htonl(l.spec.cluster_cidr.mask());
+  ro->service_net = l.spec.service_cidr.net.be();
+  ro->service_mask = htonl(l.spec.service_cidr.mask());
+}
+
+void pin(int fd, const std::string& path) {
+  if (bpf_obj_pin(fd, path.c_str()) != 0) throw_errno("pin " + path);
+}
+}  // namespace
+
+const char* reason_name(int r) { return r >= 0 && r < HRB_R__MAX ? kReasonNames[r] : "?"; }
+
+std::string bpf_pin_root(const std::string& prefix) { return "/sys/fs/bpf/hrbench/" + prefix; }
+
+void ensure_bpffs() {
+  struct statfs st{};
+  if (statfs("/sys/fs/bpf", &st) == 0 && st.f_type == 0xcafe4a11) return;
+  fs::create_directories("/sys/fs/bpf");
+  if (mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr) != 0)
+    throw_errno("mount bpffs at /sys/fs/bpf (scripts/setup does this)");
+}
+
+EbpfMode::EbpfMode(ModeOptions opts, MasqConfig masq, topology::StateDir* state)
+    : opts_(opts), masq_(masq), legacy_(opts, masq), state_(state) {
+  if (!state_) throw Error("ebpf mode needs the cluster's state directory");
+}
+
+void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout& n) {
+  const std::string dir = node_pin_dir(l.prefix, n.name);
+  fs::create_directories(dir);
+
+  Skeleton<from_pod> pod;
+  configure(pod, l, n);
+  pod.load("from_pod (" + n.name + ")");
+  Skeleton<from_uplink> up;
+  configure(up, l, n);
+  for (auto [mine, theirs] : {std::pair{up->maps.endpoints, pod->maps.endpoints},
+                              {up->maps.nat_fwd, pod->maps.nat_fwd},
+                              {up->maps.nat_rev, pod->maps.nat_rev},
+                              {up->maps.nonmasq, pod->maps.nonmasq}})
+    if (int e = bpf_map__reuse_fd(mine, bpf_map__fd(theirs)))
+      throw SysError(-e, "share map " + std::string(bpf_map__name(mine)));
+  up.load("from_uplink (" + n.name + ")");
+
+  // Maps: non-masquerade CIDRs (the same list as the IP-MASQ-AGENT chain's RETURN rules) and
+  // the node's endpoints.
+  for (const auto& c : masq_.return_cidrs()) {
+    hrb_lpm_key k{static_cast<__u32>(c.len), c.net.be()};
+    uint8_t one = 1;
+    if (bpf_map_update_elem(bpf_map__fd(pod->maps.nonmasq), &k, &one, BPF_ANY) != 0)
+      throw_errno("nonmasq map update " + c.str());
+  }
+  for (const auto& p : n.pods) {
+    hrb_endpoint ep{};
+    auto pod_mac = run_in_netns(p.netns, [&] { return mac_of(p.ifname); });
+    std::memcpy(ep.pod_mac, pod_mac.data(), 6);
+    run_in_netns(n.netns, [&] {
+      ep.ifindex = ifindex_of(p.lxc, n.netns);
+      auto m = mac_of(p.lxc);
+      std::memcpy(ep.node_mac, m.data(), 6);
+    });
+    uint32_t key = p.ip.be();
+    if (bpf_map_update_elem(bpf_map__fd(pod->maps.endpoints), &key, &ep, BPF_ANY) != 0)
+      throw_errno("endpoints map update " + p.name);
+  }
+  pin(bpf_map__fd(pod->maps.counters), dir + "/counters_from_pod");
+  pin(bpf_map__fd(up->maps.counters), dir + "/counters_from_uplink");
+  pin(bpf_map__fd(pod->maps.endpoints), dir + "/endpoints");
+  pin(bpf_map__fd(pod->maps.nat_fwd), dir + "/nat_fwd");
+  pin(bpf_map__fd(pod->maps.nat_rev), dir + "/nat_rev");
+  pin(bpf_map__fd(pod->maps.nonmasq), dir + "/nonmasq");
+
+  // Attach inside the node netns (ifindexes are per netns): a tcx link per device, pinned so it
+  // outlives us; clsact where tcx is missing.
+  run_in_netns(n.netns, [&] {
+    std::vector<std::pair<std::string, int>> targets;
+    for (const auto& p : n.pods) targets.push_back({p.lxc, bpf_program__fd(pod->progs.from_pod)});
+    targets.push_back({n.uplink, bpf_program__fd(up->progs.from_uplink)});
+    for (const auto& [ifname, prog] : targets) {
+      unsigned ifindex = ifindex_of(ifname, n.netns);
+      Fd link(bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(kTcxIngress), nullptr));
+      if (link) {
+        pin(link.get(), dir + "/link_" + ifname);
+        continue;
+      }
+      if (errno != EINVAL && errno != EOPNOTSUPP) throw_errno("tcx attach on " + ifname);
+      // clsact fallback: the filter lives with the device; removal detaches it.
+      bpf_tc_hook hook{};
+      hook.sz = sizeof hook;
+      hook.ifindex = ifindex;
+      hook.attach_point = BPF_TC_INGRESS;
+      if (int e = bpf_tc_hook_create(&hook); e && e != -EEXIST)
+        throw SysError(-e, "clsact on " + ifname);
+      bpf_tc_opts o{};
+      o.sz = sizeof o;
+      o.prog_fd = prog;
+      o.handle = 0x4842;  // "HB"
+      o.priority = 1;
+      if (int e = bpf_tc_attach(&hook, &o)) throw SysError(-e, "tc attach on " + ifname);
+      std::ofstream(dir + "/clsact_" + ifname) << ifindex << "\n";
+    }
+  });
+}
+
+void EbpfMode::apply(const topology::Layout& l) {
+  ensure_bpffs();
+  // Journal before creating: `down`/`clean` remove the pin directory even after a crash.
+  state_->record({{"bpffs", bpf_pin_root(l.prefix)}});
+  legacy_.apply(l);
+  try {
+    for (const auto& n : l.nodes) attach_node(l, n);
+    for (const auto& n : l.nodes) conntrack_flush(n.netns);
+  } catch (...) {
+    log::warn("ebpf mode failed to apply; detaching what was attached");
+    try {
+      remove(l);
+    } catch (const std::exception& e) {
+      log::error("rollback of ebpf mode: {}", e.what());
+    }
+    throw;
+  }
+}
+
+void EbpfMode::remove(const topology::Layout& l) {
+  for (const auto& n : l.nodes) {
+    const std::string dir = node_pin_dir(l.prefix, n.name);
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(dir, ec)) {
+      const std::string f = e.path().filename().string();
+      if (f.rfind("link_", 0) == 0) {
+        // Detach now (BPF_LINK_DETACH is synchronous); only unpinning would leave the program
+        // attached until the kernel's deferred release runs, and a packet or two would still
+        // take the BPF path after the switch.
+        Fd link(bpf_obj_get(e.path().c_str()));
+        if (link && bpf_link_detach(link.get()) != 0)
+          log::warn("detach {}: {}", e.path().string(), std::strerror(errno));
+      }
+      if (f.rfind("clsact_", 0) == 0 && netns_exists(n.netns)) {
+        run_in_netns(n.netns, [&] {
+          bpf_tc_hook hook{};
+          hook.sz = sizeof hook;
+          hook.ifindex = if_nametoindex(f.substr(7).c_str());
+          hook.attach_point = BPF_TC_INGRESS;
+          bpf_tc_opts o{};
+          o.sz = sizeof o;
+          o.handle = 0x4842;
+          o.priority = 1;
+          if (hook.ifindex) bpf_tc_detach(&hook, &o);
+        });
+      }
+    }
+  }
+  // Unpinning the links detaches them (nothing else holds them); the maps go with the programs.
+  std::error_code ec;
+  fs::remove_all(bpf_pin_root(l.prefix), ec);
+  if (ec) throw Error("remove " + bpf_pin_root(l.prefix) + ": " + ec.message());
+  legacy_.remove(l);
+}
+
+std::map<std::string, std::map<std::string, ReasonCounters>> read_counters(
+    const topology::Layout& l) {
+  std::map<std::string, std::map<std::string, ReasonCounters>> out;
+  const int ncpu = libbpf_num_possible_cpus();
+  for (const auto& n : l.nodes)
+    for (const char* prog : kPrograms) {
+      std::string path = node_pin_dir(l.prefix, n.name) + "/counters_" + prog;
+      Fd fd(bpf_obj_get(path.c_str()));
+      if (!fd) continue;  // not in ebpf mode
+      ReasonCounters c{};
+      std::vector<uint64_t> per_cpu(ncpu);
+      for (uint32_t r = 0; r < HRB_R__MAX; ++r) {
+        if (bpf_map_lookup_elem(fd.get(), &r, per_cpu.data()) != 0) continue;
+        for (auto v : per_cpu) c[r] += v;
+      }
+      out[n.name][prog] = c;
+    }
+  return out;
+}
+
+}  // namespace hrb::datapath

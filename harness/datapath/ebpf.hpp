@@ -1,0 +1,47 @@
+#pragma once
+// eBPF host routing: from_pod on every lxc ingress and from_uplink on the node's eth0 ingress,
+// attached with tcx links (clsact where the kernel has no tcx), with the maps filled from the
+// cluster. The legacy rules stay installed underneath, bypassed — as on an AKS node, where the
+// ip-masq-agent and kube-proxy chains remain while eBPF host routing is on — so their counters
+// prove the bypass and a switch back to legacy needs no reconfiguration.
+//
+// Links and maps are pinned under /sys/fs/bpf/hrbench/<prefix>/<node>/ so they outlive the
+// hrbench process; the directory is in the cluster's journal, so `down`/`clean` remove it.
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "datapath/legacy.hpp"
+#include "datapath/mode.hpp"
+#include "hrb_abi.h"
+
+namespace hrb::datapath {
+
+const char* reason_name(int reason);  // HRB_R_* -> "redirect_peer", …
+std::string bpf_pin_root(const std::string& prefix);  // /sys/fs/bpf/hrbench/<prefix>
+
+using ReasonCounters = std::array<uint64_t, HRB_R__MAX>;
+// node name -> program ("from_pod" | "from_uplink") -> counters summed over CPUs.
+std::map<std::string, std::map<std::string, ReasonCounters>> read_counters(
+    const topology::Layout& l);
+
+// Mounts bpffs at /sys/fs/bpf when it is not there (as scripts/setup does).
+void ensure_bpffs();
+
+class EbpfMode : public Mode {
+ public:
+  EbpfMode(ModeOptions opts, MasqConfig masq, topology::StateDir* state);
+  std::string name() const override { return "ebpf"; }
+  void apply(const topology::Layout& layout) override;
+  void remove(const topology::Layout& layout) override;
+
+ private:
+  void attach_node(const topology::Layout& l, const topology::NodeLayout& n);
+  ModeOptions opts_;
+  MasqConfig masq_;
+  LegacyMode legacy_;
+  topology::StateDir* state_;
+};
+
+}  // namespace hrb::datapath
