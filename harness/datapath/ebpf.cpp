@@ -60,16 +60,6 @@ unsigned ifindex_of(const std::string& ifname, const std::string& netns) {
   return i;
 }
 
-template <typename Skel>
-void configure(Skel& s, const topology::Layout& l, const topology::NodeLayout& n) {
-  auto* ro = s->rodata;
-  ro->node_ip = n.underlay_ip.be();
-  ro->cluster_net = l.spec.cluster_cidr.net.be();
-  ro->cluster_mask = htonl(l.spec.cluster_cidr.mask());
-  ro->service_net = l.spec.service_cidr.net.be();
-  ro->service_mask = htonl(l.spec.service_cidr.mask());
-}
-
 void pin(int fd, const std::string& path) {
   if (bpf_obj_pin(fd, path.c_str()) != 0) throw_errno("pin " + path);
 }
@@ -92,15 +82,31 @@ EbpfMode::EbpfMode(ModeOptions opts, MasqConfig masq, topology::StateDir* state)
   if (!state_) throw Error("ebpf mode needs the cluster's state directory");
 }
 
-void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout& n) {
-  const std::string dir = node_pin_dir(l.prefix, n.name);
-  fs::create_directories(dir);
+struct NodePrograms::Impl {
+  Skeleton<::from_pod> pod;
+  Skeleton<::from_uplink> up;
+};
 
-  Skeleton<from_pod> pod;
-  configure(pod, l, n);
+NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout& n,
+                           const MasqConfig& masq, const ProgramOptions& opts)
+    : impl_(std::make_unique<Impl>()) {
+  auto& pod = impl_->pod;
+  auto& up = impl_->up;
+  auto configure = [&](auto& skel) {
+    auto* ro = skel->rodata;
+    ro->node_ip = n.underlay_ip.be();
+    ro->cluster_net = l.spec.cluster_cidr.net.be();
+    ro->cluster_mask = htonl(l.spec.cluster_cidr.mask());
+    ro->service_net = l.spec.service_cidr.net.be();
+    ro->service_mask = htonl(l.spec.service_cidr.mask());
+    ro->record_redirects = opts.record_redirects;
+    ro->delay_loops = opts.delay_loops;
+    ro->nat_port_min = opts.nat_port_min;
+    ro->nat_port_max = opts.nat_port_max;
+  };
+  configure(pod);
   pod.load("from_pod (" + n.name + ")");
-  Skeleton<from_uplink> up;
-  configure(up, l, n);
+  configure(up);
   for (auto [mine, theirs] : {std::pair{up->maps.endpoints, pod->maps.endpoints},
                               {up->maps.nat_fwd, pod->maps.nat_fwd},
                               {up->maps.nat_rev, pod->maps.nat_rev},
@@ -109,12 +115,11 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
       throw SysError(-e, "share map " + std::string(bpf_map__name(mine)));
   up.load("from_uplink (" + n.name + ")");
 
-  // Maps: non-masquerade CIDRs (the same list as the IP-MASQ-AGENT chain's RETURN rules) and
-  // the node's endpoints.
-  for (const auto& c : masq_.return_cidrs()) {
+  // The non-masquerade CIDRs are the IP-MASQ-AGENT chain's RETURN list: one definition.
+  for (const auto& c : masq.return_cidrs()) {
     hrb_lpm_key k{static_cast<__u32>(c.len), c.net.be()};
     uint8_t one = 1;
-    if (bpf_map_update_elem(bpf_map__fd(pod->maps.nonmasq), &k, &one, BPF_ANY) != 0)
+    if (bpf_map_update_elem(map_fd("nonmasq"), &k, &one, BPF_ANY) != 0)
       throw_errno("nonmasq map update " + c.str());
   }
   for (const auto& p : n.pods) {
@@ -127,22 +132,64 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
       std::memcpy(ep.node_mac, m.data(), 6);
     });
     uint32_t key = p.ip.be();
-    if (bpf_map_update_elem(bpf_map__fd(pod->maps.endpoints), &key, &ep, BPF_ANY) != 0)
+    if (bpf_map_update_elem(map_fd("endpoints"), &key, &ep, BPF_ANY) != 0)
       throw_errno("endpoints map update " + p.name);
   }
-  pin(bpf_map__fd(pod->maps.counters), dir + "/counters_from_pod");
-  pin(bpf_map__fd(up->maps.counters), dir + "/counters_from_uplink");
-  pin(bpf_map__fd(pod->maps.endpoints), dir + "/endpoints");
-  pin(bpf_map__fd(pod->maps.nat_fwd), dir + "/nat_fwd");
-  pin(bpf_map__fd(pod->maps.nat_rev), dir + "/nat_rev");
-  pin(bpf_map__fd(pod->maps.nonmasq), dir + "/nonmasq");
+}
+
+NodePrograms::~NodePrograms() = default;
+NodePrograms::NodePrograms(NodePrograms&&) noexcept = default;
+::from_pod* NodePrograms::pod() const { return impl_->pod.get(); }
+::from_uplink* NodePrograms::uplink() const { return impl_->up.get(); }
+int NodePrograms::from_pod_fd() const { return bpf_program__fd(impl_->pod->progs.from_pod); }
+int NodePrograms::from_uplink_fd() const {
+  return bpf_program__fd(impl_->up->progs.from_uplink);
+}
+
+int NodePrograms::map_fd(const char* name) const {
+  const std::string n = name;
+  if (n == "counters_from_uplink") return bpf_map__fd(impl_->up->maps.counters);
+  bpf_map* m = bpf_object__find_map_by_name(impl_->pod->obj, n == "counters_from_pod" ? "counters" : name);
+  if (!m) throw Error("no map " + n);
+  return bpf_map__fd(m);
+}
+
+namespace {
+ReasonCounters sum_counters(int fd) {
+  ReasonCounters c{};
+  std::vector<uint64_t> per_cpu(libbpf_num_possible_cpus());
+  for (uint32_t r = 0; r < HRB_R__MAX; ++r) {
+    if (bpf_map_lookup_elem(fd, &r, per_cpu.data()) != 0) continue;
+    for (auto v : per_cpu) c[r] += v;
+  }
+  return c;
+}
+}  // namespace
+
+ReasonCounters NodePrograms::counters(const char* program) const {
+  return sum_counters(map_fd((std::string("counters_") + program).c_str()));
+}
+
+void NodePrograms::reset_counters() {
+  std::vector<uint64_t> zero(libbpf_num_possible_cpus());
+  for (const char* m : {"counters_from_pod", "counters_from_uplink"})
+    for (uint32_t r = 0; r < HRB_R__MAX; ++r) bpf_map_update_elem(map_fd(m), &r, zero.data(), BPF_ANY);
+}
+
+void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout& n) {
+  const std::string dir = node_pin_dir(l.prefix, n.name);
+  fs::create_directories(dir);
+  NodePrograms progs(l, n, masq_, {.delay_loops = opts_.delay_loops});
+  for (const char* m : {"counters_from_pod", "counters_from_uplink", "endpoints", "nat_fwd",
+                        "nat_rev", "nonmasq"})
+    pin(progs.map_fd(m), dir + "/" + m);
 
   // Attach inside the node netns (ifindexes are per netns): a tcx link per device, pinned so it
   // outlives us; clsact where tcx is missing.
   run_in_netns(n.netns, [&] {
     std::vector<std::pair<std::string, int>> targets;
-    for (const auto& p : n.pods) targets.push_back({p.lxc, bpf_program__fd(pod->progs.from_pod)});
-    targets.push_back({n.uplink, bpf_program__fd(up->progs.from_uplink)});
+    for (const auto& p : n.pods) targets.push_back({p.lxc, progs.from_pod_fd()});
+    targets.push_back({n.uplink, progs.from_uplink_fd()});
     for (const auto& [ifname, prog] : targets) {
       unsigned ifindex = ifindex_of(ifname, n.netns);
       Fd link(bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(kTcxIngress), nullptr));
@@ -227,19 +274,12 @@ void EbpfMode::remove(const topology::Layout& l) {
 std::map<std::string, std::map<std::string, ReasonCounters>> read_counters(
     const topology::Layout& l) {
   std::map<std::string, std::map<std::string, ReasonCounters>> out;
-  const int ncpu = libbpf_num_possible_cpus();
   for (const auto& n : l.nodes)
     for (const char* prog : kPrograms) {
       std::string path = node_pin_dir(l.prefix, n.name) + "/counters_" + prog;
       Fd fd(bpf_obj_get(path.c_str()));
       if (!fd) continue;  // not in ebpf mode
-      ReasonCounters c{};
-      std::vector<uint64_t> per_cpu(ncpu);
-      for (uint32_t r = 0; r < HRB_R__MAX; ++r) {
-        if (bpf_map_lookup_elem(fd.get(), &r, per_cpu.data()) != 0) continue;
-        for (auto v : per_cpu) c[r] += v;
-      }
-      out[n.name][prog] = c;
+      out[n.name][prog] = sum_counters(fd.get());
     }
   return out;
 }

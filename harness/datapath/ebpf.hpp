@@ -10,11 +10,15 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "datapath/legacy.hpp"
 #include "datapath/mode.hpp"
 #include "hrb_abi.h"
+
+struct from_pod;     // generated skeletons (from_pod.skel.h, from_uplink.skel.h)
+struct from_uplink;
 
 namespace hrb::datapath {
 
@@ -28,6 +32,35 @@ std::map<std::string, std::map<std::string, ReasonCounters>> read_counters(
 
 // Mounts bpffs at /sys/fs/bpf when it is not there (as scripts/setup does).
 void ensure_bpffs();
+
+// Load-time knobs beyond the cluster's own facts.
+struct ProgramOptions {
+  bool record_redirects = false;  // tests: remember each redirect's helper and ifindex
+  uint32_t delay_loops = 0;       // calibration: injected per-packet cost
+  uint16_t nat_port_min = 1024;
+  uint16_t nat_port_max = 65535;
+};
+
+// The two programs of one node, loaded (sharing their maps) and with the maps filled from the
+// cluster — not attached. EbpfMode attaches them; tests run them with BPF_PROG_TEST_RUN.
+class NodePrograms {
+ public:
+  NodePrograms(const topology::Layout& l, const topology::NodeLayout& n, const MasqConfig& masq,
+               const ProgramOptions& opts = {});
+  ~NodePrograms();
+  NodePrograms(NodePrograms&&) noexcept;
+  ::from_pod* pod() const;
+  ::from_uplink* uplink() const;
+  int from_pod_fd() const;
+  int from_uplink_fd() const;
+  int map_fd(const char* name) const;  // endpoints, nat_fwd, nat_rev, nonmasq, counters_*
+  ReasonCounters counters(const char* program) const;
+  void reset_counters();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 class EbpfMode : public Mode {
  public:

@@ -11,7 +11,8 @@ nlohmann::json ModeOptions::to_json() const {
           {"backend", backend_name(backend)},
           {"masqConfig", masq_config},
           {"services", services},
-          {"endpointsPerService", endpoints_per_service}};
+          {"endpointsPerService", endpoints_per_service},
+          {"delayLoops", delay_loops}};
 }
 
 ModeOptions ModeOptions::from_json(const nlohmann::json& j) {
@@ -21,6 +22,7 @@ ModeOptions ModeOptions::from_json(const nlohmann::json& j) {
   o.masq_config = j.value("masqConfig", "");
   o.services = j.value("services", 0);
   o.endpoints_per_service = j.value("endpointsPerService", 1);
+  o.delay_loops = j.value("delayLoops", 0u);
   return o;
 }
 

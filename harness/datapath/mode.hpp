@@ -20,6 +20,7 @@ struct ModeOptions {
   std::string masq_config;         // ip-masq-agent config file; empty: the agent's defaults
   int services = 0;                // kube-proxy-scale services (legacy rules)
   int endpoints_per_service = 1;
+  uint32_t delay_loops = 0;        // ebpf: calibration cost per packet (the gate's power test)
   nlohmann::json to_json() const;
   static ModeOptions from_json(const nlohmann::json& j);
 };
