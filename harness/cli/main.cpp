@@ -18,6 +18,8 @@
 #include "datapath/legacy.hpp"
 #include "datapath/mode.hpp"
 #include "doctor/doctor.hpp"
+#include "metrics/cpu.hpp"
+#include "traffic/workload.hpp"
 #include "topology/cluster.hpp"
 #include "topology/spec.hpp"
 
@@ -224,6 +226,67 @@ int cmd_mode(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_traffic(const std::vector<std::string>& args) {
+  po::options_description d(
+      "hrbench traffic WORKLOAD --from NAME --to NAME: run one workload between two members of "
+      "the running cluster and print its figures");
+  d.add_options()("workload", po::value<std::string>(),
+                  "tcp_rr | tcp_crr | tcp_stream | udp_stream | udp_rr")(
+      "from", po::value<std::string>()->required(), "client: pod, node or external host")(
+      "to", po::value<std::string>()->required(), "server: pod, node or external host")(
+      "duration", po::value<double>()->default_value(5), "measured seconds")(
+      "warmup", po::value<double>()->default_value(1), "seconds discarded first")(
+      "flows", po::value<int>()->default_value(1), "parallel flows")(
+      "size", po::value<size_t>()->default_value(0), "message size in bytes (0: default)")(
+      "rate", po::value<uint64_t>()->default_value(0), "udp_stream datagrams/s (0: flat out)")(
+      "verify", "tcp_stream: check every byte received")("json", "print JSON");
+  po::positional_options_description pos;
+  pos.add("workload", 1);
+  auto vm = parse(args, d, "hrbench traffic WORKLOAD --from NAME --to NAME [--duration S]", pos);
+  if (!vm) return 0;
+  if (!vm->count("workload")) throw Error("name a workload", ExitCode::kUsage);
+  topology::StateDir st(prefix_of(*vm));
+  if (!st.exists())
+    throw Error("no cluster with prefix '" + st.prefix() + "'; run `hrbench up`",
+                ExitCode::kNotFound);
+  auto l = topology::load_layout(st);
+  auto member = [&](const std::string& key) {
+    auto name = (*vm)[key].as<std::string>();
+    auto ep = l.find(name);
+    if (!ep || ep->kind == topology::Endpoint::Kind::kFabric)
+      throw Error("--" + key + " " + name + ": no such pod, node or external host",
+                  ExitCode::kNotFound);
+    return *ep;
+  };
+  auto from = member("from"), to = member("to");
+  traffic::WorkloadSpec w;
+  w.kind = traffic::parse_kind((*vm)["workload"].as<std::string>());
+  w.client_netns = from.netns;
+  w.server_netns = to.netns;
+  w.dst = to.ip;
+  w.duration_s = (*vm)["duration"].as<double>();
+  w.warmup_s = (*vm)["warmup"].as<double>();
+  w.flows = (*vm)["flows"].as<int>();
+  w.msg_size = (*vm)["size"].as<size_t>();
+  w.udp_rate_pps = (*vm)["rate"].as<uint64_t>();
+  w.verify_payload = vm->count("verify") > 0;
+  auto cpu0 = metrics::read_cpu_times();
+  auto r = traffic::run_workload(w);
+  auto cpu = metrics::read_cpu_times() - cpu0;
+  auto j = r.to_json();
+  j["cpu"] = cpu.to_json();
+  j["from"] = from.name;
+  j["to"] = to.name;
+  j["mode"] = datapath::current_mode(st).name;
+  if (vm->count("json")) {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    j.erase("latencyHistogram");
+    std::cout << j.dump(2) << "\n";
+  }
+  return r.errors ? static_cast<int>(ExitCode::kFailure) : 0;
+}
+
 int cmd_up(const std::vector<std::string>& args) {
   po::options_description d("hrbench up: build the cluster of a topology file");
   d.add_options()("topology,t", po::value<std::string>()->default_value(kDefaultTopology),
@@ -384,6 +447,7 @@ const std::map<std::string, Command>& commands() {
       {"up", {"build the cluster of a topology", cmd_up}},
       {"status", {"show the cluster", cmd_status}},
       {"mode", {"switch the datapath mode of the running cluster", cmd_mode}},
+      {"traffic", {"run one workload between two members of the cluster", cmd_traffic}},
       {"exec", {"run a command in a pod, node or external host", cmd_exec}},
       {"down", {"take the cluster down", [](const auto& a) { return teardown(a, false); }}},
       {"clean", {"remove everything of a prefix, also after a crash",

@@ -1,0 +1,556 @@
+#include "traffic/workload.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/fd.hpp"
+#include "core/netns.hpp"
+
+namespace hrb::traffic {
+
+using Clock = std::chrono::steady_clock;
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::kTcpRr: return "tcp_rr";
+    case Kind::kTcpCrr: return "tcp_crr";
+    case Kind::kTcpStream: return "tcp_stream";
+    case Kind::kUdpStream: return "udp_stream";
+    case Kind::kUdpRr: return "udp_rr";
+  }
+  return "?";
+}
+
+Kind parse_kind(const std::string& s) {
+  for (Kind k : {Kind::kTcpRr, Kind::kTcpCrr, Kind::kTcpStream, Kind::kUdpStream, Kind::kUdpRr})
+    if (s == kind_name(k)) return k;
+  throw Error("unknown workload '" + s +
+                  "' (expected tcp_rr, tcp_crr, tcp_stream, udp_stream or udp_rr)",
+              ExitCode::kUsage);
+}
+
+nlohmann::json WorkloadResult::to_json() const {
+  nlohmann::json j{{"workload", kind_name(kind)}, {"seconds", seconds}, {"errors", errors}};
+  if (!first_error.empty()) j["firstError"] = first_error;
+  if (kind == Kind::kTcpRr || kind == Kind::kTcpCrr || kind == Kind::kUdpRr) {
+    j["transactions"] = transactions;
+    j["transactionsPerSecond"] = transactions_per_s();
+    j["latency"] = {{"unit", "us"},
+                    {"p50", latency.percentile(50) / 1e3},
+                    {"p90", latency.percentile(90) / 1e3},
+                    {"p99", latency.percentile(99) / 1e3},
+                    {"p999", latency.percentile(99.9) / 1e3},
+                    {"max", latency.max() / 1e3},
+                    {"mean", latency.mean() / 1e3},
+                    {"samples", latency.count()}};
+    j["latencyHistogram"] = latency.to_json();
+  }
+  if (kind == Kind::kTcpStream || kind == Kind::kUdpStream) {
+    j["bytes"] = bytes;
+    j["gbitPerSecond"] = gbit_per_s();
+  }
+  if (kind == Kind::kTcpStream) {
+    j["tcpRetransmits"] = tcp_retransmits;
+    j["payloadErrors"] = payload_errors;
+  }
+  if (kind == Kind::kUdpStream)
+    j["udp"] = {{"sent", udp_sent},         {"received", udp_received}, {"lost", udp_lost},
+                {"reordered", udp_reordered}, {"duplicates", udp_duplicates}};
+  return j;
+}
+
+namespace {
+
+constexpr int kIoTimeoutMs = 2000;  // a peer silent this long is an error, not a measurement
+
+struct Shared {
+  Clock::time_point measure_from, end;
+  std::mutex mu;
+  WorkloadResult* res;
+  void error(const std::string& e) {
+    std::lock_guard g(mu);
+    if (res->first_error.empty()) res->first_error = e;
+    ++res->errors;
+  }
+};
+
+void pin_cpu(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+sockaddr_in sa(Ipv4 ip, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = ip.be();
+  return a;
+}
+
+bool wait_io(int fd, short ev, int ms = kIoTimeoutMs) {
+  pollfd p{fd, ev, 0};
+  int r;
+  do r = poll(&p, 1, ms);
+  while (r < 0 && errno == EINTR);
+  return r > 0;
+}
+
+// Reads exactly n bytes (blocking socket with SO_RCVTIMEO). False on EOF/timeout/error.
+bool read_full(int fd, char* buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = recv(fd, buf + got, n - got, 0);
+    if (r <= 0) {
+      if (r < 0 && errno == EINTR) continue;
+      return false;
+    }
+    got += r;
+  }
+  return true;
+}
+
+bool write_full(int fd, const char* buf, size_t n) {
+  size_t put = 0;
+  while (put < n) {
+    ssize_t w = send(fd, buf + put, n - put, MSG_NOSIGNAL);
+    if (w <= 0) {
+      if (w < 0 && errno == EINTR) continue;
+      return false;
+    }
+    put += w;
+  }
+  return true;
+}
+
+void set_timeouts(int fd) {
+  timeval tv{kIoTimeoutMs / 1000, (kIoTimeoutMs % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+Fd tcp_socket() {
+  Fd s(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) throw_errno("socket");
+  int one = 1;
+  setsockopt(s.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  set_timeouts(s.get());
+  return s;
+}
+
+uint8_t pattern(uint64_t offset) { return static_cast<uint8_t>(offset * 131 + 7); }
+
+// Binds a server socket in the server netns; returns it with its port.
+Fd server_socket(const WorkloadSpec& s, int type, uint16_t port, uint16_t* bound) {
+  return run_in_netns(s.server_netns, [&] {
+    Fd fd(socket(AF_INET, type | SOCK_CLOEXEC, 0));
+    if (!fd) throw_errno("server socket in " + s.server_netns);
+    int one = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (type == SOCK_DGRAM) setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+    int big = 4 << 20;
+    setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    sockaddr_in a = sa(Ipv4{0}, port);
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      throw_errno("bind port " + std::to_string(port) + " in " + s.server_netns);
+    if (type == SOCK_STREAM && listen(fd.get(), 1024) != 0) throw_errno("listen");
+    socklen_t len = sizeof a;
+    getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    *bound = ntohs(a.sin_port);
+    return fd;
+  });
+}
+
+// UDP reply from the address the request was sent to (see reach.cpp for why).
+ssize_t udp_echo_recv(int fd, char* buf, size_t n, sockaddr_in* peer, char* cbuf, size_t clen,
+                      msghdr* out) {
+  iovec iov{buf, n};
+  *out = {};
+  out->msg_name = peer;
+  out->msg_namelen = sizeof *peer;
+  out->msg_iov = &iov;
+  out->msg_iovlen = 1;
+  out->msg_control = cbuf;
+  out->msg_controllen = clen;
+  ssize_t r = recvmsg(fd, out, 0);
+  for (cmsghdr* c = CMSG_FIRSTHDR(out); c; c = CMSG_NXTHDR(out, c))
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      auto* pi = reinterpret_cast<in_pktinfo*>(CMSG_DATA(c));
+      pi->ipi_spec_dst = pi->ipi_addr;
+      pi->ipi_ifindex = 0;
+    }
+  return r;
+}
+
+ssize_t udp_echo_send(int fd, const char* buf, size_t n, msghdr* in) {
+  iovec iov{const_cast<char*>(buf), n};
+  in->msg_iov = &iov;
+  in->msg_iovlen = 1;
+  return sendmsg(fd, in, 0);
+}
+
+// ---- TCP request/response and connect/request/response ----------------------------------
+
+void tcp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port, metrics::Histogram& h,
+                   uint64_t& tx, bool crr) {
+  NetnsGuard ns(s.client_netns);
+  pin_cpu(s.client_cpu);
+  std::vector<char> buf(s.msg_size, 'q'), resp(s.msg_size);
+  sockaddr_in dst = sa(s.dst, port);
+  Fd conn;
+  auto connect_once = [&]() -> bool {
+    conn = tcp_socket();
+    if (connect(conn.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
+      sh.error(std::string("connect: ") + strerror(errno));
+      return false;
+    }
+    return true;
+  };
+  if (!crr && !connect_once()) return;
+  while (true) {
+    auto t0 = Clock::now();
+    if (t0 >= sh.end) break;
+    if (crr && !connect_once()) continue;
+    if (!write_full(conn.get(), buf.data(), buf.size()) ||
+        !read_full(conn.get(), resp.data(), resp.size())) {
+      sh.error(std::string("request/response: ") + (errno ? strerror(errno) : "closed"));
+      if (!crr) return;
+      continue;
+    }
+    if (crr) conn.reset();  // close: FIN, the server closes too
+    auto t1 = Clock::now();
+    if (t0 >= sh.measure_from) {
+      h.record(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+      ++tx;
+    }
+  }
+}
+
+void tcp_rr_server(const WorkloadSpec& s, int listener, std::atomic<bool>& stop) {
+  pin_cpu(s.server_cpu);
+  std::vector<char> buf(s.msg_size);
+  while (!stop) {
+    if (!wait_io(listener, POLLIN, 50)) continue;
+    Fd c(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+    if (!c) continue;
+    int one = 1;
+    setsockopt(c.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    set_timeouts(c.get());
+    while (read_full(c.get(), buf.data(), buf.size()))
+      if (!write_full(c.get(), buf.data(), buf.size())) break;
+  }
+}
+
+// ---- TCP stream ------------------------------------------------------------------------------
+
+void tcp_stream_client(const WorkloadSpec& s, Shared& sh, uint16_t port, uint64_t& retrans) {
+  NetnsGuard ns(s.client_netns);
+  pin_cpu(s.client_cpu);
+  Fd c = tcp_socket();
+  sockaddr_in dst = sa(s.dst, port);
+  if (connect(c.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
+    sh.error(std::string("connect: ") + strerror(errno));
+    return;
+  }
+  std::vector<char> buf(s.msg_size);
+  uint64_t off = 0;
+  if (!s.verify_payload) std::memset(buf.data(), 's', buf.size());
+  while (Clock::now() < sh.end) {
+    if (s.verify_payload)
+      for (size_t i = 0; i < buf.size(); ++i) buf[i] = static_cast<char>(pattern(off + i));
+    if (!write_full(c.get(), buf.data(), buf.size())) {
+      sh.error(std::string("send: ") + strerror(errno));
+      break;
+    }
+    off += buf.size();
+  }
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  if (getsockopt(c.get(), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0) retrans = ti.tcpi_total_retrans;
+  shutdown(c.get(), SHUT_WR);
+  char tmp[64];
+  while (recv(c.get(), tmp, sizeof tmp, 0) > 0) {  // wait for the server's close
+  }
+}
+
+void tcp_stream_server(const WorkloadSpec& s, Shared& sh, int listener, uint64_t& bytes,
+                       uint64_t& bad) {
+  pin_cpu(s.server_cpu);
+  if (!wait_io(listener, POLLIN, kIoTimeoutMs + 1000)) {
+    sh.error("tcp_stream: no connection arrived");
+    return;
+  }
+  Fd c(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  if (!c) return;
+  set_timeouts(c.get());
+  std::vector<char> buf(1 << 18);
+  uint64_t off = 0;
+  for (;;) {
+    ssize_t r = recv(c.get(), buf.data(), buf.size(), 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    if (s.verify_payload)
+      for (ssize_t i = 0; i < r; ++i)
+        if (static_cast<uint8_t>(buf[i]) != pattern(off + i)) ++bad;
+    off += r;
+    if (Clock::now() >= sh.measure_from) bytes += r;
+  }
+}
+
+// ---- UDP -----------------------------------------------------------------------------------
+
+struct UdpFlowState {
+  std::vector<bool> seen;
+  uint64_t received = 0, reordered = 0, dups = 0, max_seq = 0, sent = 0, measured_sent = 0,
+           measured_received = 0, first_measured_seq = UINT64_MAX;
+};
+
+void udp_stream_client(const WorkloadSpec& s, Shared& sh, uint16_t port, UdpFlowState& st,
+                       uint64_t rate) {
+  NetnsGuard ns(s.client_netns);
+  pin_cpu(s.client_cpu);
+  Fd c(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!c) throw_errno("udp socket");
+  int big = 4 << 20;
+  setsockopt(c.get(), SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  sockaddr_in dst = sa(s.dst, port);
+  if (connect(c.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0)
+    throw_errno("udp connect");
+  std::vector<char> buf(std::max<size_t>(s.msg_size, 16), 'u');
+  const auto interval = rate ? std::chrono::nanoseconds(1'000'000'000ull / rate)
+                             : std::chrono::nanoseconds(0);
+  auto next = Clock::now();
+  for (uint64_t seq = 0;; ++seq) {
+    auto now = Clock::now();
+    if (now >= sh.end) break;
+    if (rate) {
+      if (now < next) {
+        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(next - now).count();
+        timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+        nanosleep(&ts, nullptr);
+      }
+      next += interval;
+    }
+    bool measured = Clock::now() >= sh.measure_from;
+    if (measured && st.first_measured_seq == UINT64_MAX) st.first_measured_seq = seq;
+    std::memcpy(buf.data(), &seq, 8);
+    ssize_t w = send(c.get(), buf.data(), buf.size(), 0);
+    if (w < 0) {
+      if (errno == ENOBUFS || errno == EAGAIN || errno == ECONNREFUSED) {
+        --seq;  // not sent: the same number again
+        continue;
+      }
+      sh.error(std::string("udp send: ") + strerror(errno));
+      break;
+    }
+    ++st.sent;
+  }
+}
+
+void udp_stream_server(const WorkloadSpec& s, int fd, UdpFlowState& st, std::atomic<bool>& stop) {
+  pin_cpu(s.server_cpu);
+  std::vector<char> buf(65536);
+  while (!stop) {
+    if (!wait_io(fd, POLLIN, 20)) continue;
+    for (;;) {
+      ssize_t r = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+      if (r < 8) break;
+      uint64_t seq;
+      std::memcpy(&seq, buf.data(), 8);
+      if (seq >= st.seen.size()) st.seen.resize(std::max<size_t>(seq + 1, st.seen.size() * 2));
+      if (st.seen[seq]) {
+        ++st.dups;
+        continue;
+      }
+      st.seen[seq] = true;
+      if (st.received && seq < st.max_seq) ++st.reordered;
+      st.max_seq = std::max(st.max_seq, seq);
+      ++st.received;
+    }
+  }
+}
+
+void udp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port, metrics::Histogram& h,
+                   uint64_t& tx) {
+  NetnsGuard ns(s.client_netns);
+  pin_cpu(s.client_cpu);
+  Fd c(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_in dst = sa(s.dst, port);
+  connect(c.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst);
+  std::vector<char> buf(std::max<size_t>(s.msg_size, 8)), resp(buf.size() + 1);
+  for (uint64_t seq = 0;; ++seq) {
+    auto t0 = Clock::now();
+    if (t0 >= sh.end) break;
+    std::memcpy(buf.data(), &seq, 8);
+    if (send(c.get(), buf.data(), buf.size(), 0) < 0) {
+      sh.error(std::string("udp_rr send: ") + strerror(errno));
+      continue;
+    }
+    bool got = false;
+    while (wait_io(c.get(), POLLIN, 200)) {  // a lost datagram costs 200 ms, counted as error
+      ssize_t r = recv(c.get(), resp.data(), resp.size(), 0);
+      uint64_t back;
+      std::memcpy(&back, resp.data(), 8);
+      if (r == static_cast<ssize_t>(buf.size()) && back == seq) {
+        got = true;
+        break;
+      }
+    }
+    if (!got) {
+      sh.error("udp_rr: response lost");
+      continue;
+    }
+    auto t1 = Clock::now();
+    if (t0 >= sh.measure_from) {
+      h.record(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+      ++tx;
+    }
+  }
+}
+
+void udp_rr_server(const WorkloadSpec& s, int fd, std::atomic<bool>& stop) {
+  pin_cpu(s.server_cpu);
+  std::vector<char> buf(65536);
+  char cbuf[CMSG_SPACE(sizeof(in_pktinfo))];
+  sockaddr_in peer{};
+  while (!stop) {
+    if (!wait_io(fd, POLLIN, 20)) continue;
+    msghdr m;
+    ssize_t r = udp_echo_recv(fd, buf.data(), buf.size(), &peer, cbuf, sizeof cbuf, &m);
+    if (r > 0) udp_echo_send(fd, buf.data(), r, &m);
+  }
+}
+
+}  // namespace
+
+WorkloadResult run_workload(const WorkloadSpec& in) {
+  WorkloadSpec s = in;
+  if (s.flows < 1 || s.flows > 256) throw Error("flows must be 1..256", ExitCode::kUsage);
+  if (s.duration_s <= 0 || s.warmup_s < 0)
+    throw Error("duration must be > 0 and warm-up >= 0", ExitCode::kUsage);
+  if (!s.msg_size)
+    s.msg_size = s.kind == Kind::kTcpStream ? 16384 : s.kind == Kind::kUdpStream ? 1400 : 1;
+  if (s.kind == Kind::kUdpStream && s.msg_size < 16)
+    throw Error("udp_stream needs msg_size >= 16 (it carries a sequence number)",
+                ExitCode::kUsage);
+
+  WorkloadResult res;
+  res.kind = s.kind;
+  Shared sh;
+  sh.res = &res;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> servers, clients;
+  const bool tcp = s.kind == Kind::kTcpRr || s.kind == Kind::kTcpCrr || s.kind == Kind::kTcpStream;
+
+  uint16_t port = 0;
+  std::vector<Fd> udp_socks;
+  std::vector<uint16_t> udp_ports;
+  Fd listener;
+  if (tcp) {
+    listener = server_socket(s, SOCK_STREAM, s.port, &port);
+  } else {
+    for (int f = 0; f < s.flows; ++f) {
+      uint16_t p = 0;
+      udp_socks.push_back(server_socket(s, SOCK_DGRAM, s.port ? s.port + f : 0, &p));
+      udp_ports.push_back(p);
+    }
+  }
+  if (s.kind == Kind::kTcpCrr) {
+    // Short connections leave TIME_WAIT behind on the client: allow their reuse and the whole
+    // port range in the client netns (a pod netns the harness owns) so a long run cannot run out.
+    write_sysctl_in(s.client_netns, "net.ipv4.tcp_tw_reuse", "1");
+    write_sysctl_in(s.client_netns, "net.ipv4.ip_local_port_range", "1024 65535");
+  }
+
+  std::vector<metrics::Histogram> hist(s.flows);
+  std::vector<uint64_t> tx(s.flows, 0), bytes(s.flows, 0), bad(s.flows, 0), retrans(s.flows, 0);
+  std::vector<UdpFlowState> udp(s.flows);
+
+  auto start = Clock::now();
+  sh.measure_from = start + std::chrono::duration_cast<Clock::duration>(
+                                std::chrono::duration<double>(s.warmup_s));
+  sh.end = sh.measure_from + std::chrono::duration_cast<Clock::duration>(
+                                 std::chrono::duration<double>(s.duration_s));
+  for (int f = 0; f < s.flows; ++f) {
+    switch (s.kind) {
+      case Kind::kTcpRr:
+      case Kind::kTcpCrr:
+        servers.emplace_back(tcp_rr_server, std::cref(s), listener.get(), std::ref(stop));
+        clients.emplace_back(tcp_rr_client, std::cref(s), std::ref(sh), port, std::ref(hist[f]),
+                             std::ref(tx[f]), s.kind == Kind::kTcpCrr);
+        break;
+      case Kind::kTcpStream:
+        servers.emplace_back(tcp_stream_server, std::cref(s), std::ref(sh), listener.get(),
+                             std::ref(bytes[f]), std::ref(bad[f]));
+        clients.emplace_back(tcp_stream_client, std::cref(s), std::ref(sh), port,
+                             std::ref(retrans[f]));
+        break;
+      case Kind::kUdpStream:
+        servers.emplace_back(udp_stream_server, std::cref(s), udp_socks[f].get(),
+                             std::ref(udp[f]), std::ref(stop));
+        clients.emplace_back(udp_stream_client, std::cref(s), std::ref(sh), udp_ports[f],
+                             std::ref(udp[f]), s.udp_rate_pps / s.flows);
+        break;
+      case Kind::kUdpRr:
+        servers.emplace_back(udp_rr_server, std::cref(s), udp_socks[f].get(), std::ref(stop));
+        clients.emplace_back(udp_rr_client, std::cref(s), std::ref(sh), udp_ports[f],
+                             std::ref(hist[f]), std::ref(tx[f]));
+        break;
+    }
+  }
+  for (auto& t : clients) t.join();
+  if (s.kind == Kind::kUdpStream) {
+    // Drain: let datagrams still queued arrive (until none came for 100 ms, at most 2 s).
+    auto deadline = Clock::now() + std::chrono::seconds(2);
+    uint64_t last = UINT64_MAX;
+    while (Clock::now() < deadline) {
+      uint64_t now_recv = 0;
+      for (auto& u : udp) now_recv += u.received;
+      if (now_recv == last) break;
+      last = now_recv;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  stop = true;
+  if (tcp && s.kind != Kind::kTcpStream) listener.reset();  // wakes nothing; servers poll `stop`
+  for (auto& t : servers) t.join();
+
+  res.seconds = s.duration_s;
+  for (int f = 0; f < s.flows; ++f) {
+    res.latency.merge(hist[f]);
+    res.transactions += tx[f];
+    res.bytes += bytes[f];
+    res.payload_errors += bad[f];
+    res.tcp_retransmits += retrans[f];
+    const auto& u = udp[f];
+    res.udp_sent += u.sent;
+    res.udp_received += u.received;
+    res.udp_reordered += u.reordered;
+    res.udp_duplicates += u.dups;
+  }
+  if (s.kind == Kind::kUdpStream) {
+    res.udp_lost = res.udp_sent > res.udp_received ? res.udp_sent - res.udp_received : 0;
+    res.bytes = res.udp_received * s.msg_size;
+    res.seconds = s.duration_s + s.warmup_s;  // udp counts cover the whole run, warm-up included
+  }
+  return res;
+}
+
+}  // namespace hrb::traffic
