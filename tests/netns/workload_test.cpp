@@ -1,0 +1,125 @@
+// Every workload between two pods of a two-node cluster: real sockets, plausible figures.
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <net/if.h>
+
+#include "core/bpf.hpp"
+#include "core/netns.hpp"
+#include "drop_nth.skel.h"
+#include "support/cluster_fixture.hpp"
+#include "traffic/workload.hpp"
+
+using namespace hrb;
+using traffic::Kind;
+
+namespace {
+
+class Workloads : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (::geteuid() != 0) return;
+    cluster_ = new test::ClusterGuard("topologies/two-node.yaml", "tw");
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  void SetUp() override { HRB_REQUIRE_ROOT(); }
+  traffic::WorkloadSpec spec(Kind k) {
+    const auto& l = cluster_->layout();
+    traffic::WorkloadSpec w;
+    w.kind = k;
+    w.client_netns = l.nodes[0].pods[0].netns;
+    w.server_netns = l.nodes[1].pods[0].netns;
+    w.dst = l.nodes[1].pods[0].ip;
+    w.duration_s = 1.5;
+    w.warmup_s = 0.3;
+    return w;
+  }
+  static test::ClusterGuard* cluster_;
+};
+test::ClusterGuard* Workloads::cluster_ = nullptr;
+
+TEST_F(Workloads, TcpRr) {
+  auto w = spec(Kind::kTcpRr);
+  w.flows = 2;
+  auto r = traffic::run_workload(w);
+  EXPECT_EQ(r.errors, 0u) << r.first_error;
+  EXPECT_GT(r.transactions, 100u);
+  EXPECT_EQ(r.latency.count(), r.transactions);
+  EXPECT_GT(r.latency.percentile(50), 1000u) << "a round trip across two nodes takes > 1 us";
+  EXPECT_LT(r.latency.percentile(50), 100'000'000u);
+  EXPECT_LE(r.latency.percentile(50), r.latency.percentile(99));
+}
+
+TEST_F(Workloads, TcpCrr) {
+  auto r = traffic::run_workload(spec(Kind::kTcpCrr));
+  EXPECT_EQ(r.errors, 0u) << r.first_error;
+  EXPECT_GT(r.transactions, 50u);
+}
+
+TEST_F(Workloads, TcpStream) {
+  auto w = spec(Kind::kTcpStream);
+  w.verify_payload = true;
+  auto r = traffic::run_workload(w);
+  EXPECT_EQ(r.errors, 0u) << r.first_error;
+  EXPECT_GT(r.gbit_per_s(), 0.1);
+  EXPECT_EQ(r.payload_errors, 0u);
+}
+
+TEST_F(Workloads, UdpRr) {
+  auto r = traffic::run_workload(spec(Kind::kUdpRr));
+  EXPECT_EQ(r.errors, 0u) << r.first_error;
+  EXPECT_GT(r.transactions, 100u);
+}
+
+TEST_F(Workloads, UdpStreamCountsEveryTenthDroppedAsLost) {
+  auto w = spec(Kind::kUdpStream);
+  w.port = 47000;
+  w.udp_rate_pps = 4000;
+  w.warmup_s = 0;
+  // A BPF program on the server pod's eth0 drops every 10th datagram to that port.
+  Skeleton<drop_nth> prog;
+  prog->rodata->every = 10;
+  prog->rodata->port = w.port;
+  prog.load("drop_nth");
+  const auto& pod = cluster_->layout().nodes[1].pods[0];
+  run_in_netns(pod.netns, [&] {
+    bpf_tc_hook hook{};
+    hook.sz = sizeof hook;
+    hook.ifindex = if_nametoindex("eth0");
+    hook.attach_point = BPF_TC_INGRESS;
+    ASSERT_EQ(bpf_tc_hook_create(&hook), 0);
+    bpf_tc_opts o{};
+    o.sz = sizeof o;
+    o.prog_fd = bpf_program__fd(prog->progs.drop_nth);
+    ASSERT_EQ(bpf_tc_attach(&hook, &o), 0);
+  });
+  auto r = traffic::run_workload(w);
+  run_in_netns(pod.netns, [&] {
+    bpf_tc_hook hook{};
+    hook.sz = sizeof hook;
+    hook.ifindex = if_nametoindex("eth0");
+    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    bpf_tc_hook_destroy(&hook);
+  });
+  EXPECT_EQ(r.errors, 0u) << r.first_error;
+  ASSERT_GT(r.udp_sent, 1000u);
+  EXPECT_EQ(prog->bss->seen, r.udp_sent) << "every datagram reached the server's veth";
+  EXPECT_EQ(r.udp_lost, r.udp_sent / 10);
+  EXPECT_EQ(r.udp_lost, prog->bss->dropped);
+  EXPECT_EQ(r.udp_received + r.udp_lost, r.udp_sent);
+  EXPECT_EQ(r.udp_duplicates, 0u);
+}
+
+TEST_F(Workloads, BadSpecIsRejected) {
+  auto w = spec(Kind::kUdpStream);
+  w.msg_size = 8;
+  EXPECT_THROW(traffic::run_workload(w), Error);
+  w = spec(Kind::kTcpRr);
+  w.flows = 0;
+  EXPECT_THROW(traffic::run_workload(w), Error);
+  EXPECT_THROW(traffic::parse_kind("tcp_maerts"), Error);
+}
+
+}  // namespace
