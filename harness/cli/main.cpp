@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -14,11 +15,14 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/netns.hpp"
+#include "core/process.hpp"
 #include "datapath/ebpf.hpp"
 #include "datapath/legacy.hpp"
 #include "datapath/mode.hpp"
 #include "doctor/doctor.hpp"
 #include "metrics/cpu.hpp"
+#include "results/results.hpp"
+#include "run/run.hpp"
 #include "traffic/workload.hpp"
 #include "topology/cluster.hpp"
 #include "topology/spec.hpp"
@@ -287,6 +291,113 @@ int cmd_traffic(const std::vector<std::string>& args) {
   return r.errors ? static_cast<int>(ExitCode::kFailure) : 0;
 }
 
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string x; std::getline(in, x, ',');)
+    if (!x.empty()) out.push_back(x);
+  return out;
+}
+
+std::atomic<bool> g_interrupted{false};
+
+std::string joined_command_line(const std::vector<std::string>& args) {
+  std::vector<std::string> v{"hrbench", "run"};
+  v.insert(v.end(), args.begin(), args.end());
+  return shell_join(v);
+}
+
+int cmd_run(const std::vector<std::string>& args) {
+  po::options_description d(
+      "hrbench run: build a cluster, measure every mode on every scenario and workload "
+      "(interleaved, repeated), write a results file and print the comparison");
+  d.add_options()("topology,t", po::value<std::string>()->default_value(kDefaultTopology),
+                  "topology file")(
+      "modes", po::value<std::string>()->default_value("legacy,ebpf"), "modes, comma-separated")(
+      "scenarios",
+      po::value<std::string>()->default_value(
+          "pod-pod-same-node,pod-pod-cross-node,pod-external,node-node"),
+      "scenarios, comma-separated (node-node is the ceiling, measured in mode none)")(
+      "workloads", po::value<std::string>()->default_value("tcp_rr,tcp_crr,tcp_stream,udp_stream"),
+      "workloads, comma-separated (also udp_rr)")(
+      "repetitions,r", po::value<int>(), "repetitions of the matrix (default 3)")(
+      "duration", po::value<double>(), "measured seconds per trial (default 1.5)")(
+      "warmup", po::value<double>(), "discarded seconds before each trial (default 0.4)")(
+      "flows", po::value<int>()->default_value(1), "parallel flows per trial")(
+      "size", po::value<size_t>()->default_value(0), "message size (0: each workload's default)")(
+      "quick", "preset: 1 repetition of 1 s trials")(
+      "thorough", "preset: 7 repetitions of 10 s trials")(
+      "scan", po::value<std::string>(),
+      "vary one parameter, e.g. services=0,1000,5000,10000 or flows=1,2,4")(
+      "max-retries", po::value<int>()->default_value(1), "re-runs of a trial marked invalid")(
+      "output,o", po::value<std::string>(), "results file (default results/<run id>.json)")(
+      "export", po::value<std::vector<std::string>>()->multitoken(),
+      "also write gbench (Google Benchmark JSON) and/or csv next to the results file");
+  add_mode_options(d);
+  auto vm = parse(args, d, "hrbench run [--quick|--thorough] [OPTIONS]");
+  if (!vm) return 0;
+  run::RunConfig c;
+  c.topology = (*vm)["topology"].as<std::string>();
+  c.prefix = vm->count("prefix") && !(*vm)["prefix"].defaulted() ? prefix_of(*vm) : "hrbrun";
+  if (vm->count("quick") && vm->count("thorough"))
+    throw Error("--quick and --thorough exclude each other", ExitCode::kUsage);
+  if (vm->count("quick")) run::apply_preset(c, "quick");
+  if (vm->count("thorough")) run::apply_preset(c, "thorough");
+  c.modes = split_list((*vm)["modes"].as<std::string>());
+  c.scenarios = split_list((*vm)["scenarios"].as<std::string>());
+  c.workloads = split_list((*vm)["workloads"].as<std::string>());
+  if (vm->count("repetitions")) c.repetitions = (*vm)["repetitions"].as<int>();
+  if (vm->count("duration")) c.duration_s = (*vm)["duration"].as<double>();
+  if (vm->count("warmup")) c.warmup_s = (*vm)["warmup"].as<double>();
+  c.flows = (*vm)["flows"].as<int>();
+  c.msg_size = (*vm)["size"].as<size_t>();
+  c.max_retries = (*vm)["max-retries"].as<int>();
+  if (vm->count("output")) c.output = (*vm)["output"].as<std::string>();
+  if (vm->count("scan")) {
+    std::string sc = (*vm)["scan"].as<std::string>();
+    auto eq = sc.find('=');
+    if (eq == std::string::npos) throw Error("--scan PARAM=V1,V2,…", ExitCode::kUsage);
+    c.scan_param = sc.substr(0, eq);
+    for (const auto& v : split_list(sc.substr(eq + 1))) {
+      try {
+        c.scan_values.push_back(std::stoi(v));
+      } catch (...) {
+        throw Error("--scan: '" + v + "' is not a number", ExitCode::kUsage);
+      }
+    }
+  }
+  auto spec = topology::parse_spec_file(c.topology);
+  c.mode_options = mode_options(*vm, "none", spec);
+  c.command_line = joined_command_line(args);
+  std::vector<std::string> exports;
+  if (vm->count("export")) exports = (*vm)["export"].as<std::vector<std::string>>();
+  for (const auto& e : exports)
+    if (e != "gbench" && e != "csv")
+      throw Error("--export: '" + e + "' (expected gbench or csv)", ExitCode::kUsage);
+  run::validate(c);
+
+  struct sigaction sa{};
+  sa.sa_handler = [](int) { g_interrupted = true; };
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  auto doc = run::run_matrix(c, g_interrupted, {.tty = isatty(STDERR_FILENO) != 0});
+  std::string out = doc["output"];
+  std::string base = out.size() > 5 && out.ends_with(".json") ? out.substr(0, out.size() - 5) : out;
+  for (const auto& e : exports) {
+    if (e == "gbench") {
+      results::write_json(base + ".gbench.json", results::to_gbench(doc));
+      log::info("Google Benchmark format: {}.gbench.json", base);
+    } else {
+      std::ofstream(base + ".csv") << results::to_csv(doc);
+      log::info("CSV: {}.csv", base);
+    }
+  }
+  std::cout << results::summary_table(doc);
+  std::cout << fmt::format("\nresults: {} ({} trials{})\n", out, doc["trials"].size(),
+                           doc["complete"].get<bool>() ? "" : ", INTERRUPTED");
+  return g_interrupted ? 130 : 0;
+}
+
 int cmd_up(const std::vector<std::string>& args) {
   po::options_description d("hrbench up: build the cluster of a topology file");
   d.add_options()("topology,t", po::value<std::string>()->default_value(kDefaultTopology),
@@ -448,6 +559,7 @@ const std::map<std::string, Command>& commands() {
       {"status", {"show the cluster", cmd_status}},
       {"mode", {"switch the datapath mode of the running cluster", cmd_mode}},
       {"traffic", {"run one workload between two members of the cluster", cmd_traffic}},
+      {"run", {"the benchmark: every mode x scenario x workload, results file, comparison", cmd_run}},
       {"exec", {"run a command in a pod, node or external host", cmd_exec}},
       {"down", {"take the cluster down", [](const auto& a) { return teardown(a, false); }}},
       {"clean", {"remove everything of a prefix, also after a crash",
@@ -461,7 +573,8 @@ void usage(std::ostream& o) {
        "usage: hrbench COMMAND [OPTIONS]   (hrbench COMMAND --help for each)\n\ncommands:\n";
   for (const auto& [name, c] : commands()) o << fmt::format("  {:<8} {}\n", name, c.summary);
   o << "\nexit codes: 0 ok, 1 failure, 2 usage, 3 invalid input (nothing changed), "
-       "4 missing prerequisite, 5 busy, 6 not found\n";
+       "4 missing prerequisite, 5 busy, 6 not found, 130 interrupted (run: partial results "
+       "written)\n";
 }
 
 }  // namespace

@@ -1,0 +1,257 @@
+#include "results/results.hpp"
+
+#include <bpf/libbpf.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "core/process.hpp"
+#include "metrics/stats.hpp"
+
+namespace hrb::results {
+
+const std::vector<Metric>& metric_catalogue() {
+  static const std::vector<Metric> m{
+      {"transactionsPerSecond", "1/s", true, {"tcp_rr", "tcp_crr", "udp_rr"}, "/transactionsPerSecond"},
+      {"latencyP50", "us", false, {"tcp_rr", "tcp_crr", "udp_rr"}, "/latencyUs/p50"},
+      {"latencyP90", "us", false, {"tcp_rr", "tcp_crr", "udp_rr"}, "/latencyUs/p90"},
+      {"latencyP99", "us", false, {"tcp_rr", "tcp_crr", "udp_rr"}, "/latencyUs/p99"},
+      {"latencyP999", "us", false, {"tcp_rr", "tcp_crr", "udp_rr"}, "/latencyUs/p999"},
+      {"cpuUsPerTransaction", "us", false, {"tcp_rr", "tcp_crr", "udp_rr"}, "/cpuUsPerTransaction"},
+      {"gbitPerSecond", "Gbit/s", true, {"tcp_stream", "udp_stream"}, "/gbitPerSecond"},
+      {"cpuSecondsPerGB", "s/GB", false, {"tcp_stream", "udp_stream"}, "/cpuSecondsPerGB"},
+      {"udpLossRatio", "1", false, {"udp_stream"}, "/udpLossRatio"},
+      {"tcpRetransmits", "1", false, {"tcp_stream"}, "/tcpRetransmits"},
+  };
+  return m;
+}
+
+const Metric* find_metric(const std::string& name) {
+  for (const auto& m : metric_catalogue())
+    if (m.name == name) return &m;
+  return nullptr;
+}
+
+std::optional<double> metric_value(const nlohmann::json& trial, const Metric& m) {
+  if (!trial.contains("metrics")) return std::nullopt;
+  nlohmann::json::json_pointer p(m.pointer);
+  if (!trial["metrics"].contains(p)) return std::nullopt;
+  const auto& v = trial["metrics"][p];
+  if (!v.is_number()) return std::nullopt;
+  double d = v.get<double>();
+  return std::isfinite(d) ? std::optional<double>(d) : std::nullopt;
+}
+
+namespace {
+std::string first_line_of(const std::vector<std::string>& argv) {
+  if (find_program(argv[0]).empty()) return "";
+  auto r = run_cmd(argv, {.check = false});
+  std::string s = r.out.empty() ? r.err : r.out;
+  return s.substr(0, s.find('\n'));
+}
+
+std::string file_value(const std::string& path, const std::string& key) {
+  std::ifstream f(path);
+  for (std::string l; std::getline(f, l);)
+    if (l.rfind(key, 0) == 0) {
+      std::string v = l.substr(l.find_first_of(":=") + 1);
+      v.erase(0, v.find_first_not_of(" \t\""));
+      while (!v.empty() && (v.back() == '"' || v.back() == ' ')) v.pop_back();
+      return v;
+    }
+  return "";
+}
+}  // namespace
+
+nlohmann::json environment() {
+  utsname u{};
+  uname(&u);
+  return {
+      {"hostname", u.nodename},
+      {"kernel", std::string(u.sysname) + " " + u.release},
+      {"arch", u.machine},
+      {"distro", file_value("/etc/os-release", "PRETTY_NAME")},
+      {"cpuModel", file_value("/proc/cpuinfo", "model name")},
+      {"cpus", sysconf(_SC_NPROCESSORS_ONLN)},
+      {"memoryKiB", std::stoull("0" + file_value("/proc/meminfo", "MemTotal").substr(
+                                          0, file_value("/proc/meminfo", "MemTotal").find(' ')))},
+      {"tools",
+       {{"libbpf", std::to_string(libbpf_major_version()) + "." +
+                       std::to_string(libbpf_minor_version())},
+        {"clang", first_line_of({"clang", "--version"})},
+        {"iptables", first_line_of({"iptables", "--version"})},
+        {"iproute2", first_line_of({"ip", "-V"})},
+        {"compiler", __VERSION__}}},
+  };
+}
+
+size_t sanitize(nlohmann::json& j) {
+  size_t n = 0;
+  if (j.is_number_float() && !std::isfinite(j.get<double>())) {
+    j = nullptr;
+    return 1;
+  }
+  if (j.is_structured())
+    for (auto& v : j) n += sanitize(v);
+  return n;
+}
+
+void write_json(const std::string& path, const nlohmann::json& doc) {
+  namespace fs = std::filesystem;
+  fs::path p(path);
+  if (p.has_parent_path()) fs::create_directories(p.parent_path());
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << doc.dump(1) << "\n";
+    if (!f) throw Error("cannot write " + tmp);
+  }
+  fs::rename(tmp, path);
+}
+
+nlohmann::json read_results(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw Error("cannot read results file " + path, ExitCode::kBadInput);
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(f);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(path + ": not JSON: " + e.what(), ExitCode::kBadInput);
+  }
+  if (!doc.is_object() || doc.value("schema", "") != "hostroute-bench/results" ||
+      !doc.contains("schemaVersion"))
+    throw Error(path + ": not a hostroute-bench results file (no schema/schemaVersion)",
+                ExitCode::kBadInput);
+  if (doc["schemaVersion"] != kSchemaVersion)
+    throw Error(path + ": schemaVersion " + doc["schemaVersion"].dump() + ", this build reads " +
+                    std::to_string(kSchemaVersion),
+                ExitCode::kBadInput);
+  return doc;
+}
+
+nlohmann::json to_gbench(const nlohmann::json& doc) {
+  // Google Benchmark's JSON reporter format: context + benchmarks[]; one entry per valid trial
+  // and metric, named mode/scenario/workload/metric, repetitions as aggregate-free iterations.
+  const auto& env = doc["environment"];
+  nlohmann::json out{{"context",
+                      {{"date", doc.value("startedAt", "")},
+                       {"host_name", env.value("hostname", "")},
+                       {"executable", "hrbench run"},
+                       {"num_cpus", env.value("cpus", 0)},
+                       {"mhz_per_cpu", 0},
+                       {"cpu_scaling_enabled", false},
+                       {"caches", nlohmann::json::array()},
+                       {"load_avg", nlohmann::json::array()},
+                       {"library_build_type", "release"},
+                       {"hrbench_run_id", doc.value("runId", "")},
+                       {"kernel", env.value("kernel", "")}}},
+                     {"benchmarks", nlohmann::json::array()}};
+  for (const auto& t : doc["trials"]) {
+    if (!t.value("valid", false)) continue;
+    for (const auto& m : metric_catalogue()) {
+      auto v = metric_value(t, m);
+      if (!v) continue;
+      std::string name = t["mode"].get<std::string>() + "/" + t["scenario"].get<std::string>() +
+                         "/" + t["workload"].get<std::string>() + "/" + m.name;
+      // compare.py compares real_time/cpu_time, lower is better: a higher-is-better rate is
+      // exported as nanoseconds per unit (1e9 / rate), a lower-is-better figure as itself.
+      double time = m.higher_is_better ? (*v > 0 ? 1e9 / *v : 0) : *v;
+      std::string unit = m.higher_is_better ? "ns" : m.unit == "us" ? "us" : m.unit == "s/GB" ? "s" : "ns";
+      nlohmann::json b{{"name", name},
+                       {"family_index", 0},
+                       {"per_family_instance_index", 0},
+                       {"run_name", name},
+                       {"run_type", "iteration"},
+                       {"repetitions", doc["config"].value("repetitions", 1)},
+                       {"repetition_index", t.value("repetition", 0)},
+                       {"threads", 1},
+                       {"iterations", 1},
+                       {"real_time", time},
+                       {"cpu_time", time},
+                       {"time_unit", unit},
+                       {m.name, *v}};
+      out["benchmarks"].push_back(b);
+    }
+  }
+  return out;
+}
+
+std::string to_csv(const nlohmann::json& doc) {
+  std::string s = "run_id,mode,scenario,workload,repetition,valid,metric,unit,value\n";
+  for (const auto& t : doc["trials"])
+    for (const auto& m : metric_catalogue()) {
+      auto v = metric_value(t, m);
+      if (!v) continue;
+      s += fmt::format("{},{},{},{},{},{},{},{},{}\n", doc.value("runId", ""),
+                       t["mode"].get<std::string>(), t["scenario"].get<std::string>(),
+                       t["workload"].get<std::string>(), t.value("repetition", 0),
+                       t.value("valid", false) ? 1 : 0, m.name, m.unit, *v);
+    }
+  return s;
+}
+
+std::string summary_table(const nlohmann::json& doc) {
+  // values[scenario][workload][metric][mode] = per-repetition values (index = repetition)
+  std::map<std::string, std::map<std::string, std::map<std::string, std::map<std::string,
+                                                                              std::vector<double>>>>>
+      v;
+  int reps = doc["config"].value("repetitions", 1);
+  for (const auto& t : doc["trials"]) {
+    if (!t.value("valid", false)) continue;
+    for (const auto& m : metric_catalogue()) {
+      auto x = metric_value(t, m);
+      if (!x) continue;
+      auto& slot = v[t["scenario"]][t["workload"]][m.name][t["mode"]];
+      if (slot.size() < static_cast<size_t>(reps)) slot.resize(reps, NAN);
+      slot[t.value("repetition", 0)] = *x;
+    }
+  }
+  auto med = [](std::vector<double> xs) {
+    std::vector<double> ok;
+    for (double x : xs)
+      if (std::isfinite(x)) ok.push_back(x);
+    return ok.empty() ? NAN : metrics::median(ok);
+  };
+  auto num = [](double x) {
+    if (!std::isfinite(x)) return std::string("-");
+    if (std::abs(x) >= 1000) return fmt::format("{:.0f}", x);
+    if (std::abs(x) >= 10) return fmt::format("{:.1f}", x);
+    return fmt::format("{:.3g}", x);
+  };
+  std::string out = fmt::format("{:<20} {:<11} {:<22} {:>10} {:>10} {:>10} {:>22}\n", "scenario",
+                                "workload", "metric", "legacy", "ebpf", "ceiling",
+                                "ebpf/legacy [95% CI]");
+  for (auto& [scen, ws] : v) {
+    if (scen == "node-node") continue;
+    for (auto& [wl, ms] : ws)
+      for (const auto& m : metric_catalogue()) {
+        auto it = ms.find(m.name);
+        if (it == ms.end()) continue;
+        auto& modes = it->second;
+        double ceiling = NAN;
+        if (v.count("node-node") && v["node-node"].count(wl) && v["node-node"][wl].count(m.name))
+          for (auto& [mode, xs] : v["node-node"][wl][m.name]) ceiling = med(xs);
+        std::string ratio = "-";
+        if (modes.count("legacy") && modes.count("ebpf")) {
+          auto r = metrics::paired_ratio(modes["legacy"], modes["ebpf"]);
+          if (r)
+            ratio = r->pairs > 1 ? fmt::format("{:.3f} [{:.3f}, {:.3f}]", r->ratio, r->ci_low, r->ci_high)
+                                 : fmt::format("{:.3f} (1 pair)", r->ratio);
+        }
+        out += fmt::format("{:<20} {:<11} {:<22} {:>10} {:>10} {:>10} {:>22}\n", scen, wl,
+                           m.name + " (" + m.unit + ")",
+                           num(modes.count("legacy") ? med(modes["legacy"]) : NAN),
+                           num(modes.count("ebpf") ? med(modes["ebpf"]) : NAN), num(ceiling), ratio);
+      }
+  }
+  return out;
+}
+
+}  // namespace hrb::results

@@ -1,0 +1,46 @@
+#pragma once
+// The results file: one JSON document per run (schema in docs/results-schema.md and
+// results/schema.json), and what is derived from it — the metric catalogue, the Google
+// Benchmark export (so its compare.py reads our runs) and CSV. Everything here works on files:
+// a report or a verdict can be re-made later from the same document.
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hrb::results {
+
+constexpr int kSchemaVersion = 1;
+
+// One figure of a trial, as every consumer (summary, exports, gate) names and reads it.
+struct Metric {
+  std::string name;        // "transactionsPerSecond"
+  std::string unit;        // "1/s"
+  bool higher_is_better;
+  std::vector<std::string> workloads;  // where it exists
+  // JSON pointer into trial["metrics"], e.g. "/latencyUs/p99"
+  std::string pointer;
+};
+const std::vector<Metric>& metric_catalogue();
+const Metric* find_metric(const std::string& name);
+std::optional<double> metric_value(const nlohmann::json& trial, const Metric& m);
+
+// Host, kernel, CPU, distribution and tool versions, for the document's "environment".
+nlohmann::json environment();
+
+// Replaces NaN and infinities by null (JSON has neither); returns how many it replaced.
+size_t sanitize(nlohmann::json& j);
+
+// Writes atomically (temporary file + rename); parent directories are created.
+void write_json(const std::string& path, const nlohmann::json& doc);
+nlohmann::json read_results(const std::string& path);  // checks schemaVersion; throws kBadInput
+
+nlohmann::json to_gbench(const nlohmann::json& doc);
+std::string to_csv(const nlohmann::json& doc);
+
+// The comparison table printed at the end of a run: per scenario, workload and metric the
+// median of each mode, the ceiling (node-node), and ebpf/legacy with its bootstrap interval.
+std::string summary_table(const nlohmann::json& doc);
+
+}  // namespace hrb::results

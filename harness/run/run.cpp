@@ -1,0 +1,422 @@
+#include "run/run.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+#include "core/log.hpp"
+#include "core/netns.hpp"
+#include "core/process.hpp"
+#include "datapath/ebpf.hpp"
+#include "datapath/iptables.hpp"
+#include "metrics/cpu.hpp"
+#include "results/results.hpp"
+#include "topology/cluster.hpp"
+#include "traffic/workload.hpp"
+
+namespace hrb::run {
+
+using Clock = std::chrono::steady_clock;
+
+void apply_preset(RunConfig& c, const std::string& p) {
+  if (p == "quick") {
+    c.repetitions = 1;
+    c.duration_s = 1;
+    c.warmup_s = 0.3;
+  } else if (p == "thorough") {
+    c.repetitions = 7;
+    c.duration_s = 10;
+    c.warmup_s = 2;
+  } else {
+    throw Error("unknown preset '" + p + "' (quick | thorough)", ExitCode::kUsage);
+  }
+}
+
+namespace {
+const std::vector<std::string> kScenarios{"pod-pod-same-node", "pod-pod-cross-node",
+                                          "pod-external", "node-node"};
+
+struct Endpoints {
+  std::string client_name, server_name, client_netns, server_netns;
+  Ipv4 dst;
+};
+
+std::optional<Endpoints> scenario_endpoints(const topology::Layout& l, const std::string& s) {
+  if (l.nodes.empty()) return std::nullopt;
+  const auto& n1 = l.nodes[0];
+  if (s == "pod-pod-same-node" && n1.pods.size() >= 2)
+    return Endpoints{n1.pods[0].name, n1.pods[1].name, n1.pods[0].netns, n1.pods[1].netns,
+                     n1.pods[1].ip};
+  if (s == "pod-pod-cross-node" && l.nodes.size() >= 2 && !n1.pods.empty() &&
+      !l.nodes[1].pods.empty())
+    return Endpoints{n1.pods[0].name, l.nodes[1].pods[0].name, n1.pods[0].netns,
+                     l.nodes[1].pods[0].netns, l.nodes[1].pods[0].ip};
+  if (s == "pod-external" && !n1.pods.empty() && !l.externals.empty())
+    return Endpoints{n1.pods[0].name, l.externals[0].name, n1.pods[0].netns, l.externals[0].netns,
+                     l.externals[0].address};
+  if (s == "node-node" && l.nodes.size() >= 2)
+    return Endpoints{n1.name, l.nodes[1].name, n1.netns, l.nodes[1].netns, l.nodes[1].underlay_ip};
+  return std::nullopt;
+}
+
+std::string iso_now() {
+  std::time_t t = std::time(nullptr);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return b;
+}
+
+std::string make_run_id() {
+  std::time_t t = std::time(nullptr);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y%m%d-%H%M%S", std::gmtime(&t));
+  std::random_device rd;
+  return fmt::format("{}-{:04x}", b, rd() & 0xffff);
+}
+
+std::string git_revision() {
+  auto r = run_cmd({"git", "-C", HRB_SOURCE_DIR, "rev-parse", "--short=12", "HEAD"},
+                   {.check = false});
+  std::string s = r.ok() ? r.out.substr(0, r.out.find('\n')) : "unknown";
+  auto d = run_cmd({"git", "-C", HRB_SOURCE_DIR, "status", "--porcelain", "--untracked-files=no"},
+                   {.check = false});
+  if (d.ok() && !d.out.empty()) s += "-dirty";
+  return s;
+}
+
+// Figures derived from a workload result and the CPU time it took.
+nlohmann::json derive_metrics(const traffic::WorkloadResult& r, const metrics::CpuTimes& cpu) {
+  nlohmann::json m;
+  const double busy = cpu.busy();
+  const double total = cpu.total();
+  m["stealFraction"] = total > 0 ? cpu.steal / total : 0.0;
+  m["cpuBusySeconds"] = busy;
+  switch (r.kind) {
+    case traffic::Kind::kTcpRr:
+    case traffic::Kind::kTcpCrr:
+    case traffic::Kind::kUdpRr:
+      m["transactionsPerSecond"] = r.transactions_per_s();
+      m["transactions"] = r.transactions;
+      m["latencyUs"] = {{"p50", r.latency.percentile(50) / 1e3},
+                        {"p90", r.latency.percentile(90) / 1e3},
+                        {"p99", r.latency.percentile(99) / 1e3},
+                        {"p999", r.latency.percentile(99.9) / 1e3},
+                        {"max", r.latency.max() / 1e3},
+                        {"mean", r.latency.mean() / 1e3}};
+      if (r.transactions) m["cpuUsPerTransaction"] = busy * 1e6 / r.transactions;
+      break;
+    case traffic::Kind::kTcpStream:
+    case traffic::Kind::kUdpStream:
+      m["gbitPerSecond"] = r.gbit_per_s();
+      m["bytes"] = r.bytes;
+      if (r.bytes) m["cpuSecondsPerGB"] = busy / (r.bytes / 1e9);
+      if (r.kind == traffic::Kind::kTcpStream) m["tcpRetransmits"] = r.tcp_retransmits;
+      if (r.kind == traffic::Kind::kUdpStream && r.udp_sent)
+        m["udpLossRatio"] = static_cast<double>(r.udp_lost) / r.udp_sent;
+      break;
+  }
+  return m;
+}
+
+uint64_t iptables_packets(const topology::Layout& l, datapath::Backend b) {
+  uint64_t n = 0;
+  for (const auto& node : l.nodes)
+    for (const auto& c : datapath::rule_counters(node.netns, b)) n += c.packets;
+  return n;
+}
+
+nlohmann::json bpf_counters_json(const topology::Layout& l) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [node, progs] : datapath::read_counters(l))
+    for (const auto& [prog, c] : progs)
+      for (int r = 0; r < HRB_R__MAX; ++r)
+        if (c[r]) j[node][prog][datapath::reason_name(r)] = c[r];
+  return j;
+}
+
+nlohmann::json counters_delta(const nlohmann::json& before, const nlohmann::json& after) {
+  nlohmann::json d = nlohmann::json::object();
+  for (auto& [node, progs] : after.items())
+    for (auto& [prog, reasons] : progs.items())
+      for (auto& [reason, v] : reasons.items()) {
+        uint64_t b = before.contains(node) && before[node].contains(prog) &&
+                             before[node][prog].contains(reason)
+                         ? before[node][prog][reason].get<uint64_t>()
+                         : 0;
+        uint64_t delta = v.get<uint64_t>() - b;
+        if (delta) d[node][prog][reason] = delta;
+      }
+  return d;
+}
+
+class Reporter {
+ public:
+  Reporter(const Progress& p, size_t total) : p_(p), total_(total), start_(Clock::now()) {}
+  void trial(size_t k, const std::string& what) {
+    double el = std::chrono::duration<double>(Clock::now() - start_).count();
+    double eta = k > 1 ? el / (k - 1) * (total_ - k + 1) : 0;
+    if (p_.tty) {
+      std::cerr << fmt::format("\r\033[K[{}/{}] {}  elapsed {:.0f}s  ETA {:.0f}s", k, total_, what,
+                               el, eta)
+                << std::flush;
+    } else {
+      log::info("trial {}/{}: {} (elapsed {:.0f}s, ETA {:.0f}s)", k, total_, what, el, eta);
+    }
+  }
+  void note(const std::string& s) {
+    if (p_.tty) std::cerr << "\r\033[K";
+    log::info("{}", s);
+  }
+  void done() {
+    if (p_.tty) std::cerr << "\r\033[K";
+  }
+
+ private:
+  Progress p_;
+  size_t total_;
+  Clock::time_point start_;
+};
+
+struct PlannedTrial {
+  std::string mode, scenario, workload;
+  int repetition;
+  nlohmann::json scan;  // {"param":…, "value":…} when scanning
+  int scan_value = 0;
+};
+
+}  // namespace
+
+void validate(const RunConfig& c) {
+  for (const auto& m : c.modes)
+    if (m != "legacy" && m != "ebpf" && m != "none")
+      throw Error("--modes: unknown mode '" + m + "' (legacy, ebpf, none)", ExitCode::kUsage);
+  for (const auto& s : c.scenarios)
+    if (std::find(kScenarios.begin(), kScenarios.end(), s) == kScenarios.end())
+      throw Error("--scenarios: unknown scenario '" + s +
+                      "' (pod-pod-same-node, pod-pod-cross-node, pod-external, node-node)",
+                  ExitCode::kUsage);
+  for (const auto& w : c.workloads) traffic::parse_kind(w);
+  if (c.repetitions < 1 || c.repetitions > 1000)
+    throw Error("--repetitions must be 1..1000", ExitCode::kUsage);
+  if (!(c.duration_s > 0) || c.warmup_s < 0)
+    throw Error("--duration must be > 0 and --warmup >= 0", ExitCode::kUsage);
+  if (!c.scan_param.empty() && c.scan_param != "services" && c.scan_param != "flows")
+    throw Error("--scan: unknown parameter '" + c.scan_param + "' (services | flows)",
+                ExitCode::kUsage);
+  if (!c.scan_param.empty() && c.scan_values.empty())
+    throw Error("--scan " + c.scan_param + " needs values, e.g. --scan services=0,1000,5000",
+                ExitCode::kUsage);
+}
+
+nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupted,
+                          const Progress& progress) {
+  validate(cfg);
+  std::ifstream tf(cfg.topology);
+  if (!tf) throw Error("cannot read topology " + cfg.topology, ExitCode::kBadInput);
+  std::stringstream yaml;
+  yaml << tf.rdbuf();
+  auto spec = topology::parse_spec_string(yaml.str(), cfg.topology);
+  auto layout = topology::plan(spec, cfg.prefix);
+  for (const auto& m : cfg.modes) {  // each mode's input (masq config, …) before anything is built
+    datapath::ModeOptions check = cfg.mode_options;
+    check.name = m;
+    datapath::make_mode(check);
+  }
+
+  // The plan: per repetition (and scan value), the ceiling block in mode none, then the modes in
+  // an order that alternates between repetitions (ABBA…).
+  std::vector<std::string> scenarios;
+  for (const auto& s : cfg.scenarios) {
+    if (scenario_endpoints(layout, s)) {
+      scenarios.push_back(s);
+    } else {
+      log::warn("scenario {} is not possible on topology {}; skipped", s, spec.name);
+    }
+  }
+  std::vector<int> scan_values = cfg.scan_values;
+  if (cfg.scan_param.empty()) scan_values = {0};
+  std::vector<PlannedTrial> plan;
+  for (int sv : scan_values)
+    for (int rep = 0; rep < cfg.repetitions; ++rep) {
+      std::vector<std::string> order;
+      if (std::find(scenarios.begin(), scenarios.end(), "node-node") != scenarios.end())
+        order.push_back("none");
+      std::vector<std::string> modes = cfg.modes;
+      if (rep % 2 == 1) std::reverse(modes.begin(), modes.end());
+      order.insert(order.end(), modes.begin(), modes.end());
+      for (const auto& mode : order)
+        for (const auto& s : scenarios) {
+          if ((mode == "none") != (s == "node-node")) continue;
+          for (const auto& w : cfg.workloads) {
+            PlannedTrial t{mode, s, w, rep, nullptr, sv};
+            if (!cfg.scan_param.empty()) t.scan = {{"param", cfg.scan_param}, {"value", sv}};
+            plan.push_back(t);
+          }
+        }
+    }
+
+  nlohmann::json doc{{"schema", "hostroute-bench/results"},
+                     {"schemaVersion", results::kSchemaVersion},
+                     {"runId", make_run_id()},
+                     {"startedAt", iso_now()},
+                     {"gitRevision", git_revision()},
+                     {"command", cfg.command_line},
+                     {"complete", false},
+                     {"environment", results::environment()},
+                     {"topology",
+                      {{"file", cfg.topology},
+                       {"name", spec.name},
+                       {"nodes", spec.node_count},
+                       {"podsPerNode", spec.pods_per_node},
+                       {"yaml", yaml.str()}}},
+                     {"config",
+                      {{"modes", cfg.modes},
+                       {"scenarios", scenarios},
+                       {"workloads", cfg.workloads},
+                       {"repetitions", cfg.repetitions},
+                       {"durationSeconds", cfg.duration_s},
+                       {"warmupSeconds", cfg.warmup_s},
+                       {"flows", cfg.flows},
+                       {"messageSize", cfg.msg_size},
+                       {"maxRetries", cfg.max_retries},
+                       {"maxStealFraction", cfg.max_steal_fraction},
+                       {"modeOptions", cfg.mode_options.to_json()},
+                       {"scan", cfg.scan_param.empty()
+                                    ? nlohmann::json(nullptr)
+                                    : nlohmann::json{{"param", cfg.scan_param},
+                                                     {"values", cfg.scan_values}}},
+                       {"cpuTickSeconds", metrics::tick_seconds()}}},
+                     {"trials", nlohmann::json::array()}};
+  const std::string out = cfg.output.empty()
+                              ? std::string(HRB_SOURCE_DIR) + "/results/" +
+                                    doc["runId"].get<std::string>() + ".json"
+                              : cfg.output;
+  auto save = [&] {
+    nlohmann::json copy = doc;
+    results::sanitize(copy);
+    results::write_json(out, copy);
+  };
+
+  topology::StateDir st(cfg.prefix);
+  Fd lock = st.lock();
+  if (st.exists())
+    throw Error("a cluster with prefix '" + cfg.prefix +
+                    "' exists; run `hrbench clean --prefix " + cfg.prefix +
+                    "` or pass another --prefix",
+                ExitCode::kBusy);
+  Reporter rep(progress, plan.size());
+  rep.note(fmt::format("run {}: {} trials on {} ({} repetitions, {:.1f}+{:.1f} s each); results: {}",
+                       doc["runId"].get<std::string>(), plan.size(), spec.name, cfg.repetitions,
+                       cfg.warmup_s, cfg.duration_s, out));
+  topology::bring_up(layout, st, yaml.str());
+  struct Teardown {
+    topology::StateDir& st;
+    ~Teardown() {
+      try {
+        topology::tear_down(st);
+      } catch (const std::exception& e) {
+        log::error("teardown: {}", e.what());
+      }
+    }
+  } teardown{st};
+  save();
+
+  std::string current_mode = "none";
+  int current_scan = -1;
+  size_t k = 0;
+  for (const auto& t : plan) {
+    if (interrupted) break;
+    ++k;
+    // Mode and scan parameter for this trial.
+    datapath::ModeOptions mo = cfg.mode_options;
+    mo.name = t.mode;
+    if (cfg.scan_param == "services") mo.services = t.scan_value;
+    int flows = cfg.scan_param == "flows" ? t.scan_value : cfg.flows;
+    if (t.mode != current_mode || (cfg.scan_param == "services" && t.scan_value != current_scan)) {
+      datapath::switch_mode(st, layout, mo);
+      current_mode = t.mode;
+      current_scan = t.scan_value;
+    }
+    auto ep = *scenario_endpoints(layout, t.scenario);
+    traffic::WorkloadSpec w;
+    w.kind = traffic::parse_kind(t.workload);
+    w.client_netns = ep.client_netns;
+    w.server_netns = ep.server_netns;
+    w.dst = ep.dst;
+    w.flows = std::max(1, flows);
+    w.msg_size = cfg.msg_size;
+    w.duration_s = cfg.duration_s;
+    w.warmup_s = cfg.warmup_s;
+
+    nlohmann::json trial;
+    for (int attempt = 1; attempt <= 1 + cfg.max_retries; ++attempt) {
+      rep.trial(k, fmt::format("{} {} {} rep {}{}", t.mode, t.scenario, t.workload, t.repetition + 1,
+                               attempt > 1 ? fmt::format(" (retry {})", attempt - 1) : ""));
+      for (const auto& n : layout.nodes) datapath::conntrack_flush(n.netns);
+      const auto backend = cfg.mode_options.backend;
+      const bool rules = t.mode == "legacy" || t.mode == "ebpf";
+      uint64_t ipt0 = rules ? iptables_packets(layout, backend) : 0;
+      auto bpf0 = t.mode == "ebpf" ? bpf_counters_json(layout) : nlohmann::json::object();
+      auto started = iso_now();
+      auto cpu0 = metrics::read_cpu_times();
+      auto r = traffic::run_workload(w);
+      auto cpu = metrics::read_cpu_times() - cpu0;
+      if (interrupted) break;  // the trial in flight is dropped
+      trial = {{"mode", t.mode},
+               {"scenario", t.scenario},
+               {"workload", t.workload},
+               {"repetition", t.repetition},
+               {"order", k},
+               {"attempt", attempt},
+               {"startedAt", started},
+               {"client", ep.client_name},
+               {"server", ep.server_name},
+               {"flows", w.flows},
+               {"metrics", derive_metrics(r, cpu)},
+               {"cpu", cpu.to_json()},
+               {"result", r.to_json()}};
+      if (!t.scan.is_null()) trial["scan"] = t.scan;
+      if (rules) trial["iptablesPackets"] = iptables_packets(layout, backend) - ipt0;
+      if (t.mode == "ebpf") trial["bpfCounters"] = counters_delta(bpf0, bpf_counters_json(layout));
+      std::vector<std::string> flags;
+      if (r.errors) flags.push_back(fmt::format("errors: {} ({})", r.errors, r.first_error));
+      double steal = trial["metrics"]["stealFraction"].get<double>();
+      if (steal > cfg.max_steal_fraction)
+        flags.push_back(fmt::format("steal {:.0f}% > {:.0f}%", steal * 100,
+                                    cfg.max_steal_fraction * 100));
+      if ((w.kind == traffic::Kind::kTcpRr || w.kind == traffic::Kind::kTcpCrr ||
+           w.kind == traffic::Kind::kUdpRr) && r.transactions == 0)
+        flags.push_back("no transactions");
+      if ((w.kind == traffic::Kind::kTcpStream || w.kind == traffic::Kind::kUdpStream) &&
+          r.bytes == 0)
+        flags.push_back("no bytes");
+      trial["flags"] = flags;
+      trial["valid"] = flags.empty();
+      if (flags.empty()) break;
+      rep.note(fmt::format("trial {} marked invalid: {}", k, flags.front()));
+    }
+    if (interrupted) break;
+    doc["trials"].push_back(trial);
+    save();
+  }
+  rep.done();
+  doc["complete"] = !interrupted.load();
+  doc["finishedAt"] = iso_now();
+  if (interrupted) {
+    doc["interrupted"] = true;
+    rep.note(fmt::format("interrupted: {} of {} trials written to {}", doc["trials"].size(),
+                         plan.size(), out));
+  }
+  // Restore mode none before teardown removes everything (the netns go with it anyway).
+  save();
+  doc["output"] = out;
+  return doc;
+}
+
+}  // namespace hrb::run

@@ -1,0 +1,53 @@
+#pragma once
+// `hrbench run`: the benchmark matrix. The cluster is built once; modes are swapped between
+// blocks of trials in a balanced order (ABBA…) so that drift hits every mode alike; each trial is
+// one (mode, scenario, workload, repetition); node-node (no pod hop) is the ceiling, measured in
+// mode none. Results go to one JSON document, written after every trial so an interrupted run
+// still leaves a valid partial file.
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "datapath/mode.hpp"
+
+namespace hrb::run {
+
+struct RunConfig {
+  std::string topology;
+  std::string prefix = "hrbrun";
+  std::vector<std::string> modes{"legacy", "ebpf"};
+  std::vector<std::string> scenarios{"pod-pod-same-node", "pod-pod-cross-node", "pod-external",
+                                     "node-node"};
+  std::vector<std::string> workloads{"tcp_rr", "tcp_crr", "tcp_stream", "udp_stream"};
+  int repetitions = 3;
+  double duration_s = 1.5;
+  double warmup_s = 0.4;
+  int flows = 1;
+  size_t msg_size = 0;  // 0: each workload's default
+  datapath::ModeOptions mode_options;  // backend, masq config, services, …
+  int max_retries = 1;                 // re-runs of a trial marked invalid
+  double max_steal_fraction = 0.10;    // more steal than this marks a trial invalid
+  std::string output;                  // results file (default results/<run id>.json)
+  std::string command_line;            // recorded in the document
+  // Scan: one parameter varied over values (services or flows); empty: no scan.
+  std::string scan_param;
+  std::vector<int> scan_values;
+};
+
+void apply_preset(RunConfig& c, const std::string& preset);  // "quick" | "thorough"
+
+struct Progress {
+  bool tty = false;
+};
+
+// Runs the matrix; returns the document (also written to cfg.output). `interrupted` is polled
+// between trials: when set, the trial in flight is dropped, what finished is written, and the
+// cluster is torn down.
+nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupted,
+                          const Progress& progress);
+
+// Checks names before anything is built; throws Error(kUsage) naming the bad value.
+void validate(const RunConfig& cfg);
+
+}  // namespace hrb::run

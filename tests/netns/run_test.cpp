@@ -1,0 +1,137 @@
+// `hrbench run` end to end: a quick matrix, its results file against the JSON Schema, the
+// Google Benchmark export read by Google Benchmark's own compare.py, and Ctrl-C.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "support/cluster_fixture.hpp"
+
+using namespace hrb;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string tmpdir() {
+  char t[] = "/tmp/hrb-run-XXXXXX";
+  return mkdtemp(t);
+}
+
+// Validates with the python3-jsonschema package (installed by scripts/setup).
+CmdResult validate(const std::string& file) {
+  return run_cmd({"/usr/bin/python3", "-c",
+                  "import json,sys,jsonschema\n"
+                  "s=json.load(open(sys.argv[1])); d=json.load(open(sys.argv[2]))\n"
+                  "jsonschema.validate(d, s)\n",
+                  test::source_path("results/schema.json"), file},
+                 {.check = false});
+}
+
+TEST(Run, QuickMatrixWritesAValidCompleteResultsFile) {
+  HRB_REQUIRE_ROOT();
+  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string prefix = test::unique_prefix("tr");
+  auto r = test::hrbench({"run", "--quick", "--duration", "0.4", "--warmup", "0.1", "--output",
+                          out, "--export", "gbench", "csv"},
+                         prefix);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("ebpf/legacy"), std::string::npos) << "the comparison table:\n" << r.out;
+  auto v = validate(out);
+  EXPECT_EQ(v.status, 0) << v.err;
+  auto doc = nlohmann::json::parse(std::ifstream(out));
+  EXPECT_TRUE(doc["complete"].get<bool>());
+  std::set<std::string> cells;
+  for (const auto& t : doc["trials"])
+    cells.insert(t["mode"].get<std::string>() + "/" + t["scenario"].get<std::string>() + "/" +
+                 t["workload"].get<std::string>() + "/" + std::to_string(t["repetition"].get<int>()));
+  // 2 modes x 3 pod scenarios x 4 workloads + node-node x 4 workloads, one repetition.
+  EXPECT_EQ(cells.size(), 2u * 3 * 4 + 4);
+  EXPECT_EQ(doc["trials"].size(), cells.size());
+  for (const char* c : {"legacy/pod-pod-cross-node/tcp_rr/0", "ebpf/pod-external/udp_stream/0",
+                        "none/node-node/tcp_stream/0"})
+    EXPECT_TRUE(cells.count(c)) << c;
+  for (const auto& t : doc["trials"])
+    if (t["mode"] == "ebpf") EXPECT_EQ(t["iptablesPackets"], 0) << "ebpf bypasses iptables";
+  EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+  EXPECT_TRUE(fs::exists(dir + "/run.csv"));
+
+  // Google Benchmark's compare.py reads the export (two runs' worth: the same file twice).
+  auto cmp = run_cmd({"/usr/bin/python3", "/usr/share/benchmark/compare.py", "benchmarks",
+                      dir + "/run.gbench.json", dir + "/run.gbench.json"},
+                     {.check = false});
+  EXPECT_EQ(cmp.status, 0) << cmp.err;
+  EXPECT_NE(cmp.out.find("ebpf/pod-pod-cross-node/tcp_rr/transactionsPerSecond"),
+            std::string::npos)
+      << cmp.out;
+  fs::remove_all(dir);
+}
+
+TEST(Run, SigintLeavesAValidPartialFileAndACleanMachine) {
+  HRB_REQUIRE_ROOT();
+  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string prefix = test::unique_prefix("ts");
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execl(HRBENCH_BIN, HRBENCH_BIN, "run", "--prefix", prefix.c_str(), "--repetitions", "3",
+          "--duration", "0.5", "--warmup", "0.1", "--output", out.c_str(), nullptr);
+    _exit(127);
+  }
+  // Wait until at least two trials are on disk (the file is replaced atomically per trial).
+  for (;;) {
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, WNOHANG), 0) << "run ended before it could be interrupted";
+    std::ifstream f(out);
+    if (f) {
+      auto doc = nlohmann::json::parse(f, nullptr, false);
+      if (!doc.is_discarded() && doc["trials"].size() >= 2) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  kill(pid, SIGINT);
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 130);
+  auto v = validate(out);
+  EXPECT_EQ(v.status, 0) << v.err;
+  auto doc = nlohmann::json::parse(std::ifstream(out));
+  EXPECT_FALSE(doc["complete"].get<bool>());
+  EXPECT_TRUE(doc["interrupted"].get<bool>());
+  EXPECT_GE(doc["trials"].size(), 2u);
+  EXPECT_LT(doc["trials"].size(), 84u);
+  EXPECT_TRUE(test::netns_with_prefix(prefix).empty()) << "the cluster was not torn down";
+  EXPECT_FALSE(fs::exists("/sys/fs/bpf/hrbench/" + prefix));
+  fs::remove_all(dir);
+}
+
+TEST(Run, BadOptionsChangeNothing) {
+  HRB_REQUIRE_ROOT();
+  const std::string prefix = test::unique_prefix("tv");
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"run", "--modes", "legacy,turbo"},
+        {"run", "--workloads", "tcp_maerts"},
+        {"run", "--scenarios", "pod-moon"},
+        {"run", "--scan", "services"},
+        {"run", "--quick", "--thorough"},
+        {"run", "--export", "xml"}}) {
+    auto r = test::hrbench(args, prefix);
+    EXPECT_EQ(r.status, static_cast<int>(ExitCode::kUsage)) << args[1] << ": " << r.err;
+    EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+  }
+  auto r = test::hrbench({"run", "--masq-config", test::source_path("tests/fixtures/masq/bad-cidr.yaml")},
+                         prefix);
+  EXPECT_EQ(r.status, static_cast<int>(ExitCode::kBadInput)) << r.err;
+  EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+}
+
+}  // namespace
