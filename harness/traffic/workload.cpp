@@ -446,7 +446,7 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
   if (s.duration_s <= 0 || s.warmup_s < 0)
     throw Error("duration must be > 0 and warm-up >= 0", ExitCode::kUsage);
   if (!s.msg_size)
-    s.msg_size = s.kind == Kind::kTcpStream ? 16384 : s.kind == Kind::kUdpStream ? 1400 : 1;
+    s.msg_size = s.kind == Kind::kTcpStream ? 131072 : s.kind == Kind::kUdpStream ? 1400 : 1;
   if (s.kind == Kind::kUdpStream && s.msg_size < 16)
     throw Error("udp_stream needs msg_size >= 16 (it carries a sequence number)",
                 ExitCode::kUsage);
