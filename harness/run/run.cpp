@@ -303,28 +303,12 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
     results::write_json(out, copy);
   };
 
-  topology::StateDir st(cfg.prefix);
-  Fd lock = st.lock();
-  if (st.exists())
-    throw Error("a cluster with prefix '" + cfg.prefix +
-                    "' exists; run `hrbench clean --prefix " + cfg.prefix +
-                    "` or pass another --prefix",
-                ExitCode::kBusy);
   Reporter rep(progress, plan.size());
   rep.note(fmt::format("run {}: {} trials on {} ({} repetitions, {:.1f}+{:.1f} s each); results: {}",
                        doc["runId"].get<std::string>(), plan.size(), spec.name, cfg.repetitions,
                        cfg.warmup_s, cfg.duration_s, out));
-  topology::bring_up(layout, st, yaml.str());
-  struct Teardown {
-    topology::StateDir& st;
-    ~Teardown() {
-      try {
-        topology::tear_down(st);
-      } catch (const std::exception& e) {
-        log::error("teardown: {}", e.what());
-      }
-    }
-  } teardown{st};
+  topology::ScopedCluster cluster(cfg.topology, cfg.prefix);  // torn down on every exit
+  topology::StateDir& st = cluster.state();
   save();
 
   std::string current_mode = "none";

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -288,6 +290,29 @@ TeardownReport tear_down(StateDir& state) {
     }
   state.remove();
   return r;
+}
+
+ScopedCluster::ScopedCluster(const std::string& topology_file, const std::string& prefix)
+    : state_(prefix) {
+  std::ifstream f(topology_file);
+  if (!f) throw Error("cannot read topology " + topology_file, ExitCode::kBadInput);
+  std::stringstream yaml;
+  yaml << f.rdbuf();
+  layout_ = plan(parse_spec_string(yaml.str(), topology_file), prefix);
+  lock_ = state_.lock();
+  if (state_.exists())
+    throw Error("a cluster with prefix '" + prefix + "' exists; run hrbench clean --prefix " +
+                    prefix,
+                ExitCode::kBusy);
+  bring_up(layout_, state_, yaml.str());
+}
+
+ScopedCluster::~ScopedCluster() {
+  try {
+    tear_down(state_);
+  } catch (const std::exception& e) {
+    log::error("teardown of {}: {}", state_.prefix(), e.what());
+  }
 }
 
 Layout load_layout(const StateDir& state) {

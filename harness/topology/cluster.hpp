@@ -5,6 +5,7 @@
 #include <string>
 
 #include "topology/layout.hpp"
+#include "core/fd.hpp"
 #include "topology/state.hpp"
 
 namespace hrb::topology {
@@ -26,5 +27,22 @@ TeardownReport tear_down(StateDir& state);
 
 // Loads the layout of a recorded cluster (re-planned from its saved topology.yaml).
 Layout load_layout(const StateDir& state);
+
+// A cluster for the lifetime of an object (benchmarks, tools): up in the constructor (holding the
+// prefix's lock throughout), torn down in the destructor whatever happened in between.
+class ScopedCluster {
+ public:
+  ScopedCluster(const std::string& topology_file, const std::string& prefix);
+  ~ScopedCluster();
+  ScopedCluster(const ScopedCluster&) = delete;
+  ScopedCluster& operator=(const ScopedCluster&) = delete;
+  const Layout& layout() const { return layout_; }
+  StateDir& state() { return state_; }
+
+ private:
+  StateDir state_;
+  Fd lock_;
+  Layout layout_;
+};
 
 }  // namespace hrb::topology

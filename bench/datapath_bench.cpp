@@ -1,0 +1,309 @@
+// Microbenchmarks of the datapath programs: the real compiled from_pod / from_uplink objects run
+// with BPF_PROG_TEST_RUN inside node1 of a real two-node cluster (brought up here, torn down at
+// exit), timed by the kernel (UseManualTime + SetIterationTime from the duration that
+// bpf_prog_test_run reports, which excludes the syscall).
+//
+// One program run per test run (repeat = 1): with repeat > 1 the kernel runs the program again
+// on the packet the previous run already rewrote (TTL decremented, addresses translated), so
+// after a few runs it would time a different path. The kernel's timer around a single run adds a
+// constant floor, shown by BM_TestRunFloor (a program that only counts) and to be subtracted
+// when comparing paths. ns_per_packet is the mean kernel-measured time per run.
+#include <arpa/inet.h>
+#include <benchmark/benchmark.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <memory>
+#include <random>
+
+#include "core/bpf.hpp"
+#include "core/netns.hpp"
+#include "core/process.hpp"
+#include "datapath/ebpf.hpp"
+#include "hrb_abi.h"
+#include "topology/cluster.hpp"
+#include "doctor_probe.skel.h"
+
+using namespace hrb;
+
+namespace {
+
+std::unique_ptr<topology::ScopedCluster> g_cluster;
+
+const topology::Layout& L() { return g_cluster->layout(); }
+const topology::NodeLayout& N1() { return L().nodes[0]; }
+
+// A test packet: Ethernet + IPv4 + TCP (or UDP), checksums not needed for the timing paths.
+std::vector<uint8_t> packet(Ipv4 src, Ipv4 dst, uint16_t sport, uint16_t dport, uint8_t proto = 6,
+                            uint16_t ethertype = 0x0800) {
+  std::vector<uint8_t> b(14 + 20 + 20 + 32, 0);
+  b[0] = 0x02;
+  b[6] = 0x02;
+  b[12] = ethertype >> 8;
+  b[13] = ethertype & 0xff;
+  uint8_t* ip = &b[14];
+  ip[0] = 0x45;
+  ip[2] = 0;
+  ip[3] = 72;
+  ip[8] = 64;
+  ip[9] = proto;
+  uint32_t s = src.be(), d = dst.be();
+  memcpy(ip + 12, &s, 4);
+  memcpy(ip + 16, &d, 4);
+  uint16_t sp = htons(sport), dp = htons(dport);
+  memcpy(ip + 20, &sp, 2);
+  memcpy(ip + 22, &dp, 2);
+  ip[32] = 0x50;
+  ip[33] = 0x10;
+  return b;
+}
+
+struct Runner {
+  std::unique_ptr<datapath::NodePrograms> progs;
+  unsigned lxc1 = 0, eth0 = 0;
+  explicit Runner(const datapath::MasqConfig& masq, datapath::ProgramOptions o = {}) {
+    progs = std::make_unique<datapath::NodePrograms>(L(), N1(), masq, o);
+    run_in_netns(N1().netns, [&] {
+      lxc1 = if_nametoindex("lxc1");
+      eth0 = if_nametoindex("eth0");
+    });
+  }
+  // One test run of `repeat` packets; returns ns per packet as the kernel measured it. The
+  // calling thread must be in node1's netns (see InNode).
+  double run(int fd, std::vector<uint8_t>& pkt, unsigned ifindex, uint32_t repeat,
+             int* verdict = nullptr) {
+    return [&] {
+      __sk_buff ctx{};
+      ctx.ingress_ifindex = ifindex;
+      ctx.ifindex = ifindex;
+      std::vector<uint8_t> out(pkt.size() + 64);
+      bpf_test_run_opts o{};
+      o.sz = sizeof o;
+      o.data_in = pkt.data();
+      o.data_size_in = pkt.size();
+      o.data_out = out.data();
+      o.data_size_out = out.size();
+      o.ctx_in = &ctx;
+      o.ctx_size_in = sizeof ctx;
+      o.repeat = repeat;
+      if (bpf_prog_test_run_opts(fd, &o) != 0) throw_errno("bpf_prog_test_run_opts");
+      if (verdict) *verdict = o.retval;
+      return static_cast<double>(o.duration);
+    }();
+  }
+};
+
+datapath::MasqConfig masq_with(int extra_cidrs) {
+  auto m = datapath::default_masq_config();
+  m.non_masquerade = {L().spec.cluster_cidr, L().spec.underlay_cidr};
+  // Extra /24s inside 100.64.0.0/10, never the destination used below.
+  for (int i = 0; i < extra_cidrs; ++i)
+    m.non_masquerade.push_back(Cidr{Ipv4{(100u << 24) | (64u << 16) | (uint32_t(i) << 8)}, 24});
+  return m;
+}
+
+// Runs `pkt` once per iteration through `fd`; records the kernel's time.
+void time_runs(benchmark::State& st, Runner& r, int fd, std::vector<uint8_t>& pkt, unsigned ifi) {
+  double total = 0;
+  for (auto _ : st) {
+    double ns = r.run(fd, pkt, ifi, 1);
+    st.SetIterationTime(ns / 1e9);
+    total += ns;
+  }
+  st.counters["ns_per_packet"] = total / std::max<double>(st.iterations(), 1);
+  st.counters["packets"] = benchmark::Counter(st.iterations(), benchmark::Counter::kIsRate);
+}
+
+// Benchmarks run on Google Benchmark's thread: it enters node1's netns for the benchmark's
+// duration (ifindexes and the FIB are per netns), and leaves it afterwards.
+struct InNode {
+  NetnsGuard g{N1().netns};
+};
+
+void resolve_neighbours() {
+  run_cmd({"ping", "-c1", "-W1", L().nodes[1].underlay_ip.str()}, {.netns = N1().netns, .check = false});
+  run_cmd({"ping", "-c1", "-W1", L().externals[0].underlay_ip.str()}, {.netns = N1().netns, .check = false});
+}
+
+// Repeated-packet paths. Arg 0: repeat; the path picks packet and program.
+enum Path { kLocal, kRemote, kMasqEstablished, kRevNat, kUplinkToPod, kNonIp };
+
+void BM_Path(benchmark::State& st, Path path) {
+  InNode in_node;
+  resolve_neighbours();
+  Runner r(masq_with(0));
+  const auto& p1 = N1().pods[0];
+  const auto& ext = L().externals[0];
+  std::vector<uint8_t> pkt;
+  int fd = r.progs->from_pod_fd();
+  unsigned ifi = r.lxc1;
+  switch (path) {
+    case kLocal: pkt = packet(p1.ip, N1().pods[1].ip, 40000, 80); break;
+    case kRemote: pkt = packet(p1.ip, L().nodes[1].pods[0].ip, 40000, 80); break;
+    case kMasqEstablished: pkt = packet(p1.ip, ext.address, 40000, 443); break;
+    case kRevNat: {
+      auto out = packet(p1.ip, ext.address, 40000, 443);
+      r.run(fd, out, r.lxc1, 1);  // creates the NAT entry (port 40000 kept)
+      pkt = packet(ext.address, N1().underlay_ip, 443, 40000);
+      fd = r.progs->from_uplink_fd();
+      ifi = r.eth0;
+      break;
+    }
+    case kUplinkToPod:
+      pkt = packet(L().nodes[1].pods[0].ip, p1.ip, 80, 40000);
+      fd = r.progs->from_uplink_fd();
+      ifi = r.eth0;
+      break;
+    case kNonIp: pkt = packet(p1.ip, ext.address, 1, 2, 6, 0x0806); break;
+  }
+  int verdict = -1;
+  r.run(fd, pkt, ifi, 1, &verdict);
+  st.SetLabel(verdict == 7 ? "redirect" : verdict == 0 ? "to stack" : "drop?");
+  time_runs(st, r, fd, pkt, ifi);
+}
+
+// New masquerade flows: every packet a new source port, one run per iteration.
+void BM_MasqNewFlow(benchmark::State& st) {
+  InNode in_node;
+  resolve_neighbours();
+  Runner r(masq_with(0));
+  uint16_t sport = 1024;
+  double total = 0;
+  uint64_t n = 0;
+  for (auto _ : st) {
+    auto pkt = packet(N1().pods[0].ip, L().externals[0].address, sport, 443);
+    if (++sport == 0) sport = 1024;
+    double ns = r.run(r.progs->from_pod_fd(), pkt, r.lxc1, 1);
+    st.SetIterationTime(ns / 1e9);
+    total += ns;
+    ++n;
+  }
+  st.SetLabel("a new source port every packet");
+  st.counters["ns_per_packet"] = total / std::max<uint64_t>(n, 1);
+  st.counters["packets"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsRate);
+}
+
+// Scaling: the established masquerade path with N extra non-masquerade CIDRs in the LPM trie.
+void BM_MasqEstablished_LpmSize(benchmark::State& st) {
+  InNode in_node;
+  resolve_neighbours();
+  Runner r(masq_with(st.range(1)));
+  auto pkt = packet(N1().pods[0].ip, L().externals[0].address, 40000, 443);
+  time_runs(st, r, r.progs->from_pod_fd(), pkt, r.lxc1);
+}
+
+// Scaling: NAT tables filled to N % of their 65,536 entries with unrelated flows.
+void BM_MasqEstablished_NatOccupancy(benchmark::State& st) {
+  InNode in_node;
+  resolve_neighbours();
+  Runner r(masq_with(0));
+  const int fill = static_cast<int>(65536 * st.range(1) / 100);
+  std::mt19937 rng(1);
+  for (int i = 0; i < fill; ++i) {
+    hrb_nat_key k{rng(), rng(), static_cast<uint16_t>(rng()), static_cast<uint16_t>(rng()), 6, {}};
+    hrb_nat_entry v{rng(), static_cast<uint16_t>(rng()), 0, 0};
+    bpf_map_update_elem(r.progs->map_fd("nat_fwd"), &k, &v, BPF_ANY);
+    bpf_map_update_elem(r.progs->map_fd("nat_rev"), &k, &v, BPF_ANY);
+  }
+  auto pkt = packet(N1().pods[0].ip, L().externals[0].address, 40000, 443);
+  time_runs(st, r, r.progs->from_pod_fd(), pkt, r.lxc1);
+}
+
+// Scaling: the local (redirect_peer) path with N endpoints in the map.
+void BM_Local_Endpoints(benchmark::State& st) {
+  InNode in_node;
+  Runner r(masq_with(0));
+  hrb_endpoint ep{};
+  ep.ifindex = r.lxc1;
+  for (int i = 0; i < st.range(1); ++i) {
+    uint32_t ip = htonl((10u << 24) | (250u << 16) | static_cast<uint32_t>(i));
+    bpf_map_update_elem(r.progs->map_fd("endpoints"), &ip, &ep, BPF_ANY);
+  }
+  auto pkt = packet(N1().pods[0].ip, N1().pods[1].ip, 40000, 80);
+  time_runs(st, r, r.progs->from_pod_fd(), pkt, r.lxc1);
+}
+
+// The floor: the doctor's probe program only counts, so this is the test run's own timing cost.
+void BM_TestRunFloor(benchmark::State& st) {
+  InNode in_node;
+  Runner r(masq_with(0));
+  Skeleton<doctor_probe> probe;
+  bpf_program* p;
+  bpf_object__for_each_program(p, probe->obj) bpf_program__set_autoload(p, p == probe->progs.probe_count);
+  probe.load("probe_count");
+  auto pkt = packet(N1().pods[0].ip, N1().pods[1].ip, 40000, 80);
+  time_runs(st, r, bpf_program__fd(probe->progs.probe_count), pkt, r.lxc1);
+}
+
+}  // namespace
+
+// Fixed iteration counts: the kernel-timed work per iteration is ~100 ns, so a minimum time in
+// manual-time seconds would mean millions of syscalls per benchmark.
+constexpr int kIters = 20000;
+BENCHMARK(BM_TestRunFloor)->UseManualTime()->Iterations(kIters);
+BENCHMARK_CAPTURE(BM_Path, from_pod_local_redirect_peer, kLocal)->UseManualTime()->Iterations(kIters);
+BENCHMARK_CAPTURE(BM_Path, from_pod_remote_fib, kRemote)->UseManualTime()->Iterations(kIters);
+BENCHMARK_CAPTURE(BM_Path, from_pod_masq_established, kMasqEstablished)
+    ->UseManualTime()->Iterations(kIters);
+BENCHMARK_CAPTURE(BM_Path, from_uplink_reverse_nat, kRevNat)->UseManualTime()->Iterations(kIters);
+BENCHMARK_CAPTURE(BM_Path, from_uplink_to_local_pod, kUplinkToPod)
+    ->UseManualTime()->Iterations(kIters);
+BENCHMARK_CAPTURE(BM_Path, from_pod_non_ip_pass, kNonIp)->UseManualTime()->Iterations(kIters);
+BENCHMARK(BM_MasqNewFlow)->UseManualTime()->Iterations(kIters);
+BENCHMARK(BM_MasqEstablished_LpmSize)
+    ->ArgsProduct({{1}, {1, 16, 256, 4096, 16000}})->UseManualTime()->Iterations(kIters);
+BENCHMARK(BM_MasqEstablished_NatOccupancy)
+    ->ArgsProduct({{1}, {0, 10, 50, 90}})->UseManualTime()->Iterations(kIters);
+BENCHMARK(BM_Local_Endpoints)
+    ->ArgsProduct({{1}, {1, 64, 1024, 4000}})->UseManualTime()->Iterations(kIters);
+
+// SIGINT/SIGTERM: take the cluster down (by exec'ing `hrbench clean`, which is safe from a
+// signal handler) instead of leaving namespaces behind.
+char g_clean_prefix[32];
+void on_signal(int) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl(HRB_BINARY_DIR "/harness/hrbench", "hrbench", "clean", "--prefix", g_clean_prefix,
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int st;
+  if (pid > 0) waitpid(pid, &st, 0);
+  _exit(130);
+}
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (geteuid() != 0) {
+    fprintf(stderr, "datapath_bench: needs root (BPF, network namespaces)\n");
+    return 4;
+  }
+  utsname u{};
+  uname(&u);
+  benchmark::AddCustomContext("kernel", u.release);
+  benchmark::AddCustomContext("libbpf", std::to_string(libbpf_major_version()) + "." +
+                                            std::to_string(libbpf_minor_version()));
+  benchmark::AddCustomContext("clang", HRB_BPF_CLANG_VERSION);
+  benchmark::AddCustomContext("topology", "two-node.yaml, programs of node1");
+  const std::string prefix = "hrbb" + std::to_string(getpid() % 100000);
+  snprintf(g_clean_prefix, sizeof g_clean_prefix, "%s", prefix.c_str());
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  try {
+    g_cluster = std::make_unique<topology::ScopedCluster>(
+        HRB_SOURCE_DIR "/topologies/two-node.yaml", prefix);
+    benchmark::RunSpecifiedBenchmarks();
+  } catch (const std::exception& e) {
+    fprintf(stderr, "datapath_bench: %s\n", e.what());
+    g_cluster.reset();
+    return 1;
+  }
+  g_cluster.reset();
+  benchmark::Shutdown();
+  return 0;
+}
