@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <iostream>
@@ -23,6 +24,8 @@
 #include "metrics/cpu.hpp"
 #include "results/results.hpp"
 #include "run/run.hpp"
+#include "gate/gate.hpp"
+#include "report/report.hpp"
 #include "traffic/workload.hpp"
 #include "topology/cluster.hpp"
 #include "topology/spec.hpp"
@@ -398,6 +401,139 @@ int cmd_run(const std::vector<std::string>& args) {
   return g_interrupted ? 130 : 0;
 }
 
+std::vector<std::pair<std::string, nlohmann::json>> read_runs(const std::vector<std::string>& files) {
+  std::vector<std::pair<std::string, nlohmann::json>> runs;
+  for (const auto& f : files) runs.push_back({f, results::read_results(f)});
+  return runs;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::trunc);
+  f << text;
+  if (!f) throw Error("cannot write " + path);
+}
+
+int cmd_compare(const std::vector<std::string>& args) {
+  po::options_description d("hrbench compare A.json B.json: two runs side by side (B/A, U test)");
+  d.add_options()("files", po::value<std::vector<std::string>>(), "two results files")(
+      "markdown", "print a Markdown table");
+  po::positional_options_description pos;
+  pos.add("files", 2);
+  auto vm = parse(args, d, "hrbench compare A.json B.json [--markdown]", pos);
+  if (!vm) return 0;
+  if (!vm->count("files") || (*vm)["files"].as<std::vector<std::string>>().size() != 2)
+    throw Error("give two results files", ExitCode::kUsage);
+  auto runs = read_runs((*vm)["files"].as<std::vector<std::string>>());
+  std::cout << gate::compare_runs(runs[0].second, runs[1].second, vm->count("markdown") > 0);
+  return 0;
+}
+
+// Merges the trials of `extra` into `doc` as further repetitions.
+void merge_repetitions(nlohmann::json& doc, const nlohmann::json& extra) {
+  int base = doc["config"].value("repetitions", 1);
+  for (auto t : extra["trials"]) {
+    t["repetition"] = t["repetition"].get<int>() + base;
+    doc["trials"].push_back(t);
+  }
+  doc["config"]["repetitions"] = base + extra["config"].value("repetitions", 0);
+}
+
+int cmd_gate(const std::vector<std::string>& args) {
+  po::options_description d(
+      "hrbench gate RESULTS.json: evaluate the checks of a policy file; exit 0 pass, 1 "
+      "regression, 2 inconclusive, 3 usage or input error");
+  d.add_options()("current", po::value<std::string>(), "the run to judge")(
+      "policy", po::value<std::string>()->default_value(HRB_SOURCE_DIR "/results/gate.yaml"),
+      "policy file")("baseline", po::value<std::string>(), "baseline run for baseline checks")(
+      "markdown", po::value<std::string>(), "also write a Markdown summary to FILE")(
+      "junit", po::value<std::string>(), "also write JUnit XML to FILE")(
+      "inconclusive-ok", "exit 0 when the verdict is inconclusive")(
+      "adaptive", po::value<int>()->default_value(0),
+      "when inconclusive, measure up to N more repetitions of the checks' cells (root)")(
+      "output", po::value<std::string>(), "with --adaptive: write the merged run here");
+  po::positional_options_description pos;
+  pos.add("current", 1);
+  auto vm = parse(args, d, "hrbench gate RESULTS.json [--policy FILE] [--baseline FILE]", pos);
+  if (!vm) return 0;
+  if (!vm->count("current")) throw Error("give the results file to judge", ExitCode::kUsage);
+  const std::string cur_file = (*vm)["current"].as<std::string>();
+  auto policy = gate::parse_policy_file((*vm)["policy"].as<std::string>());
+  auto cur = results::read_results(cur_file);
+  nlohmann::json base;
+  std::string base_file;
+  if (vm->count("baseline")) {
+    base_file = (*vm)["baseline"].as<std::string>();
+    base = results::read_results(base_file);
+  }
+  auto result = gate::evaluate(policy, cur, cur_file, base_file.empty() ? nullptr : &base, base_file);
+  int extra_left = (*vm)["adaptive"].as<int>();
+  while (result.overall() == gate::Verdict::kInconclusive && extra_left > 0) {
+    run::RunConfig c;
+    c.topology = cur["topology"]["file"];
+    c.repetitions = std::min(2, extra_left);
+    c.duration_s = cur["config"]["durationSeconds"];
+    c.warmup_s = cur["config"]["warmupSeconds"];
+    c.mode_options = datapath::ModeOptions::from_json(cur["config"]["modeOptions"]);
+    c.modes.clear();
+    c.scenarios.clear();
+    c.workloads.clear();
+    auto add = [](std::vector<std::string>& v, const std::string& x) {
+      if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
+    };
+    for (const auto& r : result.checks) {
+      if (r.verdict != gate::Verdict::kInconclusive) continue;
+      for (const auto& cell : {r.check.a, r.check.b, r.check.cell}) {
+        if (cell.mode.empty()) continue;
+        if (cell.mode != "none") add(c.modes, cell.mode);
+        add(c.scenarios, cell.scenario);
+      }
+      add(c.workloads, r.check.workload);
+    }
+    c.output = "/tmp/hrbench-gate-adaptive-" + std::to_string(getpid()) + ".json";
+    log::info("gate: inconclusive; measuring {} more repetition(s)", c.repetitions);
+    auto extra = run::run_matrix(c, g_interrupted, {.tty = false});
+    std::filesystem::remove(c.output);
+    merge_repetitions(cur, extra);
+    extra_left -= c.repetitions;
+    result = gate::evaluate(policy, cur, cur_file, base_file.empty() ? nullptr : &base, base_file);
+  }
+  if (vm->count("output")) results::write_json((*vm)["output"].as<std::string>(), cur);
+  std::cout << gate::render_text(result);
+  if (vm->count("markdown"))
+    write_text((*vm)["markdown"].as<std::string>(),
+               gate::render_markdown(result, "hostroute-bench gate"));
+  if (vm->count("junit"))
+    write_text((*vm)["junit"].as<std::string>(), gate::render_junit(result, "hostroute-bench gate"));
+  return gate::exit_code(result, vm->count("inconclusive-ok") > 0);
+}
+
+int cmd_report(const std::vector<std::string>& args) {
+  po::options_description d(
+      "hrbench report RESULTS.json…: a report from results files (self-contained HTML with "
+      "charts, or Markdown)");
+  d.add_options()("files", po::value<std::vector<std::string>>(), "results files")(
+      "format", po::value<std::string>()->default_value("html"), "html | md")(
+      "output,o", po::value<std::string>(), "file to write (default: stdout)");
+  po::positional_options_description pos;
+  pos.add("files", -1);
+  auto vm = parse(args, d, "hrbench report RESULTS.json… [--format html|md] [-o FILE]", pos);
+  if (!vm) return 0;
+  if (!vm->count("files")) throw Error("give at least one results file", ExitCode::kUsage);
+  auto runs = read_runs((*vm)["files"].as<std::vector<std::string>>());
+  std::string fmt_ = (*vm)["format"].as<std::string>();
+  std::string text;
+  if (fmt_ == "html") text = report::html(runs);
+  else if (fmt_ == "md") text = report::markdown(runs);
+  else throw Error("--format: '" + fmt_ + "' (expected html or md)", ExitCode::kUsage);
+  if (vm->count("output")) {
+    write_text((*vm)["output"].as<std::string>(), text);
+    log::info("report written to {}", (*vm)["output"].as<std::string>());
+  } else {
+    std::cout << text;
+  }
+  return 0;
+}
+
 int cmd_up(const std::vector<std::string>& args) {
   po::options_description d("hrbench up: build the cluster of a topology file");
   d.add_options()("topology,t", po::value<std::string>()->default_value(kDefaultTopology),
@@ -560,6 +696,9 @@ const std::map<std::string, Command>& commands() {
       {"mode", {"switch the datapath mode of the running cluster", cmd_mode}},
       {"traffic", {"run one workload between two members of the cluster", cmd_traffic}},
       {"run", {"the benchmark: every mode x scenario x workload, results file, comparison", cmd_run}},
+      {"compare", {"two results files side by side", cmd_compare}},
+      {"gate", {"CI verdict from results files and a policy (exit 0/1/2/3)", cmd_gate}},
+      {"report", {"HTML or Markdown report from results files", cmd_report}},
       {"exec", {"run a command in a pod, node or external host", cmd_exec}},
       {"down", {"take the cluster down", [](const auto& a) { return teardown(a, false); }}},
       {"clean", {"remove everything of a prefix, also after a crash",
@@ -600,9 +739,12 @@ int main(int argc, char** argv) {
     return it->second.run(std::vector<std::string>(argv + 2, argv + argc));
   } catch (const Error& e) {
     std::cerr << "hrbench " << name << ": " << e.what() << "\n";
+    // The gate's own documented codes: 3 for any usage or input error (1 and 2 are verdicts).
+    if (name == "gate") return 3;
     return static_cast<int>(e.code());
   } catch (const std::exception& e) {
     std::cerr << "hrbench " << name << ": " << e.what() << "\n";
+    if (name == "gate") return 3;
     return static_cast<int>(ExitCode::kFailure);
   }
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
@@ -136,6 +137,31 @@ nlohmann::json read_results(const std::string& path) {
   return doc;
 }
 
+std::vector<double> series(const nlohmann::json& doc, const std::string& mode,
+                           const std::string& scenario, const std::string& workload,
+                           const Metric& metric, std::optional<int> scan_value) {
+  std::vector<double> v(std::max(1, doc["config"].value("repetitions", 1)), NAN);
+  for (const auto& t : doc["trials"]) {
+    if (!t.value("valid", false) || t["mode"] != mode || t["scenario"] != scenario ||
+        t["workload"] != workload)
+      continue;
+    if (scan_value && (!t.contains("scan") || t["scan"]["value"] != *scan_value)) continue;
+    auto x = metric_value(t, metric);
+    size_t rep = t.value("repetition", 0);
+    if (!x) continue;
+    if (rep >= v.size()) v.resize(rep + 1, NAN);
+    v[rep] = *x;
+  }
+  return v;
+}
+
+std::vector<double> finite(const std::vector<double>& v) {
+  std::vector<double> out;
+  for (double x : v)
+    if (std::isfinite(x)) out.push_back(x);
+  return out;
+}
+
 nlohmann::json to_gbench(const nlohmann::json& doc) {
   // Google Benchmark's JSON reporter format: context + benchmarks[]; one entry per valid trial
   // and metric, named mode/scenario/workload/metric, repetitions as aggregate-free iterations.
@@ -198,57 +224,41 @@ std::string to_csv(const nlohmann::json& doc) {
 }
 
 std::string summary_table(const nlohmann::json& doc) {
-  // values[scenario][workload][metric][mode] = per-repetition values (index = repetition)
-  std::map<std::string, std::map<std::string, std::map<std::string, std::map<std::string,
-                                                                              std::vector<double>>>>>
-      v;
-  int reps = doc["config"].value("repetitions", 1);
-  for (const auto& t : doc["trials"]) {
-    if (!t.value("valid", false)) continue;
-    for (const auto& m : metric_catalogue()) {
-      auto x = metric_value(t, m);
-      if (!x) continue;
-      auto& slot = v[t["scenario"]][t["workload"]][m.name][t["mode"]];
-      if (slot.size() < static_cast<size_t>(reps)) slot.resize(reps, NAN);
-      slot[t.value("repetition", 0)] = *x;
-    }
-  }
-  auto med = [](std::vector<double> xs) {
-    std::vector<double> ok;
-    for (double x : xs)
-      if (std::isfinite(x)) ok.push_back(x);
-    return ok.empty() ? NAN : metrics::median(ok);
-  };
   auto num = [](double x) {
     if (!std::isfinite(x)) return std::string("-");
     if (std::abs(x) >= 1000) return fmt::format("{:.0f}", x);
     if (std::abs(x) >= 10) return fmt::format("{:.1f}", x);
     return fmt::format("{:.3g}", x);
   };
-  std::string out = fmt::format("{:<20} {:<11} {:<22} {:>10} {:>10} {:>10} {:>22}\n", "scenario",
+  auto med = [](const std::vector<double>& xs) {
+    auto f = finite(xs);
+    return f.empty() ? NAN : metrics::median(f);
+  };
+  std::set<std::string> scenarios, workloads;
+  for (const auto& t : doc["trials"]) {
+    scenarios.insert(t["scenario"].get<std::string>());
+    workloads.insert(t["workload"].get<std::string>());
+  }
+  std::string out = fmt::format("{:<20} {:<11} {:<30} {:>10} {:>10} {:>10} {:>22}\n", "scenario",
                                 "workload", "metric", "legacy", "ebpf", "ceiling",
                                 "ebpf/legacy [95% CI]");
-  for (auto& [scen, ws] : v) {
+  for (const auto& scen : scenarios) {
     if (scen == "node-node") continue;
-    for (auto& [wl, ms] : ws)
+    for (const auto& wl : workloads)
       for (const auto& m : metric_catalogue()) {
-        auto it = ms.find(m.name);
-        if (it == ms.end()) continue;
-        auto& modes = it->second;
-        double ceiling = NAN;
-        if (v.count("node-node") && v["node-node"].count(wl) && v["node-node"][wl].count(m.name))
-          for (auto& [mode, xs] : v["node-node"][wl][m.name]) ceiling = med(xs);
+        if (std::find(m.workloads.begin(), m.workloads.end(), wl) == m.workloads.end()) continue;
+        auto legacy = series(doc, "legacy", scen, wl, m);
+        auto ebpf = series(doc, "ebpf", scen, wl, m);
+        auto ceiling = series(doc, "none", "node-node", wl, m);
+        if (finite(legacy).empty() && finite(ebpf).empty()) continue;
         std::string ratio = "-";
-        if (modes.count("legacy") && modes.count("ebpf")) {
-          auto r = metrics::paired_ratio(modes["legacy"], modes["ebpf"]);
-          if (r)
-            ratio = r->pairs > 1 ? fmt::format("{:.3f} [{:.3f}, {:.3f}]", r->ratio, r->ci_low, r->ci_high)
-                                 : fmt::format("{:.3f} (1 pair)", r->ratio);
-        }
-        out += fmt::format("{:<20} {:<11} {:<22} {:>10} {:>10} {:>10} {:>22}\n", scen, wl,
-                           m.name + " (" + m.unit + ")",
-                           num(modes.count("legacy") ? med(modes["legacy"]) : NAN),
-                           num(modes.count("ebpf") ? med(modes["ebpf"]) : NAN), num(ceiling), ratio);
+        if (auto r = metrics::paired_ratio(legacy, ebpf))
+          ratio = r->pairs > 1 ? fmt::format("{:.3f} [{:.3f}, {:.3f}]", r->ratio, r->ci_low,
+                                             r->ci_high)
+                               : fmt::format("{:.3f} (1 pair)", r->ratio);
+        out += fmt::format("{:<20} {:<11} {:<30} {:>10} {:>10} {:>10} {:>22}\n", scen, wl,
+                           m.name + " (" + m.unit + ")", num(med(legacy)), num(med(ebpf)),
+                           num(med(ceiling)), ratio);
       }
   }
   return out;

@@ -36,6 +36,14 @@ size_t sanitize(nlohmann::json& j);
 void write_json(const std::string& path, const nlohmann::json& doc);
 nlohmann::json read_results(const std::string& path);  // checks schemaVersion; throws kBadInput
 
+// The values of one metric for one (mode, scenario, workload), indexed by repetition (NaN where
+// a repetition has no valid trial). With a scan, only trials of that scan value.
+std::vector<double> series(const nlohmann::json& doc, const std::string& mode,
+                           const std::string& scenario, const std::string& workload,
+                           const Metric& metric, std::optional<int> scan_value = std::nullopt);
+// Drops NaNs.
+std::vector<double> finite(const std::vector<double>& v);
+
 nlohmann::json to_gbench(const nlohmann::json& doc);
 std::string to_csv(const nlohmann::json& doc);
 

@@ -1,0 +1,378 @@
+#include "gate/gate.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "metrics/stats.hpp"
+#include "results/results.hpp"
+
+namespace hrb::gate {
+
+const char* verdict_name(Verdict v) {
+  switch (v) {
+    case Verdict::kPass: return "pass";
+    case Verdict::kFail: return "FAIL";
+    case Verdict::kInconclusive: return "inconclusive";
+  }
+  return "?";
+}
+
+Verdict GateResult::overall() const {
+  bool inconclusive = false;
+  for (const auto& c : checks) {
+    if (c.verdict == Verdict::kFail) return Verdict::kFail;
+    if (c.verdict == Verdict::kInconclusive) inconclusive = true;
+  }
+  return inconclusive ? Verdict::kInconclusive : Verdict::kPass;
+}
+
+int exit_code(const GateResult& r, bool inconclusive_ok) {
+  switch (r.overall()) {
+    case Verdict::kPass: return 0;
+    case Verdict::kFail: return 1;
+    case Verdict::kInconclusive: return inconclusive_ok ? 0 : 2;
+  }
+  return 1;
+}
+
+namespace {
+
+[[noreturn]] void bad(const std::string& label, const YAML::Node& at, const std::string& key,
+                      const std::string& msg) {
+  std::string where = label;
+  if (at.IsDefined()) where += fmt::format(":{}:{}", at.Mark().line + 1, at.Mark().column + 1);
+  throw Error(fmt::format("invalid gate policy: {}: '{}': {}", where, key, msg),
+              ExitCode::kBadInput);
+}
+
+std::string str(const std::string& label, const YAML::Node& parent, const char* key,
+                const std::string& path) {
+  YAML::Node n = parent[key];
+  if (!n.IsDefined()) bad(label, parent, path + key, "required key is missing");
+  if (!n.IsScalar()) bad(label, n, path + key, "expected a string");
+  return n.Scalar();
+}
+
+double num(const std::string& label, const YAML::Node& n, const std::string& key) {
+  double d = 0;
+  if (!n.IsScalar() || !YAML::convert<double>::decode(n, d) || !std::isfinite(d))
+    bad(label, n, key, "expected a number");
+  return d;
+}
+
+void only_keys(const std::string& label, const YAML::Node& n, const std::string& path,
+               const std::set<std::string>& allowed) {
+  if (!n.IsMap()) bad(label, n, path, "expected a mapping");
+  for (const auto& kv : n)
+    if (!allowed.count(kv.first.Scalar()))
+      bad(label, kv.first, path + kv.first.Scalar(), "unknown key");
+}
+
+Cell cell(const std::string& label, const YAML::Node& n, const std::string& path) {
+  if (!n.IsDefined()) bad(label, n, path, "required key is missing");
+  only_keys(label, n, path + ".", {"mode", "scenario"});
+  return {str(label, n, "mode", path + "."), str(label, n, "scenario", path + ".")};
+}
+
+}  // namespace
+
+Policy parse_policy_string(const std::string& yaml, const std::string& label) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    throw Error(fmt::format("invalid gate policy: {}:{}:{}: {}", label, e.mark.line + 1,
+                            e.mark.column + 1, e.msg),
+                ExitCode::kBadInput);
+  }
+  Policy p;
+  p.file = label;
+  only_keys(label, root, "", {"confidence", "resamples", "seed", "minPairs", "checks"});
+  if (root["confidence"]) p.confidence = num(label, root["confidence"], "confidence");
+  if (p.confidence <= 0.5 || p.confidence >= 1)
+    bad(label, root["confidence"], "confidence", "must be between 0.5 and 1");
+  if (root["resamples"]) p.resamples = static_cast<int>(num(label, root["resamples"], "resamples"));
+  if (root["seed"]) p.seed = static_cast<uint64_t>(num(label, root["seed"], "seed"));
+  if (root["minPairs"]) p.min_pairs = static_cast<size_t>(num(label, root["minPairs"], "minPairs"));
+  YAML::Node checks = root["checks"];
+  if (!checks.IsSequence() || checks.size() == 0)
+    bad(label, checks, "checks", "expected a non-empty list of checks");
+  std::set<std::string> names;
+  for (size_t i = 0; i < checks.size(); ++i) {
+    const YAML::Node c = checks[i];
+    const std::string path = fmt::format("checks[{}].", i);
+    only_keys(label, c, path,
+              {"name", "kind", "metric", "workload", "a", "b", "mode", "scenario", "ratio",
+               "maxRegression"});
+    Check k;
+    k.name = str(label, c, "name", path);
+    if (!names.insert(k.name).second) bad(label, c["name"], path + "name", "duplicate name");
+    k.kind = str(label, c, "kind", path);
+    k.metric = str(label, c, "metric", path);
+    k.workload = str(label, c, "workload", path);
+    const auto* m = results::find_metric(k.metric);
+    if (!m) bad(label, c["metric"], path + "metric", "unknown metric '" + k.metric + "'");
+    if (std::find(m->workloads.begin(), m->workloads.end(), k.workload) == m->workloads.end())
+      bad(label, c["workload"], path + "workload",
+          "metric " + k.metric + " is not measured by workload '" + k.workload + "'");
+    if (k.kind == "relative") {
+      k.a = cell(label, c["a"], path + "a");
+      k.b = cell(label, c["b"], path + "b");
+      YAML::Node r = c["ratio"];
+      if (!r.IsDefined()) bad(label, c, path + "ratio", "required key is missing");
+      only_keys(label, r, path + "ratio.", {"min", "max"});
+      if (r["min"]) k.min_ratio = num(label, r["min"], path + "ratio.min");
+      if (r["max"]) k.max_ratio = num(label, r["max"], path + "ratio.max");
+      if (!k.min_ratio && !k.max_ratio)
+        bad(label, r, path + "ratio", "give min and/or max (bounds on b / a)");
+    } else if (k.kind == "baseline") {
+      k.cell = {str(label, c, "mode", path), str(label, c, "scenario", path)};
+      if (c["maxRegression"]) k.max_regression = num(label, c["maxRegression"], path + "maxRegression");
+      if (k.max_regression < 0 || k.max_regression >= 1)
+        bad(label, c["maxRegression"], path + "maxRegression", "must be in [0, 1)");
+    } else {
+      bad(label, c["kind"], path + "kind", "expected relative or baseline");
+    }
+    p.checks.push_back(k);
+  }
+  return p;
+}
+
+Policy parse_policy_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw Error("cannot read gate policy " + path, ExitCode::kBadInput);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_policy_string(ss.str(), path);
+}
+
+namespace {
+
+// Ratio of medians of two independent samples, with a bootstrap interval.
+metrics::RatioEstimate unpaired_ratio(const std::vector<double>& a, const std::vector<double>& b,
+                                      int resamples, uint64_t seed, double confidence) {
+  metrics::RatioEstimate r;
+  r.pairs = std::min(a.size(), b.size());
+  r.ratio = metrics::median(b) / metrics::median(a);
+  std::mt19937_64 rng(seed);
+  std::vector<double> ratios(resamples), sa(a.size()), sb(b.size());
+  std::uniform_int_distribution<size_t> pa(0, a.size() - 1), pb(0, b.size() - 1);
+  for (int k = 0; k < resamples; ++k) {
+    for (auto& x : sa) x = a[pa(rng)];
+    for (auto& x : sb) x = b[pb(rng)];
+    ratios[k] = metrics::median(sb) / metrics::median(sa);
+  }
+  std::sort(ratios.begin(), ratios.end());
+  double alpha = (1 - confidence) / 2;
+  r.ci_low = ratios[static_cast<size_t>(alpha * (resamples - 1))];
+  r.ci_high = ratios[static_cast<size_t>((1 - alpha) * (resamples - 1))];
+  return r;
+}
+
+std::vector<double> values_of(const nlohmann::json& doc, const std::string& file, const Cell& c,
+                              const Check& k) {
+  const auto* m = results::find_metric(k.metric);
+  auto v = results::series(doc, c.mode, c.scenario, k.workload, *m);
+  if (results::finite(v).empty())
+    throw Error(fmt::format("{}: check '{}': no valid {} values for {}/{}/{}", file, k.name,
+                            k.metric, c.mode, c.scenario, k.workload),
+                ExitCode::kBadInput);
+  return v;
+}
+
+void decide(CheckResult& r, double lo_bound_or_nan, double hi_bound_or_nan, size_t min_pairs) {
+  const bool has_min = std::isfinite(lo_bound_or_nan), has_max = std::isfinite(hi_bound_or_nan);
+  std::string b;
+  if (has_min) b += fmt::format(">= {:.3f}", lo_bound_or_nan);
+  if (has_max) b += fmt::format("{}<= {:.3f}", has_min ? ", " : "", hi_bound_or_nan);
+  r.bound_text = b;
+  r.bound = has_min ? lo_bound_or_nan : hi_bound_or_nan;
+  if (r.pairs < min_pairs) {
+    r.verdict = Verdict::kInconclusive;
+    r.message = fmt::format("too few pairs: {} < minPairs {}", r.pairs, min_pairs);
+    return;
+  }
+  bool fail = (has_min && r.ci_high < lo_bound_or_nan) || (has_max && r.ci_low > hi_bound_or_nan);
+  bool pass = (!has_min || r.ci_low >= lo_bound_or_nan) && (!has_max || r.ci_high <= hi_bound_or_nan);
+  r.verdict = fail ? Verdict::kFail : pass ? Verdict::kPass : Verdict::kInconclusive;
+  r.message = fail ? "the whole interval is past the bound"
+              : pass ? "the whole interval is within the bound"
+                     : "the interval straddles the bound";
+}
+
+}  // namespace
+
+GateResult evaluate(const Policy& p, const nlohmann::json& cur, const std::string& cur_file,
+                    const nlohmann::json* base, const std::string& base_file) {
+  GateResult out;
+  for (const auto& k : p.checks) {
+    CheckResult r;
+    r.check = k;
+    const auto* m = results::find_metric(k.metric);
+    if (k.kind == "relative") {
+      auto a = values_of(cur, cur_file, k.a, k);
+      auto b = values_of(cur, cur_file, k.b, k);
+      r.a_values = results::finite(a);
+      r.b_values = results::finite(b);
+      auto est = metrics::paired_ratio(a, b, p.resamples, p.seed, p.confidence);
+      if (!est)
+        throw Error(fmt::format("{}: check '{}': no repetition has both {}/{} and {}/{} for {}",
+                                cur_file, k.name, k.a.mode, k.a.scenario, k.b.mode, k.b.scenario,
+                                k.metric),
+                    ExitCode::kBadInput);
+      r.pairs = est->pairs;
+      r.ratio = est->ratio;
+      r.ci_low = est->ci_low;
+      r.ci_high = est->ci_high;
+      decide(r, k.min_ratio.value_or(NAN), k.max_ratio.value_or(NAN), p.min_pairs);
+    } else {
+      if (!base)
+        throw Error("check '" + k.name + "' is a baseline check: give --baseline FILE",
+                    ExitCode::kBadInput);
+      r.a_values = results::finite(values_of(*base, base_file, k.cell, k));
+      r.b_values = results::finite(values_of(cur, cur_file, k.cell, k));
+      auto est = unpaired_ratio(r.a_values, r.b_values, p.resamples, p.seed, p.confidence);
+      r.pairs = est.pairs;
+      r.ratio = est.ratio;
+      r.ci_low = est.ci_low;
+      r.ci_high = est.ci_high;
+      if (m->higher_is_better)
+        decide(r, 1 - k.max_regression, NAN, p.min_pairs);
+      else
+        decide(r, NAN, 1 + k.max_regression, p.min_pairs);
+    }
+    r.mann_whitney_p = metrics::mann_whitney_p(r.a_values, r.b_values);
+    out.checks.push_back(std::move(r));
+  }
+  return out;
+}
+
+namespace {
+std::string describe(const Check& k) {
+  if (k.kind == "relative")
+    return fmt::format("{} {}: {}/{} / {}/{}", k.workload, k.metric, k.b.mode, k.b.scenario,
+                       k.a.mode, k.a.scenario);
+  return fmt::format("{} {}: {}/{} now / baseline", k.workload, k.metric, k.cell.mode,
+                     k.cell.scenario);
+}
+
+std::string xml_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '&': o += "&amp;"; break;
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '"': o += "&quot;"; break;
+      default: o += c;
+    }
+  }
+  return o;
+}
+
+std::string samples(const std::vector<double>& v) {
+  std::string s;
+  for (double x : v) s += (s.empty() ? "" : ", ") + fmt::format("{:.4g}", x);
+  return "[" + s + "]";
+}
+}  // namespace
+
+std::string render_text(const GateResult& r) {
+  std::string s = fmt::format("{:<13} {:<44} {:>7} {:>19} {:>16} {:>6} {:>7}\n", "verdict",
+                              "check", "ratio", "95% CI", "bound", "pairs", "U p");
+  for (const auto& c : r.checks)
+    s += fmt::format("{:<13} {:<44} {:>7.3f} {:>19} {:>16} {:>6} {:>7.3f}\n",
+                     verdict_name(c.verdict), c.check.name.substr(0, 44), c.ratio,
+                     fmt::format("[{:.3f}, {:.3f}]", c.ci_low, c.ci_high), c.bound_text, c.pairs,
+                     c.mann_whitney_p);
+  for (const auto& c : r.checks)
+    if (c.verdict != Verdict::kPass)
+      s += fmt::format("\n{} — {}: {}\n  {}\n  a {}\n  b {}\n", verdict_name(c.verdict),
+                       c.check.name, c.message, describe(c.check), samples(c.a_values),
+                       samples(c.b_values));
+  s += fmt::format("\ngate: {}\n", verdict_name(r.overall()));
+  return s;
+}
+
+std::string render_markdown(const GateResult& r, const std::string& title) {
+  static const char* icon[] = {"✅ pass", "❌ **fail**", "⚠️ inconclusive"};
+  std::string s = fmt::format("### {} — {}\n\n", title, icon[static_cast<int>(r.overall())]);
+  s += "| check | what | ratio | 95% CI | bound | pairs | Mann–Whitney p | verdict |\n";
+  s += "|---|---|---|---|---|---|---|---|\n";
+  for (const auto& c : r.checks)
+    s += fmt::format("| {} | {} | {:.3f} | [{:.3f}, {:.3f}] | {} | {} | {:.3f} | {} |\n",
+                     c.check.name, describe(c.check), c.ratio, c.ci_low, c.ci_high, c.bound_text,
+                     c.pairs, c.mann_whitney_p, icon[static_cast<int>(c.verdict)]);
+  bool any = false;
+  for (const auto& c : r.checks)
+    if (c.verdict != Verdict::kPass) {
+      if (!any) s += "\n";
+      any = true;
+      s += fmt::format("- **{}**: {}. a = {}, b = {}\n", c.check.name, c.message,
+                       samples(c.a_values), samples(c.b_values));
+    }
+  return s;
+}
+
+std::string render_junit(const GateResult& r, const std::string& suite) {
+  size_t failures = 0, skipped = 0;
+  for (const auto& c : r.checks) {
+    failures += c.verdict == Verdict::kFail;
+    skipped += c.verdict == Verdict::kInconclusive;
+  }
+  std::string s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  s += fmt::format("<testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n",
+                   xml_escape(suite), r.checks.size(), failures, skipped);
+  for (const auto& c : r.checks) {
+    s += fmt::format("  <testcase classname=\"hrbench.gate.{}\" name=\"{}\">\n", c.check.kind,
+                     xml_escape(c.check.name));
+    std::string detail = xml_escape(fmt::format(
+        "{}; ratio {:.3f}, 95% CI [{:.3f}, {:.3f}], bound {}, {} pairs, Mann-Whitney p {:.3f}; "
+        "a {} b {}",
+        describe(c.check), c.ratio, c.ci_low, c.ci_high, c.bound_text, c.pairs, c.mann_whitney_p,
+        samples(c.a_values), samples(c.b_values)));
+    if (c.verdict == Verdict::kFail)
+      s += fmt::format("    <failure message=\"{}\">{}</failure>\n", xml_escape(c.message), detail);
+    else if (c.verdict == Verdict::kInconclusive)
+      s += fmt::format("    <skipped message=\"{}\"/>\n", xml_escape(c.message + "; " + detail));
+    else
+      s += fmt::format("    <system-out>{}</system-out>\n", detail);
+    s += "  </testcase>\n";
+  }
+  s += "</testsuite>\n";
+  return s;
+}
+
+std::string compare_runs(const nlohmann::json& a, const nlohmann::json& b, bool md) {
+  std::set<std::tuple<std::string, std::string, std::string>> cells;
+  for (const auto& t : a["trials"])
+    cells.insert({t["mode"], t["scenario"], t["workload"]});
+  std::string s = md ? "| mode | scenario | workload | metric | A | B | B/A | U p |\n"
+                       "|---|---|---|---|---|---|---|---|\n"
+                     : fmt::format("{:<7} {:<19} {:<11} {:<22} {:>10} {:>10} {:>7} {:>6}\n",
+                                   "mode", "scenario", "workload", "metric", "A", "B", "B/A",
+                                   "U p");
+  for (const auto& [mode, scen, wl] : cells)
+    for (const auto& m : results::metric_catalogue()) {
+      auto va = results::finite(results::series(a, mode, scen, wl, m));
+      auto vb = results::finite(results::series(b, mode, scen, wl, m));
+      if (va.empty() || vb.empty()) continue;
+      double ma = metrics::median(va), mb = metrics::median(vb);
+      double p = metrics::mann_whitney_p(va, vb);
+      std::string ratio = ma != 0 ? fmt::format("{:.3f}", mb / ma) : "-";
+      s += md ? fmt::format("| {} | {} | {} | {} | {:.4g} | {:.4g} | {} | {:.3f} |\n", mode, scen,
+                            wl, m.name, ma, mb, ratio, p)
+              : fmt::format("{:<7} {:<19} {:<11} {:<22} {:>10.4g} {:>10.4g} {:>7} {:>6.3f}\n",
+                            mode, scen, wl, m.name, ma, mb, ratio, p);
+    }
+  return s;
+}
+
+}  // namespace hrb::gate

@@ -1,0 +1,79 @@
+#pragma once
+// The CI performance gate: checks declared in a policy file (results/gate.yaml, documented in
+// docs/gate.md), evaluated on results files only — never on a live run.
+//   relative: within one run, B / A of one metric (e.g. ebpf vs legacy, or ebpf vs node-node),
+//             from per-repetition pairs (interleaved, so drift cancels)
+//   baseline: the current run vs a committed baseline run, per metric
+// Each check's ratio comes with a seeded bootstrap interval; a check fails only when the whole
+// interval is past its bound, passes when the whole interval is on the right side, and is
+// inconclusive otherwise (or with too few pairs).
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hrb::gate {
+
+enum class Verdict { kPass, kFail, kInconclusive };
+const char* verdict_name(Verdict v);
+
+struct Cell {
+  std::string mode, scenario;
+};
+
+struct Check {
+  std::string name;
+  std::string kind;  // relative | baseline
+  std::string metric, workload;
+  Cell a, b;                       // relative: ratio is b / a
+  Cell cell;                       // baseline: the cell compared with the baseline run
+  std::optional<double> min_ratio, max_ratio;  // relative bounds on b / a
+  double max_regression = 0.05;    // baseline: allowed worsening (fraction)
+};
+
+struct Policy {
+  std::string file;
+  double confidence = 0.95;
+  int resamples = 2000;
+  uint64_t seed = 1;
+  size_t min_pairs = 3;
+  std::vector<Check> checks;
+};
+
+// Throws Error(kBadInput) naming file, line and key.
+Policy parse_policy_file(const std::string& path);
+Policy parse_policy_string(const std::string& yaml, const std::string& label);
+
+struct CheckResult {
+  Check check;
+  Verdict verdict = Verdict::kInconclusive;
+  size_t pairs = 0;
+  double ratio = 0, ci_low = 0, ci_high = 0;
+  double bound = 0;
+  std::string bound_text;  // ">= 0.950"
+  double mann_whitney_p = 1;
+  std::vector<double> a_values, b_values;  // the samples (b = current for baseline checks)
+  std::string message;
+};
+
+struct GateResult {
+  std::vector<CheckResult> checks;
+  Verdict overall() const;  // fail if any fails, else inconclusive if any is, else pass
+};
+
+// Evaluates every check; throws Error(kBadInput) for a check whose data is missing, empty or
+// non-finite, naming the file and the metric.
+GateResult evaluate(const Policy& p, const nlohmann::json& current, const std::string& current_file,
+                    const nlohmann::json* baseline, const std::string& baseline_file);
+
+std::string render_text(const GateResult& r);
+std::string render_markdown(const GateResult& r, const std::string& title);
+std::string render_junit(const GateResult& r, const std::string& suite);
+
+// Exit code of `hrbench gate`: 0 pass, 1 regression, 2 inconclusive (0 with inconclusive_ok).
+int exit_code(const GateResult& r, bool inconclusive_ok);
+
+// Two runs side by side (`hrbench compare A B`): every metric of every cell both have.
+std::string compare_runs(const nlohmann::json& a, const nlohmann::json& b, bool markdown);
+
+}  // namespace hrb::gate

@@ -1,0 +1,280 @@
+#include "report/report.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "core/process.hpp"
+#include "metrics/stats.hpp"
+#include "results/results.hpp"
+
+namespace hrb::report {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kModes{"legacy", "ebpf"};
+const std::vector<std::string> kPodScenarios{"pod-pod-same-node", "pod-pod-cross-node",
+                                             "pod-external"};
+
+struct Stat {
+  double median = NAN, lo = NAN, hi = NAN;
+  size_t n = 0;
+};
+
+// Median with a percentile-bootstrap 95 % interval (seeded): the bars' whiskers.
+Stat stat_of(const std::vector<double>& raw) {
+  auto v = results::finite(raw);
+  Stat s;
+  s.n = v.size();
+  if (v.empty()) return s;
+  s.median = metrics::median(v);
+  if (v.size() == 1) {
+    s.lo = s.hi = s.median;
+    return s;
+  }
+  std::mt19937_64 rng(1);
+  std::uniform_int_distribution<size_t> pick(0, v.size() - 1);
+  std::vector<double> meds(1000), smp(v.size());
+  for (auto& m : meds) {
+    for (auto& x : smp) x = v[pick(rng)];
+    m = metrics::median(smp);
+  }
+  std::sort(meds.begin(), meds.end());
+  s.lo = meds[25];
+  s.hi = meds[974];
+  return s;
+}
+
+std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '<') o += "&lt;";
+    else if (c == '>') o += "&gt;";
+    else if (c == '&') o += "&amp;";
+    else if (c == '"') o += "&quot;";
+    else o += c;
+  }
+  return o;
+}
+
+std::string fmtv(double x) {
+  if (!std::isfinite(x)) return "–";
+  if (std::abs(x) >= 1000) return fmt::format("{:.0f}", x);
+  if (std::abs(x) >= 10) return fmt::format("{:.1f}", x);
+  return fmt::format("{:.3g}", x);
+}
+
+bool has(const nlohmann::json& doc, const std::string& workload) {
+  for (const auto& t : doc["trials"])
+    if (t["workload"] == workload) return true;
+  return false;
+}
+
+// Renders a gnuplot script to SVG in a scratch directory; returns the <svg> element.
+class Plotter {
+ public:
+  Plotter() {
+    if (find_program("gnuplot").empty())
+      throw Error("gnuplot is not installed (package gnuplot-nox; scripts/setup installs it)");
+    char t[] = "/tmp/hrb-report-XXXXXX";
+    dir_ = mkdtemp(t);
+  }
+  ~Plotter() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string plot(const std::string& data, const std::string& script) {
+    const std::string n = std::to_string(count_++);
+    std::ofstream(dir_ + "/d" + n + ".dat") << data;
+    std::string full = "set terminal svg size 760,360 dynamic font 'sans,11' background '#ffffff'\n"
+                       "set output '" + dir_ + "/p" + n + ".svg'\n"
+                       "set datafile separator '\\t'\n"
+                       "set border lc rgb '#555555'\nset grid ytics lc rgb '#dddddd'\n"
+                       "set key outside right top\n"
+                       "D = '" + dir_ + "/d" + n + ".dat'\n" + script;
+    run_cmd({"gnuplot"}, {.input = full});
+    std::ifstream f(dir_ + "/p" + n + ".svg");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    std::string svg = ss.str();
+    auto at = svg.find("<svg");
+    return at == std::string::npos ? "" : svg.substr(at);
+  }
+
+ private:
+  std::string dir_;
+  int count_ = 0;
+};
+
+// Bars per scenario and mode with 95 % whiskers, and the node-node ceiling as a line.
+std::string bars(Plotter& pl, const nlohmann::json& doc, const std::string& workload,
+                 const results::Metric& m) {
+  std::string data = "scenario";
+  for (const auto& mode : kModes) data += "\t" + mode + "\t" + mode + "_lo\t" + mode + "_hi";
+  data += "\n";
+  bool any = false;
+  for (const auto& s : kPodScenarios) {
+    data += s;
+    for (const auto& mode : kModes) {
+      auto st = stat_of(results::series(doc, mode, s, workload, m));
+      any |= st.n > 0;
+      data += fmt::format("\t{}\t{}\t{}", std::isfinite(st.median) ? st.median : 0,
+                          std::isfinite(st.lo) ? st.lo : 0, std::isfinite(st.hi) ? st.hi : 0);
+    }
+    data += "\n";
+  }
+  if (!any) return "";
+  auto ceil = stat_of(results::series(doc, "none", "node-node", workload, m));
+  std::string script = fmt::format(
+      "set title '{} {} ({})'\nset style data histogram\nset style histogram errorbars gap 1 lw 1\n"
+      "set style fill solid 0.8 border -1\nset yrange [0:*]\nset ylabel '{}'\n",
+      workload, m.name, m.higher_is_better ? "higher is better" : "lower is better", m.unit);
+  script += "plot D using 2:3:4:xtic(1) title 'legacy' lc rgb '#d08c2e', "
+            "'' using 5:6:7 title 'ebpf' lc rgb '#2e7dd0'";
+  if (std::isfinite(ceil.median))
+    script += fmt::format(", {} with lines lw 2 dt 2 lc rgb '#333333' title 'node-node ceiling'",
+                          ceil.median);
+  script += "\n";
+  return pl.plot(data, script);
+}
+
+// Latency percentiles per mode (log scale), per scenario.
+std::string latency(Plotter& pl, const nlohmann::json& doc, const std::string& workload,
+                    const std::string& scenario) {
+  const char* ps[] = {"latencyP50", "latencyP90", "latencyP99", "latencyP999"};
+  const char* labels[] = {"p50", "p90", "p99", "p99.9"};
+  std::string data = "pct\tlegacy\tebpf\tceiling\n";
+  bool any = false;
+  for (int i = 0; i < 4; ++i) {
+    const auto* m = results::find_metric(ps[i]);
+    auto l = stat_of(results::series(doc, "legacy", scenario, workload, *m));
+    auto e = stat_of(results::series(doc, "ebpf", scenario, workload, *m));
+    auto c = stat_of(results::series(doc, "none", "node-node", workload, *m));
+    any |= l.n + e.n > 0;
+    auto v = [](double x) { return std::isfinite(x) ? fmt::format("{}", x) : std::string("NaN"); };
+    data += fmt::format("{}\t{}\t{}\t{}\n", labels[i], v(l.median), v(e.median), v(c.median));
+  }
+  if (!any) return "";
+  std::string script = fmt::format(
+      "set title '{} latency, {} (median over repetitions)'\nset logscale y\nset ylabel 'us'\n"
+      "plot D using 0:2:xtic(1) with linespoints lw 2 pt 7 lc rgb '#d08c2e' title 'legacy', "
+      "'' using 0:3 with linespoints lw 2 pt 7 lc rgb '#2e7dd0' title 'ebpf', "
+      "'' using 0:4 with lines lw 1 dt 2 lc rgb '#333333' title 'node-node'\n",
+      workload, scenario);
+  return pl.plot(data, script);
+}
+
+// A scan: the metric against the scanned parameter, one line per mode.
+std::string scan_curve(Plotter& pl, const nlohmann::json& doc, const std::string& workload,
+                       const results::Metric& m, const std::string& scenario) {
+  const auto& scan = doc["config"]["scan"];
+  std::string data = "value\tlegacy\tebpf\n";
+  bool any = false;
+  for (const auto& v : scan["values"]) {
+    int x = v.get<int>();
+    auto l = stat_of(results::series(doc, "legacy", scenario, workload, m, x));
+    auto e = stat_of(results::series(doc, "ebpf", scenario, workload, m, x));
+    any |= l.n + e.n > 0;
+    auto f = [](double y) { return std::isfinite(y) ? fmt::format("{}", y) : std::string("NaN"); };
+    data += fmt::format("{}\t{}\t{}\n", x, f(l.median), f(e.median));
+  }
+  if (!any) return "";
+  std::string script = fmt::format(
+      "set title '{} {} vs {} ({})'\nset xlabel '{}'\nset ylabel '{}'\nset yrange [0:*]\n"
+      "plot D using 1:2 with linespoints lw 2 pt 7 lc rgb '#d08c2e' title 'legacy', "
+      "'' using 1:3 with linespoints lw 2 pt 7 lc rgb '#2e7dd0' title 'ebpf'\n",
+      workload, m.name, scan["param"].get<std::string>(), scenario,
+      scan["param"].get<std::string>(), m.unit);
+  return pl.plot(data, script);
+}
+
+std::string env_rows(const nlohmann::json& doc, bool md) {
+  const auto& e = doc["environment"];
+  std::vector<std::pair<std::string, std::string>> rows{
+      {"run", doc.value("runId", "")},
+      {"started", doc.value("startedAt", "")},
+      {"revision", doc.value("gitRevision", "")},
+      {"command", doc.value("command", "")},
+      {"topology", doc["topology"].value("name", "") + " (" + doc["topology"].value("file", "") + ")"},
+      {"kernel", e.value("kernel", "")},
+      {"distribution", e.value("distro", "")},
+      {"CPU", fmt::format("{} × {}", e.value("cpus", 0), e.value("cpuModel", ""))},
+      {"libbpf / clang / iptables",
+       e["tools"].value("libbpf", "") + " / " + e["tools"].value("clang", "") + " / " +
+           e["tools"].value("iptables", "")},
+      {"trials", fmt::format("{} ({} repetitions of {} s after {} s warm-up){}",
+                             doc["trials"].size(), doc["config"].value("repetitions", 0),
+                             doc["config"].value("durationSeconds", 0.0),
+                             doc["config"].value("warmupSeconds", 0.0),
+                             doc.value("complete", false) ? "" : ", INCOMPLETE")}};
+  std::string s;
+  for (const auto& [k, v] : rows)
+    s += md ? fmt::format("| {} | {} |\n", k, v)
+            : fmt::format("<tr><th>{}</th><td>{}</td></tr>\n", esc(k), esc(v));
+  return s;
+}
+
+}  // namespace
+
+std::string markdown(const std::vector<std::pair<std::string, nlohmann::json>>& runs) {
+  std::string s = "# hostroute-bench report\n";
+  for (const auto& [file, doc] : runs) {
+    s += fmt::format("\n## {}\n\n| | |\n|---|---|\n{}\n", file, env_rows(doc, true));
+    s += "```\n" + results::summary_table(doc) + "```\n";
+  }
+  return s;
+}
+
+std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs) {
+  Plotter pl;
+  std::string body;
+  for (const auto& [file, doc] : runs) {
+    body += fmt::format("<h2>{}</h2>\n<table class=env>\n{}</table>\n", esc(file), env_rows(doc, false));
+    body += "<h3>Throughput and transaction rate</h3>\n<div class=charts>\n";
+    for (const char* wl : {"tcp_rr", "tcp_crr", "udp_rr"})
+      if (has(doc, wl)) body += bars(pl, doc, wl, *results::find_metric("transactionsPerSecond"));
+    for (const char* wl : {"tcp_stream", "udp_stream"})
+      if (has(doc, wl)) body += bars(pl, doc, wl, *results::find_metric("gbitPerSecond"));
+    body += "</div>\n<h3>Latency percentiles</h3>\n<div class=charts>\n";
+    for (const char* wl : {"tcp_rr", "tcp_crr"})
+      if (has(doc, wl))
+        for (const auto& sc : kPodScenarios) body += latency(pl, doc, wl, sc);
+    body += "</div>\n<h3>CPU per unit of work</h3>\n<div class=charts>\n";
+    for (const char* wl : {"tcp_rr", "tcp_crr"})
+      if (has(doc, wl)) body += bars(pl, doc, wl, *results::find_metric("cpuUsPerTransaction"));
+    for (const char* wl : {"tcp_stream", "udp_stream"})
+      if (has(doc, wl)) body += bars(pl, doc, wl, *results::find_metric("cpuSecondsPerGB"));
+    body += "</div>\n";
+    if (doc["config"].contains("scan") && !doc["config"]["scan"].is_null()) {
+      body += "<h3>Scan</h3>\n<div class=charts>\n";
+      for (const char* wl : {"tcp_crr", "tcp_rr"})
+        if (has(doc, wl))
+          body += scan_curve(pl, doc, wl, *results::find_metric("transactionsPerSecond"),
+                             "pod-pod-cross-node");
+      body += "</div>\n";
+    }
+    body += "<h3>Comparison table</h3>\n<pre>" + esc(results::summary_table(doc)) + "</pre>\n";
+  }
+  return "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+         "<title>hostroute-bench report</title><style>"
+         "body{font-family:sans-serif;margin:2em;color:#222}"
+         "table.env th{text-align:left;padding-right:1em;color:#555;font-weight:normal}"
+         ".charts{display:flex;flex-wrap:wrap;gap:1em}.charts svg{border:1px solid #eee}"
+         "pre{font-size:12px;background:#f7f7f7;padding:1em;overflow-x:auto}"
+         "</style></head><body>\n<h1>hostroute-bench report</h1>\n<p>Bars: median over "
+         "repetitions, whiskers: bootstrap 95 % interval of the median; dashed line: the "
+         "node-node ceiling (no pod hop).</p>\n" +
+         body + "</body></html>\n";
+}
+
+}  // namespace hrb::report
