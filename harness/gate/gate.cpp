@@ -333,17 +333,18 @@ std::string render_junit(const GateResult& r, const std::string& suite) {
   for (const auto& c : r.checks) {
     s += fmt::format("  <testcase classname=\"hrbench.gate.{}\" name=\"{}\">\n", c.check.kind,
                      xml_escape(c.check.name));
-    std::string detail = xml_escape(fmt::format(
+    const std::string detail = fmt::format(
         "{}; ratio {:.3f}, 95% CI [{:.3f}, {:.3f}], bound {}, {} pairs, Mann-Whitney p {:.3f}; "
         "a {} b {}",
         describe(c.check), c.ratio, c.ci_low, c.ci_high, c.bound_text, c.pairs, c.mann_whitney_p,
-        samples(c.a_values), samples(c.b_values)));
+        samples(c.a_values), samples(c.b_values));
     if (c.verdict == Verdict::kFail)
-      s += fmt::format("    <failure message=\"{}\">{}</failure>\n", xml_escape(c.message), detail);
+      s += fmt::format("    <failure message=\"{}\">{}</failure>\n", xml_escape(c.message),
+                       xml_escape(detail));
     else if (c.verdict == Verdict::kInconclusive)
       s += fmt::format("    <skipped message=\"{}\"/>\n", xml_escape(c.message + "; " + detail));
     else
-      s += fmt::format("    <system-out>{}</system-out>\n", detail);
+      s += fmt::format("    <system-out>{}</system-out>\n", xml_escape(detail));
     s += "  </testcase>\n";
   }
   s += "</testsuite>\n";

@@ -1,0 +1,180 @@
+// The gate's statistics and outputs on synthetic results (no kernel needed).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "gate/gate.hpp"
+#include "metrics/stats.hpp"
+#include "support/cluster_fixture.hpp"
+
+using namespace hrb;
+using namespace hrb::gate;
+
+namespace {
+
+nlohmann::json trial(const std::string& mode, const std::string& scen, const std::string& wl,
+                     int rep, double tps) {
+  return {{"mode", mode},          {"scenario", scen}, {"workload", wl},
+          {"repetition", rep},     {"valid", true},
+          {"metrics", {{"transactionsPerSecond", tps}}}};
+}
+
+// A run with `pairs` repetitions: legacy ~ N(1000, sd), ebpf ~ shift * N(1000, sd).
+nlohmann::json run_doc(size_t pairs, double shift, double sd, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> noise(1000, sd);
+  nlohmann::json doc{{"schema", "hostroute-bench/results"},
+                     {"schemaVersion", 1},
+                     {"config", {{"repetitions", pairs}}},
+                     {"trials", nlohmann::json::array()}};
+  for (size_t r = 0; r < pairs; ++r) {
+    doc["trials"].push_back(trial("legacy", "pod-pod-cross-node", "tcp_rr", r, noise(rng)));
+    doc["trials"].push_back(trial("ebpf", "pod-pod-cross-node", "tcp_rr", r, shift * noise(rng)));
+  }
+  return doc;
+}
+
+Policy policy(double min_ratio, size_t min_pairs = 3) {
+  return parse_policy_string(fmt::format(R"(minPairs: {}
+checks:
+  - name: ebpf not slower
+    kind: relative
+    workload: tcp_rr
+    metric: transactionsPerSecond
+    a: {{mode: legacy, scenario: pod-pod-cross-node}}
+    b: {{mode: ebpf, scenario: pod-pod-cross-node}}
+    ratio: {{min: {}}}
+)",
+                                         min_pairs, min_ratio),
+                             "policy.yaml");
+}
+
+}  // namespace
+
+TEST(GateStats, IdenticalDistributionsRarelyFail) {
+  // A/A with a bound of "no regression at all" (min 1.0): the interval is 95 % two-sided, so a
+  // false failure (whole interval below 1) should happen in at most ~2.5 % of runs.
+  int fails = 0, passes = 0;
+  const int runs = 300;
+  for (int s = 0; s < runs; ++s) {
+    auto r = evaluate(policy(1.0), run_doc(8, 1.0, 30, s), "aa.json", nullptr, "");
+    fails += r.overall() == Verdict::kFail;
+    passes += r.overall() == Verdict::kPass;
+  }
+  EXPECT_LE(fails, runs * 5 / 100) << "false alarms above 5 %";
+  // With a 5 % tolerance and 1 % noise, A/A runs pass nearly always (with 3 % noise and 8
+  // pairs many are inconclusive instead: the interval is wider than the tolerance).
+  int tolerant_pass = 0, tolerant_fail = 0;
+  for (int s = 0; s < runs; ++s) {
+    auto v = evaluate(policy(0.95), run_doc(8, 1.0, 10, s), "aa.json", nullptr, "").overall();
+    tolerant_pass += v == Verdict::kPass;
+    tolerant_fail += v == Verdict::kFail;
+  }
+  EXPECT_GE(tolerant_pass, runs * 90 / 100);
+  EXPECT_EQ(tolerant_fail, 0);
+}
+
+TEST(GateStats, AShiftedDistributionFails) {
+  int fails = 0;
+  for (int s = 0; s < 50; ++s)
+    fails += evaluate(policy(0.95), run_doc(8, 0.80, 30, s), "ab.json", nullptr, "").overall() ==
+             Verdict::kFail;
+  EXPECT_EQ(fails, 50) << "a 20 % regression must fail every time at this noise";
+}
+
+TEST(GateStats, TooFewPairsIsInconclusive) {
+  auto r = evaluate(policy(0.95, 3), run_doc(2, 0.5, 1, 1), "few.json", nullptr, "");
+  ASSERT_EQ(r.checks.size(), 1u);
+  EXPECT_EQ(r.checks[0].verdict, Verdict::kInconclusive);
+  EXPECT_NE(r.checks[0].message.find("too few pairs"), std::string::npos);
+  EXPECT_EQ(exit_code(r, false), 2);
+  EXPECT_EQ(exit_code(r, true), 0);
+}
+
+TEST(GateStats, MissingOrNonFiniteDataIsAnInputErrorNamingFileAndMetric) {
+  auto doc = run_doc(4, 1.0, 10, 1);
+  for (auto& t : doc["trials"])
+    if (t["mode"] == "ebpf") t["metrics"]["transactionsPerSecond"] = nullptr;  // NaN in JSON
+  try {
+    evaluate(policy(0.95), doc, "nan.json", nullptr, "");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kBadInput);
+    EXPECT_NE(std::string(e.what()).find("nan.json"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("transactionsPerSecond"), std::string::npos);
+  }
+  nlohmann::json empty = run_doc(0, 1, 1, 1);
+  EXPECT_THROW(evaluate(policy(0.95), empty, "empty.json", nullptr, ""), Error);
+  // Mismatched: legacy only in repetitions 0-1, ebpf only in 2-3: no pair.
+  auto mis = run_doc(4, 1.0, 10, 1);
+  nlohmann::json kept = nlohmann::json::array();
+  for (auto& t : mis["trials"])
+    if ((t["mode"] == "legacy") == (t["repetition"].get<int>() < 2)) kept.push_back(t);
+  mis["trials"] = kept;
+  EXPECT_THROW(evaluate(policy(0.95), mis, "mis.json", nullptr, ""), Error);
+}
+
+TEST(GatePolicy, RejectsBadPolicies) {
+  for (const char* y : {"checks: []\n", "colour: 1\nchecks: []\n",
+                        "checks:\n  - {name: x, kind: relative, workload: tcp_rr, metric: speed,"
+                        " a: {mode: legacy, scenario: s}, b: {mode: ebpf, scenario: s}, ratio: {min: 1}}\n",
+                        "checks:\n  - {name: x, kind: relative, workload: tcp_stream, metric: latencyP99,"
+                        " a: {mode: legacy, scenario: s}, b: {mode: ebpf, scenario: s}, ratio: {min: 1}}\n",
+                        "checks:\n  - {name: x, kind: relative, workload: tcp_rr, "
+                        "metric: transactionsPerSecond, a: {mode: legacy, scenario: s}, "
+                        "b: {mode: ebpf, scenario: s}, ratio: {}}\n",
+                        "checks:\n  - {name: x, kind: sideways, workload: tcp_rr, "
+                        "metric: transactionsPerSecond}\n"}) {
+    try {
+      parse_policy_string(y, "p.yaml");
+      FAIL() << "accepted:\n" << y;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::kBadInput);
+      EXPECT_NE(std::string(e.what()).find("p.yaml"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(parse_policy_file(test::source_path("results/gate.yaml")));
+}
+
+TEST(GateStats, MannWhitney) {
+  std::vector<double> a{1, 2, 3, 4, 5, 6, 7, 8}, b{11, 12, 13, 14, 15, 16, 17, 18};
+  EXPECT_LT(metrics::mann_whitney_p(a, b), 0.01);
+  EXPECT_GT(metrics::mann_whitney_p(a, a), 0.9);
+}
+
+// Golden files: the Markdown and JUnit renderings of a fixed run and policy.
+TEST(GateOutput, MarkdownAndJunitMatchTheGoldenFiles) {
+  const std::string dir = test::source_path("tests/fixtures/gate/");
+  auto p = parse_policy_file(dir + "policy.yaml");
+  std::ifstream f(dir + "run.json");
+  auto doc = nlohmann::json::parse(f);
+  auto r = evaluate(p, doc, "run.json", &doc, "run.json");
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  // Regenerate after an intended change of format with:
+  //   hrbench gate run.json --policy policy.yaml --baseline run.json \
+  //     --markdown expected.md --junit expected.xml     (in tests/fixtures/gate)
+  EXPECT_EQ(render_markdown(r, "hostroute-bench gate"), slurp(dir + "expected.md"));
+  EXPECT_EQ(render_junit(r, "hostroute-bench gate"), slurp(dir + "expected.xml"));
+}
+
+TEST(GateCli, ExitCodes) {
+  const std::string dir = test::source_path("tests/fixtures/gate/");
+  auto ok = test::hrbench({"gate", dir + "run.json", "--policy", dir + "policy.yaml", "--baseline",
+                           dir + "run.json"}, "");
+  EXPECT_EQ(ok.status, 1) << "the fixture has one failing check\n" << ok.out << ok.err;
+  auto bad = test::hrbench({"gate", dir + "run.json", "--policy", dir + "missing.yaml"}, "");
+  EXPECT_EQ(bad.status, 3) << bad.err;
+  auto nofile = test::hrbench({"gate", "/nonexistent.json"}, "");
+  EXPECT_EQ(nofile.status, 3);
+  auto usage = test::hrbench({"gate", "--bogus"}, "");
+  EXPECT_EQ(usage.status, 3);
+}
