@@ -6,6 +6,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 #include "hrb_abi.h"
 
 #define TC_ACT_OK 0
@@ -60,4 +61,11 @@ SEC("cgroup/setsockopt")
 int probe_setsockopt(struct bpf_sockopt *ctx)
 {
 	return 1;
+}
+
+/* BPF LSM, as the AKS iptables blocker uses it (socket_setsockopt). Loading it is the probe. */
+SEC("lsm/socket_setsockopt")
+int BPF_PROG(probe_lsm, struct socket *sock, int level, int optname)
+{
+	return 0;
 }

@@ -31,12 +31,23 @@ struct {
 	__type(value, struct hrb_nat_entry);
 } nat_rev SEC(".maps");
 
-struct {
+/* The non-masquerade CIDRs: an LPM trie behind a one-slot array of maps, so that the IP Masquerade
+ * Agent swaps in a complete new trie with one update (atomic for every packet) on a change. */
+struct nonmasq_lpm {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, HRB_MAX_NONMASQ);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct hrb_lpm_key);
 	__type(value, __u8);
 } nonmasq SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct nonmasq_lpm);
+} nonmasq_active SEC(".maps") = {
+	.values = {&nonmasq},
+};
 
 #endif

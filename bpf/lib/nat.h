@@ -12,10 +12,15 @@
 static __always_inline bool needs_masquerade(__u32 daddr)
 {
 	struct hrb_lpm_key k = {.prefixlen = 32, .addr = daddr};
+	__u32 zero = 0;
+	void *lpm;
 
 	if (in_cluster(daddr) || in_services(daddr))
 		return false;
-	return bpf_map_lookup_elem(&nonmasq, &k) == NULL;
+	lpm = bpf_map_lookup_elem(&nonmasq_active, &zero);
+	if (!lpm)
+		return true;
+	return bpf_map_lookup_elem(lpm, &k) == NULL;
 }
 
 static __always_inline __u64 nat_timeout(__u8 proto, __u16 flags)

@@ -19,12 +19,15 @@
 #include "core/process.hpp"
 #include "datapath/ebpf.hpp"
 #include "datapath/legacy.hpp"
+#include "datapath/masq_agent.hpp"
 #include "datapath/mode.hpp"
 #include "doctor/doctor.hpp"
 #include "metrics/cpu.hpp"
 #include "results/results.hpp"
 #include "run/run.hpp"
 #include "gate/gate.hpp"
+#include "guard/blocker.hpp"
+#include "guard/monitor.hpp"
 #include "report/report.hpp"
 #include "traffic/workload.hpp"
 #include "topology/cluster.hpp"
@@ -180,7 +183,10 @@ void add_mode_options(po::options_description& d) {
       "ip-masq-agent config (YAML/JSON); \"\" for the agent's built-in defaults")(
       "services", po::value<int>(), "kube-proxy services (default: the topology's `services`)")(
       "endpoints-per-service", po::value<int>(),
-      "endpoints per service (default: the topology's `endpointsPerService`)");
+      "endpoints per service (default: the topology's `endpointsPerService`)")(
+      "force", "ebpf: enable even with user-installed iptables/nft rules (they are bypassed)")(
+      "allowlist", po::value<std::string>(), "iptables monitor allowlist (default "
+                                             "config/iptables-allowlist.yaml)");
 }
 
 datapath::ModeOptions mode_options(const po::variables_map& vm, const std::string& name,
@@ -190,6 +196,8 @@ datapath::ModeOptions mode_options(const po::variables_map& vm, const std::strin
   o.backend = datapath::parse_backend(vm["backend"].as<std::string>());
   o.masq_config = vm["masq-config"].as<std::string>();
   o.services = vm.count("services") ? vm["services"].as<int>() : spec.services;
+  o.force = vm.count("force") > 0;
+  if (vm.count("allowlist")) o.allowlist = vm["allowlist"].as<std::string>();
   o.endpoints_per_service = vm.count("endpoints-per-service")
                                 ? vm["endpoints-per-service"].as<int>()
                                 : spec.endpoints_per_service;
@@ -335,7 +343,9 @@ int cmd_run(const std::vector<std::string>& args) {
       "max-retries", po::value<int>()->default_value(1), "re-runs of a trial marked invalid")(
       "output,o", po::value<std::string>(), "results file (default results/<run id>.json)")(
       "export", po::value<std::vector<std::string>>()->multitoken(),
-      "also write gbench (Google Benchmark JSON) and/or csv next to the results file");
+      "also write gbench (Google Benchmark JSON) and/or csv next to the results file")(
+      "calibration-delay", po::value<uint32_t>()->default_value(0),
+      "busy-loop iterations per program run in the pseudo-mode ebpf-delay (gate calibration)");
   add_mode_options(d);
   auto vm = parse(args, d, "hrbench run [--quick|--thorough] [OPTIONS]");
   if (!vm) return 0;
@@ -355,6 +365,7 @@ int cmd_run(const std::vector<std::string>& args) {
   c.flows = (*vm)["flows"].as<int>();
   c.msg_size = (*vm)["size"].as<size_t>();
   c.max_retries = (*vm)["max-retries"].as<int>();
+  c.calibration_delay_loops = (*vm)["calibration-delay"].as<uint32_t>();
   if (vm->count("output")) c.output = (*vm)["output"].as<std::string>();
   if (vm->count("scan")) {
     std::string sc = (*vm)["scan"].as<std::string>();
@@ -534,6 +545,78 @@ int cmd_report(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_guard(const std::vector<std::string>& args) {
+  po::options_description d(
+      "hrbench guard monitor: list every iptables/nftables rule in the node netns and which are "
+      "user-installed (the check ebpf mode runs first); exit 7 when there are any");
+  d.add_options()("action", po::value<std::string>(), "monitor")(
+      "node", po::value<std::string>(), "one node (default: all)")("json", "print JSON")(
+      "allowlist", po::value<std::string>(), "allowlist file")(
+      "ready-fd", po::value<int>(), "(internal, guard watch)");
+  po::positional_options_description pos;
+  pos.add("action", 1);
+  auto vm = parse(args, d, "hrbench guard monitor [--node N] [--json]", pos);
+  if (!vm) return 0;
+  std::string action = vm->count("action") ? (*vm)["action"].as<std::string>() : "";
+  topology::StateDir st(prefix_of(*vm));
+  if (!st.exists())
+    throw Error("no cluster with prefix '" + st.prefix() + "'; run `hrbench up`",
+                ExitCode::kNotFound);
+  auto l = topology::load_layout(st);
+  if (action == "watch") {
+    if (!vm->count("ready-fd")) throw Error("guard watch is internal", ExitCode::kUsage);
+    return guard::run_watcher(l, st, (*vm)["ready-fd"].as<int>());
+  }
+  if (action != "monitor") throw Error("usage: hrbench guard monitor", ExitCode::kUsage);
+  auto allow = guard::load_allowlist(vm->count("allowlist") ? (*vm)["allowlist"].as<std::string>()
+                                                            : guard::default_allowlist_path());
+  nlohmann::json out = nlohmann::json::array();
+  size_t user = 0;
+  for (const auto& n : l.nodes) {
+    if (vm->count("node") && (*vm)["node"].as<std::string>() != n.name) continue;
+    auto rules = guard::list_rules(n.netns, allow);
+    user += guard::user_rules(rules).size();
+    if (vm->count("json")) {
+      out.push_back(guard::to_json(n.name, rules));
+      continue;
+    }
+    std::cout << fmt::format("{}: {} rules, {} user-installed\n", n.name, rules.size(),
+                             guard::user_rules(rules).size());
+    for (const auto& r : rules)
+      std::cout << fmt::format("  {:<14} {}\n", r.owned() ? r.owner : "USER", r.text());
+  }
+  if (vm->count("json")) std::cout << out.dump(2) << "\n";
+  return user ? static_cast<int>(ExitCode::kRefused) : 0;
+}
+
+int cmd_masq_agent(const std::vector<std::string>& args) {
+  po::options_description d(
+      "hrbench masq-agent: the IP Masquerade Agent; watches the config and reprograms the "
+      "IP-MASQ-AGENT chain (and in ebpf mode the BPF non-masquerade trie) on change and every "
+      "resyncInterval, until stopped");
+  d.add_options()("config", po::value<std::string>(),
+                  "ip-masq-agent config (default: the running mode's --masq-config)")(
+      "once", "apply once and exit (3 when the file is invalid)");
+  auto vm = parse(args, d, "hrbench masq-agent [--config FILE] [--once]");
+  if (!vm) return 0;
+  topology::StateDir st(prefix_of(*vm));
+  if (!st.exists())
+    throw Error("no cluster with prefix '" + st.prefix() + "'; run `hrbench up`",
+                ExitCode::kNotFound);
+  auto l = topology::load_layout(st);
+  datapath::MasqAgentOptions o;
+  o.config = vm->count("config") ? (*vm)["config"].as<std::string>()
+                                 : datapath::current_mode(st).masq_config;
+  if (o.config.empty()) throw Error("no config file: pass --config FILE", ExitCode::kUsage);
+  o.once = vm->count("once") > 0;
+  struct sigaction sa{};
+  sa.sa_handler = [](int) { g_interrupted = true; };
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  log::info("masq-agent: watching {}", o.config);
+  return datapath::run_masq_agent(l, st, o, g_interrupted);
+}
+
 int cmd_up(const std::vector<std::string>& args) {
   po::options_description d("hrbench up: build the cluster of a topology file");
   d.add_options()("topology,t", po::value<std::string>()->default_value(kDefaultTopology),
@@ -607,6 +690,11 @@ int cmd_status(const std::vector<std::string>& args) {
                                mode.masq_config.empty() ? "agent defaults" : mode.masq_config);
     std::cout << "\n";
     if (mode.name == "ebpf") {
+      auto g = guard::read_blocker_counters(st);
+      std::cout << fmt::format("  iptables blocker: {}; x_tables writes refused {}, nftables "
+                               "objects undone {}\n",
+                               g.active ? "active" : "NOT active", g.refused_setsockopt,
+                               g.undone_nft);
       for (const auto& [node, progs] : datapath::read_counters(l))
         for (const auto& [prog, c] : progs) {
           std::string line;
@@ -699,6 +787,8 @@ const std::map<std::string, Command>& commands() {
       {"compare", {"two results files side by side", cmd_compare}},
       {"gate", {"CI verdict from results files and a policy (exit 0/1/2/3)", cmd_gate}},
       {"report", {"HTML or Markdown report from results files", cmd_report}},
+      {"guard", {"guard monitor: user-installed iptables/nft rules in the nodes", cmd_guard}},
+      {"masq-agent", {"the IP Masquerade Agent: reprogram masquerade on config change", cmd_masq_agent}},
       {"exec", {"run a command in a pod, node or external host", cmd_exec}},
       {"down", {"take the cluster down", [](const auto& a) { return teardown(a, false); }}},
       {"clean", {"remove everything of a prefix, also after a crash",
@@ -712,8 +802,9 @@ void usage(std::ostream& o) {
        "usage: hrbench COMMAND [OPTIONS]   (hrbench COMMAND --help for each)\n\ncommands:\n";
   for (const auto& [name, c] : commands()) o << fmt::format("  {:<8} {}\n", name, c.summary);
   o << "\nexit codes: 0 ok, 1 failure, 2 usage, 3 invalid input (nothing changed), "
-       "4 missing prerequisite, 5 busy, 6 not found, 130 interrupted (run: partial results "
-       "written)\n";
+       "4 missing prerequisite, 5 busy, 6 not found, 7 refused (user-installed rules), 130 "
+       "interrupted (run: partial results written); gate: 0 pass, 1 regression, 2 "
+       "inconclusive, 3 error\n";
 }
 
 }  // namespace

@@ -18,6 +18,7 @@ enum class ExitCode : int {
   kMissingFeature = 4,// doctor: something a default run needs is missing
   kBusy = 5,          // another hrbench holds the prefix, or a cluster already exists
   kNotFound = 6,      // no cluster / no such pod, node or host
+  kRefused = 7,       // ebpf mode refused: user-installed iptables/nft rules would be bypassed
 };
 
 class Error : public std::runtime_error {

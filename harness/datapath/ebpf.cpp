@@ -19,6 +19,8 @@
 #include "core/fd.hpp"
 #include "core/log.hpp"
 #include "core/netns.hpp"
+#include "guard/blocker.hpp"
+#include "guard/monitor.hpp"
 #include "from_pod.skel.h"
 #include "from_uplink.skel.h"
 
@@ -110,7 +112,8 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
   for (auto [mine, theirs] : {std::pair{up->maps.endpoints, pod->maps.endpoints},
                               {up->maps.nat_fwd, pod->maps.nat_fwd},
                               {up->maps.nat_rev, pod->maps.nat_rev},
-                              {up->maps.nonmasq, pod->maps.nonmasq}})
+                              {up->maps.nonmasq, pod->maps.nonmasq},
+                              {up->maps.nonmasq_active, pod->maps.nonmasq_active}})
     if (int e = bpf_map__reuse_fd(mine, bpf_map__fd(theirs)))
       throw SysError(-e, "share map " + std::string(bpf_map__name(mine)));
   up.load("from_uplink (" + n.name + ")");
@@ -181,7 +184,7 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
   fs::create_directories(dir);
   NodePrograms progs(l, n, masq_, {.delay_loops = opts_.delay_loops});
   for (const char* m : {"counters_from_pod", "counters_from_uplink", "endpoints", "nat_fwd",
-                        "nat_rev", "nonmasq"})
+                        "nat_rev", "nonmasq_active"})
     pin(progs.map_fd(m), dir + "/" + m);
 
   // Attach inside the node netns (ifindexes are per netns): a tcx link per device, pinned so it
@@ -218,12 +221,28 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
 
 void EbpfMode::apply(const topology::Layout& l) {
   ensure_bpffs();
+  // The iptables monitor: rules that eBPF host routing would silently bypass refuse enablement.
+  auto allow = guard::load_allowlist(opts_.allowlist.empty() ? guard::default_allowlist_path()
+                                                             : opts_.allowlist);
+  std::string offending;
+  for (const auto& n : l.nodes)
+    for (const auto& r : guard::user_rules(guard::list_rules(n.netns, allow)))
+      offending += "\n  " + n.name + ": " + r.text();
+  if (!offending.empty()) {
+    if (!opts_.force)
+      throw Error("ebpf mode refused: user-installed rules in the node netns would be silently "
+                  "bypassed by eBPF host routing (not matched by " + allow.file + "):" +
+                      offending + "\nremove them, extend the allowlist, or pass --force",
+                  ExitCode::kRefused);
+    log::warn("--force: enabling ebpf mode although these rules will be bypassed:{}", offending);
+  }
   // Journal before creating: `down`/`clean` remove the pin directory even after a crash.
   state_->record({{"bpffs", bpf_pin_root(l.prefix)}});
   legacy_.apply(l);
   try {
     for (const auto& n : l.nodes) attach_node(l, n);
     for (const auto& n : l.nodes) conntrack_flush(n.netns);
+    guard::start_blocker(l, *state_);
   } catch (...) {
     log::warn("ebpf mode failed to apply; detaching what was attached");
     try {
@@ -236,6 +255,7 @@ void EbpfMode::apply(const topology::Layout& l) {
 }
 
 void EbpfMode::remove(const topology::Layout& l) {
+  guard::stop_blocker(l, *state_);
   for (const auto& n : l.nodes) {
     const std::string dir = node_pin_dir(l.prefix, n.name);
     std::error_code ec;
@@ -269,6 +289,27 @@ void EbpfMode::remove(const topology::Layout& l) {
   fs::remove_all(bpf_pin_root(l.prefix), ec);
   if (ec) throw Error("remove " + bpf_pin_root(l.prefix) + ": " + ec.message());
   legacy_.remove(l);
+}
+
+void swap_nonmasq(const topology::Layout& l, const MasqConfig& masq) {
+  for (const auto& n : l.nodes) {
+    const std::string pin_path = node_pin_dir(l.prefix, n.name) + "/nonmasq_active";
+    Fd outer(bpf_obj_get(pin_path.c_str()));
+    if (!outer) throw_errno("open " + pin_path + " (is ebpf mode on?)");
+    LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
+    Fd lpm(bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "nonmasq", sizeof(hrb_lpm_key), 1, 16384, &o));
+    if (!lpm) throw_errno("create a non-masquerade LPM trie");
+    for (const auto& c : masq.return_cidrs()) {
+      hrb_lpm_key k{static_cast<__u32>(c.len), c.net.be()};
+      uint8_t one = 1;
+      if (bpf_map_update_elem(lpm.get(), &k, &one, BPF_ANY) != 0)
+        throw_errno("fill the new LPM trie with " + c.str());
+    }
+    uint32_t zero = 0;
+    int fd = lpm.get();
+    if (bpf_map_update_elem(outer.get(), &zero, &fd, BPF_ANY) != 0)
+      throw_errno("swap the non-masquerade trie of " + n.name);
+  }
 }
 
 std::map<std::string, std::map<std::string, ReasonCounters>> read_counters(

@@ -30,6 +30,10 @@ using ReasonCounters = std::array<uint64_t, HRB_R__MAX>;
 std::map<std::string, std::map<std::string, ReasonCounters>> read_counters(
     const topology::Layout& l);
 
+// Replaces every node's non-masquerade trie with one built from `masq`, in one map update per
+// node (each packet sees the old list or the new one, never a mix). ebpf mode must be on.
+void swap_nonmasq(const topology::Layout& l, const MasqConfig& masq);
+
 // Mounts bpffs at /sys/fs/bpf when it is not there (as scripts/setup does).
 void ensure_bpffs();
 

@@ -240,6 +240,10 @@ std::vector<Check> run_checks() {
         bpf_prog_detach2(pfd, cg.get(), BPF_CGROUP_SETSOCKOPT);
         return "attached to and detached from a scratch cgroup under " + base;
       }));
+  out.push_back(probe("bpf_lsm", "BPF LSM (AKS-style iptables blocker)", false,
+                      "boot with lsm=...,bpf; hrbench falls back to cgroup-BPF + an nftables watcher",
+                      program_loads([](doctor_probe* d) { return d->progs.probe_lsm; },
+                                    "an lsm/socket_setsockopt hook")));
   out.push_back(probe("iptables_nft", "iptables (nft backend)", true, setup,
                       command_in_scratch_netns({"iptables-nft", "-w", "-t", "nat", "-S"})));
   out.push_back(probe("iptables_legacy", "iptables-legacy", false, setup,

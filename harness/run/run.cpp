@@ -194,8 +194,9 @@ struct PlannedTrial {
 
 void validate(const RunConfig& c) {
   for (const auto& m : c.modes)
-    if (m != "legacy" && m != "ebpf" && m != "none")
-      throw Error("--modes: unknown mode '" + m + "' (legacy, ebpf, none)", ExitCode::kUsage);
+    if (m != "legacy" && m != "ebpf" && m != "none" && m != "ebpf-delay")
+      throw Error("--modes: unknown mode '" + m + "' (legacy, ebpf, none, ebpf-delay)",
+                  ExitCode::kUsage);
   for (const auto& s : c.scenarios)
     if (std::find(kScenarios.begin(), kScenarios.end(), s) == kScenarios.end())
       throw Error("--scenarios: unknown scenario '" + s +
@@ -225,7 +226,7 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
   auto layout = topology::plan(spec, cfg.prefix);
   for (const auto& m : cfg.modes) {  // each mode's input (masq config, …) before anything is built
     datapath::ModeOptions check = cfg.mode_options;
-    check.name = m;
+    check.name = m == "ebpf-delay" ? "ebpf" : m;
     datapath::make_mode(check);
   }
 
@@ -287,6 +288,7 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
                        {"maxRetries", cfg.max_retries},
                        {"maxStealFraction", cfg.max_steal_fraction},
                        {"modeOptions", cfg.mode_options.to_json()},
+                       {"calibrationDelayLoops", cfg.calibration_delay_loops},
                        {"scan", cfg.scan_param.empty()
                                     ? nlohmann::json(nullptr)
                                     : nlohmann::json{{"param", cfg.scan_param},
@@ -320,6 +322,10 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
     // Mode and scan parameter for this trial.
     datapath::ModeOptions mo = cfg.mode_options;
     mo.name = t.mode;
+    if (t.mode == "ebpf-delay") {
+      mo.name = "ebpf";
+      mo.delay_loops = cfg.calibration_delay_loops;
+    }
     if (cfg.scan_param == "services") mo.services = t.scan_value;
     int flows = cfg.scan_param == "flows" ? t.scan_value : cfg.flows;
     if (t.mode != current_mode || (cfg.scan_param == "services" && t.scan_value != current_scan)) {
@@ -344,9 +350,10 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
                                attempt > 1 ? fmt::format(" (retry {})", attempt - 1) : ""));
       for (const auto& n : layout.nodes) datapath::conntrack_flush(n.netns);
       const auto backend = cfg.mode_options.backend;
-      const bool rules = t.mode == "legacy" || t.mode == "ebpf";
+      const bool bpf = t.mode == "ebpf" || t.mode == "ebpf-delay";
+      const bool rules = t.mode == "legacy" || bpf;
       uint64_t ipt0 = rules ? iptables_packets(layout, backend) : 0;
-      auto bpf0 = t.mode == "ebpf" ? bpf_counters_json(layout) : nlohmann::json::object();
+      auto bpf0 = bpf ? bpf_counters_json(layout) : nlohmann::json::object();
       auto started = iso_now();
       auto cpu0 = metrics::read_cpu_times();
       auto r = traffic::run_workload(w);
@@ -367,7 +374,7 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
                {"result", r.to_json()}};
       if (!t.scan.is_null()) trial["scan"] = t.scan;
       if (rules) trial["iptablesPackets"] = iptables_packets(layout, backend) - ipt0;
-      if (t.mode == "ebpf") trial["bpfCounters"] = counters_delta(bpf0, bpf_counters_json(layout));
+      if (bpf) trial["bpfCounters"] = counters_delta(bpf0, bpf_counters_json(layout));
       std::vector<std::string> flags;
       if (r.errors) flags.push_back(fmt::format("errors: {} ({})", r.errors, r.first_error));
       double steal = trial["metrics"]["stealFraction"].get<double>();

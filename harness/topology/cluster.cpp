@@ -6,12 +6,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <mutex>
 #include <set>
@@ -265,6 +267,17 @@ void bring_up(const Layout& l, StateDir& state, const std::string& topology_yaml
 
 TeardownReport tear_down(StateDir& state) {
   TeardownReport r;
+  // Helper processes the cluster started (the ebpf mode's guard watcher): only if the pid still
+  // runs an hrbench of this prefix (a recycled pid is left alone).
+  for (const auto& e : state.journal()) {
+    if (e.kind != "process") continue;
+    std::ifstream f("/proc/" + e.name + "/cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+    if (cmd.find("hrbench") != std::string::npos && cmd.find(" " + state.prefix() + " ") != std::string::npos &&
+        ::kill(std::stoi(e.name), SIGKILL) == 0)
+      ++r.processes_killed;
+  }
   std::set<std::string> names;
   for (const auto& e : state.journal())
     if (e.kind == "netns") names.insert(e.name);

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The iptables blocker's kernel-enforced half: a cgroup/setsockopt program on the cgroup v2 root
+ * that refuses x_tables rule writes (iptables-legacy, ip6tables-legacy, arptables, ebtables)
+ * with EPERM inside the guarded node netns — keyed on the netns cookie — and lets everything
+ * else through. (On this kernel BPF LSM programs cannot be loaded; nftables writes travel over
+ * netlink, which cgroup hooks do not see: the watcher in harness/guard handles those.)
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define SOL_IP 0
+#define SOL_IPV6 41
+#define IPT_SO_SET_REPLACE 64  /* also IP6T_SO_SET_REPLACE at SOL_IPV6 */
+#define ARPT_SO_SET_REPLACE 96
+#define EBT_SO_SET_ENTRIES 128
+#define PAGE_SIZE 4096
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u64); /* netns cookie */
+	__type(value, __u8);
+} guarded_netns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u64); /* cgroup id of an allowed writer */
+	__type(value, __u8);
+} owner_cgroups SEC(".maps");
+
+__u64 refused = 0;
+__u64 allowed_owner = 0;
+
+static __always_inline bool xtables_write(int level, int optname)
+{
+	if (level == SOL_IP)
+		return optname == IPT_SO_SET_REPLACE || optname == ARPT_SO_SET_REPLACE ||
+		       optname == EBT_SO_SET_ENTRIES;
+	return level == SOL_IPV6 && optname == IPT_SO_SET_REPLACE;
+}
+
+SEC("cgroup/setsockopt")
+int guard_setsockopt(struct bpf_sockopt *ctx)
+{
+	/* A rule table is larger than the page the program may see: leave the buffer alone. */
+	if (ctx->optlen > PAGE_SIZE)
+		ctx->optlen = 0;
+	if (!xtables_write(ctx->level, ctx->optname))
+		return 1;
+	__u64 cookie = bpf_get_netns_cookie(ctx);
+
+	if (!bpf_map_lookup_elem(&guarded_netns, &cookie))
+		return 1;
+	__u64 cg = bpf_get_current_cgroup_id();
+
+	if (bpf_map_lookup_elem(&owner_cgroups, &cg)) {
+		__sync_fetch_and_add(&allowed_owner, 1);
+		return 1;
+	}
+	__sync_fetch_and_add(&refused, 1);
+	return 0; /* EPERM */
+}

@@ -1,0 +1,71 @@
+#include "datapath/masq_agent.hpp"
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/log.hpp"
+#include "datapath/ebpf.hpp"
+#include "datapath/legacy.hpp"
+#include "datapath/mode.hpp"
+
+namespace hrb::datapath {
+
+namespace {
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return "";
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+void apply_masq_config(const topology::Layout& l, const topology::StateDir& state,
+                       const std::string& config) {
+  MasqConfig cfg = parse_masq_config_string(slurp(config), config);  // throws: nothing changed
+  ModeOptions mode = current_mode(state);
+  if (mode.name != "legacy" && mode.name != "ebpf") {
+    log::info("masq-agent: mode {} has no masquerade; nothing to program", mode.name);
+    return;
+  }
+  std::string batch = "*nat\n-F IP-MASQ-AGENT\n";
+  for (const auto& r : masq_agent_rules(cfg).rules)
+    if (r.chain == "IP-MASQ-AGENT") batch += "-A " + r.chain + " " + r.spec + "\n";
+  batch += "COMMIT\n";
+  for (const auto& n : l.nodes) restore(n.netns, mode.backend, batch);
+  if (mode.name == "ebpf") swap_nonmasq(l, cfg);
+  log::info("masq-agent: programmed {} non-masquerade CIDRs from {} ({} mode)",
+            cfg.return_cidrs().size(), config, mode.name);
+}
+
+int run_masq_agent(const topology::Layout& l, const topology::StateDir& state,
+                   const MasqAgentOptions& o, const std::atomic<bool>& stop) {
+  using Clock = std::chrono::steady_clock;
+  std::string applied, rejected;
+  auto next_resync = Clock::now();
+  while (!stop) {
+    std::string text = slurp(o.config);
+    bool changed = text != applied && text != rejected;
+    if (changed || Clock::now() >= next_resync) {
+      int resync_ms = 60000;
+      try {
+        resync_ms = parse_masq_config_string(text, o.config).resync_interval_ms;
+        apply_masq_config(l, state, o.config);
+        applied = text;
+        rejected.clear();
+      } catch (const std::exception& e) {
+        if (text != rejected) log::error("masq-agent: {} (keeping the rules as they are)", e.what());
+        rejected = text;
+        if (o.once) return 3;
+      }
+      next_resync = Clock::now() + std::chrono::milliseconds(resync_ms);
+      if (o.once) return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(o.poll_seconds));
+  }
+  return 0;
+}
+
+}  // namespace hrb::datapath

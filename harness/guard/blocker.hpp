@@ -1,0 +1,33 @@
+#pragma once
+// The iptables blocker, active while ebpf mode is on. Two halves:
+//  - kernel-enforced: a cgroup/setsockopt program on the cgroup v2 root refuses x_tables writes
+//    (iptables-legacy & co.) with EPERM in the node netns only (bpf/guard_sockopt.bpf.c);
+//  - nftables writes (iptables-nft, nft) arrive over NETLINK_NETFILTER, which no cgroup hook sees:
+//    a watcher process subscribes to NFNLGRP_NFTABLES in every node netns and, after each commit
+//    by a process that is not hrbench, deletes every table, chain and rule that was not there
+//    when the blocker started, logging what it removed and who committed it.
+// BPF LSM (socket_setsockopt + netlink_send), as the AKS blocker uses, cannot be loaded on this
+// kernel (doctor reports it); this design is the fallback.
+#include <cstdint>
+#include <string>
+
+#include "topology/layout.hpp"
+#include "topology/state.hpp"
+
+namespace hrb::guard {
+
+void start_blocker(const topology::Layout& l, topology::StateDir& state);
+void stop_blocker(const topology::Layout& l, topology::StateDir& state);
+
+struct BlockerCounters {
+  bool active = false;
+  uint64_t refused_setsockopt = 0;  // x_tables writes refused by the kernel
+  uint64_t undone_nft = 0;          // nftables objects deleted by the watcher
+};
+BlockerCounters read_blocker_counters(const topology::StateDir& state);
+
+// The watcher's main loop (`hrbench guard watch`, started by start_blocker): writes one byte to
+// ready_fd once subscribed, runs until SIGTERM.
+int run_watcher(const topology::Layout& l, topology::StateDir& state, int ready_fd);
+
+}  // namespace hrb::guard
