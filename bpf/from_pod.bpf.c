@@ -2,7 +2,8 @@
 /*
  * from_pod: tc ingress of each pod's node-side veth (lxc…), i.e. every packet a pod sends.
  *   local pod            -> MACs, TTL, bpf_redirect_peer into it
- *   service CIDR         -> the stack (kube-proxy's DNAT)
+ *   service CIDR         -> the stack (kube-proxy's DNAT); the client is remembered so that
+ *                           replies to it go through the stack too (to be un-DNATed)
  *   elsewhere            -> masquerade unless the destination is in the cluster or a
  *                           nonMasqueradeCIDR, then FIB lookup and bpf_redirect / redirect_neigh
  *   anything unusual     -> the stack, with a reason counter
@@ -29,9 +30,21 @@ int from_pod(struct __sk_buff *skb)
 		return parse_verdict(pr);
 
 	ep = bpf_map_lookup_elem(&endpoints, &p.daddr);
-	if (ep)
+	if (ep) {
+		if (service_reply(p.daddr, p.dport, p.proto)) {
+			count(HRB_R_TO_STACK_SERVICE_REPLY);
+			return TC_ACT_OK;
+		}
 		return deliver_local(skb, ep);
+	}
 	if (in_services(p.daddr)) {
+		/* kube-proxy DNATs in the stack; remember the client so its replies go there too. */
+		if (p.has_ports) {
+			struct hrb_flow_key k = {.ip = p.saddr, .port = p.sport, .proto = p.proto};
+			__u64 now = bpf_ktime_get_ns();
+
+			bpf_map_update_elem(&stack_flows, &k, &now, BPF_ANY);
+		}
 		count(HRB_R_TO_STACK_SERVICE);
 		return TC_ACT_OK;
 	}

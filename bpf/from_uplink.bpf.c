@@ -30,8 +30,13 @@ int from_uplink(struct __sk_buff *skb)
 	if (reverse_nat(skb, &p) < 0)
 		return TC_ACT_SHOT;
 	ep = bpf_map_lookup_elem(&endpoints, &p.daddr);
-	if (ep)
+	if (ep) {
+		if (service_reply(p.daddr, p.dport, p.proto)) {
+			count(HRB_R_TO_STACK_SERVICE_REPLY);
+			return TC_ACT_OK;
+		}
 		return deliver_local(skb, ep);
+	}
 	count(HRB_R_TO_STACK_NOT_OURS);
 	return TC_ACT_OK;
 }

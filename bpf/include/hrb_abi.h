@@ -41,6 +41,7 @@ enum hrb_reason {
 	HRB_R_DROP_MALFORMED,       /* truncated headers */
 	HRB_R_NAT_RECLAIMED,        /* an expired entry's port was reused */
 	HRB_R_DELAY_LOOPS,          /* calibration: busy-loop iterations run (issue 10) */
+	HRB_R_TO_STACK_SERVICE_REPLY, /* reply to a flow kube-proxy DNATed: the stack reverses it */
 	HRB_R__MAX
 };
 
@@ -73,6 +74,15 @@ struct hrb_nat_entry {
 	__u64 last_seen_ns;
 };
 
+/* Key of `stack_flows`: a local client whose connection to a service CIDR address went through
+ * the node's stack (kube-proxy's DNAT), so its replies must go through the stack too. */
+struct hrb_flow_key {
+	__u32 ip;    /* the client pod, network order */
+	__u16 port;  /* its port, network order */
+	__u8 proto;
+	__u8 pad;
+};
+
 /* Key of the non-masquerade LPM trie (ip-masq-agent's nonMasqueradeCIDRs). */
 struct hrb_lpm_key {
 	__u32 prefixlen;
@@ -97,6 +107,7 @@ HRB_ABI_ASSERT(sizeof(struct hrb_endpoint) == 16, "hrb_endpoint ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_nat_key) == 16, "hrb_nat_key ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_nat_entry) == 16, "hrb_nat_entry ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_lpm_key) == 8, "hrb_lpm_key ABI");
+HRB_ABI_ASSERT(sizeof(struct hrb_flow_key) == 8, "hrb_flow_key ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_redirect_record) == 16, "hrb_redirect_record ABI");
 
 #endif /* HRB_ABI_H */

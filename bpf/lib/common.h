@@ -42,6 +42,7 @@ const volatile __u64 nat_timeout_udp_ns = 60ull * 1000000000;
 const volatile __u64 nat_timeout_icmp_ns = 30ull * 1000000000;
 const volatile bool record_redirects = false; /* tests only */
 const volatile __u32 delay_loops = 0;         /* calibration: injected cost per packet */
+const volatile bool services_enabled = false; /* kube-proxy service rules are installed */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -33,6 +33,17 @@ static __always_inline void set_macs(struct __sk_buff *skb, const __u8 *dst, con
 	bpf_skb_store_bytes(skb, 6, src, 6, 0);
 }
 
+/* A packet to a local client whose service connection went through kube-proxy's DNAT: the
+ * stack must see the reply to reverse the translation. */
+static __always_inline bool service_reply(__u32 daddr, __u16 dport, __u8 proto)
+{
+	if (!services_enabled || !dport)
+		return false;
+	struct hrb_flow_key k = {.ip = daddr, .port = dport, .proto = proto};
+
+	return bpf_map_lookup_elem(&stack_flows, &k) != NULL;
+}
+
 /* Into a pod on this node: its MAC, the lxc MAC as source, straight into its netns. */
 static __always_inline int deliver_local(struct __sk_buff *skb, const struct hrb_endpoint *ep)
 {

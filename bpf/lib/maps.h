@@ -31,6 +31,15 @@ struct {
 	__type(value, struct hrb_nat_entry);
 } nat_rev SEC(".maps");
 
+/* Clients of services (see hrb_flow_key); value: when last seen. Only used when the cluster has
+ * services (the load-time constant `services_enabled`). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, HRB_MAX_NAT);
+	__type(key, struct hrb_flow_key);
+	__type(value, __u64);
+} stack_flows SEC(".maps");
+
 /* The non-masquerade CIDRs: an LPM trie behind a one-slot array of maps, so that the IP Masquerade
  * Agent swaps in a complete new trie with one update (atomic for every packet) on a change. */
 struct nonmasq_lpm {

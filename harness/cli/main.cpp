@@ -28,6 +28,7 @@
 #include "gate/gate.hpp"
 #include "guard/blocker.hpp"
 #include "guard/monitor.hpp"
+#include "lab/lab.hpp"
 #include "report/report.hpp"
 #include "traffic/workload.hpp"
 #include "topology/cluster.hpp"
@@ -78,6 +79,17 @@ std::optional<po::variables_map> parse(const std::vector<std::string>& args,
   }
   if (vm.count("verbose")) log::set_level(log::Level::kDebug);
   return vm;
+}
+
+std::string prefix_of(const po::variables_map& vm);
+
+// The recorded cluster of --prefix, or a clear "not found".
+topology::StateDir existing_cluster(const po::variables_map& vm) {
+  topology::StateDir st(prefix_of(vm));
+  if (!st.exists())
+    throw Error("no cluster with prefix '" + st.prefix() + "'; run `hrbench up`",
+                ExitCode::kNotFound);
+  return st;
 }
 
 std::string prefix_of(const po::variables_map& vm) {
@@ -216,12 +228,9 @@ int cmd_mode(const std::vector<std::string>& args) {
   auto vm = parse(args, d, "hrbench mode [NAME] [--backend nft|legacy] [--masq-config FILE] "
                            "[--services N]", pos);
   if (!vm) return 0;
-  topology::StateDir st(prefix_of(*vm));
+  topology::StateDir st = existing_cluster(*vm);
   Fd lock = st.lock();
-  if (!st.exists())
-    throw Error("no cluster with prefix '" + st.prefix() + "'; run `hrbench up`",
-                ExitCode::kNotFound);
-  auto layout = topology::load_layout(st);
+  auto layout = topology::load_layout(st);  // not found, should it have gone meanwhile
   if (!vm->count("name")) {
     std::cout << datapath::current_mode(st).to_json().dump(2) << "\n";
     return 0;
@@ -260,10 +269,7 @@ int cmd_traffic(const std::vector<std::string>& args) {
   auto vm = parse(args, d, "hrbench traffic WORKLOAD --from NAME --to NAME [--duration S]", pos);
   if (!vm) return 0;
   if (!vm->count("workload")) throw Error("name a workload", ExitCode::kUsage);
-  topology::StateDir st(prefix_of(*vm));
-  if (!st.exists())
-    throw Error("no cluster with prefix '" + st.prefix() + "'; run `hrbench up`",
-                ExitCode::kNotFound);
+  topology::StateDir st = existing_cluster(*vm);
   auto l = topology::load_layout(st);
   auto member = [&](const std::string& key) {
     auto name = (*vm)[key].as<std::string>();
@@ -530,7 +536,15 @@ int cmd_report(const std::vector<std::string>& args) {
   auto vm = parse(args, d, "hrbench report RESULTS.json… [--format html|md] [-o FILE]", pos);
   if (!vm) return 0;
   if (!vm->count("files")) throw Error("give at least one results file", ExitCode::kUsage);
-  auto runs = read_runs((*vm)["files"].as<std::vector<std::string>>());
+  std::vector<std::pair<std::string, nlohmann::json>> runs;
+  for (const auto& f : (*vm)["files"].as<std::vector<std::string>>()) {
+    std::ifstream in(f);
+    auto j = nlohmann::json::parse(in, nullptr, false);
+    if (!j.is_discarded() && j.value("schema", "") == "hostroute-bench/lab")
+      runs.push_back({f, j});
+    else
+      runs.push_back({f, results::read_results(f)});
+  }
   std::string fmt_ = (*vm)["format"].as<std::string>();
   std::string text;
   if (fmt_ == "html") text = report::html(runs);
@@ -558,13 +572,16 @@ int cmd_guard(const std::vector<std::string>& args) {
   auto vm = parse(args, d, "hrbench guard monitor [--node N] [--json]", pos);
   if (!vm) return 0;
   std::string action = vm->count("action") ? (*vm)["action"].as<std::string>() : "";
-  topology::StateDir st(prefix_of(*vm));
-  if (!st.exists())
-    throw Error("no cluster with prefix '" + st.prefix() + "'; run `hrbench up`",
-                ExitCode::kNotFound);
+  topology::StateDir st = existing_cluster(*vm);
   auto l = topology::load_layout(st);
   if (action == "watch") {
     if (!vm->count("ready-fd")) throw Error("guard watch is internal", ExitCode::kUsage);
+    if (vm->count("node")) {  // the nodes the blocker guards (a comma-separated list)
+      auto names = split_list((*vm)["node"].as<std::string>());
+      std::erase_if(l.nodes, [&](const auto& n) {
+        return std::find(names.begin(), names.end(), n.name) == names.end();
+      });
+    }
     return guard::run_watcher(l, st, (*vm)["ready-fd"].as<int>());
   }
   if (action != "monitor") throw Error("usage: hrbench guard monitor", ExitCode::kUsage);
@@ -599,10 +616,7 @@ int cmd_masq_agent(const std::vector<std::string>& args) {
       "once", "apply once and exit (3 when the file is invalid)");
   auto vm = parse(args, d, "hrbench masq-agent [--config FILE] [--once]");
   if (!vm) return 0;
-  topology::StateDir st(prefix_of(*vm));
-  if (!st.exists())
-    throw Error("no cluster with prefix '" + st.prefix() + "'; run `hrbench up`",
-                ExitCode::kNotFound);
+  topology::StateDir st = existing_cluster(*vm);
   auto l = topology::load_layout(st);
   datapath::MasqAgentOptions o;
   o.config = vm->count("config") ? (*vm)["config"].as<std::string>()
@@ -615,6 +629,41 @@ int cmd_masq_agent(const std::vector<std::string>& args) {
   sigaction(SIGTERM, &sa, nullptr);
   log::info("masq-agent: watching {}", o.config);
   return datapath::run_masq_agent(l, st, o, g_interrupted);
+}
+
+int cmd_lab(const std::vector<std::string>& args) {
+  po::options_description d(
+      "hrbench lab [SCENARIO…]: the documented limits of eBPF host routing, each on a fresh "
+      "cluster in legacy and ebpf mode, with a verdict and its evidence (all scenarios by "
+      "default: user-rule-bypass, hybrid-nodes, istio-like-redirect, dual-stack, os-support)");
+  d.add_options()("scenarios", po::value<std::vector<std::string>>(), "scenarios")(
+      "topology,t", po::value<std::string>()->default_value(kDefaultTopology), "topology file")(
+      "output,o", po::value<std::string>(), "write the verdicts and evidence as JSON (for "
+                                            "`hrbench report`)")("json", "print JSON");
+  po::positional_options_description pos;
+  pos.add("scenarios", -1);
+  auto vm = parse(args, d, "hrbench lab [SCENARIO…] [-o FILE]", pos);
+  if (!vm) return 0;
+  lab::LabOptions o;
+  o.topology = (*vm)["topology"].as<std::string>();
+  o.prefix = !(*vm)["prefix"].defaulted() ? prefix_of(*vm) : "hrblab";
+  o.progress = [](const std::string& s) { log::info("lab: {}", s); };
+  auto names = vm->count("scenarios") ? (*vm)["scenarios"].as<std::vector<std::string>>()
+                                      : lab::scenario_names();
+  struct sigaction sa{};
+  sa.sa_handler = [](int) { g_interrupted = true; };
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  auto verdicts = lab::run(names, o, g_interrupted);
+  std::vector<std::string> v{"hrbench", "lab"};
+  v.insert(v.end(), args.begin(), args.end());
+  auto doc = lab::to_document(verdicts, shell_join(v));
+  if (vm->count("output")) results::write_json((*vm)["output"].as<std::string>(), doc);
+  if (vm->count("json"))
+    std::cout << doc.dump(2) << "\n";
+  else
+    std::cout << lab::render_text(verdicts);
+  return g_interrupted ? 130 : 0;
 }
 
 int cmd_up(const std::vector<std::string>& args) {
@@ -662,10 +711,7 @@ int cmd_status(const std::vector<std::string>& args) {
   d.add_options()("json", "print JSON");
   auto vm = parse(args, d, "hrbench status [--json] [--prefix P]");
   if (!vm) return 0;
-  topology::StateDir st(prefix_of(*vm));
-  if (!st.exists())
-    throw Error("no cluster with prefix '" + st.prefix() + "'; run `hrbench up`",
-                ExitCode::kNotFound);
+  topology::StateDir st = existing_cluster(*vm);
   auto l = topology::load_layout(st);
   auto mode = datapath::current_mode(st);
   if (vm->count("json")) {
@@ -723,10 +769,7 @@ int cmd_exec(const std::vector<std::string>& args) {
   if (!vm) return 0;
   if (!vm->count("name") || cmd.empty())
     throw Error("usage: hrbench exec NAME -- CMD [ARG…]", ExitCode::kUsage);
-  topology::StateDir st(prefix_of(*vm));
-  if (!st.exists())
-    throw Error("no cluster with prefix '" + st.prefix() + "'; run `hrbench up`",
-                ExitCode::kNotFound);
+  topology::StateDir st = existing_cluster(*vm);
   auto l = topology::load_layout(st);
   std::string name = (*vm)["name"].as<std::string>();
   auto ep = l.find(name);
@@ -789,6 +832,7 @@ const std::map<std::string, Command>& commands() {
       {"report", {"HTML or Markdown report from results files", cmd_report}},
       {"guard", {"guard monitor: user-installed iptables/nft rules in the nodes", cmd_guard}},
       {"masq-agent", {"the IP Masquerade Agent: reprogram masquerade on config change", cmd_masq_agent}},
+      {"lab", {"the limits of eBPF host routing, shown: works / breaks, with evidence", cmd_lab}},
       {"exec", {"run a command in a pod, node or external host", cmd_exec}},
       {"down", {"take the cluster down", [](const auto& a) { return teardown(a, false); }}},
       {"clean", {"remove everything of a prefix, also after a crash",

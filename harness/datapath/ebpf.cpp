@@ -38,6 +38,7 @@ const char* const kReasonNames[] = {
     "to_stack_fib_other",  "to_stack_frag_needed", "to_stack_not_ours", "masq_new",
     "masq_hit",            "masq_port_changed",   "revnat_hit",         "drop_ttl",
     "drop_no_port",        "drop_malformed",      "nat_reclaimed",      "delay_loops",
+    "to_stack_service_reply",
 };
 static_assert(std::size(kReasonNames) == HRB_R__MAX, "a name for every hrb_reason");
 
@@ -105,6 +106,7 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
     ro->delay_loops = opts.delay_loops;
     ro->nat_port_min = opts.nat_port_min;
     ro->nat_port_max = opts.nat_port_max;
+    ro->services_enabled = opts.services_enabled;
   };
   configure(pod);
   pod.load("from_pod (" + n.name + ")");
@@ -113,7 +115,8 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
                               {up->maps.nat_fwd, pod->maps.nat_fwd},
                               {up->maps.nat_rev, pod->maps.nat_rev},
                               {up->maps.nonmasq, pod->maps.nonmasq},
-                              {up->maps.nonmasq_active, pod->maps.nonmasq_active}})
+                              {up->maps.nonmasq_active, pod->maps.nonmasq_active},
+                              {up->maps.stack_flows, pod->maps.stack_flows}})
     if (int e = bpf_map__reuse_fd(mine, bpf_map__fd(theirs)))
       throw SysError(-e, "share map " + std::string(bpf_map__name(mine)));
   up.load("from_uplink (" + n.name + ")");
@@ -182,7 +185,8 @@ void NodePrograms::reset_counters() {
 void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout& n) {
   const std::string dir = node_pin_dir(l.prefix, n.name);
   fs::create_directories(dir);
-  NodePrograms progs(l, n, masq_, {.delay_loops = opts_.delay_loops});
+  NodePrograms progs(l, n, masq_,
+                     {.delay_loops = opts_.delay_loops, .services_enabled = opts_.services > 0});
   for (const char* m : {"counters_from_pod", "counters_from_uplink", "endpoints", "nat_fwd",
                         "nat_rev", "nonmasq_active"})
     pin(progs.map_fd(m), dir + "/" + m);

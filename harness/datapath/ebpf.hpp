@@ -43,6 +43,7 @@ struct ProgramOptions {
   uint32_t delay_loops = 0;       // calibration: injected per-packet cost
   uint16_t nat_port_min = 1024;
   uint16_t nat_port_max = 65535;
+  bool services_enabled = false;  // kube-proxy rules installed: send service replies to the stack
 };
 
 // The two programs of one node, loaded (sharing their maps) and with the maps filled from the

@@ -23,10 +23,17 @@ std::string iptables_bin(Backend b, const std::string& tool) {
   return std::string("iptables-") + backend_name(b) + tool;
 }
 
-std::string RuleSet::restore_apply() const {
+namespace {
+std::set<std::string> tables_of(const RuleSet& rs) {
   std::set<std::string> tables;
-  for (const auto& [t, _] : chains) tables.insert(t);
-  for (const auto& r : rules) tables.insert(r.table);
+  for (const auto& [t, _] : rs.chains) tables.insert(t);
+  for (const auto& r : rs.rules) tables.insert(r.table);
+  return tables;
+}
+}  // namespace
+
+std::string RuleSet::restore_apply() const {
+  const auto tables = tables_of(*this);
   std::string s;
   for (const auto& t : tables) {
     s += "*" + t + "\n";
@@ -45,9 +52,7 @@ std::string RuleSet::restore_apply() const {
 }
 
 std::string RuleSet::restore_remove() const {
-  std::set<std::string> tables;
-  for (const auto& [t, _] : chains) tables.insert(t);
-  for (const auto& r : rules) tables.insert(r.table);
+  const auto tables = tables_of(*this);
   std::string s;
   for (const auto& t : tables) {
     s += "*" + t + "\n";

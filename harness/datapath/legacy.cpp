@@ -47,13 +47,13 @@ std::string kube_chain_name(const std::string& kind, const std::string& key) {
 
 Ipv4 service_ip(const topology::Layout& l, int i) { return l.spec.service_cidr.at(i + 1); }
 
-std::vector<const topology::PodLayout*> service_endpoints(const topology::Layout& l, int i,
-                                                          int eps) {
-  auto pods = l.pods();
-  std::vector<const topology::PodLayout*> out;
+std::vector<topology::PodLayout> service_endpoints(const topology::Layout& l, int i, int eps) {
+  const auto full = topology::plan(l.spec, l.prefix);
+  const auto pods = full.pods();
+  std::vector<topology::PodLayout> out;
   if (pods.empty()) return out;
   for (int k = 0; k < eps && k < static_cast<int>(pods.size()); ++k)
-    out.push_back(pods[(static_cast<size_t>(i) * eps + k) % pods.size()]);
+    out.push_back(*pods[(static_cast<size_t>(i) * eps + k) % pods.size()]);
   return out;
 }
 
@@ -100,7 +100,7 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
             " -m tcp --dport " + port + " -j KUBE-MARK-MASQ");
     auto ends = service_endpoints(l, i, eps);
     for (size_t k = 0; k < ends.size(); ++k) {
-      const std::string ep = ends[k]->ip.str() + ":" + target;
+      const std::string ep = ends[k].ip.str() + ":" + target;
       const std::string sep = kube_chain_name("SEP", name + ":tcp:" + ep);
       nat.push_back(sep);
       std::string pick = comment(name + " -> " + ep);
@@ -109,7 +109,7 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
         pick += fmt::format(" -m statistic --mode random --probability {:.11f}", 1.0 / left);
       add("nat", svc, pick + " -j " + sep);
       sep_rules.push_back({"nat", sep,
-                           "-s " + ends[k]->ip.str() + "/32 " + comment(name) +
+                           "-s " + ends[k].ip.str() + "/32 " + comment(name) +
                                " -j KUBE-MARK-MASQ"});
       sep_rules.push_back({"nat", sep,
                            "-p tcp " + comment(name) + " -m tcp -j DNAT --to-destination " + ep});

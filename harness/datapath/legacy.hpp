@@ -18,7 +18,8 @@ RuleSet masq_agent_rules(const MasqConfig& cfg);
 RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps);
 // The ClusterIP of service i and the pods behind it (same rule as kube_proxy_rules).
 Ipv4 service_ip(const topology::Layout& l, int i);
-std::vector<const topology::PodLayout*> service_endpoints(const topology::Layout& l, int i, int eps);
+// Endpoints come from every pod of the cluster (l.spec), even when `l` holds only some nodes.
+std::vector<topology::PodLayout> service_endpoints(const topology::Layout& l, int i, int eps);
 std::string kube_chain_name(const std::string& kind, const std::string& key);  // KUBE-SVC-…
 
 class LegacyMode : public Mode {

@@ -9,6 +9,7 @@
 #include "datapath/ebpf.hpp"
 #include "datapath/legacy.hpp"
 #include "datapath/mode.hpp"
+#include "guard/blocker.hpp"
 
 namespace hrb::datapath {
 
@@ -34,6 +35,7 @@ void apply_masq_config(const topology::Layout& l, const topology::StateDir& stat
   for (const auto& r : masq_agent_rules(cfg).rules)
     if (r.chain == "IP-MASQ-AGENT") batch += "-A " + r.chain + " " + r.spec + "\n";
   batch += "COMMIT\n";
+  guard::OwnerWrite owner(const_cast<topology::StateDir&>(state));  // the blocker lets us write
   for (const auto& n : l.nodes) restore(n.netns, mode.backend, batch);
   if (mode.name == "ebpf") swap_nonmasq(l, cfg);
   log::info("masq-agent: programmed {} non-masquerade CIDRs from {} ({} mode)",

@@ -26,8 +26,22 @@ struct BlockerCounters {
 };
 BlockerCounters read_blocker_counters(const topology::StateDir& state);
 
-// The watcher's main loop (`hrbench guard watch`, started by start_blocker): writes one byte to
-// ready_fd once subscribed, runs until SIGTERM.
+// The watcher's main loop (`hrbench guard watch`, started by start_blocker for the nodes of the
+// layout it was given): writes one byte to ready_fd once subscribed, runs until SIGTERM.
 int run_watcher(const topology::Layout& l, topology::StateDir& state, int ready_fd);
+
+// While alive, nftables changes in the guarded nodes are this process's own (the IP Masquerade
+// Agent reprogramming its chain): the watcher accepts them even when the committing child has
+// already exited by the time it looks.
+class OwnerWrite {
+ public:
+  explicit OwnerWrite(topology::StateDir& state);
+  ~OwnerWrite();
+  OwnerWrite(const OwnerWrite&) = delete;
+  OwnerWrite& operator=(const OwnerWrite&) = delete;
+
+ private:
+  topology::StateDir& state_;
+};
 
 }  // namespace hrb::guard

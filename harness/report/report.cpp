@@ -226,9 +226,34 @@ std::string env_rows(const nlohmann::json& doc, bool md) {
 
 }  // namespace
 
+namespace {
+bool is_lab(const nlohmann::json& doc) { return doc.value("schema", "") == "hostroute-bench/lab"; }
+
+std::string lab_table(const nlohmann::json& doc, bool md) {
+  std::string s = md ? "| scenario | mode | verdict | what happened |\n|---|---|---|---|\n"
+                     : "<table class=lab><tr><th>scenario</th><th>mode</th><th>verdict</th>"
+                       "<th>what happened</th></tr>\n";
+  for (const auto& v : doc["verdicts"]) {
+    const bool works = v.value("works", false);
+    const std::string sc = v.value("scenario", ""), mode = v.value("mode", ""),
+                      sum = v.value("summary", "");
+    s += md ? fmt::format("| {} | {} | {} | {} |\n", sc, mode, works ? "works" : "**breaks**", sum)
+            : fmt::format("<tr><td>{}</td><td>{}</td><td class={}>{}</td><td>{}</td></tr>\n",
+                          esc(sc), esc(mode), works ? "ok" : "bad", works ? "works" : "breaks",
+                          esc(sum));
+  }
+  return md ? s : s + "</table>\n";
+}
+}  // namespace
+
 std::string markdown(const std::vector<std::pair<std::string, nlohmann::json>>& runs) {
   std::string s = "# hostroute-bench report\n";
   for (const auto& [file, doc] : runs) {
+    if (is_lab(doc)) {
+      s += fmt::format("\n## Limitation lab: {}\n\n`{}`\n\n{}", file, doc.value("command", ""),
+                       lab_table(doc, true));
+      continue;
+    }
     s += fmt::format("\n## {}\n\n| | |\n|---|---|\n{}\n", file, env_rows(doc, true));
     s += "```\n" + results::summary_table(doc) + "```\n";
   }
@@ -239,6 +264,11 @@ std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs
   Plotter pl;
   std::string body;
   for (const auto& [file, doc] : runs) {
+    if (is_lab(doc)) {
+      body += fmt::format("<h2>Limitation lab: {}</h2>\n<p><code>{}</code></p>\n{}", esc(file),
+                          esc(doc.value("command", "")), lab_table(doc, false));
+      continue;
+    }
     body += fmt::format("<h2>{}</h2>\n<table class=env>\n{}</table>\n", esc(file), env_rows(doc, false));
     body += "<h3>Throughput and transaction rate</h3>\n<div class=charts>\n";
     for (const char* wl : {"tcp_rr", "tcp_crr", "udp_rr"})
@@ -271,6 +301,8 @@ std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs
          "table.env th{text-align:left;padding-right:1em;color:#555;font-weight:normal}"
          ".charts{display:flex;flex-wrap:wrap;gap:1em}.charts svg{border:1px solid #eee}"
          "pre{font-size:12px;background:#f7f7f7;padding:1em;overflow-x:auto}"
+         "table.lab td,table.lab th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}"
+         "td.ok{color:#1a7f37}td.bad{color:#c0392b;font-weight:bold}"
          "</style></head><body>\n<h1>hostroute-bench report</h1>\n<p>Bars: median over "
          "repetitions, whiskers: bootstrap 95 % interval of the median; dashed line: the "
          "node-node ceiling (no pod hop).</p>\n" +

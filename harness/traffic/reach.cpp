@@ -13,28 +13,13 @@
 #include "core/error.hpp"
 #include "core/fd.hpp"
 #include "core/netns.hpp"
+#include "traffic/sockets.hpp"
 
 namespace hrb::traffic {
 
 const char* proto_name(Proto p) { return p == Proto::kTcp ? "tcp" : "udp"; }
 
 namespace {
-
-sockaddr_in addr_of(Ipv4 ip, uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = ip.be();
-  return a;
-}
-
-bool wait_fd(int fd, short events, int timeout_ms) {
-  pollfd p{fd, events, 0};
-  int r;
-  do r = poll(&p, 1, timeout_ms);
-  while (r < 0 && errno == EINTR);
-  return r > 0;
-}
 
 std::string errstr(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -49,7 +34,7 @@ ReachResult reach(const ReachSpec& s) {
     if (!fd) throw_errno("server socket in " + s.server_netns);
     int one = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a = addr_of(Ipv4{0}, port);
+    sockaddr_in a = sockaddr_v4(Ipv4{0}, port);
     if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
       throw_errno("bind in " + s.server_netns);
     if (s.proto == Proto::kTcp && listen(fd.get(), 4) != 0) throw_errno("listen");
@@ -68,7 +53,7 @@ ReachResult reach(const ReachSpec& s) {
   });
 
   const char request[] = "hrbench-reach";
-  sockaddr_in dst = addr_of(s.dst, s.dst_port ? s.dst_port : port);
+  sockaddr_in dst = sockaddr_v4(s.dst, s.dst_port ? s.dst_port : port);
   sockaddr_in peer{};
   socklen_t plen = sizeof peer;
   Fd conn;

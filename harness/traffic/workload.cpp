@@ -20,6 +20,7 @@
 #include "core/error.hpp"
 #include "core/fd.hpp"
 #include "core/netns.hpp"
+#include "traffic/sockets.hpp"
 
 namespace hrb::traffic {
 
@@ -97,21 +98,7 @@ void pin_cpu(int cpu) {
   pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
-sockaddr_in sa(Ipv4 ip, uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = ip.be();
-  return a;
-}
-
-bool wait_io(int fd, short ev, int ms = kIoTimeoutMs) {
-  pollfd p{fd, ev, 0};
-  int r;
-  do r = poll(&p, 1, ms);
-  while (r < 0 && errno == EINTR);
-  return r > 0;
-}
+bool wait_io(int fd, short ev, int ms = kIoTimeoutMs) { return wait_fd(fd, ev, ms); }
 
 // Reads exactly n bytes (blocking socket with SO_RCVTIMEO). False on EOF/timeout/error.
 bool read_full(int fd, char* buf, size_t n) {
@@ -167,7 +154,7 @@ Fd server_socket(const WorkloadSpec& s, int type, uint16_t port, uint16_t* bound
     if (type == SOCK_DGRAM) setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
     int big = 4 << 20;
     setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    sockaddr_in a = sa(Ipv4{0}, port);
+    sockaddr_in a = sockaddr_v4(Ipv4{0}, port);
     if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
       throw_errno("bind port " + std::to_string(port) + " in " + s.server_netns);
     if (type == SOCK_STREAM && listen(fd.get(), 1024) != 0) throw_errno("listen");
@@ -213,7 +200,7 @@ void tcp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port, metrics::Hi
   NetnsGuard ns(s.client_netns);
   pin_cpu(s.client_cpu);
   std::vector<char> buf(s.msg_size, 'q'), resp(s.msg_size);
-  sockaddr_in dst = sa(s.dst, port);
+  sockaddr_in dst = sockaddr_v4(s.dst, port);
   Fd conn;
   auto connect_once = [&]() -> bool {
     conn = tcp_socket();
@@ -264,7 +251,7 @@ void tcp_stream_client(const WorkloadSpec& s, Shared& sh, uint16_t port, uint64_
   NetnsGuard ns(s.client_netns);
   pin_cpu(s.client_cpu);
   Fd c = tcp_socket();
-  sockaddr_in dst = sa(s.dst, port);
+  sockaddr_in dst = sockaddr_v4(s.dst, port);
   if (connect(c.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
     sh.error(std::string("connect: ") + strerror(errno));
     return;
@@ -330,7 +317,7 @@ void udp_stream_client(const WorkloadSpec& s, Shared& sh, uint16_t port, UdpFlow
   if (!c) throw_errno("udp socket");
   int big = 4 << 20;
   setsockopt(c.get(), SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-  sockaddr_in dst = sa(s.dst, port);
+  sockaddr_in dst = sockaddr_v4(s.dst, port);
   if (connect(c.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0)
     throw_errno("udp connect");
   std::vector<char> buf(std::max<size_t>(s.msg_size, 16), 'u');
@@ -392,7 +379,7 @@ void udp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port, metrics::Hi
   NetnsGuard ns(s.client_netns);
   pin_cpu(s.client_cpu);
   Fd c(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_in dst = sa(s.dst, port);
+  sockaddr_in dst = sockaddr_v4(s.dst, port);
   connect(c.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst);
   std::vector<char> buf(std::max<size_t>(s.msg_size, 8)), resp(buf.size() + 1);
   for (uint64_t seq = 0;; ++seq) {

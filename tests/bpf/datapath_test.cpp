@@ -387,6 +387,41 @@ TEST_F(NatPorts, FinMarksTheFlowClosing) {
   EXPECT_EQ(rev(50000, 443).flags & HRB_NAT_F_CLOSING, HRB_NAT_F_CLOSING);
 }
 
+// With services, a client's connection to the service CIDR goes through the stack (kube-proxy's
+// DNAT) and its replies must too, to be reversed; other traffic to it stays on the fast path.
+class ServiceReplies : public Datapath {
+ protected:
+  datapath::ProgramOptions opts() override {
+    return {.record_redirects = true, .services_enabled = true};
+  }
+};
+
+TEST_F(ServiceReplies, RepliesToAServiceClientGoThroughTheStack) {
+  auto to_vip = tcp(pod(0, 0), l().spec.service_cidr.at(7));
+  to_vip.sport = 45000;
+  to_vip.dport = 80;
+  auto r = from_pod(to_vip);
+  EXPECT_EQ(r.verdict, TC_ACT_OK);
+  EXPECT_EQ(counter("from_pod", HRB_R_TO_STACK_SERVICE), 1u);
+  // The endpoint's reply (pod on this node, after kube-proxy's DNAT) to the client's port.
+  PacketSpec reply;
+  reply.src = pod(0, 1).ip;
+  reply.dst = pod(0, 0).ip;
+  reply.sport = 8080;
+  reply.dport = 45000;
+  auto rr = from_pod(reply, "lxc2");
+  EXPECT_EQ(rr.verdict, TC_ACT_OK) << "to the stack, to be un-DNATed";
+  EXPECT_EQ(counter("from_pod", HRB_R_TO_STACK_SERVICE_REPLY), 1u);
+  // The same reply from another node arrives on the uplink: to the stack as well.
+  reply.src = pod(1, 0).ip;
+  auto ru = from_uplink(build(reply));
+  EXPECT_EQ(ru.verdict, TC_ACT_OK);
+  EXPECT_EQ(counter("from_uplink", HRB_R_TO_STACK_SERVICE_REPLY), 1u);
+  // Traffic to another port of the client stays on the fast path.
+  reply.dport = 45001;
+  EXPECT_EQ(from_uplink(build(reply)).verdict, TC_ACT_REDIRECT);
+}
+
 TEST_F(Datapath, UplinkPassesWhatIsNotOurs) {
   PacketSpec s;
   s.src = ext().address;

@@ -9,6 +9,7 @@
 #include "core/netns.hpp"
 #include "datapath/ebpf.hpp"
 #include "datapath/iptables.hpp"
+#include "datapath/legacy.hpp"
 #include "support/cluster_fixture.hpp"
 #include "traffic/reach.hpp"
 #include "traffic/workload.hpp"
@@ -122,6 +123,32 @@ TEST_F(Ebpf, SwitchingModesLeavesNoProgramBehind) {
   mode("none");
   EXPECT_EQ(tcx_programs(n1.netns, "eth0"), 0u);
   all_pairs_reach(false);  // no masquerade without a mode: the external host sees pod IPs
+}
+
+TEST_F(Ebpf, ClusterIpWorksWithLocalAndRemoteEndpoints) {
+  // kube-proxy DNATs in the client node's stack; the programs send the replies to that client
+  // through the stack too (to_stack_service_reply), or they would arrive un-reversed.
+  mode("ebpf", {"--services", "8"});
+  int local = 0, remote = 0;
+  for (int i = 0; i < 8; ++i) {
+    auto ep = datapath::service_endpoints(l(), i, 1)[0];
+    for (const auto* client : l().pods()) {
+      if (client->name == ep.name) continue;
+      traffic::ReachSpec s{Proto::kTcp, client->netns, ep.netns, datapath::service_ip(l(), i),
+                           datapath::kServiceTargetPort};
+      s.dst_port = datapath::kServicePort;
+      auto r = traffic::reach(s);
+      EXPECT_TRUE(r.ok) << client->name << " -> svc-" << i << " (endpoint " << ep.name
+                        << "): " << r.error;
+      (client->node == ep.node ? local : remote)++;
+    }
+  }
+  EXPECT_GT(local, 0);
+  EXPECT_GT(remote, 0);
+  uint64_t replies = 0;
+  for (const auto& [node, progs] : datapath::read_counters(l()))
+    for (const auto& [prog, c] : progs) replies += c[HRB_R_TO_STACK_SERVICE_REPLY];
+  EXPECT_GT(replies, 0u);
 }
 
 TEST_F(Ebpf, DownRemovesThePins) {

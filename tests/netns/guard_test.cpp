@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <thread>
 
@@ -23,13 +24,26 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-uint32_t cgroup_setsockopt_programs() {
+// Program ids attached to the cgroup v2 root's setsockopt hook (other tests running in parallel
+// may attach their own: look for ours by id, never by count).
+std::set<uint32_t> cgroup_setsockopt_programs() {
   int fd = open("/sys/fs/cgroup/unified", O_RDONLY | O_DIRECTORY);
   if (fd < 0) fd = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY);
   uint32_t ids[64], cnt = 64, flags = 0;
   int r = bpf_prog_query(fd, BPF_CGROUP_SETSOCKOPT, 0, &flags, ids, &cnt);
   close(fd);
-  return r == 0 ? cnt : 0;
+  return r == 0 ? std::set<uint32_t>(ids, ids + cnt) : std::set<uint32_t>{};
+}
+
+// The program behind the blocker's pinned link.
+uint32_t guard_prog_id(const std::string& prefix) {
+  int fd = bpf_obj_get(("/sys/fs/bpf/hrbench/" + prefix + "/guard/link_setsockopt").c_str());
+  if (fd < 0) return 0;
+  bpf_link_info info{};
+  uint32_t len = sizeof info;
+  int r = bpf_obj_get_info_by_fd(fd, &info, &len);
+  close(fd);
+  return r == 0 ? info.prog_id : 0;
 }
 
 class Guard : public ::testing::Test {
@@ -79,9 +93,10 @@ TEST_F(Guard, UserRulesRefuseEbpfModeUntilRemoved) {
 }
 
 TEST_F(Guard, BlockerRefusesAndUndoesWritesOnlyInNodes) {
-  const uint32_t attached_before = cgroup_setsockopt_programs();
   ASSERT_EQ(mode({"ebpf"}).status, 0);
-  EXPECT_EQ(cgroup_setsockopt_programs(), attached_before + 1);
+  const uint32_t ours = guard_prog_id(c_->prefix());
+  ASSERT_NE(ours, 0u) << "no pinned blocker link";
+  EXPECT_TRUE(cgroup_setsockopt_programs().count(ours)) << "the blocker is not attached";
 
   // x_tables: refused by the kernel in the node netns.
   auto legacy = in(node1().netns, {"iptables-legacy", "-A", "FORWARD", "-s", "10.0.0.0/8", "-j", "DROP"});
@@ -132,7 +147,7 @@ TEST_F(Guard, BlockerRefusesAndUndoesWritesOnlyInNodes) {
 
   // Switching back: nothing of the blocker is left, and rules can be added again.
   ASSERT_EQ(mode({"legacy"}).status, 0);
-  EXPECT_EQ(cgroup_setsockopt_programs(), attached_before);
+  EXPECT_FALSE(cgroup_setsockopt_programs().count(ours)) << "the blocker is still attached";
   EXPECT_FALSE(std::filesystem::exists("/sys/fs/bpf/hrbench/" + c_->prefix()));
   EXPECT_EQ(in(node1().netns, {"iptables-legacy", "-A", "FORWARD", "-s", "10.3.0.0/16", "-j", "DROP"}).status, 0);
   EXPECT_EQ(in(node1().netns, {"iptables-nft", "-A", "FORWARD", "-s", "10.4.0.0/16", "-j", "DROP"}).status, 0);

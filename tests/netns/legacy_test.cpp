@@ -104,12 +104,12 @@ TEST_P(Legacy, ClusterIpReachesAnEndpoint) {
     auto eps = datapath::service_endpoints(l(), i, 1);
     ASSERT_EQ(eps.size(), 1u);
     const auto* client = l().pods()[(i + 1) % l().pods().size()];
-    traffic::ReachSpec s{Proto::kTcp, client->netns, eps[0]->netns, datapath::service_ip(l(), i),
+    traffic::ReachSpec s{Proto::kTcp, client->netns, eps[0].netns, datapath::service_ip(l(), i),
                          datapath::kServiceTargetPort};
     s.dst_port = datapath::kServicePort;
     auto r = traffic::reach(s);
     EXPECT_TRUE(r.ok) << "svc-" << i << " " << datapath::service_ip(l(), i).str() << ":80 from "
-                      << client->name << " to " << eps[0]->name << ": " << r.error;
+                      << client->name << " to " << eps[0].name << ": " << r.error;
   }
 }
 
