@@ -25,8 +25,11 @@
 #include "core/netns.hpp"
 #include "core/process.hpp"
 #include "datapath/ebpf.hpp"
-#include "hrb_abi.h"
 #include "topology/cluster.hpp"
+
+#include "hrb_abi.h"
+
+// Generated skeletons: after hrb_abi.h, which declares the structs they name.
 #include "doctor_probe.skel.h"
 
 using namespace hrb;
@@ -126,8 +129,10 @@ struct InNode {
 };
 
 void resolve_neighbours() {
-  run_cmd({"ping", "-c1", "-W1", L().nodes[1].underlay_ip.str()}, {.netns = N1().netns, .check = false});
-  run_cmd({"ping", "-c1", "-W1", L().externals[0].underlay_ip.str()}, {.netns = N1().netns, .check = false});
+  run_cmd({"ping", "-c1", "-W1", L().nodes[1].underlay_ip.str()},
+          {.netns = N1().netns, .check = false});
+  run_cmd({"ping", "-c1", "-W1", L().externals[0].underlay_ip.str()},
+          {.netns = N1().netns, .check = false});
 }
 
 // Repeated-packet paths. Arg 0: repeat; the path picks packet and program.
@@ -143,9 +148,15 @@ void BM_Path(benchmark::State& st, Path path) {
   int fd = r.progs->from_pod_fd();
   unsigned ifi = r.lxc1;
   switch (path) {
-    case kLocal: pkt = packet(p1.ip, N1().pods[1].ip, 40000, 80); break;
-    case kRemote: pkt = packet(p1.ip, L().nodes[1].pods[0].ip, 40000, 80); break;
-    case kMasqEstablished: pkt = packet(p1.ip, ext.address, 40000, 443); break;
+    case kLocal:
+      pkt = packet(p1.ip, N1().pods[1].ip, 40000, 80);
+      break;
+    case kRemote:
+      pkt = packet(p1.ip, L().nodes[1].pods[0].ip, 40000, 80);
+      break;
+    case kMasqEstablished:
+      pkt = packet(p1.ip, ext.address, 40000, 443);
+      break;
     case kRevNat: {
       auto out = packet(p1.ip, ext.address, 40000, 443);
       r.run(fd, out, r.lxc1, 1);  // creates the NAT entry (port 40000 kept)
@@ -159,7 +170,9 @@ void BM_Path(benchmark::State& st, Path path) {
       fd = r.progs->from_uplink_fd();
       ifi = r.eth0;
       break;
-    case kNonIp: pkt = packet(p1.ip, ext.address, 1, 2, 6, 0x0806); break;
+    case kNonIp:
+      pkt = packet(p1.ip, ext.address, 1, 2, 6, 0x0806);
+      break;
   }
   int verdict = -1;
   r.run(fd, pkt, ifi, 1, &verdict);
@@ -234,7 +247,8 @@ void BM_TestRunFloor(benchmark::State& st) {
   Runner r(masq_with(0));
   Skeleton<doctor_probe> probe;
   bpf_program* p;
-  bpf_object__for_each_program(p, probe->obj) bpf_program__set_autoload(p, p == probe->progs.probe_count);
+  bpf_object__for_each_program(p, probe->obj)
+      bpf_program__set_autoload(p, p == probe->progs.probe_count);
   probe.load("probe_count");
   auto pkt = packet(N1().pods[0].ip, N1().pods[1].ip, 40000, 80);
   time_runs(st, r, bpf_program__fd(probe->progs.probe_count), pkt, r.lxc1);
@@ -246,21 +260,31 @@ void BM_TestRunFloor(benchmark::State& st) {
 // manual-time seconds would mean millions of syscalls per benchmark.
 constexpr int kIters = 20000;
 BENCHMARK(BM_TestRunFloor)->UseManualTime()->Iterations(kIters);
-BENCHMARK_CAPTURE(BM_Path, from_pod_local_redirect_peer, kLocal)->UseManualTime()->Iterations(kIters);
+BENCHMARK_CAPTURE(BM_Path, from_pod_local_redirect_peer, kLocal)
+    ->UseManualTime()
+    ->Iterations(kIters);
 BENCHMARK_CAPTURE(BM_Path, from_pod_remote_fib, kRemote)->UseManualTime()->Iterations(kIters);
 BENCHMARK_CAPTURE(BM_Path, from_pod_masq_established, kMasqEstablished)
-    ->UseManualTime()->Iterations(kIters);
+    ->UseManualTime()
+    ->Iterations(kIters);
 BENCHMARK_CAPTURE(BM_Path, from_uplink_reverse_nat, kRevNat)->UseManualTime()->Iterations(kIters);
 BENCHMARK_CAPTURE(BM_Path, from_uplink_to_local_pod, kUplinkToPod)
-    ->UseManualTime()->Iterations(kIters);
+    ->UseManualTime()
+    ->Iterations(kIters);
 BENCHMARK_CAPTURE(BM_Path, from_pod_non_ip_pass, kNonIp)->UseManualTime()->Iterations(kIters);
 BENCHMARK(BM_MasqNewFlow)->UseManualTime()->Iterations(kIters);
 BENCHMARK(BM_MasqEstablished_LpmSize)
-    ->ArgsProduct({{1}, {1, 16, 256, 4096, 16000}})->UseManualTime()->Iterations(kIters);
+    ->ArgsProduct({{1}, {1, 16, 256, 4096, 16000}})
+    ->UseManualTime()
+    ->Iterations(kIters);
 BENCHMARK(BM_MasqEstablished_NatOccupancy)
-    ->ArgsProduct({{1}, {0, 10, 50, 90}})->UseManualTime()->Iterations(kIters);
+    ->ArgsProduct({{1}, {0, 10, 50, 90}})
+    ->UseManualTime()
+    ->Iterations(kIters);
 BENCHMARK(BM_Local_Endpoints)
-    ->ArgsProduct({{1}, {1, 64, 1024, 4000}})->UseManualTime()->Iterations(kIters);
+    ->ArgsProduct({{1}, {1, 64, 1024, 4000}})
+    ->UseManualTime()
+    ->Iterations(kIters);
 
 // SIGINT/SIGTERM: take the cluster down (by exec'ing `hrbench clean`, which is safe from a
 // signal handler) instead of leaving namespaces behind.

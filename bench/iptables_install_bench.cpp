@@ -17,25 +17,37 @@ using namespace hrb;
 
 namespace {
 void BM_IptablesInstall(benchmark::State& st, datapath::Backend b) {
-  auto l = topology::plan(
-      topology::parse_spec_file(HRB_SOURCE_DIR "/topologies/two-node.yaml"), "hrbx");
-  datapath::LegacyMode m({.name = "legacy", .backend = b, .services = static_cast<int>(st.range(0))},
-                         datapath::default_masq_config());
+  auto l =
+      topology::plan(topology::parse_spec_file(HRB_SOURCE_DIR "/topologies/two-node.yaml"), "hrbx");
+  datapath::LegacyMode m(
+      {.name = "legacy", .backend = b, .services = static_cast<int>(st.range(0))},
+      datapath::default_masq_config());
   const std::string input = m.rules(l).restore_apply();
   for (auto _ : st) {
     auto t0 = std::chrono::steady_clock::now();
     run_cmd({datapath::iptables_bin(b, "-restore"), "-w", "--noflush"},
             {.input = input, .new_anon_netns = true});
-    st.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    st.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   st.counters["rules"] = static_cast<double>(m.rules(l).size());
 }
 }  // namespace
 
 BENCHMARK_CAPTURE(BM_IptablesInstall, nft, datapath::Backend::kNft)
-    ->Arg(1000)->Arg(5000)->Arg(10000)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+    ->Arg(1000)
+    ->Arg(5000)
+    ->Arg(10000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
 BENCHMARK_CAPTURE(BM_IptablesInstall, legacy, datapath::Backend::kLegacy)
-    ->Arg(1000)->Arg(5000)->Arg(10000)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+    ->Arg(1000)
+    ->Arg(5000)
+    ->Arg(10000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);

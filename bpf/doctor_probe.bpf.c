@@ -27,10 +27,7 @@ int probe_count(struct __sk_buff *skb)
 }
 
 SEC("tc")
-int probe_redirect_peer(struct __sk_buff *skb)
-{
-	return bpf_redirect_peer(target_ifindex, 0);
-}
+int probe_redirect_peer(struct __sk_buff *skb) { return bpf_redirect_peer(target_ifindex, 0); }
 
 SEC("tc")
 int probe_redirect_neigh(struct __sk_buff *skb)
@@ -58,14 +55,8 @@ int probe_xdp_live(struct xdp_md *ctx)
 
 /* Loaded and attached to a scratch cgroup: allows everything. */
 SEC("cgroup/setsockopt")
-int probe_setsockopt(struct bpf_sockopt *ctx)
-{
-	return 1;
-}
+int probe_setsockopt(struct bpf_sockopt *ctx) { return 1; }
 
 /* BPF LSM, as the AKS iptables blocker uses it (socket_setsockopt). Loading it is the probe. */
 SEC("lsm/socket_setsockopt")
-int BPF_PROG(probe_lsm, struct socket *sock, int level, int optname)
-{
-	return 0;
-}
+int BPF_PROG(probe_lsm, struct socket *sock, int level, int optname) { return 0; }

@@ -38,7 +38,8 @@ int from_pod(struct __sk_buff *skb)
 		return deliver_local(skb, ep);
 	}
 	if (in_services(p.daddr)) {
-		/* kube-proxy DNATs in the stack; remember the client so its replies go there too. */
+		/* kube-proxy DNATs in the stack; remember the client so its replies go there too.
+		 */
 		if (p.has_ports) {
 			struct hrb_flow_key k = {.ip = p.saddr, .port = p.sport, .proto = p.proto};
 			__u64 now = bpf_ktime_get_ns();

@@ -13,7 +13,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define SOL_IP 0
 #define SOL_IPV6 41
-#define IPT_SO_SET_REPLACE 64  /* also IP6T_SO_SET_REPLACE at SOL_IPV6 */
+#define IPT_SO_SET_REPLACE 64 /* also IP6T_SO_SET_REPLACE at SOL_IPV6 */
 #define ARPT_SO_SET_REPLACE 96
 #define EBT_SO_SET_ENTRIES 128
 #define PAGE_SIZE 4096

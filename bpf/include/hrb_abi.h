@@ -21,35 +21,35 @@ struct hrb_probe_stats {
 /* Why a datapath program did what it did: index of the per-CPU `counters` array of each
  * program. Append only; names for C++ are in hrb_reason_name(). */
 enum hrb_reason {
-	HRB_R_REDIRECT_PEER = 0,    /* delivered into a local pod with bpf_redirect_peer */
-	HRB_R_REDIRECT_FIB,         /* FIB hit with a neighbour: bpf_redirect with its MACs */
-	HRB_R_REDIRECT_NEIGH,       /* FIB hit, no neighbour yet: bpf_redirect_neigh */
-	HRB_R_TO_STACK_NON_IPV4,    /* ARP, IPv6, …: the kernel's path */
-	HRB_R_TO_STACK_FRAGMENT,    /* IPv4 fragment */
-	HRB_R_TO_STACK_IP_OPTIONS,  /* IPv4 header with options */
-	HRB_R_TO_STACK_SERVICE,     /* destination in the service CIDR: kube-proxy's DNAT */
-	HRB_R_TO_STACK_LOCAL,       /* FIB: not forwarded (a node-local address) */
-	HRB_R_TO_STACK_FIB_OTHER,   /* FIB: blackhole, unreachable, no route, … */
-	HRB_R_TO_STACK_FRAG_NEEDED, /* FIB: packet larger than the egress MTU */
-	HRB_R_TO_STACK_NOT_OURS,    /* uplink: neither a local pod nor a masqueraded flow */
-	HRB_R_MASQ_NEW,             /* new masquerade entry */
-	HRB_R_MASQ_HIT,             /* masqueraded with an existing entry */
-	HRB_R_MASQ_PORT_CHANGED,    /* new entry, the pod's port was taken: another one chosen */
-	HRB_R_REVNAT_HIT,           /* uplink: reply of a masqueraded flow translated back */
-	HRB_R_DROP_TTL,             /* TTL <= 1 */
-	HRB_R_DROP_NO_PORT,         /* masquerade: no free port after bounded retries */
-	HRB_R_DROP_MALFORMED,       /* truncated headers */
-	HRB_R_NAT_RECLAIMED,        /* an expired entry's port was reused */
-	HRB_R_DELAY_LOOPS,          /* calibration: busy-loop iterations run (issue 10) */
+	HRB_R_REDIRECT_PEER = 0,      /* delivered into a local pod with bpf_redirect_peer */
+	HRB_R_REDIRECT_FIB,	      /* FIB hit with a neighbour: bpf_redirect with its MACs */
+	HRB_R_REDIRECT_NEIGH,	      /* FIB hit, no neighbour yet: bpf_redirect_neigh */
+	HRB_R_TO_STACK_NON_IPV4,      /* ARP, IPv6, …: the kernel's path */
+	HRB_R_TO_STACK_FRAGMENT,      /* IPv4 fragment */
+	HRB_R_TO_STACK_IP_OPTIONS,    /* IPv4 header with options */
+	HRB_R_TO_STACK_SERVICE,	      /* destination in the service CIDR: kube-proxy's DNAT */
+	HRB_R_TO_STACK_LOCAL,	      /* FIB: not forwarded (a node-local address) */
+	HRB_R_TO_STACK_FIB_OTHER,     /* FIB: blackhole, unreachable, no route, … */
+	HRB_R_TO_STACK_FRAG_NEEDED,   /* FIB: packet larger than the egress MTU */
+	HRB_R_TO_STACK_NOT_OURS,      /* uplink: neither a local pod nor a masqueraded flow */
+	HRB_R_MASQ_NEW,		      /* new masquerade entry */
+	HRB_R_MASQ_HIT,		      /* masqueraded with an existing entry */
+	HRB_R_MASQ_PORT_CHANGED,      /* new entry, the pod's port was taken: another one chosen */
+	HRB_R_REVNAT_HIT,	      /* uplink: reply of a masqueraded flow translated back */
+	HRB_R_DROP_TTL,		      /* TTL <= 1 */
+	HRB_R_DROP_NO_PORT,	      /* masquerade: no free port after bounded retries */
+	HRB_R_DROP_MALFORMED,	      /* truncated headers */
+	HRB_R_NAT_RECLAIMED,	      /* an expired entry's port was reused */
+	HRB_R_DELAY_LOOPS,	      /* calibration: busy-loop iterations run (issue 10) */
 	HRB_R_TO_STACK_SERVICE_REPLY, /* reply to a flow kube-proxy DNATed: the stack reverses it */
 	HRB_R__MAX
 };
 
 /* Value of the `endpoints` map, keyed by the pod's IPv4 address (network order). */
 struct hrb_endpoint {
-	__u32 ifindex;     /* node-side veth (lxc…) in the node netns */
-	__u8 pod_mac[6];   /* the pod's eth0 */
-	__u8 node_mac[6];  /* the lxc… device */
+	__u32 ifindex;	  /* node-side veth (lxc…) in the node netns */
+	__u8 pod_mac[6];  /* the pod's eth0 */
+	__u8 node_mac[6]; /* the lxc… device */
 };
 
 /* A flow as the NAT tables key it; addresses and ports in network order.
@@ -77,8 +77,8 @@ struct hrb_nat_entry {
 /* Key of `stack_flows`: a local client whose connection to a service CIDR address went through
  * the node's stack (kube-proxy's DNAT), so its replies must go through the stack too. */
 struct hrb_flow_key {
-	__u32 ip;    /* the client pod, network order */
-	__u16 port;  /* its port, network order */
+	__u32 ip;   /* the client pod, network order */
+	__u16 port; /* its port, network order */
 	__u8 proto;
 	__u8 pad;
 };

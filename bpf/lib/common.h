@@ -29,9 +29,9 @@
 #define L4_OFF (IP_OFF + sizeof(struct iphdr))
 
 /* Load-time configuration (set through the skeleton's rodata before load). */
-const volatile __u32 node_ip = 0;         /* network order */
-const volatile __u32 cluster_net = 0;     /* network order */
-const volatile __u32 cluster_mask = 0;    /* network order */
+const volatile __u32 node_ip = 0;      /* network order */
+const volatile __u32 cluster_net = 0;  /* network order */
+const volatile __u32 cluster_mask = 0; /* network order */
 const volatile __u32 service_net = 0;
 const volatile __u32 service_mask = 0;
 const volatile __u16 nat_port_min = 1024; /* host order */
@@ -41,7 +41,7 @@ const volatile __u64 nat_timeout_closing_ns = 10ull * 1000000000;
 const volatile __u64 nat_timeout_udp_ns = 60ull * 1000000000;
 const volatile __u64 nat_timeout_icmp_ns = 30ull * 1000000000;
 const volatile bool record_redirects = false; /* tests only */
-const volatile __u32 delay_loops = 0;         /* calibration: injected cost per packet */
+const volatile __u32 delay_loops = 0;	      /* calibration: injected cost per packet */
 const volatile bool services_enabled = false; /* kube-proxy service rules are installed */
 
 struct {
@@ -81,10 +81,7 @@ static __always_inline void injected_delay(void)
 	count(HRB_R_DELAY_LOOPS);
 }
 
-static __always_inline bool in_cluster(__u32 addr)
-{
-	return (addr & cluster_mask) == cluster_net;
-}
+static __always_inline bool in_cluster(__u32 addr) { return (addr & cluster_mask) == cluster_net; }
 
 static __always_inline bool in_services(__u32 addr)
 {

@@ -56,7 +56,7 @@ struct {
 	__type(key, __u32);
 	__array(values, struct nonmasq_lpm);
 } nonmasq_active SEC(".maps") = {
-	.values = {&nonmasq},
+    .values = {&nonmasq},
 };
 
 #endif

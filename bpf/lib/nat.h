@@ -154,7 +154,8 @@ static __always_inline int masquerade(struct __sk_buff *skb, struct pkt *p)
 			e->flags |= HRB_NAT_F_CLOSING;
 		count(HRB_R_MASQ_HIT);
 	} else {
-		struct hrb_nat_entry pod_side = {.ip = p->saddr, .port = p->sport, .last_seen_ns = now};
+		struct hrb_nat_entry pod_side = {
+		    .ip = p->saddr, .port = p->sport, .last_seen_ns = now};
 		struct hrb_nat_entry node_side = {.ip = node_ip, .last_seen_ns = now};
 
 		nat_port = nat_claim(p, &pod_side, now);

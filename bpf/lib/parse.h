@@ -10,8 +10,8 @@ struct pkt {
 	__u32 saddr, daddr; /* network order */
 	__u16 sport, dport; /* network order; ICMP echo: id, 0 */
 	__u8 proto;
-	__u8 tcp_flags;     /* FIN 0x01, SYN 0x02, RST 0x04 */
-	__u8 has_ports;     /* TCP, UDP or ICMP echo / echo reply */
+	__u8 tcp_flags; /* FIN 0x01, SYN 0x02, RST 0x04 */
+	__u8 has_ports; /* TCP, UDP or ICMP echo / echo reply */
 	__u8 icmp_type;
 };
 

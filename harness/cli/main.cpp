@@ -3,15 +3,15 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <boost/program_options.hpp>
 #include <atomic>
+#include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <iostream>
 #include <map>
+#include <sstream>
 
 #include "core/error.hpp"
 #include "core/log.hpp"
@@ -22,17 +22,17 @@
 #include "datapath/masq_agent.hpp"
 #include "datapath/mode.hpp"
 #include "doctor/doctor.hpp"
-#include "metrics/cpu.hpp"
-#include "results/results.hpp"
-#include "run/run.hpp"
 #include "gate/gate.hpp"
 #include "guard/blocker.hpp"
 #include "guard/monitor.hpp"
 #include "lab/lab.hpp"
+#include "metrics/cpu.hpp"
 #include "report/report.hpp"
-#include "traffic/workload.hpp"
+#include "results/results.hpp"
+#include "run/run.hpp"
 #include "topology/cluster.hpp"
 #include "topology/spec.hpp"
+#include "traffic/workload.hpp"
 
 namespace po = boost::program_options;
 using namespace hrb;
@@ -95,8 +95,9 @@ topology::StateDir existing_cluster(const po::variables_map& vm) {
 std::string prefix_of(const po::variables_map& vm) {
   std::string p = vm["prefix"].as<std::string>();
   if (!topology::valid_prefix(p))
-    throw Error("--prefix '" + p + "': expected a lower-case letter then up to 11 letters or digits",
-                ExitCode::kUsage);
+    throw Error(
+        "--prefix '" + p + "': expected a lower-case letter then up to 11 letters or digits",
+        ExitCode::kUsage);
   return p;
 }
 
@@ -122,7 +123,8 @@ int cmd_doctor(const std::vector<std::string>& args) {
 }
 
 int cmd_topo(const std::vector<std::string>& args) {
-  po::options_description d("hrbench topo validate FILE…: check topology files without creating anything");
+  po::options_description d(
+      "hrbench topo validate FILE…: check topology files without creating anything");
   d.add_options()("action", po::value<std::string>(), "validate")(
       "files", po::value<std::vector<std::string>>(), "topology files");
   po::positional_options_description pos;
@@ -151,8 +153,8 @@ void print_layout(const topology::Layout& l, const topology::StateDir& st) {
   std::cout << fmt::format("cluster '{}' (prefix {}, {}), fabric netns {}{}\n", l.spec.name,
                            l.prefix, st.complete() ? "up" : "INCOMPLETE: run hrbench clean",
                            l.fabric_netns, mark(l.fabric_netns));
-  std::cout << fmt::format("  {:<16} {:<8} {:<16} {:<20} {}\n", "name", "kind", "address",
-                           "netns", "details");
+  std::cout << fmt::format("  {:<16} {:<8} {:<16} {:<20} {}\n", "name", "kind", "address", "netns",
+                           "details");
   for (const auto& n : l.nodes) {
     std::cout << fmt::format("  {:<16} {:<8} {:<16} {:<20} podCIDR {} router {}{}\n", n.name,
                              "node", n.underlay_ip.str(), n.netns, n.pod_cidr.str(),
@@ -167,22 +169,33 @@ void print_layout(const topology::Layout& l, const topology::StateDir& st) {
 }
 
 nlohmann::json layout_json(const topology::Layout& l, const topology::StateDir& st) {
-  nlohmann::json j{{"name", l.spec.name},       {"prefix", l.prefix},
-                   {"complete", st.complete()}, {"fabricNetns", l.fabric_netns},
-                   {"nodes", nlohmann::json::array()}, {"externalHosts", nlohmann::json::array()}};
+  nlohmann::json j{{"name", l.spec.name},
+                   {"prefix", l.prefix},
+                   {"complete", st.complete()},
+                   {"fabricNetns", l.fabric_netns},
+                   {"nodes", nlohmann::json::array()},
+                   {"externalHosts", nlohmann::json::array()}};
   for (const auto& n : l.nodes) {
     nlohmann::json pods = nlohmann::json::array();
     for (const auto& p : n.pods)
-      pods.push_back({{"name", p.name}, {"ip", p.ip.str()}, {"netns", p.netns}, {"lxc", p.lxc},
+      pods.push_back({{"name", p.name},
+                      {"ip", p.ip.str()},
+                      {"netns", p.netns},
+                      {"lxc", p.lxc},
                       {"present", netns_exists(p.netns)}});
-    j["nodes"].push_back({{"name", n.name}, {"underlayIP", n.underlay_ip.str()},
-                          {"podCIDR", n.pod_cidr.str()}, {"routerIP", n.router_ip.str()},
-                          {"netns", n.netns}, {"present", netns_exists(n.netns)},
+    j["nodes"].push_back({{"name", n.name},
+                          {"underlayIP", n.underlay_ip.str()},
+                          {"podCIDR", n.pod_cidr.str()},
+                          {"routerIP", n.router_ip.str()},
+                          {"netns", n.netns},
+                          {"present", netns_exists(n.netns)},
                           {"pods", pods}});
   }
   for (const auto& e : l.externals)
-    j["externalHosts"].push_back({{"name", e.name}, {"address", e.address.str()},
-                                  {"underlayIP", e.underlay_ip.str()}, {"netns", e.netns},
+    j["externalHosts"].push_back({{"name", e.name},
+                                  {"address", e.address.str()},
+                                  {"underlayIP", e.underlay_ip.str()},
+                                  {"netns", e.netns},
                                   {"present", netns_exists(e.netns)}});
   return j;
 }
@@ -197,8 +210,9 @@ void add_mode_options(po::options_description& d) {
       "endpoints-per-service", po::value<int>(),
       "endpoints per service (default: the topology's `endpointsPerService`)")(
       "force", "ebpf: enable even with user-installed iptables/nft rules (they are bypassed)")(
-      "allowlist", po::value<std::string>(), "iptables monitor allowlist (default "
-                                             "config/iptables-allowlist.yaml)");
+      "allowlist", po::value<std::string>(),
+      "iptables monitor allowlist (default "
+      "config/iptables-allowlist.yaml)");
 }
 
 datapath::ModeOptions mode_options(const po::variables_map& vm, const std::string& name,
@@ -225,8 +239,10 @@ int cmd_mode(const std::vector<std::string>& args) {
   add_mode_options(d);
   po::positional_options_description pos;
   pos.add("name", 1);
-  auto vm = parse(args, d, "hrbench mode [NAME] [--backend nft|legacy] [--masq-config FILE] "
-                           "[--services N]", pos);
+  auto vm = parse(args, d,
+                  "hrbench mode [NAME] [--backend nft|legacy] [--masq-config FILE] "
+                  "[--services N]",
+                  pos);
   if (!vm) return 0;
   topology::StateDir st = existing_cluster(*vm);
   Fd lock = st.lock();
@@ -329,21 +345,21 @@ int cmd_run(const std::vector<std::string>& args) {
       "hrbench run: build a cluster, measure every mode on every scenario and workload "
       "(interleaved, repeated), write a results file and print the comparison");
   d.add_options()("topology,t", po::value<std::string>()->default_value(kDefaultTopology),
-                  "topology file")(
-      "modes", po::value<std::string>()->default_value("legacy,ebpf"), "modes, comma-separated")(
+                  "topology file")("modes", po::value<std::string>()->default_value("legacy,ebpf"),
+                                   "modes, comma-separated")(
       "scenarios",
       po::value<std::string>()->default_value(
           "pod-pod-same-node,pod-pod-cross-node,pod-external,node-node"),
       "scenarios, comma-separated (node-node is the ceiling, measured in mode none)")(
       "workloads", po::value<std::string>()->default_value("tcp_rr,tcp_crr,tcp_stream,udp_stream"),
-      "workloads, comma-separated (also udp_rr)")(
-      "repetitions,r", po::value<int>(), "repetitions of the matrix (default 3)")(
+      "workloads, comma-separated (also udp_rr)")("repetitions,r", po::value<int>(),
+                                                  "repetitions of the matrix (default 3)")(
       "duration", po::value<double>(), "measured seconds per trial (default 1.5)")(
       "warmup", po::value<double>(), "discarded seconds before each trial (default 0.4)")(
       "flows", po::value<int>()->default_value(1), "parallel flows per trial")(
       "size", po::value<size_t>()->default_value(0), "message size (0: each workload's default)")(
-      "quick", "preset: 1 repetition of 1 s trials")(
-      "thorough", "preset: 7 repetitions of 10 s trials")(
+      "quick", "preset: 1 repetition of 1 s trials")("thorough",
+                                                     "preset: 7 repetitions of 10 s trials")(
       "scan", po::value<std::string>(),
       "vary one parameter, e.g. services=0,1000,5000,10000 or flows=1,2,4")(
       "max-retries", po::value<int>()->default_value(1), "re-runs of a trial marked invalid")(
@@ -396,7 +412,7 @@ int cmd_run(const std::vector<std::string>& args) {
       throw Error("--export: '" + e + "' (expected gbench or csv)", ExitCode::kUsage);
   run::validate(c);
 
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = [](int) { g_interrupted = true; };
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
@@ -418,7 +434,8 @@ int cmd_run(const std::vector<std::string>& args) {
   return g_interrupted ? 130 : 0;
 }
 
-std::vector<std::pair<std::string, nlohmann::json>> read_runs(const std::vector<std::string>& files) {
+std::vector<std::pair<std::string, nlohmann::json>> read_runs(
+    const std::vector<std::string>& files) {
   std::vector<std::pair<std::string, nlohmann::json>> runs;
   for (const auto& f : files) runs.push_back({f, results::read_results(f)});
   return runs;
@@ -482,7 +499,8 @@ int cmd_gate(const std::vector<std::string>& args) {
     base_file = (*vm)["baseline"].as<std::string>();
     base = results::read_results(base_file);
   }
-  auto result = gate::evaluate(policy, cur, cur_file, base_file.empty() ? nullptr : &base, base_file);
+  auto result =
+      gate::evaluate(policy, cur, cur_file, base_file.empty() ? nullptr : &base, base_file);
   int extra_left = (*vm)["adaptive"].as<int>();
   while (result.overall() == gate::Verdict::kInconclusive && extra_left > 0) {
     run::RunConfig c;
@@ -520,7 +538,8 @@ int cmd_gate(const std::vector<std::string>& args) {
     write_text((*vm)["markdown"].as<std::string>(),
                gate::render_markdown(result, "hostroute-bench gate"));
   if (vm->count("junit"))
-    write_text((*vm)["junit"].as<std::string>(), gate::render_junit(result, "hostroute-bench gate"));
+    write_text((*vm)["junit"].as<std::string>(),
+               gate::render_junit(result, "hostroute-bench gate"));
   return gate::exit_code(result, vm->count("inconclusive-ok") > 0);
 }
 
@@ -547,9 +566,12 @@ int cmd_report(const std::vector<std::string>& args) {
   }
   std::string fmt_ = (*vm)["format"].as<std::string>();
   std::string text;
-  if (fmt_ == "html") text = report::html(runs);
-  else if (fmt_ == "md") text = report::markdown(runs);
-  else throw Error("--format: '" + fmt_ + "' (expected html or md)", ExitCode::kUsage);
+  if (fmt_ == "html")
+    text = report::html(runs);
+  else if (fmt_ == "md")
+    text = report::markdown(runs);
+  else
+    throw Error("--format: '" + fmt_ + "' (expected html or md)", ExitCode::kUsage);
   if (vm->count("output")) {
     write_text((*vm)["output"].as<std::string>(), text);
     log::info("report written to {}", (*vm)["output"].as<std::string>());
@@ -565,8 +587,8 @@ int cmd_guard(const std::vector<std::string>& args) {
       "user-installed (the check ebpf mode runs first); exit 7 when there are any");
   d.add_options()("action", po::value<std::string>(), "monitor")(
       "node", po::value<std::string>(), "one node (default: all)")("json", "print JSON")(
-      "allowlist", po::value<std::string>(), "allowlist file")(
-      "ready-fd", po::value<int>(), "(internal, guard watch)");
+      "allowlist", po::value<std::string>(), "allowlist file")("ready-fd", po::value<int>(),
+                                                               "(internal, guard watch)");
   po::positional_options_description pos;
   pos.add("action", 1);
   auto vm = parse(args, d, "hrbench guard monitor [--node N] [--json]", pos);
@@ -623,7 +645,7 @@ int cmd_masq_agent(const std::vector<std::string>& args) {
                                  : datapath::current_mode(st).masq_config;
   if (o.config.empty()) throw Error("no config file: pass --config FILE", ExitCode::kUsage);
   o.once = vm->count("once") > 0;
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = [](int) { g_interrupted = true; };
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
@@ -638,8 +660,9 @@ int cmd_lab(const std::vector<std::string>& args) {
       "default: user-rule-bypass, hybrid-nodes, istio-like-redirect, dual-stack, os-support)");
   d.add_options()("scenarios", po::value<std::vector<std::string>>(), "scenarios")(
       "topology,t", po::value<std::string>()->default_value(kDefaultTopology), "topology file")(
-      "output,o", po::value<std::string>(), "write the verdicts and evidence as JSON (for "
-                                            "`hrbench report`)")("json", "print JSON");
+      "output,o", po::value<std::string>(),
+      "write the verdicts and evidence as JSON (for "
+      "`hrbench report`)")("json", "print JSON");
   po::positional_options_description pos;
   pos.add("scenarios", -1);
   auto vm = parse(args, d, "hrbench lab [SCENARIO…] [-o FILE]", pos);
@@ -650,7 +673,7 @@ int cmd_lab(const std::vector<std::string>& args) {
   o.progress = [](const std::string& s) { log::info("lab: {}", s); };
   auto names = vm->count("scenarios") ? (*vm)["scenarios"].as<std::vector<std::string>>()
                                       : lab::scenario_names();
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = [](int) { g_interrupted = true; };
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
@@ -721,8 +744,7 @@ int cmd_status(const std::vector<std::string>& args) {
       nlohmann::json c = nlohmann::json::object();
       for (const auto& [node, progs] : datapath::read_counters(l))
         for (const auto& [prog, counts] : progs)
-          for (int r = 0; r < HRB_R__MAX; ++r)
-            c[node][prog][datapath::reason_name(r)] = counts[r];
+          for (int r = 0; r < HRB_R__MAX; ++r) c[node][prog][datapath::reason_name(r)] = counts[r];
       j["bpfCounters"] = c;
     }
     std::cout << j.dump(2) << "\n";
@@ -737,16 +759,17 @@ int cmd_status(const std::vector<std::string>& args) {
     std::cout << "\n";
     if (mode.name == "ebpf") {
       auto g = guard::read_blocker_counters(st);
-      std::cout << fmt::format("  iptables blocker: {}; x_tables writes refused {}, nftables "
-                               "objects undone {}\n",
-                               g.active ? "active" : "NOT active", g.refused_setsockopt,
-                               g.undone_nft);
+      std::cout << fmt::format(
+          "  iptables blocker: {}; x_tables writes refused {}, nftables "
+          "objects undone {}\n",
+          g.active ? "active" : "NOT active", g.refused_setsockopt, g.undone_nft);
       for (const auto& [node, progs] : datapath::read_counters(l))
         for (const auto& [prog, c] : progs) {
           std::string line;
           for (int r = 0; r < HRB_R__MAX; ++r)
             if (c[r]) line += fmt::format(" {}={}", datapath::reason_name(r), c[r]);
-          std::cout << fmt::format("  {} {}:{}\n", node, prog, line.empty() ? " (nothing yet)" : line);
+          std::cout << fmt::format("  {} {}:{}\n", node, prog,
+                                   line.empty() ? " (nothing yet)" : line);
         }
     }
   }
@@ -795,7 +818,8 @@ int teardown(const std::vector<std::string>& args, bool clean) {
                                     "also after a crash (--all: every prefix)"
                                   : "hrbench down: take the cluster down");
   if (clean) d.add_options()("all", "every prefix recorded under the state directory");
-  auto vm = parse(args, d, clean ? "hrbench clean [--prefix P | --all]" : "hrbench down [--prefix P]");
+  auto vm =
+      parse(args, d, clean ? "hrbench clean [--prefix P | --all]" : "hrbench down [--prefix P]");
   if (!vm) return 0;
   std::vector<std::string> prefixes{prefix_of(*vm)};
   if (clean && vm->count("all")) prefixes = topology::StateDir::all_prefixes();
@@ -826,17 +850,20 @@ const std::map<std::string, Command>& commands() {
       {"status", {"show the cluster", cmd_status}},
       {"mode", {"switch the datapath mode of the running cluster", cmd_mode}},
       {"traffic", {"run one workload between two members of the cluster", cmd_traffic}},
-      {"run", {"the benchmark: every mode x scenario x workload, results file, comparison", cmd_run}},
+      {"run",
+       {"the benchmark: every mode x scenario x workload, results file, comparison", cmd_run}},
       {"compare", {"two results files side by side", cmd_compare}},
       {"gate", {"CI verdict from results files and a policy (exit 0/1/2/3)", cmd_gate}},
       {"report", {"HTML or Markdown report from results files", cmd_report}},
       {"guard", {"guard monitor: user-installed iptables/nft rules in the nodes", cmd_guard}},
-      {"masq-agent", {"the IP Masquerade Agent: reprogram masquerade on config change", cmd_masq_agent}},
+      {"masq-agent",
+       {"the IP Masquerade Agent: reprogram masquerade on config change", cmd_masq_agent}},
       {"lab", {"the limits of eBPF host routing, shown: works / breaks, with evidence", cmd_lab}},
       {"exec", {"run a command in a pod, node or external host", cmd_exec}},
       {"down", {"take the cluster down", [](const auto& a) { return teardown(a, false); }}},
-      {"clean", {"remove everything of a prefix, also after a crash",
-                 [](const auto& a) { return teardown(a, true); }}},
+      {"clean",
+       {"remove everything of a prefix, also after a crash",
+        [](const auto& a) { return teardown(a, true); }}},
   };
   return m;
 }

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <functional>
 #include <memory>
-#include <utility>
 #include <string>
+#include <utility>
 
 #include "core/error.hpp"
 

@@ -12,13 +12,13 @@ namespace hrb {
 // Exit codes of hrbench; docs/cli.md documents them.
 enum class ExitCode : int {
   kOk = 0,
-  kFailure = 1,       // a runtime step failed (kernel, command, traffic)
-  kUsage = 2,         // bad command line
-  kBadInput = 3,      // a file (topology, config) is invalid; nothing was changed
-  kMissingFeature = 4,// doctor: something a default run needs is missing
-  kBusy = 5,          // another hrbench holds the prefix, or a cluster already exists
-  kNotFound = 6,      // no cluster / no such pod, node or host
-  kRefused = 7,       // ebpf mode refused: user-installed iptables/nft rules would be bypassed
+  kFailure = 1,         // a runtime step failed (kernel, command, traffic)
+  kUsage = 2,           // bad command line
+  kBadInput = 3,        // a file (topology, config) is invalid; nothing was changed
+  kMissingFeature = 4,  // doctor: something a default run needs is missing
+  kBusy = 5,            // another hrbench holds the prefix, or a cluster already exists
+  kNotFound = 6,        // no cluster / no such pod, node or host
+  kRefused = 7,         // ebpf mode refused: user-installed iptables/nft rules would be bypassed
 };
 
 class Error : public std::runtime_error {

@@ -53,8 +53,9 @@ void NetnsGuard::enter(int fd) {
 }
 
 NetnsGuard::~NetnsGuard() {
-  if (saved_ && ::setns(saved_.get(), CLONE_NEWNET) != 0) std::terminate();  // never continue in
-                                                                             // the wrong netns
+  if (saved_ && ::setns(saved_.get(), CLONE_NEWNET) != 0)
+    std::terminate();  // never continue in
+                       // the wrong netns
 }
 
 std::string sysctl_path(const std::string& key) {

@@ -15,8 +15,8 @@ namespace hrb {
 
 std::string netns_path(const std::string& name);
 bool netns_exists(const std::string& name);
-std::vector<std::string> list_netns();  // names under /run/netns, sorted
-Fd open_netns(const std::string& name); // throws SysError naming the netns
+std::vector<std::string> list_netns();   // names under /run/netns, sorted
+Fd open_netns(const std::string& name);  // throws SysError naming the netns
 
 class NetnsGuard {
  public:

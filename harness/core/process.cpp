@@ -131,8 +131,8 @@ CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts) 
     std::string msg = res.err.empty() ? res.out : res.err;
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
     if (res.status == 127 && msg.empty()) msg = "command not found";
-    throw Error(fmt::format("`{}`{} failed with status {}: {}", shell_join(argv), where,
-                            res.status, msg));
+    throw Error(
+        fmt::format("`{}`{} failed with status {}: {}", shell_join(argv), where, res.status, msg));
   }
   return res;
 }

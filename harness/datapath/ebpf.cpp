@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/bpf.hpp"
@@ -21,6 +21,10 @@
 #include "core/netns.hpp"
 #include "guard/blocker.hpp"
 #include "guard/monitor.hpp"
+
+#include "hrb_abi.h"
+
+// Generated skeletons: after hrb_abi.h, which declares the structs they name.
 #include "from_pod.skel.h"
 #include "from_uplink.skel.h"
 
@@ -33,11 +37,26 @@ constexpr int kTcxIngress = 46;  // BPF_TCX_INGRESS (kernel >= 6.6); libbpf 1.1 
 constexpr const char* kPrograms[] = {"from_pod", "from_uplink"};
 
 const char* const kReasonNames[] = {
-    "redirect_peer",       "redirect_fib",        "redirect_neigh",     "to_stack_non_ipv4",
-    "to_stack_fragment",   "to_stack_ip_options", "to_stack_service",   "to_stack_local",
-    "to_stack_fib_other",  "to_stack_frag_needed", "to_stack_not_ours", "masq_new",
-    "masq_hit",            "masq_port_changed",   "revnat_hit",         "drop_ttl",
-    "drop_no_port",        "drop_malformed",      "nat_reclaimed",      "delay_loops",
+    "redirect_peer",
+    "redirect_fib",
+    "redirect_neigh",
+    "to_stack_non_ipv4",
+    "to_stack_fragment",
+    "to_stack_ip_options",
+    "to_stack_service",
+    "to_stack_local",
+    "to_stack_fib_other",
+    "to_stack_frag_needed",
+    "to_stack_not_ours",
+    "masq_new",
+    "masq_hit",
+    "masq_port_changed",
+    "revnat_hit",
+    "drop_ttl",
+    "drop_no_port",
+    "drop_malformed",
+    "nat_reclaimed",
+    "delay_loops",
     "to_stack_service_reply",
 };
 static_assert(std::size(kReasonNames) == HRB_R__MAX, "a name for every hrb_reason");
@@ -73,7 +92,7 @@ const char* reason_name(int r) { return r >= 0 && r < HRB_R__MAX ? kReasonNames[
 std::string bpf_pin_root(const std::string& prefix) { return "/sys/fs/bpf/hrbench/" + prefix; }
 
 void ensure_bpffs() {
-  struct statfs st{};
+  struct statfs st {};
   if (statfs("/sys/fs/bpf", &st) == 0 && st.f_type == 0xcafe4a11) return;
   fs::create_directories("/sys/fs/bpf");
   if (mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr) != 0)
@@ -148,14 +167,13 @@ NodePrograms::NodePrograms(NodePrograms&&) noexcept = default;
 ::from_pod* NodePrograms::pod() const { return impl_->pod.get(); }
 ::from_uplink* NodePrograms::uplink() const { return impl_->up.get(); }
 int NodePrograms::from_pod_fd() const { return bpf_program__fd(impl_->pod->progs.from_pod); }
-int NodePrograms::from_uplink_fd() const {
-  return bpf_program__fd(impl_->up->progs.from_uplink);
-}
+int NodePrograms::from_uplink_fd() const { return bpf_program__fd(impl_->up->progs.from_uplink); }
 
 int NodePrograms::map_fd(const char* name) const {
   const std::string n = name;
   if (n == "counters_from_uplink") return bpf_map__fd(impl_->up->maps.counters);
-  bpf_map* m = bpf_object__find_map_by_name(impl_->pod->obj, n == "counters_from_pod" ? "counters" : name);
+  bpf_map* m =
+      bpf_object__find_map_by_name(impl_->pod->obj, n == "counters_from_pod" ? "counters" : name);
   if (!m) throw Error("no map " + n);
   return bpf_map__fd(m);
 }
@@ -179,7 +197,8 @@ ReasonCounters NodePrograms::counters(const char* program) const {
 void NodePrograms::reset_counters() {
   std::vector<uint64_t> zero(libbpf_num_possible_cpus());
   for (const char* m : {"counters_from_pod", "counters_from_uplink"})
-    for (uint32_t r = 0; r < HRB_R__MAX; ++r) bpf_map_update_elem(map_fd(m), &r, zero.data(), BPF_ANY);
+    for (uint32_t r = 0; r < HRB_R__MAX; ++r)
+      bpf_map_update_elem(map_fd(m), &r, zero.data(), BPF_ANY);
 }
 
 void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout& n) {
@@ -234,10 +253,12 @@ void EbpfMode::apply(const topology::Layout& l) {
       offending += "\n  " + n.name + ": " + r.text();
   if (!offending.empty()) {
     if (!opts_.force)
-      throw Error("ebpf mode refused: user-installed rules in the node netns would be silently "
-                  "bypassed by eBPF host routing (not matched by " + allow.file + "):" +
-                      offending + "\nremove them, extend the allowlist, or pass --force",
-                  ExitCode::kRefused);
+      throw Error(
+          "ebpf mode refused: user-installed rules in the node netns would be silently "
+          "bypassed by eBPF host routing (not matched by " +
+              allow.file + "):" + offending +
+              "\nremove them, extend the allowlist, or pass --force",
+          ExitCode::kRefused);
     log::warn("--force: enabling ebpf mode although these rules will be bypassed:{}", offending);
   }
   // Journal before creating: `down`/`clean` remove the pin directory even after a crash.

@@ -17,12 +17,12 @@
 #include "datapath/mode.hpp"
 #include "hrb_abi.h"
 
-struct from_pod;     // generated skeletons (from_pod.skel.h, from_uplink.skel.h)
+struct from_pod;  // generated skeletons (from_pod.skel.h, from_uplink.skel.h)
 struct from_uplink;
 
 namespace hrb::datapath {
 
-const char* reason_name(int reason);  // HRB_R_* -> "redirect_peer", …
+const char* reason_name(int reason);                  // HRB_R_* -> "redirect_peer", …
 std::string bpf_pin_root(const std::string& prefix);  // /sys/fs/bpf/hrbench/<prefix>
 
 using ReasonCounters = std::array<uint64_t, HRB_R__MAX>;

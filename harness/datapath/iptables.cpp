@@ -57,7 +57,8 @@ std::string RuleSet::restore_remove() const {
   for (const auto& t : tables) {
     s += "*" + t + "\n";
     std::set<std::string> own;
-    if (auto it = chains.find(t); it != chains.end()) own.insert(it->second.begin(), it->second.end());
+    if (auto it = chains.find(t); it != chains.end())
+      own.insert(it->second.begin(), it->second.end());
     for (const auto& r : rules)  // jumps from chains we do not own
       if (r.table == t && !own.count(r.chain)) s += "-D " + r.chain + " " + r.spec + "\n";
     for (const auto& c : own) s += "-F " + c + "\n";
@@ -116,7 +117,8 @@ std::string normalise_save(const std::string& text) {
   std::istringstream in(text);
   std::string out, table_text;
   bool interesting = false;
-  static const std::regex builtin_accept(R"(^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT.*$)");
+  static const std::regex builtin_accept(
+      R"(^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT.*$)");
   for (std::string l; std::getline(in, l);) {
     if (l.empty() || l[0] == '#') continue;
     if (l[0] == '*') {
@@ -155,8 +157,8 @@ std::string netns_snapshot(const std::string& netns) {
   s += "## routes\n" + run_cmd({"ip", "-4", "route", "show", "table", "all"}, {.netns = netns}).out;
   s += "## rules\n" + run_cmd({"ip", "-4", "rule", "show"}, {.netns = netns}).out;
   s += "## sysctls\n";
-  for (const char* k : {"net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter",
-                        "net.ipv4.conf.default.rp_filter"})
+  for (const char* k :
+       {"net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"})
     s += std::string(k) + "=" + read_sysctl_in(netns, k) + "\n";
   return s;
 }

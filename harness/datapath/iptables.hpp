@@ -10,14 +10,14 @@
 namespace hrb::datapath {
 
 enum class Backend { kNft, kLegacy };
-const char* backend_name(Backend b);        // "nft" | "legacy"
-Backend parse_backend(const std::string& s); // throws Error(kUsage)
+const char* backend_name(Backend b);                           // "nft" | "legacy"
+Backend parse_backend(const std::string& s);                   // throws Error(kUsage)
 std::string iptables_bin(Backend b, const std::string& tool);  // tool: "", "-save", "-restore"
 
 struct Rule {
   std::string table;  // nat | filter | mangle | raw
   std::string chain;
-  std::string spec;   // everything after "-A CHAIN "
+  std::string spec;  // everything after "-A CHAIN "
 };
 
 // Rules owned by one component (legacy mode's masq + kube-proxy rules). Chains listed here are

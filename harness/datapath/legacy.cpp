@@ -108,11 +108,10 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
       if (left > 1)
         pick += fmt::format(" -m statistic --mode random --probability {:.11f}", 1.0 / left);
       add("nat", svc, pick + " -j " + sep);
-      sep_rules.push_back({"nat", sep,
-                           "-s " + ends[k].ip.str() + "/32 " + comment(name) +
-                               " -j KUBE-MARK-MASQ"});
-      sep_rules.push_back({"nat", sep,
-                           "-p tcp " + comment(name) + " -m tcp -j DNAT --to-destination " + ep});
+      sep_rules.push_back(
+          {"nat", sep, "-s " + ends[k].ip.str() + "/32 " + comment(name) + " -j KUBE-MARK-MASQ"});
+      sep_rules.push_back(
+          {"nat", sep, "-p tcp " + comment(name) + " -m tcp -j DNAT --to-destination " + ep});
     }
   }
   rs.rules.insert(rs.rules.end(), sep_rules.begin(), sep_rules.end());

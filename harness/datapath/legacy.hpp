@@ -9,7 +9,7 @@
 
 namespace hrb::datapath {
 
-constexpr uint16_t kServicePort = 80;        // every generated service: TCP port 80 …
+constexpr uint16_t kServicePort = 80;          // every generated service: TCP port 80 …
 constexpr uint16_t kServiceTargetPort = 8080;  // … to targetPort 8080 on its endpoint pods
 
 // ip-masq-agent's rules, as the upstream agent writes them.

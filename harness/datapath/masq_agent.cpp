@@ -58,7 +58,8 @@ int run_masq_agent(const topology::Layout& l, const topology::StateDir& state,
         applied = text;
         rejected.clear();
       } catch (const std::exception& e) {
-        if (text != rejected) log::error("masq-agent: {} (keeping the rules as they are)", e.what());
+        if (text != rejected)
+          log::error("masq-agent: {} (keeping the rules as they are)", e.what());
         rejected = text;
         if (o.once) return 3;
       }

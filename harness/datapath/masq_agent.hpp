@@ -14,9 +14,9 @@
 namespace hrb::datapath {
 
 struct MasqAgentOptions {
-  std::string config;       // the file to watch
+  std::string config;  // the file to watch
   double poll_seconds = 0.2;
-  bool once = false;        // apply once and return
+  bool once = false;  // apply once and return
 };
 
 // Applies `config` to the running cluster's mode; throws on a bad file (nothing changed).

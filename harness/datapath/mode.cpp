@@ -39,8 +39,8 @@ std::unique_ptr<Mode> make_mode(const ModeOptions& o, topology::StateDir* state)
   if (o.services < 0 || o.endpoints_per_service < 1)
     throw Error("services must be >= 0 and endpointsPerService >= 1", ExitCode::kUsage);
   if (o.name == "none") return std::make_unique<NoneMode>();
-  MasqConfig masq = o.masq_config.empty() ? default_masq_config()
-                                          : parse_masq_config_file(o.masq_config);
+  MasqConfig masq =
+      o.masq_config.empty() ? default_masq_config() : parse_masq_config_file(o.masq_config);
   if (o.name == "legacy") return std::make_unique<LegacyMode>(o, std::move(masq));
   if (o.name == "ebpf") {
     if (!state) return std::make_unique<LegacyMode>(o, std::move(masq));  // validation only

@@ -15,14 +15,14 @@
 namespace hrb::datapath {
 
 struct ModeOptions {
-  std::string name = "none";       // none | legacy | ebpf
-  Backend backend = Backend::kNft; // iptables backend of legacy mode's rules
-  std::string masq_config;         // ip-masq-agent config file; empty: the agent's defaults
-  int services = 0;                // kube-proxy-scale services (legacy rules)
+  std::string name = "none";        // none | legacy | ebpf
+  Backend backend = Backend::kNft;  // iptables backend of legacy mode's rules
+  std::string masq_config;          // ip-masq-agent config file; empty: the agent's defaults
+  int services = 0;                 // kube-proxy-scale services (legacy rules)
   int endpoints_per_service = 1;
-  uint32_t delay_loops = 0;        // ebpf: calibration cost per packet (the gate's power test)
-  bool force = false;              // ebpf: apply despite user-installed rules (not recorded)
-  std::string allowlist;           // iptables monitor allowlist; empty: config/iptables-allowlist.yaml
+  uint32_t delay_loops = 0;  // ebpf: calibration cost per packet (the gate's power test)
+  bool force = false;        // ebpf: apply despite user-installed rules (not recorded)
+  std::string allowlist;     // iptables monitor allowlist; empty: config/iptables-allowlist.yaml
   nlohmann::json to_json() const;
   static ModeOptions from_json(const nlohmann::json& j);
 };

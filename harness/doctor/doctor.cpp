@@ -18,20 +18,22 @@
 #include "core/bpf.hpp"
 #include "core/fd.hpp"
 #include "core/process.hpp"
-#include "hrb_abi.h"  // before the skeleton: it names the ABI structs
+
+#include "hrb_abi.h"
+
+// Generated skeletons: after hrb_abi.h, which declares the structs they name.
 #include "doctor_probe.skel.h"
 
 namespace hrb::doctor {
 namespace {
 
 constexpr unsigned kBpfFsMagic = 0xcafe4a11;
-constexpr int kTcxIngress = 46;  // BPF_TCX_INGRESS; libbpf 1.1's headers predate it
+constexpr int kTcxIngress = 46;               // BPF_TCX_INGRESS; libbpf 1.1's headers predate it
 constexpr unsigned kXdpLiveFrames = 1u << 1;  // BPF_F_TEST_XDP_LIVE_FRAMES
 
 using Probe = std::function<std::string()>;  // returns detail on success, throws on failure
 
-Check probe(std::string id, std::string feature, bool required, std::string fix,
-            const Probe& fn) {
+Check probe(std::string id, std::string feature, bool required, std::string fix, const Probe& fn) {
   Check c{std::move(id), std::move(feature), required, false, "", std::move(fix)};
   try {
     c.detail = fn();
@@ -71,8 +73,7 @@ bool has_cap(int cap) {
   std::ifstream f("/proc/self/status");
   std::string line;
   while (std::getline(f, line))
-    if (line.rfind("CapEff:", 0) == 0)
-      return (std::stoull(line.substr(7), nullptr, 16) >> cap) & 1;
+    if (line.rfind("CapEff:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> cap) & 1;
   return false;
 }
 
@@ -109,14 +110,15 @@ std::vector<Check> run_checks() {
   std::vector<Check> out;
   const std::string setup = "run scripts/setup (it installs every package and mounts bpffs)";
 
-  out.push_back(probe("root", "root with CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF", true,
-                      "run hrbench as root (sudo)", [] {
-                        if (geteuid() != 0) throw Error("not running as root");
-                        for (auto [cap, name] : {std::pair{12, "CAP_NET_ADMIN"},
-                                                 {21, "CAP_SYS_ADMIN"}, {39, "CAP_BPF"}})
-                          if (!has_cap(cap)) throw Error(std::string(name) + " is missing");
-                        return std::string("uid 0, capabilities present");
-                      }));
+  out.push_back(
+      probe("root", "root with CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF", true,
+            "run hrbench as root (sudo)", [] {
+              if (geteuid() != 0) throw Error("not running as root");
+              for (auto [cap, name] :
+                   {std::pair{12, "CAP_NET_ADMIN"}, {21, "CAP_SYS_ADMIN"}, {39, "CAP_BPF"}})
+                if (!has_cap(cap)) throw Error(std::string(name) + " is missing");
+              return std::string("uid 0, capabilities present");
+            }));
   out.push_back(probe("kernel", "kernel and distribution", false, "", [] {
     utsname u{};
     uname(&u);
@@ -128,7 +130,7 @@ std::vector<Check> run_checks() {
   }));
   out.push_back(probe("bpffs", "bpffs mounted at /sys/fs/bpf", true,
                       "mount -t bpf bpf /sys/fs/bpf (" + setup + ")", [] {
-                        struct statfs st{};
+                        struct statfs st {};
                         if (statfs("/sys/fs/bpf", &st) != 0 || st.f_type != kBpfFsMagic)
                           throw Error("/sys/fs/bpf is not a bpf filesystem");
                         return std::string("mounted");
@@ -147,23 +149,23 @@ std::vector<Check> run_checks() {
             {.new_anon_netns = true});
     return std::string("veth pair created in a scratch netns");
   }));
-  out.push_back(probe(
-      "tcx_attach", "tcx attach (BPF_TCX_INGRESS link)", false,
-      "kernel >= 6.6; without it hrbench falls back to clsact", [] {
-        auto s = probe_skeleton([](doctor_probe* d) { return d->progs.probe_count; });
-        return run_in_scratch_netns([&] {
-          Fd link(bpf_link_create(bpf_program__fd(s->progs.probe_count), 1,
-                                  static_cast<bpf_attach_type>(kTcxIngress), nullptr));
-          if (!link) throw_errno("bpf_link_create(BPF_TCX_INGRESS) on lo");
-          uint64_t before = s->bss->stats.packets;
-          send_one_on_lo();
-          if (s->bss->stats.packets <= before)
-            throw Error("attached, but the program saw no packet");
-          return std::string("attached to lo in a scratch netns and counted a packet");
-        });
-      }));
-  out.push_back(probe(
-      "clsact_attach", "clsact + tc BPF attach", true, "kernel with CONFIG_NET_CLS_ACT", [] {
+  out.push_back(
+      probe("tcx_attach", "tcx attach (BPF_TCX_INGRESS link)", false,
+            "kernel >= 6.6; without it hrbench falls back to clsact", [] {
+              auto s = probe_skeleton([](doctor_probe* d) { return d->progs.probe_count; });
+              return run_in_scratch_netns([&] {
+                Fd link(bpf_link_create(bpf_program__fd(s->progs.probe_count), 1,
+                                        static_cast<bpf_attach_type>(kTcxIngress), nullptr));
+                if (!link) throw_errno("bpf_link_create(BPF_TCX_INGRESS) on lo");
+                uint64_t before = s->bss->stats.packets;
+                send_one_on_lo();
+                if (s->bss->stats.packets <= before)
+                  throw Error("attached, but the program saw no packet");
+                return std::string("attached to lo in a scratch netns and counted a packet");
+              });
+            }));
+  out.push_back(
+      probe("clsact_attach", "clsact + tc BPF attach", true, "kernel with CONFIG_NET_CLS_ACT", [] {
         auto s = probe_skeleton([](doctor_probe* d) { return d->progs.probe_count; });
         return run_in_scratch_netns([&] {
           bpf_tc_hook hook{};
@@ -185,65 +187,64 @@ std::vector<Check> run_checks() {
           return std::string("attached to lo in a scratch netns and counted a packet");
         });
       }));
-  out.push_back(probe("redirect_peer", "bpf_redirect_peer helper", true,
-                      "kernel >= 5.10", program_loads([](doctor_probe* d) {
-                        return d->progs.probe_redirect_peer;
-                      }, "bpf_redirect_peer")));
-  out.push_back(probe("redirect_neigh", "bpf_redirect_neigh helper", true,
-                      "kernel >= 5.10", program_loads([](doctor_probe* d) {
-                        return d->progs.probe_redirect_neigh;
-                      }, "bpf_redirect_neigh")));
-  out.push_back(probe("fib_lookup", "bpf_fib_lookup helper (tc)", true, "kernel >= 5.3",
-                      program_loads([](doctor_probe* d) { return d->progs.probe_fib_lookup; },
-                                    "bpf_fib_lookup")));
+  out.push_back(probe("redirect_peer", "bpf_redirect_peer helper", true, "kernel >= 5.10",
+                      program_loads([](doctor_probe* d) { return d->progs.probe_redirect_peer; },
+                                    "bpf_redirect_peer")));
+  out.push_back(probe("redirect_neigh", "bpf_redirect_neigh helper", true, "kernel >= 5.10",
+                      program_loads([](doctor_probe* d) { return d->progs.probe_redirect_neigh; },
+                                    "bpf_redirect_neigh")));
   out.push_back(probe(
-      "xdp_live_frames", "XDP live frames (BPF_F_TEST_XDP_LIVE_FRAMES)", false,
-      "kernel >= 5.18; needed only by the pps workload", [] {
-        auto s = probe_skeleton([](doctor_probe* d) { return d->progs.probe_xdp_live; });
-        return run_in_scratch_netns([&] {
-          unsigned char frame[64] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1,
-                                     0x08, 0x00};
-          LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof frame,
-                      .repeat = 16, .flags = kXdpLiveFrames);
-          if (bpf_prog_test_run_opts(bpf_program__fd(s->progs.probe_xdp_live), &opts) != 0)
-            throw_errno("bpf_prog_test_run_opts(BPF_F_TEST_XDP_LIVE_FRAMES)");
-          if (s->bss->stats.packets != 16)
-            throw Error(fmt::format("ran, but the program saw {} of 16 frames",
-                                    s->bss->stats.packets));
-          return std::string("16 live frames run through an XDP program");
-        });
-      }));
-  out.push_back(probe(
-      "cgroup_sockopt", "cgroup-BPF setsockopt hook (iptables blocker)", false,
-      "cgroup v2 mounted (/sys/fs/cgroup/unified or /sys/fs/cgroup)", [] {
-        auto s = probe_skeleton([](doctor_probe* d) { return d->progs.probe_setsockopt; });
-        std::string base;
-        for (const char* cand : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
-          struct statfs st{};
-          if (statfs(cand, &st) == 0 && st.f_type == 0x63677270 /* CGROUP2_SUPER_MAGIC */) {
-            base = cand;
-            break;
-          }
-        }
-        if (base.empty()) throw Error("no cgroup v2 mount found");
-        std::string dir = base + "/hrb-doctor-" + std::to_string(getpid());
-        if (mkdir(dir.c_str(), 0755) != 0) throw_errno("mkdir " + dir);
-        struct Rm {
-          std::string d;
-          ~Rm() { rmdir(d.c_str()); }
-        } rm{dir};
-        Fd cg(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (!cg) throw_errno("open " + dir);
-        int pfd = bpf_program__fd(s->progs.probe_setsockopt);
-        if (bpf_prog_attach(pfd, cg.get(), BPF_CGROUP_SETSOCKOPT, 0) != 0)
-          throw_errno("bpf_prog_attach(BPF_CGROUP_SETSOCKOPT)");
-        bpf_prog_detach2(pfd, cg.get(), BPF_CGROUP_SETSOCKOPT);
-        return "attached to and detached from a scratch cgroup under " + base;
-      }));
-  out.push_back(probe("bpf_lsm", "BPF LSM (AKS-style iptables blocker)", false,
-                      "boot with lsm=...,bpf; hrbench falls back to cgroup-BPF + an nftables watcher",
-                      program_loads([](doctor_probe* d) { return d->progs.probe_lsm; },
-                                    "an lsm/socket_setsockopt hook")));
+      "fib_lookup", "bpf_fib_lookup helper (tc)", true, "kernel >= 5.3",
+      program_loads([](doctor_probe* d) { return d->progs.probe_fib_lookup; }, "bpf_fib_lookup")));
+  out.push_back(
+      probe("xdp_live_frames", "XDP live frames (BPF_F_TEST_XDP_LIVE_FRAMES)", false,
+            "kernel >= 5.18; needed only by the pps workload", [] {
+              auto s = probe_skeleton([](doctor_probe* d) { return d->progs.probe_xdp_live; });
+              return run_in_scratch_netns([&] {
+                unsigned char frame[64] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+                                           0,    0,    0,    0,    1,    0x08, 0x00};
+                LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof frame,
+                            .repeat = 16, .flags = kXdpLiveFrames);
+                if (bpf_prog_test_run_opts(bpf_program__fd(s->progs.probe_xdp_live), &opts) != 0)
+                  throw_errno("bpf_prog_test_run_opts(BPF_F_TEST_XDP_LIVE_FRAMES)");
+                if (s->bss->stats.packets != 16)
+                  throw Error(fmt::format("ran, but the program saw {} of 16 frames",
+                                          s->bss->stats.packets));
+                return std::string("16 live frames run through an XDP program");
+              });
+            }));
+  out.push_back(
+      probe("cgroup_sockopt", "cgroup-BPF setsockopt hook (iptables blocker)", false,
+            "cgroup v2 mounted (/sys/fs/cgroup/unified or /sys/fs/cgroup)", [] {
+              auto s = probe_skeleton([](doctor_probe* d) { return d->progs.probe_setsockopt; });
+              std::string base;
+              for (const char* cand : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
+                struct statfs st {};
+                if (statfs(cand, &st) == 0 && st.f_type == 0x63677270 /* CGROUP2_SUPER_MAGIC */) {
+                  base = cand;
+                  break;
+                }
+              }
+              if (base.empty()) throw Error("no cgroup v2 mount found");
+              std::string dir = base + "/hrb-doctor-" + std::to_string(getpid());
+              if (mkdir(dir.c_str(), 0755) != 0) throw_errno("mkdir " + dir);
+              struct Rm {
+                std::string d;
+                ~Rm() { rmdir(d.c_str()); }
+              } rm{dir};
+              Fd cg(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+              if (!cg) throw_errno("open " + dir);
+              int pfd = bpf_program__fd(s->progs.probe_setsockopt);
+              if (bpf_prog_attach(pfd, cg.get(), BPF_CGROUP_SETSOCKOPT, 0) != 0)
+                throw_errno("bpf_prog_attach(BPF_CGROUP_SETSOCKOPT)");
+              bpf_prog_detach2(pfd, cg.get(), BPF_CGROUP_SETSOCKOPT);
+              return "attached to and detached from a scratch cgroup under " + base;
+            }));
+  out.push_back(
+      probe("bpf_lsm", "BPF LSM (AKS-style iptables blocker)", false,
+            "boot with lsm=...,bpf; hrbench falls back to cgroup-BPF + an nftables watcher",
+            program_loads([](doctor_probe* d) { return d->progs.probe_lsm; },
+                          "an lsm/socket_setsockopt hook")));
   out.push_back(probe("iptables_nft", "iptables (nft backend)", true, setup,
                       command_in_scratch_netns({"iptables-nft", "-w", "-t", "nat", "-S"})));
   out.push_back(probe("iptables_legacy", "iptables-legacy", false, setup,
@@ -281,9 +282,8 @@ std::string render_table(const std::vector<Check>& checks) {
     s += fmt::format("{:<{}}  {:<8}  {}\n", c.feature, w, status, first_line(c.detail));
     if (!c.ok && !c.fix.empty()) s += fmt::format("{:<{}}  {:<8}  fix: {}\n", "", w, "", c.fix);
   }
-  s += all_required_ok(checks)
-           ? "\nEverything a default run needs is here.\n"
-           : "\nSomething a default run needs is MISSING (see above).\n";
+  s += all_required_ok(checks) ? "\nEverything a default run needs is here.\n"
+                               : "\nSomething a default run needs is MISSING (see above).\n";
   return s;
 }
 

@@ -12,8 +12,8 @@ struct Check {
   std::string feature;   // what a reader sees
   bool required = true;  // does a default run need it?
   bool ok = false;
-  std::string detail;    // what happened
-  std::string fix;       // how to get it, when missing
+  std::string detail;  // what happened
+  std::string fix;     // how to get it, when missing
 };
 
 std::vector<Check> run_checks();

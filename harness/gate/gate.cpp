@@ -17,9 +17,12 @@ namespace hrb::gate {
 
 const char* verdict_name(Verdict v) {
   switch (v) {
-    case Verdict::kPass: return "pass";
-    case Verdict::kFail: return "FAIL";
-    case Verdict::kInconclusive: return "inconclusive";
+    case Verdict::kPass:
+      return "pass";
+    case Verdict::kFail:
+      return "FAIL";
+    case Verdict::kInconclusive:
+      return "inconclusive";
   }
   return "?";
 }
@@ -35,9 +38,12 @@ Verdict GateResult::overall() const {
 
 int exit_code(const GateResult& r, bool inconclusive_ok) {
   switch (r.overall()) {
-    case Verdict::kPass: return 0;
-    case Verdict::kFail: return 1;
-    case Verdict::kInconclusive: return inconclusive_ok ? 0 : 2;
+    case Verdict::kPass:
+      return 0;
+    case Verdict::kFail:
+      return 1;
+    case Verdict::kInconclusive:
+      return inconclusive_ok ? 0 : 2;
   }
   return 1;
 }
@@ -134,7 +140,8 @@ Policy parse_policy_string(const std::string& yaml, const std::string& label) {
         bad(label, r, path + "ratio", "give min and/or max (bounds on b / a)");
     } else if (k.kind == "baseline") {
       k.cell = {str(label, c, "mode", path), str(label, c, "scenario", path)};
-      if (c["maxRegression"]) k.max_regression = num(label, c["maxRegression"], path + "maxRegression");
+      if (c["maxRegression"])
+        k.max_regression = num(label, c["maxRegression"], path + "maxRegression");
       if (k.max_regression < 0 || k.max_regression >= 1)
         bad(label, c["maxRegression"], path + "maxRegression", "must be in [0, 1)");
     } else {
@@ -200,9 +207,10 @@ void decide(CheckResult& r, double lo_bound_or_nan, double hi_bound_or_nan, size
     return;
   }
   bool fail = (has_min && r.ci_high < lo_bound_or_nan) || (has_max && r.ci_low > hi_bound_or_nan);
-  bool pass = (!has_min || r.ci_low >= lo_bound_or_nan) && (!has_max || r.ci_high <= hi_bound_or_nan);
+  bool pass =
+      (!has_min || r.ci_low >= lo_bound_or_nan) && (!has_max || r.ci_high <= hi_bound_or_nan);
   r.verdict = fail ? Verdict::kFail : pass ? Verdict::kPass : Verdict::kInconclusive;
-  r.message = fail ? "the whole interval is past the bound"
+  r.message = fail   ? "the whole interval is past the bound"
               : pass ? "the whole interval is within the bound"
                      : "the interval straddles the bound";
 }
@@ -223,10 +231,10 @@ GateResult evaluate(const Policy& p, const nlohmann::json& cur, const std::strin
       r.b_values = results::finite(b);
       auto est = metrics::paired_ratio(a, b, p.resamples, p.seed, p.confidence);
       if (!est)
-        throw Error(fmt::format("{}: check '{}': no repetition has both {}/{} and {}/{} for {}",
-                                cur_file, k.name, k.a.mode, k.a.scenario, k.b.mode, k.b.scenario,
-                                k.metric),
-                    ExitCode::kBadInput);
+        throw Error(
+            fmt::format("{}: check '{}': no repetition has both {}/{} and {}/{} for {}", cur_file,
+                        k.name, k.a.mode, k.a.scenario, k.b.mode, k.b.scenario, k.metric),
+            ExitCode::kBadInput);
       r.pairs = est->pairs;
       r.ratio = est->ratio;
       r.ci_low = est->ci_low;
@@ -267,11 +275,20 @@ std::string xml_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
+      case '&':
+        o += "&amp;";
+        break;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      default:
+        o += c;
     }
   }
   return o;
@@ -285,8 +302,8 @@ std::string samples(const std::vector<double>& v) {
 }  // namespace
 
 std::string render_text(const GateResult& r) {
-  std::string s = fmt::format("{:<13} {:<44} {:>7} {:>19} {:>16} {:>6} {:>7}\n", "verdict",
-                              "check", "ratio", "95% CI", "bound", "pairs", "U p");
+  std::string s = fmt::format("{:<13} {:<44} {:>7} {:>19} {:>16} {:>6} {:>7}\n", "verdict", "check",
+                              "ratio", "95% CI", "bound", "pairs", "U p");
   for (const auto& c : r.checks)
     s += fmt::format("{:<13} {:<44} {:>7.3f} {:>19} {:>16} {:>6} {:>7.3f}\n",
                      verdict_name(c.verdict), c.check.name.substr(0, 44), c.ratio,
@@ -353,13 +370,11 @@ std::string render_junit(const GateResult& r, const std::string& suite) {
 
 std::string compare_runs(const nlohmann::json& a, const nlohmann::json& b, bool md) {
   std::set<std::tuple<std::string, std::string, std::string>> cells;
-  for (const auto& t : a["trials"])
-    cells.insert({t["mode"], t["scenario"], t["workload"]});
+  for (const auto& t : a["trials"]) cells.insert({t["mode"], t["scenario"], t["workload"]});
   std::string s = md ? "| mode | scenario | workload | metric | A | B | B/A | U p |\n"
                        "|---|---|---|---|---|---|---|---|\n"
-                     : fmt::format("{:<7} {:<19} {:<11} {:<22} {:>10} {:>10} {:>7} {:>6}\n",
-                                   "mode", "scenario", "workload", "metric", "A", "B", "B/A",
-                                   "U p");
+                     : fmt::format("{:<7} {:<19} {:<11} {:<22} {:>10} {:>10} {:>7} {:>6}\n", "mode",
+                                   "scenario", "workload", "metric", "A", "B", "B/A", "U p");
   for (const auto& [mode, scen, wl] : cells)
     for (const auto& m : results::metric_catalogue()) {
       auto va = results::finite(results::series(a, mode, scen, wl, m));
@@ -370,8 +385,8 @@ std::string compare_runs(const nlohmann::json& a, const nlohmann::json& b, bool 
       std::string ratio = ma != 0 ? fmt::format("{:.3f}", mb / ma) : "-";
       s += md ? fmt::format("| {} | {} | {} | {} | {:.4g} | {:.4g} | {} | {:.3f} |\n", mode, scen,
                             wl, m.name, ma, mb, ratio, p)
-              : fmt::format("{:<7} {:<19} {:<11} {:<22} {:>10.4g} {:>10.4g} {:>7} {:>6.3f}\n",
-                            mode, scen, wl, m.name, ma, mb, ratio, p);
+              : fmt::format("{:<7} {:<19} {:<11} {:<22} {:>10.4g} {:>10.4g} {:>7} {:>6.3f}\n", mode,
+                            scen, wl, m.name, ma, mb, ratio, p);
     }
   return s;
 }

@@ -25,10 +25,10 @@ struct Check {
   std::string name;
   std::string kind;  // relative | baseline
   std::string metric, workload;
-  Cell a, b;                       // relative: ratio is b / a
-  Cell cell;                       // baseline: the cell compared with the baseline run
+  Cell a, b;                                   // relative: ratio is b / a
+  Cell cell;                                   // baseline: the cell compared with the baseline run
   std::optional<double> min_ratio, max_ratio;  // relative bounds on b / a
-  double max_regression = 0.05;    // baseline: allowed worsening (fraction)
+  double max_regression = 0.05;                // baseline: allowed worsening (fraction)
 };
 
 struct Policy {

@@ -3,8 +3,8 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <fcntl.h>
-#include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <poll.h>
 #include <signal.h>
@@ -30,6 +30,10 @@
 #include "core/netns.hpp"
 #include "core/process.hpp"
 #include "datapath/ebpf.hpp"
+
+#include "hrb_abi.h"
+
+// Generated skeletons: after hrb_abi.h, which declares the structs they name.
 #include "guard_sockopt.skel.h"
 
 namespace fs = std::filesystem;
@@ -44,11 +48,12 @@ std::string guard_dir(const std::string& prefix) {
 
 std::string cgroup2_root() {
   for (const char* c : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
-    struct statfs st{};
+    struct statfs st {};
     if (statfs(c, &st) == 0 && st.f_type == 0x63677270) return c;
   }
-  throw Error("no cgroup v2 mount (/sys/fs/cgroup/unified or /sys/fs/cgroup): the iptables "
-              "blocker needs one");
+  throw Error(
+      "no cgroup v2 mount (/sys/fs/cgroup/unified or /sys/fs/cgroup): the iptables "
+      "blocker needs one");
 }
 
 void attach_sockopt(const topology::Layout& l) {
@@ -226,7 +231,7 @@ BlockerCounters read_blocker_counters(const topology::StateDir& state) {
 
 int run_watcher(const topology::Layout& l, topology::StateDir& state, int ready_fd) {
   const uint32_t starter = static_cast<uint32_t>(getppid());
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = [](int) { g_stop = true; };
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
@@ -271,8 +276,8 @@ int run_watcher(const topology::Layout& l, topology::StateDir& state, int ready_
       auto& n = nodes[i];
       ssize_t len = recv(n.sock.get(), buf.data(), buf.size(), MSG_DONTWAIT);
       if (len <= 0) continue;
-      for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, static_cast<uint32_t>(len));
-           h = NLMSG_NEXT(h, len)) {
+      for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data());
+           NLMSG_OK(h, static_cast<uint32_t>(len)); h = NLMSG_NEXT(h, len)) {
         if (NFNL_SUBSYS_ID(h->nlmsg_type) != NFNL_SUBSYS_NFTABLES) continue;
         int msg = NFNL_MSG_TYPE(h->nlmsg_type);
         if (msg == NFT_MSG_NEWTABLE || msg == NFT_MSG_NEWCHAIN || msg == NFT_MSG_NEWRULE ||

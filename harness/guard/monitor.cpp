@@ -27,8 +27,9 @@ Allowlist load_allowlist(const std::string& path) {
   }
   auto owners = root["owners"];
   if (!owners.IsMap())
-    throw Error("invalid allowlist: " + path + ": 'owners': expected a mapping of owner to patterns",
-                ExitCode::kBadInput);
+    throw Error(
+        "invalid allowlist: " + path + ": 'owners': expected a mapping of owner to patterns",
+        ExitCode::kBadInput);
   for (const auto& kv : owners) {
     if (!kv.second.IsSequence())
       throw Error(fmt::format("invalid allowlist: {}:{}: 'owners.{}': expected a list of patterns",
@@ -70,7 +71,8 @@ void from_save(const std::string& source, const std::string& text, std::vector<R
     if (!l.empty() && l[0] == '*') table = l.substr(1);
     if (l.rfind("-A ", 0) != 0) continue;
     auto sp = l.find(' ', 3);
-    out.push_back({source, table, l.substr(3, sp - 3), sp == std::string::npos ? "" : l.substr(sp + 1)});
+    out.push_back(
+        {source, table, l.substr(3, sp - 3), sp == std::string::npos ? "" : l.substr(sp + 1)});
   }
 }
 

@@ -22,9 +22,9 @@ struct Rule {
   std::string source;  // iptables-legacy | iptables-nft | nft
   std::string table;   // nat, filter, … (nft: "<family> <table>")
   std::string chain;
-  std::string rule;    // as the tool prints it
-  uint64_t handle = 0; // nft only
-  std::string owner;   // matching owner, empty when user-installed
+  std::string rule;     // as the tool prints it
+  uint64_t handle = 0;  // nft only
+  std::string owner;    // matching owner, empty when user-installed
   bool owned() const { return !owner.empty(); }
   std::string text() const;  // "<source> <table> <chain> <rule>"
 };

@@ -4,8 +4,8 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <set>
 #include <ctime>
+#include <set>
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
@@ -27,8 +27,8 @@ namespace hrb::lab {
 using traffic::Proto;
 
 const std::vector<std::string>& scenario_names() {
-  static const std::vector<std::string> n{"user-rule-bypass", "hybrid-nodes",
-                                          "istio-like-redirect", "dual-stack", "os-support"};
+  static const std::vector<std::string> n{"user-rule-bypass", "hybrid-nodes", "istio-like-redirect",
+                                          "dual-stack", "os-support"};
   return n;
 }
 
@@ -59,8 +59,10 @@ nlohmann::json bpf_counters(const topology::Layout& l) {
 
 nlohmann::json attempt(const std::string& what, const traffic::ReachResult& r) {
   nlohmann::json j{{"flow", what}, {"ok", r.ok}};
-  if (r.ok) j["serverSaw"] = r.peer_seen.str();
-  else j["error"] = r.error;
+  if (r.ok)
+    j["serverSaw"] = r.peer_seen.str();
+  else
+    j["error"] = r.error;
   return j;
 }
 
@@ -70,8 +72,8 @@ std::vector<Verdict> user_rule_bypass(topology::ScopedCluster& c) {
   const auto& l = c.layout();
   const auto& n1 = l.nodes[0];
   const auto &a = n1.pods[0], &b = n1.pods[1];
-  const std::vector<std::string> rule{"FORWARD", "-s", a.ip.str() + "/32", "-d", b.ip.str() + "/32",
-                                      "-j", "DROP"};
+  const std::vector<std::string> rule{
+      "FORWARD", "-s", a.ip.str() + "/32", "-d", b.ip.str() + "/32", "-j", "DROP"};
   auto add = rule, del = rule;
   add.insert(add.begin(), {"iptables-nft", "-I"});
   del.insert(del.begin(), {"iptables-nft", "-D"});
@@ -98,12 +100,14 @@ std::vector<Verdict> user_rule_bypass(topology::ScopedCluster& c) {
     ev["userRulePackets"] = rule_packets(n1.netns, "-j DROP");
     if (std::string(m) == "ebpf") ev["bpfCounters"] = bpf_counters(l);
     Verdict v{"user-rule-bypass", m, !r.ok, "", ev};
-    v.summary = r.ok ? fmt::format("the user's DROP rule is bypassed: the connection succeeds and "
-                                   "the rule counted {} packets",
-                                   ev["userRulePackets"].get<uint64_t>())
+    v.summary = r.ok ? fmt::format(
+                           "the user's DROP rule is bypassed: the connection succeeds and "
+                           "the rule counted {} packets",
+                           ev["userRulePackets"].get<uint64_t>())
                      : fmt::format("the user's DROP rule is enforced ({} packets dropped)",
                                    ev["userRulePackets"].get<uint64_t>());
-    if (std::string(m) == "ebpf") v.summary += "; the iptables monitor refuses enablement without --force";
+    if (std::string(m) == "ebpf")
+      v.summary += "; the iptables monitor refuses enablement without --force";
     datapath::switch_mode(c.state(), l, opts("none"));
     run_cmd(del, {.netns = n1.netns, .check = false});
     out.push_back(v);
@@ -132,8 +136,8 @@ std::vector<Verdict> hybrid_nodes(topology::ScopedCluster& c) {
       for (Proto p : {Proto::kTcp, Proto::kUdp}) {
         auto r = traffic::reach({p, from->netns, to->netns, to->ip, 0, 500});
         failed += !r.ok;
-        ev["attempts"].push_back(attempt(from->name + " -> " + to->name + " " +
-                                             traffic::proto_name(p), r));
+        ev["attempts"].push_back(
+            attempt(from->name + " -> " + to->name + " " + traffic::proto_name(p), r));
       }
     for (const auto* from : {&p1, &p2}) {
       auto r = traffic::reach({Proto::kTcp, from->netns, ext.netns, ext.address, 0, 500});
@@ -144,15 +148,19 @@ std::vector<Verdict> hybrid_nodes(topology::ScopedCluster& c) {
       auto eps = datapath::service_endpoints(l, i, 1);
       for (const auto* from : {&p1, &p2}) {
         if (eps[0].name == from->name) continue;
-        traffic::ReachSpec s{Proto::kTcp, from->netns, eps[0].netns, datapath::service_ip(l, i),
-                             datapath::kServiceTargetPort, 500};
+        traffic::ReachSpec s{Proto::kTcp,
+                             from->netns,
+                             eps[0].netns,
+                             datapath::service_ip(l, i),
+                             datapath::kServiceTargetPort,
+                             500};
         s.dst_port = datapath::kServicePort;
         auto r = traffic::reach(s);
         failed += !r.ok;
-        ev["attempts"].push_back(attempt(fmt::format("{} -> svc-{} ({}:80, endpoint {})",
-                                                     from->name, i, datapath::service_ip(l, i).str(),
-                                                     eps[0].name),
-                                         r));
+        ev["attempts"].push_back(
+            attempt(fmt::format("{} -> svc-{} ({}:80, endpoint {})", from->name, i,
+                                datapath::service_ip(l, i).str(), eps[0].name),
+                    r));
       }
     }
     return failed;
@@ -192,7 +200,8 @@ std::vector<Verdict> hybrid_nodes(topology::ScopedCluster& c) {
     if (failed) {
       std::string which;
       for (const auto& a : ev["attempts"])
-        if (!a["ok"].get<bool>()) which += (which.empty() ? "" : "; ") + a["flow"].get<std::string>();
+        if (!a["ok"].get<bool>())
+          which += (which.empty() ? "" : "; ") + a["flow"].get<std::string>();
       v.summary += ": " + which;
     }
     out.push_back(v);
@@ -247,12 +256,14 @@ std::vector<Verdict> istio_like_redirect(topology::ScopedCluster& c) {
   } variants[] = {
       // Node-level capture (ambient-style): the node's PREROUTING sends the pod's outbound TCP
       // to a proxy on the node. DNAT to the node's address: the lxc side has none to REDIRECT to.
-      {"node-level", n1.netns,
-       {"PREROUTING", "-i", a.lxc, "-p", "tcp", "--dport", "8080", "-j", "DNAT",
-        "--to-destination", n1.router_ip.str() + ":15001"},
+      {"node-level",
+       n1.netns,
+       {"PREROUTING", "-i", a.lxc, "-p", "tcp", "--dport", "8080", "-j", "DNAT", "--to-destination",
+        n1.router_ip.str() + ":15001"},
        n1.netns},
       // Pod-level capture (sidecar-style): the pod's own OUTPUT chain redirects to the sidecar.
-      {"pod-level", a.netns,
+      {"pod-level",
+       a.netns,
        {"OUTPUT", "-p", "tcp", "--dport", "8080", "-j", "REDIRECT", "--to-ports", "15001"},
        a.netns},
   };
@@ -267,11 +278,11 @@ std::vector<Verdict> istio_like_redirect(topology::ScopedCluster& c) {
       mo.force = true;  // the capture rule is user-installed as far as the monitor knows
       datapath::switch_mode(c.state(), l, mo);
       auto cap = connect_and_see(a, b, var.proxy_netns);
-      nlohmann::json ev{{"capture", var.name},
-                        {"acceptedBySidecar", cap.at_proxy},
-                        {"acceptedByServer", cap.at_server},
-                        {"captureRulePackets",
-                         rule_packets(var.netns, var.rule[var.rule.size() - 3])}};
+      nlohmann::json ev{
+          {"capture", var.name},
+          {"acceptedBySidecar", cap.at_proxy},
+          {"acceptedByServer", cap.at_server},
+          {"captureRulePackets", rule_packets(var.netns, var.rule[var.rule.size() - 3])}};
       if (std::string(m) == "ebpf") ev["bpfCounters"] = bpf_counters(l);
       Verdict v{"istio-like-redirect", std::string(m) + " (" + var.name + ")", cap.at_proxy,
                 cap.at_proxy ? std::string("outbound TCP is captured to the sidecar port by the ") +
@@ -334,18 +345,20 @@ std::vector<Verdict> dual_stack(topology::ScopedCluster& c) {
                       {.netns = a.netns, .check = false});
     auto before = bpf_counters(l);
     double rtt6 = ping_rtt_us(a.netns, b6, true), rtt4 = ping_rtt_us(a.netns, b.ip.str(), false);
-    nlohmann::json ev{{"ipv6Reachable", v6.ok()},
-                      {"pingRttUs", {{"ipv4", rtt4}, {"ipv6", rtt6}}},
-                      {"bpfCountersAfterPings", std::string(m) == "ebpf" ? bpf_counters(l) : nlohmann::json()}};
+    nlohmann::json ev{
+        {"ipv6Reachable", v6.ok()},
+        {"pingRttUs", {{"ipv4", rtt4}, {"ipv6", rtt6}}},
+        {"bpfCountersAfterPings", std::string(m) == "ebpf" ? bpf_counters(l) : nlohmann::json()}};
     (void)before;
     Verdict v{"dual-stack", m, v6.ok(), "", ev};
-    v.summary = v6.ok() ? fmt::format("IPv6 pod-to-pod works (ping RTT {:.0f} us vs IPv4 {:.0f} us){}",
-                                      rtt6, rtt4,
-                                      std::string(m) == "ebpf"
-                                          ? "; in ebpf mode IPv6 takes the kernel path "
-                                            "(to_stack_non_ipv4), only IPv4 is host-routed in BPF"
-                                          : "")
-                        : "IPv6 pod-to-pod fails: " + v6.out + v6.err;
+    v.summary = v6.ok()
+                    ? fmt::format("IPv6 pod-to-pod works (ping RTT {:.0f} us vs IPv4 {:.0f} us){}",
+                                  rtt6, rtt4,
+                                  std::string(m) == "ebpf"
+                                      ? "; in ebpf mode IPv6 takes the kernel path "
+                                        "(to_stack_non_ipv4), only IPv4 is host-routed in BPF"
+                                      : "")
+                    : "IPv6 pod-to-pod fails: " + v6.out + v6.err;
     out.push_back(v);
   }
   datapath::switch_mode(c.state(), l, opts("none"));
@@ -361,9 +374,12 @@ std::vector<Verdict> os_support() {
                                               "clsact_attach", "redirect_peer", "redirect_neigh",
                                               "fib_lookup",    "bpf_lsm",       "cgroup_sockopt"};
     if (!wanted.count(ch.id)) continue;
-    out.push_back({"os-support", ch.id, ch.ok,
-                   ch.feature + ": " + ch.detail.substr(0, ch.detail.find('\n')),
-                   {{"detail", ch.detail}, {"fix", ch.fix}, {"requiredByDefaultRun", ch.required}}});
+    out.push_back(
+        {"os-support",
+         ch.id,
+         ch.ok,
+         ch.feature + ": " + ch.detail.substr(0, ch.detail.find('\n')),
+         {{"detail", ch.detail}, {"fix", ch.fix}, {"requiredByDefaultRun", ch.required}}});
   }
   return out;
 }
@@ -374,8 +390,9 @@ std::vector<Verdict> run(const std::vector<std::string>& scenarios, const LabOpt
                          const std::atomic<bool>& interrupted) {
   for (const auto& s : scenarios)
     if (std::find(scenario_names().begin(), scenario_names().end(), s) == scenario_names().end())
-      throw Error("unknown lab scenario '" + s + "' (user-rule-bypass, hybrid-nodes, "
-                  "istio-like-redirect, dual-stack, os-support)",
+      throw Error("unknown lab scenario '" + s +
+                      "' (user-rule-bypass, hybrid-nodes, "
+                      "istio-like-redirect, dual-stack, os-support)",
                   ExitCode::kUsage);
   std::vector<Verdict> all;
   for (const auto& s : scenarios) {
@@ -397,7 +414,8 @@ std::vector<Verdict> run(const std::vector<std::string>& scenarios, const LabOpt
 }
 
 std::string render_text(const std::vector<Verdict>& vs) {
-  std::string s = fmt::format("{:<20} {:<15} {:<7} {}\n", "scenario", "mode", "verdict", "what happened");
+  std::string s =
+      fmt::format("{:<20} {:<15} {:<7} {}\n", "scenario", "mode", "verdict", "what happened");
   for (const auto& v : vs)
     s += fmt::format("{:<20} {:<15} {:<7} {}\n", v.scenario, v.mode, v.works ? "works" : "BREAKS",
                      v.summary);

@@ -15,10 +15,10 @@ const std::vector<std::string>& scenario_names();  // user-rule-bypass, hybrid-n
 
 struct Verdict {
   std::string scenario;
-  std::string mode;   // legacy | ebpf | hybrid | (os-support: the feature)
+  std::string mode;  // legacy | ebpf | hybrid | (os-support: the feature)
   bool works = false;
-  std::string summary;       // one line a platform engineer reads
-  nlohmann::json evidence;   // what was measured
+  std::string summary;      // one line a platform engineer reads
+  nlohmann::json evidence;  // what was measured
 };
 
 struct LabOptions {

@@ -39,9 +39,17 @@ CpuTimes CpuTimes::operator-(const CpuTimes& o) const {
 }
 
 nlohmann::json CpuTimes::to_json() const {
-  return {{"unit", "s"},         {"user", user},       {"nice", nice},   {"system", system},
-          {"idle", idle},        {"iowait", iowait},   {"irq", irq},     {"softirq", softirq},
-          {"steal", steal},      {"busy", busy()},     {"tickSeconds", tick_seconds()}};
+  return {{"unit", "s"},
+          {"user", user},
+          {"nice", nice},
+          {"system", system},
+          {"idle", idle},
+          {"iowait", iowait},
+          {"irq", irq},
+          {"softirq", softirq},
+          {"steal", steal},
+          {"busy", busy()},
+          {"tickSeconds", tick_seconds()}};
 }
 
 }  // namespace hrb::metrics

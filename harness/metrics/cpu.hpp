@@ -17,8 +17,8 @@ struct CpuTimes {
   nlohmann::json to_json() const;
 };
 
-CpuTimes read_cpu_times();   // now, from /proc/stat
-double tick_seconds();       // 1 / sysconf(_SC_CLK_TCK)
+CpuTimes read_cpu_times();  // now, from /proc/stat
+double tick_seconds();      // 1 / sysconf(_SC_CLK_TCK)
 int online_cpus();
 
 }  // namespace hrb::metrics

@@ -9,7 +9,7 @@
 namespace hrb::metrics {
 
 namespace {
-constexpr int kSubBits = 10;                     // 1024 sub-buckets per power of two
+constexpr int kSubBits = 10;                          // 1024 sub-buckets per power of two
 constexpr uint64_t kLinear = 1ull << (kSubBits + 1);  // values below 2048 are exact
 constexpr size_t kBuckets = kLinear + (34 - kSubBits - 1) * (1ull << kSubBits);
 }  // namespace
@@ -77,8 +77,8 @@ nlohmann::json Histogram::to_json() const {
   nlohmann::json counts = nlohmann::json::array();
   for (size_t i = 0; i < kBuckets; ++i)
     if (counts_[i]) counts.push_back({lowest_of(i), counts_[i]});
-  return {{"unit", "ns"},   {"count", count_}, {"min", min()}, {"max", max_},
-          {"sum", sum_},    {"clamped", clamped_}, {"counts", counts}};
+  return {{"unit", "ns"}, {"count", count_},     {"min", min()},    {"max", max_},
+          {"sum", sum_},  {"clamped", clamped_}, {"counts", counts}};
 }
 
 Histogram Histogram::from_json(const nlohmann::json& j) {

@@ -13,8 +13,9 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-std::optional<RatioEstimate> paired_ratio(const std::vector<double>& a, const std::vector<double>& b,
-                                          int resamples, uint64_t seed, double confidence) {
+std::optional<RatioEstimate> paired_ratio(const std::vector<double>& a,
+                                          const std::vector<double>& b, int resamples,
+                                          uint64_t seed, double confidence) {
   std::vector<double> logs;
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
     if (std::isfinite(a[i]) && std::isfinite(b[i]) && a[i] > 0 && b[i] > 0)

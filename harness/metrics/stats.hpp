@@ -9,16 +9,16 @@ namespace hrb::metrics {
 
 struct RatioEstimate {
   size_t pairs = 0;
-  double ratio = 0;      // exp(median log-ratio): B / A
-  double ci_low = 0;     // bootstrap 95 % interval of the same
+  double ratio = 0;   // exp(median log-ratio): B / A
+  double ci_low = 0;  // bootstrap 95 % interval of the same
   double ci_high = 0;
 };
 
 // Pairs a[i] with b[i] (same repetition); pairs with a non-positive or non-finite value are
 // skipped. nullopt when no pair is left.
-std::optional<RatioEstimate> paired_ratio(const std::vector<double>& a, const std::vector<double>& b,
-                                          int resamples = 2000, uint64_t seed = 1,
-                                          double confidence = 0.95);
+std::optional<RatioEstimate> paired_ratio(const std::vector<double>& a,
+                                          const std::vector<double>& b, int resamples = 2000,
+                                          uint64_t seed = 1, double confidence = 0.95);
 
 double median(std::vector<double> v);
 

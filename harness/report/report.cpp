@@ -58,11 +58,16 @@ Stat stat_of(const std::vector<double>& raw) {
 std::string esc(const std::string& s) {
   std::string o;
   for (char c : s) {
-    if (c == '<') o += "&lt;";
-    else if (c == '>') o += "&gt;";
-    else if (c == '&') o += "&amp;";
-    else if (c == '"') o += "&quot;";
-    else o += c;
+    if (c == '<')
+      o += "&lt;";
+    else if (c == '>')
+      o += "&gt;";
+    else if (c == '&')
+      o += "&amp;";
+    else if (c == '"')
+      o += "&quot;";
+    else
+      o += c;
   }
   return o;
 }
@@ -96,12 +101,16 @@ class Plotter {
   std::string plot(const std::string& data, const std::string& script) {
     const std::string n = std::to_string(count_++);
     std::ofstream(dir_ + "/d" + n + ".dat") << data;
-    std::string full = "set terminal svg size 760,360 dynamic font 'sans,11' background '#ffffff'\n"
-                       "set output '" + dir_ + "/p" + n + ".svg'\n"
-                       "set datafile separator '\\t'\n"
-                       "set border lc rgb '#555555'\nset grid ytics lc rgb '#dddddd'\n"
-                       "set key outside right top\n"
-                       "D = '" + dir_ + "/d" + n + ".dat'\n" + script;
+    std::string full =
+        "set terminal svg size 760,360 dynamic font 'sans,11' background '#ffffff'\n"
+        "set output '" +
+        dir_ + "/p" + n +
+        ".svg'\n"
+        "set datafile separator '\\t'\n"
+        "set border lc rgb '#555555'\nset grid ytics lc rgb '#dddddd'\n"
+        "set key outside right top\n"
+        "D = '" +
+        dir_ + "/d" + n + ".dat'\n" + script;
     run_cmd({"gnuplot"}, {.input = full});
     std::ifstream f(dir_ + "/p" + n + ".svg");
     std::stringstream ss;
@@ -139,8 +148,9 @@ std::string bars(Plotter& pl, const nlohmann::json& doc, const std::string& work
       "set title '{} {} ({})'\nset style data histogram\nset style histogram errorbars gap 1 lw 1\n"
       "set style fill solid 0.8 border -1\nset yrange [0:*]\nset ylabel '{}'\n",
       workload, m.name, m.higher_is_better ? "higher is better" : "lower is better", m.unit);
-  script += "plot D using 2:3:4:xtic(1) title 'legacy' lc rgb '#d08c2e', "
-            "'' using 5:6:7 title 'ebpf' lc rgb '#2e7dd0'";
+  script +=
+      "plot D using 2:3:4:xtic(1) title 'legacy' lc rgb '#d08c2e', "
+      "'' using 5:6:7 title 'ebpf' lc rgb '#2e7dd0'";
   if (std::isfinite(ceil.median))
     script += fmt::format(", {} with lines lw 2 dt 2 lc rgb '#333333' title 'node-node ceiling'",
                           ceil.median);
@@ -205,13 +215,14 @@ std::string env_rows(const nlohmann::json& doc, bool md) {
       {"started", doc.value("startedAt", "")},
       {"revision", doc.value("gitRevision", "")},
       {"command", doc.value("command", "")},
-      {"topology", doc["topology"].value("name", "") + " (" + doc["topology"].value("file", "") + ")"},
+      {"topology",
+       doc["topology"].value("name", "") + " (" + doc["topology"].value("file", "") + ")"},
       {"kernel", e.value("kernel", "")},
       {"distribution", e.value("distro", "")},
       {"CPU", fmt::format("{} × {}", e.value("cpus", 0), e.value("cpuModel", ""))},
-      {"libbpf / clang / iptables",
-       e["tools"].value("libbpf", "") + " / " + e["tools"].value("clang", "") + " / " +
-           e["tools"].value("iptables", "")},
+      {"libbpf / clang / iptables", e["tools"].value("libbpf", "") + " / " +
+                                        e["tools"].value("clang", "") + " / " +
+                                        e["tools"].value("iptables", "")},
       {"trials", fmt::format("{} ({} repetitions of {} s after {} s warm-up){}",
                              doc["trials"].size(), doc["config"].value("repetitions", 0),
                              doc["config"].value("durationSeconds", 0.0),
@@ -269,7 +280,8 @@ std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs
                           esc(doc.value("command", "")), lab_table(doc, false));
       continue;
     }
-    body += fmt::format("<h2>{}</h2>\n<table class=env>\n{}</table>\n", esc(file), env_rows(doc, false));
+    body += fmt::format("<h2>{}</h2>\n<table class=env>\n{}</table>\n", esc(file),
+                        env_rows(doc, false));
     body += "<h3>Throughput and transaction rate</h3>\n<div class=charts>\n";
     for (const char* wl : {"tcp_rr", "tcp_crr", "udp_rr"})
       if (has(doc, wl)) body += bars(pl, doc, wl, *results::find_metric("transactionsPerSecond"));

@@ -4,10 +4,10 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
@@ -20,7 +20,11 @@ namespace hrb::results {
 
 const std::vector<Metric>& metric_catalogue() {
   static const std::vector<Metric> m{
-      {"transactionsPerSecond", "1/s", true, {"tcp_rr", "tcp_crr", "udp_rr"}, "/transactionsPerSecond"},
+      {"transactionsPerSecond",
+       "1/s",
+       true,
+       {"tcp_rr", "tcp_crr", "udp_rr"},
+       "/transactionsPerSecond"},
       {"latencyP50", "us", false, {"tcp_rr", "tcp_crr", "udp_rr"}, "/latencyUs/p50"},
       {"latencyP90", "us", false, {"tcp_rr", "tcp_crr", "udp_rr"}, "/latencyUs/p90"},
       {"latencyP99", "us", false, {"tcp_rr", "tcp_crr", "udp_rr"}, "/latencyUs/p99"},
@@ -81,11 +85,12 @@ nlohmann::json environment() {
       {"distro", file_value("/etc/os-release", "PRETTY_NAME")},
       {"cpuModel", file_value("/proc/cpuinfo", "model name")},
       {"cpus", sysconf(_SC_NPROCESSORS_ONLN)},
-      {"memoryKiB", std::stoull("0" + file_value("/proc/meminfo", "MemTotal").substr(
-                                          0, file_value("/proc/meminfo", "MemTotal").find(' ')))},
+      {"memoryKiB",
+       std::stoull("0" + file_value("/proc/meminfo", "MemTotal")
+                             .substr(0, file_value("/proc/meminfo", "MemTotal").find(' ')))},
       {"tools",
-       {{"libbpf", std::to_string(libbpf_major_version()) + "." +
-                       std::to_string(libbpf_minor_version())},
+       {{"libbpf",
+         std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version())},
         {"clang", first_line_of({"clang", "--version"})},
         {"iptables", first_line_of({"iptables", "--version"})},
         {"iproute2", first_line_of({"ip", "-V"})},
@@ -189,7 +194,10 @@ nlohmann::json to_gbench(const nlohmann::json& doc) {
       // compare.py compares real_time/cpu_time, lower is better: a higher-is-better rate is
       // exported as nanoseconds per unit (1e9 / rate), a lower-is-better figure as itself.
       double time = m.higher_is_better ? (*v > 0 ? 1e9 / *v : 0) : *v;
-      std::string unit = m.higher_is_better ? "ns" : m.unit == "us" ? "us" : m.unit == "s/GB" ? "s" : "ns";
+      std::string unit = m.higher_is_better ? "ns"
+                         : m.unit == "us"   ? "us"
+                         : m.unit == "s/GB" ? "s"
+                                            : "ns";
       nlohmann::json b{{"name", name},
                        {"family_index", 0},
                        {"per_family_instance_index", 0},
@@ -239,9 +247,9 @@ std::string summary_table(const nlohmann::json& doc) {
     scenarios.insert(t["scenario"].get<std::string>());
     workloads.insert(t["workload"].get<std::string>());
   }
-  std::string out = fmt::format("{:<20} {:<11} {:<30} {:>10} {:>10} {:>10} {:>22}\n", "scenario",
-                                "workload", "metric", "legacy", "ebpf", "ceiling",
-                                "ebpf/legacy [95% CI]");
+  std::string out =
+      fmt::format("{:<20} {:<11} {:<30} {:>10} {:>10} {:>10} {:>22}\n", "scenario", "workload",
+                  "metric", "legacy", "ebpf", "ceiling", "ebpf/legacy [95% CI]");
   for (const auto& scen : scenarios) {
     if (scen == "node-node") continue;
     for (const auto& wl : workloads)
@@ -253,9 +261,9 @@ std::string summary_table(const nlohmann::json& doc) {
         if (finite(legacy).empty() && finite(ebpf).empty()) continue;
         std::string ratio = "-";
         if (auto r = metrics::paired_ratio(legacy, ebpf))
-          ratio = r->pairs > 1 ? fmt::format("{:.3f} [{:.3f}, {:.3f}]", r->ratio, r->ci_low,
-                                             r->ci_high)
-                               : fmt::format("{:.3f} (1 pair)", r->ratio);
+          ratio = r->pairs > 1
+                      ? fmt::format("{:.3f} [{:.3f}, {:.3f}]", r->ratio, r->ci_low, r->ci_high)
+                      : fmt::format("{:.3f} (1 pair)", r->ratio);
         out += fmt::format("{:<20} {:<11} {:<30} {:>10} {:>10} {:>10} {:>22}\n", scen, wl,
                            m.name + " (" + m.unit + ")", num(med(legacy)), num(med(ebpf)),
                            num(med(ceiling)), ratio);

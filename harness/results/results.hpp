@@ -15,8 +15,8 @@ constexpr int kSchemaVersion = 1;
 
 // One figure of a trial, as every consumer (summary, exports, gate) names and reads it.
 struct Metric {
-  std::string name;        // "transactionsPerSecond"
-  std::string unit;        // "1/s"
+  std::string name;  // "transactionsPerSecond"
+  std::string unit;  // "1/s"
   bool higher_is_better;
   std::vector<std::string> workloads;  // where it exists
   // JSON pointer into trial["metrics"], e.g. "/latencyUs/p99"

@@ -39,8 +39,8 @@ void apply_preset(RunConfig& c, const std::string& p) {
 }
 
 namespace {
-const std::vector<std::string> kScenarios{"pod-pod-same-node", "pod-pod-cross-node",
-                                          "pod-external", "node-node"};
+const std::vector<std::string> kScenarios{"pod-pod-same-node", "pod-pod-cross-node", "pod-external",
+                                          "node-node"};
 
 struct Endpoints {
   std::string client_name, server_name, client_netns, server_netns;
@@ -81,8 +81,8 @@ std::string make_run_id() {
 }
 
 std::string git_revision() {
-  auto r = run_cmd({"git", "-C", HRB_SOURCE_DIR, "rev-parse", "--short=12", "HEAD"},
-                   {.check = false});
+  auto r =
+      run_cmd({"git", "-C", HRB_SOURCE_DIR, "rev-parse", "--short=12", "HEAD"}, {.check = false});
   std::string s = r.ok() ? r.out.substr(0, r.out.find('\n')) : "unknown";
   auto d = run_cmd({"git", "-C", HRB_SOURCE_DIR, "status", "--porcelain", "--untracked-files=no"},
                    {.check = false});
@@ -103,12 +103,10 @@ nlohmann::json derive_metrics(const traffic::WorkloadResult& r, const metrics::C
     case traffic::Kind::kUdpRr:
       m["transactionsPerSecond"] = r.transactions_per_s();
       m["transactions"] = r.transactions;
-      m["latencyUs"] = {{"p50", r.latency.percentile(50) / 1e3},
-                        {"p90", r.latency.percentile(90) / 1e3},
-                        {"p99", r.latency.percentile(99) / 1e3},
-                        {"p999", r.latency.percentile(99.9) / 1e3},
-                        {"max", r.latency.max() / 1e3},
-                        {"mean", r.latency.mean() / 1e3}};
+      m["latencyUs"] = {
+          {"p50", r.latency.percentile(50) / 1e3}, {"p90", r.latency.percentile(90) / 1e3},
+          {"p99", r.latency.percentile(99) / 1e3}, {"p999", r.latency.percentile(99.9) / 1e3},
+          {"max", r.latency.max() / 1e3},          {"mean", r.latency.mean() / 1e3}};
       if (r.transactions) m["cpuUsPerTransaction"] = busy * 1e6 / r.transactions;
       break;
     case traffic::Kind::kTcpStream:
@@ -262,43 +260,42 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
         }
     }
 
-  nlohmann::json doc{{"schema", "hostroute-bench/results"},
-                     {"schemaVersion", results::kSchemaVersion},
-                     {"runId", make_run_id()},
-                     {"startedAt", iso_now()},
-                     {"gitRevision", git_revision()},
-                     {"command", cfg.command_line},
-                     {"complete", false},
-                     {"environment", results::environment()},
-                     {"topology",
-                      {{"file", cfg.topology},
-                       {"name", spec.name},
-                       {"nodes", spec.node_count},
-                       {"podsPerNode", spec.pods_per_node},
-                       {"yaml", yaml.str()}}},
-                     {"config",
-                      {{"modes", cfg.modes},
-                       {"scenarios", scenarios},
-                       {"workloads", cfg.workloads},
-                       {"repetitions", cfg.repetitions},
-                       {"durationSeconds", cfg.duration_s},
-                       {"warmupSeconds", cfg.warmup_s},
-                       {"flows", cfg.flows},
-                       {"messageSize", cfg.msg_size},
-                       {"maxRetries", cfg.max_retries},
-                       {"maxStealFraction", cfg.max_steal_fraction},
-                       {"modeOptions", cfg.mode_options.to_json()},
-                       {"calibrationDelayLoops", cfg.calibration_delay_loops},
-                       {"scan", cfg.scan_param.empty()
-                                    ? nlohmann::json(nullptr)
-                                    : nlohmann::json{{"param", cfg.scan_param},
-                                                     {"values", cfg.scan_values}}},
-                       {"cpuTickSeconds", metrics::tick_seconds()}}},
-                     {"trials", nlohmann::json::array()}};
-  const std::string out = cfg.output.empty()
-                              ? std::string(HRB_SOURCE_DIR) + "/results/" +
-                                    doc["runId"].get<std::string>() + ".json"
-                              : cfg.output;
+  nlohmann::json doc{
+      {"schema", "hostroute-bench/results"},
+      {"schemaVersion", results::kSchemaVersion},
+      {"runId", make_run_id()},
+      {"startedAt", iso_now()},
+      {"gitRevision", git_revision()},
+      {"command", cfg.command_line},
+      {"complete", false},
+      {"environment", results::environment()},
+      {"topology",
+       {{"file", cfg.topology},
+        {"name", spec.name},
+        {"nodes", spec.node_count},
+        {"podsPerNode", spec.pods_per_node},
+        {"yaml", yaml.str()}}},
+      {"config",
+       {{"modes", cfg.modes},
+        {"scenarios", scenarios},
+        {"workloads", cfg.workloads},
+        {"repetitions", cfg.repetitions},
+        {"durationSeconds", cfg.duration_s},
+        {"warmupSeconds", cfg.warmup_s},
+        {"flows", cfg.flows},
+        {"messageSize", cfg.msg_size},
+        {"maxRetries", cfg.max_retries},
+        {"maxStealFraction", cfg.max_steal_fraction},
+        {"modeOptions", cfg.mode_options.to_json()},
+        {"calibrationDelayLoops", cfg.calibration_delay_loops},
+        {"scan", cfg.scan_param.empty()
+                     ? nlohmann::json(nullptr)
+                     : nlohmann::json{{"param", cfg.scan_param}, {"values", cfg.scan_values}}},
+        {"cpuTickSeconds", metrics::tick_seconds()}}},
+      {"trials", nlohmann::json::array()}};
+  const std::string out = cfg.output.empty() ? std::string(HRB_SOURCE_DIR) + "/results/" +
+                                                   doc["runId"].get<std::string>() + ".json"
+                                             : cfg.output;
   auto save = [&] {
     nlohmann::json copy = doc;
     results::sanitize(copy);
@@ -306,9 +303,10 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
   };
 
   Reporter rep(progress, plan.size());
-  rep.note(fmt::format("run {}: {} trials on {} ({} repetitions, {:.1f}+{:.1f} s each); results: {}",
-                       doc["runId"].get<std::string>(), plan.size(), spec.name, cfg.repetitions,
-                       cfg.warmup_s, cfg.duration_s, out));
+  rep.note(
+      fmt::format("run {}: {} trials on {} ({} repetitions, {:.1f}+{:.1f} s each); results: {}",
+                  doc["runId"].get<std::string>(), plan.size(), spec.name, cfg.repetitions,
+                  cfg.warmup_s, cfg.duration_s, out));
   topology::ScopedCluster cluster(cfg.topology, cfg.prefix);  // torn down on every exit
   topology::StateDir& st = cluster.state();
   save();
@@ -346,8 +344,9 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
 
     nlohmann::json trial;
     for (int attempt = 1; attempt <= 1 + cfg.max_retries; ++attempt) {
-      rep.trial(k, fmt::format("{} {} {} rep {}{}", t.mode, t.scenario, t.workload, t.repetition + 1,
-                               attempt > 1 ? fmt::format(" (retry {})", attempt - 1) : ""));
+      rep.trial(k,
+                fmt::format("{} {} {} rep {}{}", t.mode, t.scenario, t.workload, t.repetition + 1,
+                            attempt > 1 ? fmt::format(" (retry {})", attempt - 1) : ""));
       for (const auto& n : layout.nodes) datapath::conntrack_flush(n.netns);
       const auto backend = cfg.mode_options.backend;
       const bool bpf = t.mode == "ebpf" || t.mode == "ebpf-delay";
@@ -379,10 +378,11 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
       if (r.errors) flags.push_back(fmt::format("errors: {} ({})", r.errors, r.first_error));
       double steal = trial["metrics"]["stealFraction"].get<double>();
       if (steal > cfg.max_steal_fraction)
-        flags.push_back(fmt::format("steal {:.0f}% > {:.0f}%", steal * 100,
-                                    cfg.max_steal_fraction * 100));
+        flags.push_back(
+            fmt::format("steal {:.0f}% > {:.0f}%", steal * 100, cfg.max_steal_fraction * 100));
       if ((w.kind == traffic::Kind::kTcpRr || w.kind == traffic::Kind::kTcpCrr ||
-           w.kind == traffic::Kind::kUdpRr) && r.transactions == 0)
+           w.kind == traffic::Kind::kUdpRr) &&
+          r.transactions == 0)
         flags.push_back("no transactions");
       if ((w.kind == traffic::Kind::kTcpStream || w.kind == traffic::Kind::kUdpStream) &&
           r.bytes == 0)

@@ -24,15 +24,15 @@ struct RunConfig {
   double duration_s = 1.5;
   double warmup_s = 0.4;
   int flows = 1;
-  size_t msg_size = 0;  // 0: each workload's default
+  size_t msg_size = 0;                 // 0: each workload's default
   datapath::ModeOptions mode_options;  // backend, masq config, services, …
   int max_retries = 1;                 // re-runs of a trial marked invalid
   // Calibration of the gate: the pseudo-mode "ebpf-delay" is ebpf mode with this many busy-loop
   // iterations injected into every program run (a deliberate, tunable slowdown).
   uint32_t calibration_delay_loops = 0;
-  double max_steal_fraction = 0.10;    // more steal than this marks a trial invalid
-  std::string output;                  // results file (default results/<run id>.json)
-  std::string command_line;            // recorded in the document
+  double max_steal_fraction = 0.10;  // more steal than this marks a trial invalid
+  std::string output;                // results file (default results/<run id>.json)
+  std::string command_line;          // recorded in the document
   // Scan: one parameter varied over values (services or flows); empty: no scan.
   std::string scan_param;
   std::vector<int> scan_values;

@@ -9,20 +9,20 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <sstream>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "core/fd.hpp"
 #include "core/log.hpp"
-#include "core/parallel.hpp"
 #include "core/netns.hpp"
+#include "core/parallel.hpp"
 #include "core/process.hpp"
 
 namespace hrb::topology {
@@ -116,8 +116,8 @@ void wait_running(const std::string& netns, const std::vector<std::string>& ifna
         if (::ioctl(s.get(), SIOCGIFFLAGS, &ifr) != 0) throw_errno(name + " in " + netns);
         if (ifr.ifr_flags & IFF_RUNNING) break;
         if (std::chrono::steady_clock::now() > deadline)
-          throw Error(fmt::format("{} in {} is still not running after {} ms", name, netns,
-                                  limit.count()));
+          throw Error(
+              fmt::format("{} in {} is still not running after {} ms", name, netns, limit.count()));
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
     }
@@ -139,7 +139,7 @@ void apply_sysctls(const std::string& netns, const std::map<std::string, std::st
 
 // Inode of a named netns, to find processes inside it.
 ino_t netns_inode(const std::string& name) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(netns_path(name).c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
@@ -150,7 +150,7 @@ int kill_processes_in(const std::set<ino_t>& inodes) {
   for (auto& e : std::filesystem::directory_iterator("/proc", ec)) {
     const std::string pid = e.path().filename().string();
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    struct stat st{};
+    struct stat st {};
     if (::stat(("/proc/" + pid + "/ns/net").c_str(), &st) != 0) continue;
     if (inodes.count(st.st_ino) && std::stoi(pid) != ::getpid()) {
       if (::kill(std::stoi(pid), SIGKILL) == 0) ++killed;
@@ -249,7 +249,8 @@ void bring_up(const Layout& l, StateDir& state, const std::string& topology_yaml
       for (const auto& pod : n.pods)
         jobs.push_back([&] { wait_running(pod.netns, {pod.ifname}, limit); });
     }
-    for (const auto& e : l.externals) jobs.push_back([&] { wait_running(e.netns, {e.ifname}, limit); });
+    for (const auto& e : l.externals)
+      jobs.push_back([&] { wait_running(e.netns, {e.ifname}, limit); });
     parallel(jobs, 4);
     done("links");
     state.mark_complete();
@@ -274,7 +275,8 @@ TeardownReport tear_down(StateDir& state) {
     std::ifstream f("/proc/" + e.name + "/cmdline");
     std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-    if (cmd.find("hrbench") != std::string::npos && cmd.find(" " + state.prefix() + " ") != std::string::npos &&
+    if (cmd.find("hrbench") != std::string::npos &&
+        cmd.find(" " + state.prefix() + " ") != std::string::npos &&
         ::kill(std::stoi(e.name), SIGKILL) == 0)
       ++r.processes_killed;
   }
@@ -314,9 +316,9 @@ ScopedCluster::ScopedCluster(const std::string& topology_file, const std::string
   layout_ = plan(parse_spec_string(yaml.str(), topology_file), prefix);
   lock_ = state_.lock();
   if (state_.exists())
-    throw Error("a cluster with prefix '" + prefix + "' exists; run hrbench clean --prefix " +
-                    prefix,
-                ExitCode::kBusy);
+    throw Error(
+        "a cluster with prefix '" + prefix + "' exists; run hrbench clean --prefix " + prefix,
+        ExitCode::kBusy);
   bring_up(layout_, state_, yaml.str());
 }
 

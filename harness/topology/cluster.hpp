@@ -4,8 +4,8 @@
 #include <functional>
 #include <string>
 
-#include "topology/layout.hpp"
 #include "core/fd.hpp"
+#include "topology/layout.hpp"
 #include "topology/state.hpp"
 
 namespace hrb::topology {

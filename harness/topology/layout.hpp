@@ -23,8 +23,8 @@ struct PodLayout {
 };
 
 struct NodeLayout {
-  std::string name;         // node1
-  std::string netns;        // <prefix>-node1
+  std::string name;   // node1
+  std::string netns;  // <prefix>-node1
   std::string uplink = "eth0";
   std::string fabric_port;  // peer of the uplink, in the fabric netns: n1
   Ipv4 underlay_ip;
@@ -34,8 +34,8 @@ struct NodeLayout {
 };
 
 struct ExternalLayout {
-  std::string name;  // ext1
-  std::string netns; // <prefix>-ext1
+  std::string name;   // ext1
+  std::string netns;  // <prefix>-ext1
   std::string ifname = "eth0";
   std::string fabric_port;  // x1
   Ipv4 underlay_ip;

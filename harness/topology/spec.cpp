@@ -17,7 +17,8 @@ std::string Diagnostic::str() const {
 
 namespace {
 std::string join_diags(const std::vector<Diagnostic>& d) {
-  std::string s = fmt::format("invalid topology ({} problem{}):", d.size(), d.size() == 1 ? "" : "s");
+  std::string s =
+      fmt::format("invalid topology ({} problem{}):", d.size(), d.size() == 1 ? "" : "s");
   for (const auto& x : d) s += "\n  " + x.str();
   return s;
 }
@@ -114,8 +115,9 @@ class Checker {
     if (!s) return std::nullopt;
     static const std::regex re("^[a-z][a-z0-9-]{0,14}$");
     if (!std::regex_match(*s, re)) {
-      add(n, key, "'" + *s + "' is not a valid name (lower-case letters, digits and '-', " +
-                      "starting with a letter, at most 15 characters)");
+      add(n, key,
+          "'" + *s + "' is not a valid name (lower-case letters, digits and '-', " +
+              "starting with a letter, at most 15 characters)");
       return std::nullopt;
     }
     return s;
@@ -159,8 +161,9 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
   if (!root.IsDefined() || root.IsNull()) {
     throw SpecError({{file, 0, 0, "", "the file is empty"}});
   }
-  if (!c.map_keys(root, "", {"name", "clusterCIDR", "serviceCIDR", "nodes", "underlay",
-                             "externalHosts", "sysctls", "services", "endpointsPerService"})) {
+  if (!c.map_keys(root, "",
+                  {"name", "clusterCIDR", "serviceCIDR", "nodes", "underlay", "externalHosts",
+                   "sysctls", "services", "endpointsPerService"})) {
     throw SpecError(c.diags());
   }
   auto require = [&](const YAML::Node& parent, const char* key, const std::string& path) {
@@ -196,8 +199,8 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
       if (u["kind"].IsDefined()) {
         if (auto k = c.str(u["kind"], "underlay.kind")) {
           if (*k != "bridge")
-            c.add(u["kind"], "underlay.kind", "unsupported underlay kind '" + *k +
-                                                  "' (expected: bridge)");
+            c.add(u["kind"], "underlay.kind",
+                  "unsupported underlay kind '" + *k + "' (expected: bridge)");
           s.underlay_kind = *k;
         }
       }
@@ -241,13 +244,19 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
             c.add(nn, path + ".name", "duplicate name '" + *v + "'");
             ok = false;
           }
-          if (v) h.name = *v; else ok = false;
+          if (v)
+            h.name = *v;
+          else
+            ok = false;
         } else {
           ok = false;
         }
         if (auto an = require(e, "address", path + ".address"); an.IsDefined()) {
           auto a = c.ip(an, path + ".address");
-          if (a) h.address = *a; else ok = false;
+          if (a)
+            h.address = *a;
+          else
+            ok = false;
         } else {
           ok = false;
         }
@@ -261,8 +270,7 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
     c.add(root["serviceCIDR"], "serviceCIDR",
           "overlaps clusterCIDR " + cluster->str() + " (service and pod ranges must be disjoint)");
   if (cluster && underlay && cluster->overlaps(*underlay))
-    c.add(root["underlay"]["cidr"], "underlay.cidr",
-          "overlaps clusterCIDR " + cluster->str());
+    c.add(root["underlay"]["cidr"], "underlay.cidr", "overlaps clusterCIDR " + cluster->str());
   if (service && underlay && service->overlaps(*underlay))
     c.add(root["underlay"]["cidr"], "underlay.cidr", "overlaps serviceCIDR " + service->str());
 
@@ -282,8 +290,8 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
           auto pc = c.cidr(podcidrs_node[i], key);
           if (!pc) continue;
           if (!cluster->contains(*pc)) {
-            c.add(podcidrs_node[i], key, "pod CIDR " + pc->str() + " is outside clusterCIDR " +
-                                             cluster->str());
+            c.add(podcidrs_node[i], key,
+                  "pod CIDR " + pc->str() + " is outside clusterCIDR " + cluster->str());
           }
           for (size_t j = 0; j < s.pod_cidrs.size(); ++j)
             if (s.pod_cidrs[j].overlaps(*pc))
@@ -336,8 +344,9 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
       c.add(node, key, "external address " + h.address.str() + " is inside serviceCIDR");
     else if (underlay && underlay->contains(h.address))
       c.add(node, key,
-            "external address " + h.address.str() + " is inside underlay.cidr; give the "
-            "address outside it (the host gets its underlay address separately)");
+            "external address " + h.address.str() +
+                " is inside underlay.cidr; give the "
+                "address outside it (the host gets its underlay address separately)");
     for (auto& [_, o] : exts)
       if (&o != &h && o.address == h.address && o.name < h.name)
         c.add(node, key, "duplicate address " + h.address.str() + " (also " + o.name + ")");
@@ -363,8 +372,8 @@ Spec parse_spec_string(const std::string& yaml, const std::string& file_label) {
   try {
     root = YAML::Load(yaml);
   } catch (const YAML::Exception& e) {
-    throw SpecError({{file_label, e.mark.line + 1, e.mark.column + 1, "",
-                      "YAML syntax error: " + e.msg}});
+    throw SpecError(
+        {{file_label, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg}});
   }
   return parse_root(root, file_label);
 }

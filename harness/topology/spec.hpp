@@ -12,9 +12,9 @@ namespace hrb::topology {
 
 struct Diagnostic {
   std::string file;
-  int line = 0;    // 1-based; 0 when unknown
-  int column = 0;  // 1-based
-  std::string key; // dotted path, e.g. nodes.podCIDRs[1]
+  int line = 0;     // 1-based; 0 when unknown
+  int column = 0;   // 1-based
+  std::string key;  // dotted path, e.g. nodes.podCIDRs[1]
   std::string message;
   std::string str() const;
 };
@@ -47,7 +47,7 @@ struct Spec {
   std::vector<ExternalHost> externals;
   std::map<std::string, std::string> node_sysctls;
   std::map<std::string, std::string> pod_sysctls;
-  int services = 0;             // kube-proxy scale (legacy mode)
+  int services = 0;  // kube-proxy scale (legacy mode)
   int endpoints_per_service = 1;
 };
 

@@ -85,8 +85,9 @@ std::vector<JournalEntry> StateDir::journal() const {
 
 std::string StateDir::topology_yaml() const {
   std::ifstream t(path() + "/topology.yaml");
-  if (!t) throw Error("no cluster with prefix '" + prefix_ + "' (" + path() + " is missing)",
-                      ExitCode::kNotFound);
+  if (!t)
+    throw Error("no cluster with prefix '" + prefix_ + "' (" + path() + " is missing)",
+                ExitCode::kNotFound);
   std::stringstream ss;
   ss << t.rdbuf();
   return ss.str();

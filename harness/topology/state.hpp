@@ -25,14 +25,14 @@ class StateDir {
 
   const std::string& prefix() const { return prefix_; }
   std::string path() const;
-  bool exists() const;    // a cluster (complete or not) is recorded
+  bool exists() const;  // a cluster (complete or not) is recorded
   bool complete() const;
 
   // Takes the prefix's lock for the lifetime of the returned Fd; throws Error(kBusy) naming the
   // holder's pid when another hrbench has it.
   Fd lock() const;
 
-  void begin(const std::string& topology_yaml);  // creates the dir and an empty journal
+  void begin(const std::string& topology_yaml);           // creates the dir and an empty journal
   void record(const std::vector<JournalEntry>& entries);  // append + fsync
   std::vector<JournalEntry> journal() const;
   std::string topology_yaml() const;

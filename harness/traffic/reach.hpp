@@ -22,10 +22,10 @@ struct ReachSpec {
   Proto proto = Proto::kTcp;
   std::string client_netns;
   std::string server_netns;
-  Ipv4 dst;                  // address the client sends to
-  uint16_t port = 0;         // server's port; 0: pick a free one in the server netns
-  int timeout_ms = 2000;     // failure detection only, never a measurement
-  uint16_t dst_port = 0;     // port the client sends to, when a DNAT maps it (0: same as port)
+  Ipv4 dst;               // address the client sends to
+  uint16_t port = 0;      // server's port; 0: pick a free one in the server netns
+  int timeout_ms = 2000;  // failure detection only, never a measurement
+  uint16_t dst_port = 0;  // port the client sends to, when a DNAT maps it (0: same as port)
 };
 
 ReachResult reach(const ReachSpec& spec);

@@ -28,11 +28,16 @@ using Clock = std::chrono::steady_clock;
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::kTcpRr: return "tcp_rr";
-    case Kind::kTcpCrr: return "tcp_crr";
-    case Kind::kTcpStream: return "tcp_stream";
-    case Kind::kUdpStream: return "udp_stream";
-    case Kind::kUdpRr: return "udp_rr";
+    case Kind::kTcpRr:
+      return "tcp_rr";
+    case Kind::kTcpCrr:
+      return "tcp_crr";
+    case Kind::kTcpStream:
+      return "tcp_stream";
+    case Kind::kUdpStream:
+      return "udp_stream";
+    case Kind::kUdpRr:
+      return "udp_rr";
   }
   return "?";
 }
@@ -40,9 +45,9 @@ const char* kind_name(Kind k) {
 Kind parse_kind(const std::string& s) {
   for (Kind k : {Kind::kTcpRr, Kind::kTcpCrr, Kind::kTcpStream, Kind::kUdpStream, Kind::kUdpRr})
     if (s == kind_name(k)) return k;
-  throw Error("unknown workload '" + s +
-                  "' (expected tcp_rr, tcp_crr, tcp_stream, udp_stream or udp_rr)",
-              ExitCode::kUsage);
+  throw Error(
+      "unknown workload '" + s + "' (expected tcp_rr, tcp_crr, tcp_stream, udp_stream or udp_rr)",
+      ExitCode::kUsage);
 }
 
 nlohmann::json WorkloadResult::to_json() const {
@@ -70,8 +75,11 @@ nlohmann::json WorkloadResult::to_json() const {
     j["payloadErrors"] = payload_errors;
   }
   if (kind == Kind::kUdpStream)
-    j["udp"] = {{"sent", udp_sent},         {"received", udp_received}, {"lost", udp_lost},
-                {"reordered", udp_reordered}, {"duplicates", udp_duplicates}};
+    j["udp"] = {{"sent", udp_sent},
+                {"received", udp_received},
+                {"lost", udp_lost},
+                {"reordered", udp_reordered},
+                {"duplicates", udp_duplicates}};
   return j;
 }
 
@@ -321,8 +329,8 @@ void udp_stream_client(const WorkloadSpec& s, Shared& sh, uint16_t port, UdpFlow
   if (connect(c.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0)
     throw_errno("udp connect");
   std::vector<char> buf(std::max<size_t>(s.msg_size, 16), 'u');
-  const auto interval = rate ? std::chrono::nanoseconds(1'000'000'000ull / rate)
-                             : std::chrono::nanoseconds(0);
+  const auto interval =
+      rate ? std::chrono::nanoseconds(1'000'000'000ull / rate) : std::chrono::nanoseconds(0);
   auto next = Clock::now();
   for (uint64_t seq = 0;; ++seq) {
     auto now = Clock::now();
@@ -435,8 +443,7 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
   if (!s.msg_size)
     s.msg_size = s.kind == Kind::kTcpStream ? 131072 : s.kind == Kind::kUdpStream ? 1400 : 1;
   if (s.kind == Kind::kUdpStream && s.msg_size < 16)
-    throw Error("udp_stream needs msg_size >= 16 (it carries a sequence number)",
-                ExitCode::kUsage);
+    throw Error("udp_stream needs msg_size >= 16 (it carries a sequence number)", ExitCode::kUsage);
 
   WorkloadResult res;
   res.kind = s.kind;
@@ -473,8 +480,8 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
   auto start = Clock::now();
   sh.measure_from = start + std::chrono::duration_cast<Clock::duration>(
                                 std::chrono::duration<double>(s.warmup_s));
-  sh.end = sh.measure_from + std::chrono::duration_cast<Clock::duration>(
-                                 std::chrono::duration<double>(s.duration_s));
+  sh.end = sh.measure_from +
+           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s.duration_s));
   for (int f = 0; f < s.flows; ++f) {
     switch (s.kind) {
       case Kind::kTcpRr:
@@ -490,8 +497,8 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
                              std::ref(retrans[f]));
         break;
       case Kind::kUdpStream:
-        servers.emplace_back(udp_stream_server, std::cref(s), udp_socks[f].get(),
-                             std::ref(udp[f]), std::ref(stop));
+        servers.emplace_back(udp_stream_server, std::cref(s), udp_socks[f].get(), std::ref(udp[f]),
+                             std::ref(stop));
         clients.emplace_back(udp_stream_client, std::cref(s), std::ref(sh), udp_ports[f],
                              std::ref(udp[f]), s.udp_rate_pps / s.flows);
         break;

@@ -23,28 +23,29 @@ Kind parse_kind(const std::string& s);  // throws Error(kUsage)
 struct WorkloadSpec {
   Kind kind = Kind::kTcpRr;
   std::string client_netns, server_netns;
-  Ipv4 dst;               // address the client sends to
-  uint16_t port = 0;      // server port (0: picked)
+  Ipv4 dst;           // address the client sends to
+  uint16_t port = 0;  // server port (0: picked)
   int flows = 1;
-  size_t msg_size = 0;    // 0: the kind's default (1 byte rr/crr, 128 KiB tcp_stream as iperf3, 1400 udp_stream)
+  size_t msg_size =
+      0;  // 0: the kind's default (1 byte rr/crr, 128 KiB tcp_stream as iperf3, 1400 udp_stream)
   double duration_s = 5;
   double warmup_s = 1;
-  uint64_t udp_rate_pps = 0;  // udp_stream: 0 = flat out
-  bool verify_payload = false;  // tcp_stream: server checks every byte of a known pattern
+  uint64_t udp_rate_pps = 0;             // udp_stream: 0 = flat out
+  bool verify_payload = false;           // tcp_stream: server checks every byte of a known pattern
   int client_cpu = -1, server_cpu = -1;  // pin threads (-1: no pinning)
 };
 
 struct WorkloadResult {
   Kind kind;
-  double seconds = 0;              // measured interval (after warm-up)
-  uint64_t transactions = 0;       // rr, crr
-  uint64_t bytes = 0;              // payload bytes received by the server (stream)
+  double seconds = 0;         // measured interval (after warm-up)
+  uint64_t transactions = 0;  // rr, crr
+  uint64_t bytes = 0;         // payload bytes received by the server (stream)
   uint64_t udp_sent = 0, udp_received = 0, udp_lost = 0, udp_reordered = 0, udp_duplicates = 0;
-  uint64_t tcp_retransmits = 0;    // stream: sum of tcpi_total_retrans of the senders
-  uint64_t payload_errors = 0;     // verify_payload: bytes that differed from the pattern
-  uint64_t errors = 0;             // failed connects, timeouts, short reads
+  uint64_t tcp_retransmits = 0;  // stream: sum of tcpi_total_retrans of the senders
+  uint64_t payload_errors = 0;   // verify_payload: bytes that differed from the pattern
+  uint64_t errors = 0;           // failed connects, timeouts, short reads
   std::string first_error;
-  metrics::Histogram latency;      // per transaction (rr, crr, udp_rr)
+  metrics::Histogram latency;  // per transaction (rr, crr, udp_rr)
   double transactions_per_s() const { return seconds > 0 ? transactions / seconds : 0; }
   double gbit_per_s() const { return seconds > 0 ? bytes * 8 / seconds / 1e9 : 0; }
   nlohmann::json to_json() const;

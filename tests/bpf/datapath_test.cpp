@@ -12,10 +12,14 @@
 
 #include "core/netns.hpp"
 #include "datapath/ebpf.hpp"
-#include "from_pod.skel.h"
-#include "from_uplink.skel.h"
 #include "support/cluster_fixture.hpp"
 #include "support/packet.hpp"
+
+#include "hrb_abi.h"
+
+// Generated skeletons: after hrb_abi.h, which declares the structs they name.
+#include "from_pod.skel.h"
+#include "from_uplink.skel.h"
 
 using namespace hrb;
 using namespace hrb::test;
@@ -115,8 +119,8 @@ class Datapath : public ::testing::Test {
 };
 ClusterGuard* Datapath::cluster_ = nullptr;
 
-#define EXPECT_CHECKSUMS_OK(pkt)                                         \
-  do {                                                                   \
+#define EXPECT_CHECKSUMS_OK(pkt)                                          \
+  do {                                                                    \
     EXPECT_TRUE(ip_csum_ok(pkt)) << "IP checksum: " << decode(pkt).str(); \
     EXPECT_TRUE(l4_csum_ok(pkt)) << "L4 checksum: " << decode(pkt).str(); \
   } while (0)
@@ -274,31 +278,76 @@ PacketSpec base(const topology::Layout& l) {
   return s;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    FromPod, Verdicts,
-    ::testing::Values(
-        VerdictCase{"ttl1", [](auto& l) { auto s = base(l); s.ttl = 1; return build(s); },
-                    TC_ACT_SHOT, HRB_R_DROP_TTL},
-        VerdictCase{"ttl1_local", [](auto& l) { auto s = base(l); s.ttl = 1;
-                      s.dst = l.nodes[0].pods[1].ip; return build(s); }, TC_ACT_SHOT, HRB_R_DROP_TTL},
-        VerdictCase{"arp", [](auto&) { return arp_frame(); }, TC_ACT_OK, HRB_R_TO_STACK_NON_IPV4},
-        VerdictCase{"ip_options", [](auto& l) { auto s = base(l); s.ip_option_words = 2;
-                      return build(s); }, TC_ACT_OK, HRB_R_TO_STACK_IP_OPTIONS},
-        VerdictCase{"fragment_first", [](auto& l) { auto s = base(l); s.frag = 0x2000;
-                      return build(s); }, TC_ACT_OK, HRB_R_TO_STACK_FRAGMENT},
-        VerdictCase{"fragment_later", [](auto& l) { auto s = base(l); s.frag = 0x0010;
-                      return build(s); }, TC_ACT_OK, HRB_R_TO_STACK_FRAGMENT},
-        VerdictCase{"service_cidr", [](auto& l) { auto s = base(l);
-                      s.dst = l.spec.service_cidr.at(10); return build(s); },
-                    TC_ACT_OK, HRB_R_TO_STACK_SERVICE},
-        VerdictCase{"node_local", [](auto& l) { auto s = base(l); s.dst = l.nodes[0].router_ip;
-                      return build(s); }, TC_ACT_OK, HRB_R_TO_STACK_LOCAL},
-        VerdictCase{"truncated_tcp", [](auto& l) { auto b = build(base(l)); b.resize(14 + 20 + 10);
-                      return b; }, TC_ACT_SHOT, HRB_R_DROP_MALFORMED},
-        VerdictCase{"truncated_udp", [](auto& l) { auto s = base(l); s.proto = 17;
-                      auto b = build(s); b.resize(14 + 20 + 4); return b; },
-                    TC_ACT_SHOT, HRB_R_DROP_MALFORMED}),
-    [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(FromPod, Verdicts,
+                         ::testing::Values(VerdictCase{"ttl1",
+                                                       [](auto& l) {
+                                                         auto s = base(l);
+                                                         s.ttl = 1;
+                                                         return build(s);
+                                                       },
+                                                       TC_ACT_SHOT, HRB_R_DROP_TTL},
+                                           VerdictCase{"ttl1_local",
+                                                       [](auto& l) {
+                                                         auto s = base(l);
+                                                         s.ttl = 1;
+                                                         s.dst = l.nodes[0].pods[1].ip;
+                                                         return build(s);
+                                                       },
+                                                       TC_ACT_SHOT, HRB_R_DROP_TTL},
+                                           VerdictCase{"arp", [](auto&) { return arp_frame(); },
+                                                       TC_ACT_OK, HRB_R_TO_STACK_NON_IPV4},
+                                           VerdictCase{"ip_options",
+                                                       [](auto& l) {
+                                                         auto s = base(l);
+                                                         s.ip_option_words = 2;
+                                                         return build(s);
+                                                       },
+                                                       TC_ACT_OK, HRB_R_TO_STACK_IP_OPTIONS},
+                                           VerdictCase{"fragment_first",
+                                                       [](auto& l) {
+                                                         auto s = base(l);
+                                                         s.frag = 0x2000;
+                                                         return build(s);
+                                                       },
+                                                       TC_ACT_OK, HRB_R_TO_STACK_FRAGMENT},
+                                           VerdictCase{"fragment_later",
+                                                       [](auto& l) {
+                                                         auto s = base(l);
+                                                         s.frag = 0x0010;
+                                                         return build(s);
+                                                       },
+                                                       TC_ACT_OK, HRB_R_TO_STACK_FRAGMENT},
+                                           VerdictCase{"service_cidr",
+                                                       [](auto& l) {
+                                                         auto s = base(l);
+                                                         s.dst = l.spec.service_cidr.at(10);
+                                                         return build(s);
+                                                       },
+                                                       TC_ACT_OK, HRB_R_TO_STACK_SERVICE},
+                                           VerdictCase{"node_local",
+                                                       [](auto& l) {
+                                                         auto s = base(l);
+                                                         s.dst = l.nodes[0].router_ip;
+                                                         return build(s);
+                                                       },
+                                                       TC_ACT_OK, HRB_R_TO_STACK_LOCAL},
+                                           VerdictCase{"truncated_tcp",
+                                                       [](auto& l) {
+                                                         auto b = build(base(l));
+                                                         b.resize(14 + 20 + 10);
+                                                         return b;
+                                                       },
+                                                       TC_ACT_SHOT, HRB_R_DROP_MALFORMED},
+                                           VerdictCase{"truncated_udp",
+                                                       [](auto& l) {
+                                                         auto s = base(l);
+                                                         s.proto = 17;
+                                                         auto b = build(s);
+                                                         b.resize(14 + 20 + 4);
+                                                         return b;
+                                                       },
+                                                       TC_ACT_SHOT, HRB_R_DROP_MALFORMED}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 // NAT port collision and exhaustion with a narrow port range.
 class NatPorts : public Datapath {

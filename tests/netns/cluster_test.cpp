@@ -63,7 +63,8 @@ TEST_F(TwoNode, EveryPodReachesTheExternalHost) {
 
 TEST_F(TwoNode, NodesReachEachOtherOnTheUnderlay) {
   const auto& l = cluster_->layout();
-  auto r = traffic::reach({Proto::kTcp, l.nodes[0].netns, l.nodes[1].netns, l.nodes[1].underlay_ip});
+  auto r =
+      traffic::reach({Proto::kTcp, l.nodes[0].netns, l.nodes[1].netns, l.nodes[1].underlay_ip});
   EXPECT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.peer_seen, l.nodes[0].underlay_ip);
 }

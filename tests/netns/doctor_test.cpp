@@ -27,10 +27,10 @@ TEST(Doctor, JsonAgreesWithExitCodeAndRequiredFeaturesArePresent) {
   }
   EXPECT_EQ(j["ok"].get<bool>(), all_required);
   EXPECT_EQ(r.status, all_required ? 0 : 4);
-  for (const char* id : {"root", "bpffs", "btf", "tcx_attach", "clsact_attach", "redirect_peer",
-                         "redirect_neigh", "fib_lookup", "xdp_live_frames", "cgroup_sockopt",
-                         "iptables_nft", "iptables_legacy", "nft", "iperf3", "sockperf",
-                         "bpf_stats"})
+  for (const char* id :
+       {"root", "bpffs", "btf", "tcx_attach", "clsact_attach", "redirect_peer", "redirect_neigh",
+        "fib_lookup", "xdp_live_frames", "cgroup_sockopt", "iptables_nft", "iptables_legacy", "nft",
+        "iperf3", "sockperf", "bpf_stats"})
     EXPECT_TRUE(ids.count(id)) << "no check " << id;
   // Its probes run in anonymous namespaces and a scratch cgroup: nothing may be left.
   std::error_code ec;

@@ -13,6 +13,10 @@
 #include "support/cluster_fixture.hpp"
 #include "traffic/reach.hpp"
 #include "traffic/workload.hpp"
+
+#include "hrb_abi.h"
+
+// Generated skeletons: after hrb_abi.h, which declares the structs they name.
 #include "verifier_reject.skel.h"
 
 using namespace hrb;
@@ -56,8 +60,8 @@ class Ebpf : public ::testing::Test {
         if (a == b) continue;
         for (Proto p : {Proto::kTcp, Proto::kUdp}) {
           auto r = traffic::reach({p, a->netns, b->netns, b->ip});
-          EXPECT_TRUE(r.ok) << traffic::proto_name(p) << " " << a->name << " -> " << b->name
-                            << ": " << r.error;
+          EXPECT_TRUE(r.ok) << traffic::proto_name(p) << " " << a->name << " -> " << b->name << ": "
+                            << r.error;
           EXPECT_EQ(r.peer_seen, a->ip);
         }
       }
@@ -79,8 +83,9 @@ TEST_F(Ebpf, ConnectivityMatrixAndMasqueradeHold) {
   ASSERT_EQ(c.size(), 2u);
   for (const auto& n : l().nodes) {
     EXPECT_GT(c[n.name]["from_pod"][HRB_R_REDIRECT_PEER], 0u) << n.name;
-    EXPECT_GT(c[n.name]["from_pod"][HRB_R_REDIRECT_FIB] +
-                  c[n.name]["from_pod"][HRB_R_REDIRECT_NEIGH], 0u) << n.name;
+    EXPECT_GT(
+        c[n.name]["from_pod"][HRB_R_REDIRECT_FIB] + c[n.name]["from_pod"][HRB_R_REDIRECT_NEIGH], 0u)
+        << n.name;
     EXPECT_GT(c[n.name]["from_pod"][HRB_R_MASQ_NEW], 0u) << n.name;
     EXPECT_GT(c[n.name]["from_uplink"][HRB_R_REVNAT_HIT], 0u) << n.name;
     EXPECT_GT(c[n.name]["from_uplink"][HRB_R_REDIRECT_PEER], 0u) << n.name;
@@ -206,7 +211,8 @@ TEST(EbpfLoad, VerifierRejectionCarriesTheVerifierLog) {
     std::string m = e.what();
     EXPECT_NE(m.find("verifier_reject"), std::string::npos) << m;
     EXPECT_NE(m.find("invalid access to packet"), std::string::npos)
-        << "the verifier's own words are missing:\n" << m;
+        << "the verifier's own words are missing:\n"
+        << m;
   }
 }
 

@@ -10,8 +10,8 @@
 
 #include <chrono>
 #include <filesystem>
-#include <set>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "core/netns.hpp"
@@ -73,8 +73,9 @@ TEST_F(Guard, UserRulesRefuseEbpfModeUntilRemoved) {
       {{"iptables-nft", "-A", "FORWARD", "-s", "10.0.0.0/8", "-j", "DROP"},
        {"iptables-nft", "-D", "FORWARD", "-s", "10.0.0.0/8", "-j", "DROP"},
        "iptables-nft filter FORWARD -s 10.0.0.0/8 -j DROP"},
-      {{"nft", "add table inet usr; add chain inet usr c1 { type filter hook forward priority 0; }; "
-               "add rule inet usr c1 ip saddr 10.0.0.0/8 drop"},
+      {{"nft",
+        "add table inet usr; add chain inet usr c1 { type filter hook forward priority 0; }; "
+        "add rule inet usr c1 ip saddr 10.0.0.0/8 drop"},
        {"nft", "delete table inet usr"},
        "nft inet usr c1 ip saddr 10.0.0.0/8 drop"},
   };
@@ -99,21 +100,25 @@ TEST_F(Guard, BlockerRefusesAndUndoesWritesOnlyInNodes) {
   EXPECT_TRUE(cgroup_setsockopt_programs().count(ours)) << "the blocker is not attached";
 
   // x_tables: refused by the kernel in the node netns.
-  auto legacy = in(node1().netns, {"iptables-legacy", "-A", "FORWARD", "-s", "10.0.0.0/8", "-j", "DROP"});
+  auto legacy =
+      in(node1().netns, {"iptables-legacy", "-A", "FORWARD", "-s", "10.0.0.0/8", "-j", "DROP"});
   EXPECT_NE(legacy.status, 0);
   EXPECT_NE(legacy.err.find("Operation not permitted"), std::string::npos) << legacy.err;
 
   // nftables: committed, then undone by the watcher within a second, and logged.
   for (std::vector<std::string> add :
-       {std::vector<std::string>{"iptables-nft", "-A", "FORWARD", "-s", "10.1.0.0/16", "-j", "DROP"},
-        {"nft", "add table inet usr2; add chain inet usr2 c { type filter hook forward priority 0; }; "
-                "add rule inet usr2 c ip saddr 10.2.0.0/16 drop"}}) {
+       {std::vector<std::string>{"iptables-nft", "-A", "FORWARD", "-s", "10.1.0.0/16", "-j",
+                                 "DROP"},
+        {"nft",
+         "add table inet usr2; add chain inet usr2 c { type filter hook forward priority 0; }; "
+         "add rule inet usr2 c ip saddr 10.2.0.0/16 drop"}}) {
     ASSERT_EQ(in(node1().netns, add).status, 0) << add[0];
     auto t0 = Clock::now();
     bool gone = false;
     while (Clock::now() - t0 < std::chrono::seconds(1)) {
       auto all = in(node1().netns, {"nft", "list", "ruleset"}).out;
-      if (all.find("10.1.0.0/16") == std::string::npos && all.find("10.2.0.0/16") == std::string::npos) {
+      if (all.find("10.1.0.0/16") == std::string::npos &&
+          all.find("10.2.0.0/16") == std::string::npos) {
         gone = true;
         break;
       }
@@ -149,8 +154,13 @@ TEST_F(Guard, BlockerRefusesAndUndoesWritesOnlyInNodes) {
   ASSERT_EQ(mode({"legacy"}).status, 0);
   EXPECT_FALSE(cgroup_setsockopt_programs().count(ours)) << "the blocker is still attached";
   EXPECT_FALSE(std::filesystem::exists("/sys/fs/bpf/hrbench/" + c_->prefix()));
-  EXPECT_EQ(in(node1().netns, {"iptables-legacy", "-A", "FORWARD", "-s", "10.3.0.0/16", "-j", "DROP"}).status, 0);
-  EXPECT_EQ(in(node1().netns, {"iptables-nft", "-A", "FORWARD", "-s", "10.4.0.0/16", "-j", "DROP"}).status, 0);
+  EXPECT_EQ(
+      in(node1().netns, {"iptables-legacy", "-A", "FORWARD", "-s", "10.3.0.0/16", "-j", "DROP"})
+          .status,
+      0);
+  EXPECT_EQ(in(node1().netns, {"iptables-nft", "-A", "FORWARD", "-s", "10.4.0.0/16", "-j", "DROP"})
+                .status,
+            0);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_NE(in(node1().netns, {"iptables-nft-save"}).out.find("10.4.0.0/16"), std::string::npos);
 }

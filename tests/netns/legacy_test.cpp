@@ -133,8 +133,8 @@ TEST_P(Legacy, BadMasqConfigChangesNothing) {
   legacy();
   auto snap = datapath::netns_snapshot(l().nodes[0].netns);
   auto mode_before = test::hrbench({"mode"}, cluster_->prefix()).out;
-  for (const char* f : {"bad-cidr.yaml", "bad-unknown-key.yaml", "bad-wrong-type.yaml",
-                        "bad-not-a-list.json"}) {
+  for (const char* f :
+       {"bad-cidr.yaml", "bad-unknown-key.yaml", "bad-wrong-type.yaml", "bad-not-a-list.json"}) {
     auto r = mode({"legacy", "--masq-config", masq_fixture(f), "--services", "5"});
     EXPECT_EQ(r.status, static_cast<int>(ExitCode::kBadInput)) << f << ": " << r.err;
     EXPECT_NE(r.err.find(masq_fixture(f) + ":"), std::string::npos) << r.err;

@@ -1,7 +1,7 @@
 // Crash safety, refusal of concurrent use, bad input that changes nothing, and exec.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -31,8 +31,8 @@ void kill_up_at(const std::string& stage, const std::string& prefix, const std::
   }
   int st = 0;
   ASSERT_EQ(waitpid(pid, &st, WUNTRACED), pid);
-  ASSERT_TRUE(WIFSTOPPED(st)) << "hrbench up did not reach stage " << stage
-                              << " (exit status " << st << ")";
+  ASSERT_TRUE(WIFSTOPPED(st)) << "hrbench up did not reach stage " << stage << " (exit status "
+                              << st << ")";
   kill(pid, SIGKILL);
   ASSERT_EQ(waitpid(pid, &st, 0), pid);
   ASSERT_TRUE(WIFSIGNALED(st));
@@ -52,8 +52,8 @@ TEST_P(KilledUp, CleanRemovesEverything) {
     EXPECT_EQ(test::netns_with_prefix(prefix).size(), 1u + 8 + 128 + 1) << "nothing was made?";
   }
   // A second `up` refuses, pointing at clean.
-  auto again = test::hrbench({"up", "--topology", test::source_path("topologies/two-node.yaml")},
-                             prefix);
+  auto again =
+      test::hrbench({"up", "--topology", test::source_path("topologies/two-node.yaml")}, prefix);
   EXPECT_EQ(again.status, static_cast<int>(ExitCode::kBusy));
   EXPECT_NE(again.err.find("hrbench clean"), std::string::npos) << again.err;
 
@@ -64,7 +64,8 @@ TEST_P(KilledUp, CleanRemovesEverything) {
   EXPECT_EQ(test::root_veths(), before);
 }
 
-INSTANTIATE_TEST_SUITE_P(Stages, KilledUp, ::testing::Values("journal", "netns", "sysctls", "links"));
+INSTANTIATE_TEST_SUITE_P(Stages, KilledUp,
+                         ::testing::Values("journal", "netns", "sysctls", "links"));
 
 TEST(Lifecycle, ConcurrentUpOnSamePrefixIsRefused) {
   HRB_REQUIRE_ROOT();
@@ -109,8 +110,8 @@ TEST(Lifecycle, InvalidTopologyCreatesNothing) {
 TEST(Lifecycle, ExecRunsInTheNetnsAndKeepsTheMountNamespace) {
   HRB_REQUIRE_ROOT();
   test::ClusterGuard c("topologies/single-node.yaml", "te");
-  auto r = test::hrbench({"exec", "node1-pod3", "--", "ip", "-4", "-o", "addr", "show", "dev",
-                          "eth0"}, c.prefix());
+  auto r = test::hrbench(
+      {"exec", "node1-pod3", "--", "ip", "-4", "-o", "addr", "show", "dev", "eth0"}, c.prefix());
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("10.244.0.4/32"), std::string::npos) << r.out;
   auto mnt = test::hrbench({"exec", "node1", "--", "readlink", "/proc/self/ns/mnt"}, c.prefix());
@@ -137,10 +138,10 @@ TEST(Lifecycle, DownKillsProcessesLeftInsideTheCluster) {
       _exit(127);
     }
     // Wait until the child is inside the pod's netns (polling the kernel's own answer).
-    struct stat want{};
+    struct stat want {};
     ASSERT_EQ(stat(netns_path(c.layout().pods()[0]->netns).c_str(), &want), 0);
     for (;;) {
-      struct stat have{};
+      struct stat have {};
       if (stat(("/proc/" + std::to_string(child) + "/ns/net").c_str(), &have) == 0 &&
           have.st_ino == want.st_ino)
         break;

@@ -1,7 +1,7 @@
 // `hrbench run` end to end: a quick matrix, its results file against the JSON Schema, the
 // Google Benchmark export read by Google Benchmark's own compare.py, and Ctrl-C.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -37,8 +37,8 @@ TEST(Run, QuickMatrixWritesAValidCompleteResultsFile) {
   HRB_REQUIRE_ROOT();
   const std::string dir = tmpdir(), out = dir + "/run.json";
   const std::string prefix = test::unique_prefix("tr");
-  auto r = test::hrbench({"run", "--quick", "--duration", "0.4", "--warmup", "0.1", "--output",
-                          out, "--export", "gbench", "csv"},
+  auto r = test::hrbench({"run", "--quick", "--duration", "0.4", "--warmup", "0.1", "--output", out,
+                          "--export", "gbench", "csv"},
                          prefix);
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("ebpf/legacy"), std::string::npos) << "the comparison table:\n" << r.out;
@@ -49,7 +49,8 @@ TEST(Run, QuickMatrixWritesAValidCompleteResultsFile) {
   std::set<std::string> cells;
   for (const auto& t : doc["trials"])
     cells.insert(t["mode"].get<std::string>() + "/" + t["scenario"].get<std::string>() + "/" +
-                 t["workload"].get<std::string>() + "/" + std::to_string(t["repetition"].get<int>()));
+                 t["workload"].get<std::string>() + "/" +
+                 std::to_string(t["repetition"].get<int>()));
   // 2 modes x 3 pod scenarios x 4 workloads + node-node x 4 workloads, one repetition.
   EXPECT_EQ(cells.size(), 2u * 3 * 4 + 4);
   EXPECT_EQ(doc["trials"].size(), cells.size());
@@ -66,8 +67,7 @@ TEST(Run, QuickMatrixWritesAValidCompleteResultsFile) {
                       dir + "/run.gbench.json", dir + "/run.gbench.json"},
                      {.check = false});
   EXPECT_EQ(cmp.status, 0) << cmp.err;
-  EXPECT_NE(cmp.out.find("ebpf/pod-pod-cross-node/tcp_rr/transactionsPerSecond"),
-            std::string::npos)
+  EXPECT_NE(cmp.out.find("ebpf/pod-pod-cross-node/tcp_rr/transactionsPerSecond"), std::string::npos)
       << cmp.out;
   fs::remove_all(dir);
 }
@@ -117,19 +117,18 @@ TEST(Run, SigintLeavesAValidPartialFileAndACleanMachine) {
 TEST(Run, BadOptionsChangeNothing) {
   HRB_REQUIRE_ROOT();
   const std::string prefix = test::unique_prefix("tv");
-  for (std::vector<std::string> args :
-       {std::vector<std::string>{"run", "--modes", "legacy,turbo"},
-        {"run", "--workloads", "tcp_maerts"},
-        {"run", "--scenarios", "pod-moon"},
-        {"run", "--scan", "services"},
-        {"run", "--quick", "--thorough"},
-        {"run", "--export", "xml"}}) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"run", "--modes", "legacy,turbo"},
+                                        {"run", "--workloads", "tcp_maerts"},
+                                        {"run", "--scenarios", "pod-moon"},
+                                        {"run", "--scan", "services"},
+                                        {"run", "--quick", "--thorough"},
+                                        {"run", "--export", "xml"}}) {
     auto r = test::hrbench(args, prefix);
     EXPECT_EQ(r.status, static_cast<int>(ExitCode::kUsage)) << args[1] << ": " << r.err;
     EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
   }
-  auto r = test::hrbench({"run", "--masq-config", test::source_path("tests/fixtures/masq/bad-cidr.yaml")},
-                         prefix);
+  auto r = test::hrbench(
+      {"run", "--masq-config", test::source_path("tests/fixtures/masq/bad-cidr.yaml")}, prefix);
   EXPECT_EQ(r.status, static_cast<int>(ExitCode::kBadInput)) << r.err;
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
 }

@@ -5,9 +5,13 @@
 
 #include "core/bpf.hpp"
 #include "core/netns.hpp"
-#include "drop_nth.skel.h"
 #include "support/cluster_fixture.hpp"
 #include "traffic/workload.hpp"
+
+#include "hrb_abi.h"
+
+// Generated skeletons: after hrb_abi.h, which declares the structs they name.
+#include "drop_nth.skel.h"
 
 using namespace hrb;
 using traffic::Kind;

@@ -12,16 +12,16 @@
 namespace hrb::test {
 
 std::string unique_prefix(const std::string& tag);  // e.g. "tc12345" + a counter
-std::string source_path(const std::string& rel);     // HRB_SOURCE_DIR/rel
+std::string source_path(const std::string& rel);    // HRB_SOURCE_DIR/rel
 CmdResult hrbench(const std::vector<std::string>& args, const std::string& prefix);
 std::vector<std::string> netns_with_prefix(const std::string& prefix);
 // Root-namespace veths: must stay empty — the harness never creates links there.
 std::vector<std::string> root_veths();
 
 // Skips the test (with the reason) when not root: netns tests need CAP_NET_ADMIN/CAP_SYS_ADMIN.
-#define HRB_REQUIRE_ROOT()                                              \
-  do {                                                                  \
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root (netns, BPF)";   \
+#define HRB_REQUIRE_ROOT()                                           \
+  do {                                                               \
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (netns, BPF)"; \
   } while (0)
 
 class ClusterGuard {

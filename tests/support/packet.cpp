@@ -16,7 +16,9 @@ void put32(Bytes& b, size_t off, uint32_t v) {
   put16(b, off + 2, v & 0xffff);
 }
 uint16_t get16(const Bytes& b, size_t off) { return b[off] << 8 | b[off + 1]; }
-uint32_t get32(const Bytes& b, size_t off) { return uint32_t(get16(b, off)) << 16 | get16(b, off + 2); }
+uint32_t get32(const Bytes& b, size_t off) {
+  return uint32_t(get16(b, off)) << 16 | get16(b, off + 2);
+}
 
 uint32_t pseudo_sum(const Bytes& b, size_t ip, uint8_t proto, size_t l4len) {
   uint32_t s = 0;
@@ -105,7 +107,8 @@ bool l4_csum_ok(const Bytes& b) {
 }
 
 std::string mac_str(const uint8_t* m) {
-  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
+  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4],
+                     m[5]);
 }
 
 Decoded decode(const Bytes& b) {

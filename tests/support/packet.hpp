@@ -19,8 +19,8 @@ struct PacketSpec {
   uint8_t tcp_flags = 0x18;  // PSH|ACK
   uint8_t icmp_type = 8;     // echo request
   bool udp_zero_csum = false;
-  uint16_t frag = 0;         // IPv4 flags+offset field (host order)
-  int ip_option_words = 0;   // IPv4 options, 4 bytes each (NOPs)
+  uint16_t frag = 0;        // IPv4 flags+offset field (host order)
+  int ip_option_words = 0;  // IPv4 options, 4 bytes each (NOPs)
   size_t payload = 32;
   uint8_t src_mac[6] = {0x02, 0, 0, 0, 0, 0x01};
   uint8_t dst_mac[6] = {0x02, 0, 0, 0, 0, 0x02};

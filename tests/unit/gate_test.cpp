@@ -18,9 +18,8 @@ namespace {
 
 nlohmann::json trial(const std::string& mode, const std::string& scen, const std::string& wl,
                      int rep, double tps) {
-  return {{"mode", mode},          {"scenario", scen}, {"workload", wl},
-          {"repetition", rep},     {"valid", true},
-          {"metrics", {{"transactionsPerSecond", tps}}}};
+  return {{"mode", mode},      {"scenario", scen}, {"workload", wl},
+          {"repetition", rep}, {"valid", true},    {"metrics", {{"transactionsPerSecond", tps}}}};
 }
 
 // A run with `pairs` repetitions: legacy ~ N(1000, sd), ebpf ~ shift * N(1000, sd).
@@ -119,16 +118,17 @@ TEST(GateStats, MissingOrNonFiniteDataIsAnInputErrorNamingFileAndMetric) {
 }
 
 TEST(GatePolicy, RejectsBadPolicies) {
-  for (const char* y : {"checks: []\n", "colour: 1\nchecks: []\n",
-                        "checks:\n  - {name: x, kind: relative, workload: tcp_rr, metric: speed,"
-                        " a: {mode: legacy, scenario: s}, b: {mode: ebpf, scenario: s}, ratio: {min: 1}}\n",
-                        "checks:\n  - {name: x, kind: relative, workload: tcp_stream, metric: latencyP99,"
-                        " a: {mode: legacy, scenario: s}, b: {mode: ebpf, scenario: s}, ratio: {min: 1}}\n",
-                        "checks:\n  - {name: x, kind: relative, workload: tcp_rr, "
-                        "metric: transactionsPerSecond, a: {mode: legacy, scenario: s}, "
-                        "b: {mode: ebpf, scenario: s}, ratio: {}}\n",
-                        "checks:\n  - {name: x, kind: sideways, workload: tcp_rr, "
-                        "metric: transactionsPerSecond}\n"}) {
+  for (const char* y :
+       {"checks: []\n", "colour: 1\nchecks: []\n",
+        "checks:\n  - {name: x, kind: relative, workload: tcp_rr, metric: speed,"
+        " a: {mode: legacy, scenario: s}, b: {mode: ebpf, scenario: s}, ratio: {min: 1}}\n",
+        "checks:\n  - {name: x, kind: relative, workload: tcp_stream, metric: latencyP99,"
+        " a: {mode: legacy, scenario: s}, b: {mode: ebpf, scenario: s}, ratio: {min: 1}}\n",
+        "checks:\n  - {name: x, kind: relative, workload: tcp_rr, "
+        "metric: transactionsPerSecond, a: {mode: legacy, scenario: s}, "
+        "b: {mode: ebpf, scenario: s}, ratio: {}}\n",
+        "checks:\n  - {name: x, kind: sideways, workload: tcp_rr, "
+        "metric: transactionsPerSecond}\n"}) {
     try {
       parse_policy_string(y, "p.yaml");
       FAIL() << "accepted:\n" << y;
@@ -168,8 +168,9 @@ TEST(GateOutput, MarkdownAndJunitMatchTheGoldenFiles) {
 
 TEST(GateCli, ExitCodes) {
   const std::string dir = test::source_path("tests/fixtures/gate/");
-  auto ok = test::hrbench({"gate", dir + "run.json", "--policy", dir + "policy.yaml", "--baseline",
-                           dir + "run.json"}, "");
+  auto ok = test::hrbench(
+      {"gate", dir + "run.json", "--policy", dir + "policy.yaml", "--baseline", dir + "run.json"},
+      "");
   EXPECT_EQ(ok.status, 1) << "the fixture has one failing check\n" << ok.out << ok.err;
   auto bad = test::hrbench({"gate", dir + "run.json", "--policy", dir + "missing.yaml"}, "");
   EXPECT_EQ(bad.status, 3) << bad.err;

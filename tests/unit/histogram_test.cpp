@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "core/error.hpp"
@@ -26,8 +26,8 @@ TEST(Histogram, BucketsAreContiguousAndPrecise) {
     else
       ASSERT_LE(width / Histogram::lowest_of(i), 1.0 / 1024 + 1e-12) << i;
   }
-  for (uint64_t v : std::initializer_list<uint64_t>{0, 1, 2047, 2048, 2049, 123456789,
-                                                   Histogram::kMaxValue}) {
+  for (uint64_t v :
+       std::initializer_list<uint64_t>{0, 1, 2047, 2048, 2049, 123456789, Histogram::kMaxValue}) {
     size_t i = Histogram::index_of(v);
     EXPECT_LE(Histogram::lowest_of(i), v);
     EXPECT_GE(Histogram::highest_of(i), v);

@@ -31,8 +31,8 @@ TEST(Layout, NamesAndAddressesOfTwoNode) {
 }
 
 TEST(Layout, EveryNetnsCarriesThePrefixAndIsUnique) {
-  auto l = plan(parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/scale-8x16.yaml"),
-                "abc");
+  auto l =
+      plan(parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/scale-8x16.yaml"), "abc");
   std::set<std::string> seen;
   for (const auto& ns : l.all_netns()) {
     EXPECT_TRUE(l.owns_netns(ns)) << ns;

@@ -72,8 +72,9 @@ TEST_P(MasqRejects, NamingFileLineAndKey) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, MasqRejects,
-                         ::testing::Values(BadMasq{"bad-cidr.yaml", "nonMasqueradeCIDRs[1]", ":3:5"},
-                                           BadMasq{"bad-unknown-key.yaml", "resync", ":3:1"},
-                                           BadMasq{"bad-wrong-type.yaml", "masqLinkLocal", ":2:16"},
-                                           BadMasq{"bad-not-a-list.json", "nonMasqueradeCIDRs", ":1:24"}));
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, MasqRejects,
+    ::testing::Values(BadMasq{"bad-cidr.yaml", "nonMasqueradeCIDRs[1]", ":3:5"},
+                      BadMasq{"bad-unknown-key.yaml", "resync", ":3:1"},
+                      BadMasq{"bad-wrong-type.yaml", "masqLinkLocal", ":2:16"},
+                      BadMasq{"bad-not-a-list.json", "nonMasqueradeCIDRs", ":1:24"}));

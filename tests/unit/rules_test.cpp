@@ -59,7 +59,9 @@ TEST(KubeProxyRules, ChainsPerServiceAndEndpoint) {
   EXPECT_NE(fwd[0].spec.find("--ctstate INVALID -j DROP"), std::string::npos);
 }
 
-TEST(KubeProxyRules, NoServicesNoRules) { EXPECT_EQ(kube_proxy_rules(two_node(), 0, 1).size(), 0u); }
+TEST(KubeProxyRules, NoServicesNoRules) {
+  EXPECT_EQ(kube_proxy_rules(two_node(), 0, 1).size(), 0u);
+}
 
 TEST(RuleSet, RemoveUndoesApply) {
   RuleSet rs;
