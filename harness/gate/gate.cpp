@@ -241,9 +241,10 @@ GateResult evaluate(const Policy& p, const nlohmann::json& cur, const std::strin
       r.ci_high = est->ci_high;
       decide(r, k.min_ratio.value_or(NAN), k.max_ratio.value_or(NAN), p.min_pairs);
     } else {
-      if (!base)
-        throw Error("check '" + k.name + "' is a baseline check: give --baseline FILE",
-                    ExitCode::kBadInput);
+      if (!base) {
+        out.skipped.push_back(k.name);
+        continue;
+      }
       r.a_values = results::finite(values_of(*base, base_file, k.cell, k));
       r.b_values = results::finite(values_of(cur, cur_file, k.cell, k));
       auto est = unpaired_ratio(r.a_values, r.b_values, p.resamples, p.seed, p.confidence);
@@ -314,6 +315,8 @@ std::string render_text(const GateResult& r) {
       s += fmt::format("\n{} — {}: {}\n  {}\n  a {}\n  b {}\n", verdict_name(c.verdict),
                        c.check.name, c.message, describe(c.check), samples(c.a_values),
                        samples(c.b_values));
+  for (const auto& k : r.skipped)
+    s += fmt::format("\nskipped — {}: a baseline check, and no --baseline run was given\n", k);
   s += fmt::format("\ngate: {}\n", verdict_name(r.overall()));
   return s;
 }
@@ -327,6 +330,9 @@ std::string render_markdown(const GateResult& r, const std::string& title) {
     s += fmt::format("| {} | {} | {:.3f} | [{:.3f}, {:.3f}] | {} | {} | {:.3f} | {} |\n",
                      c.check.name, describe(c.check), c.ratio, c.ci_low, c.ci_high, c.bound_text,
                      c.pairs, c.mann_whitney_p, icon[static_cast<int>(c.verdict)]);
+  for (const auto& k : r.skipped)
+    s += fmt::format("\n- *{}*: skipped (baseline check, no baseline run given)", k);
+  if (!r.skipped.empty()) s += "\n";
   bool any = false;
   for (const auto& c : r.checks)
     if (c.verdict != Verdict::kPass) {
