@@ -32,6 +32,7 @@
 #include "run/run.hpp"
 #include "topology/cluster.hpp"
 #include "topology/spec.hpp"
+#include "traffic/pps.hpp"
 #include "traffic/workload.hpp"
 
 namespace po = boost::program_options;
@@ -271,8 +272,10 @@ int cmd_traffic(const std::vector<std::string>& args) {
       "hrbench traffic WORKLOAD --from NAME --to NAME: run one workload between two members of "
       "the running cluster and print its figures");
   d.add_options()("workload", po::value<std::string>(),
-                  "tcp_rr | tcp_crr | tcp_stream | udp_stream | udp_rr")(
-      "from", po::value<std::string>()->required(), "client: pod, node or external host")(
+                  "tcp_rr | tcp_crr | tcp_stream | udp_stream | udp_rr | pps")(
+      "from", po::value<std::string>(),
+      "client: pod, node or external host (not for pps: the "
+      "frames come from the fabric side of --to's node)")(
       "to", po::value<std::string>()->required(), "server: pod, node or external host")(
       "duration", po::value<double>()->default_value(5), "measured seconds")(
       "warmup", po::value<double>()->default_value(1), "seconds discarded first")(
@@ -295,7 +298,30 @@ int cmd_traffic(const std::vector<std::string>& args) {
                   ExitCode::kNotFound);
     return *ep;
   };
-  auto from = member("from"), to = member("to");
+  auto to = member("to");
+  if ((*vm)["workload"].as<std::string>() == "pps") {
+    if (to.kind != topology::Endpoint::Kind::kPod)
+      throw Error("pps: --to must be a pod", ExitCode::kUsage);
+    traffic::PpsSpec ps;
+    for (const auto& n : l.nodes)
+      for (const auto& p : n.pods)
+        if (p.name == to.name) {
+          ps.node = &n;
+          ps.pod = &p;
+        }
+    ps.src = l.externals.empty() ? l.nodes[0].underlay_ip : l.externals[0].address;
+    ps.duration_s = (*vm)["duration"].as<double>();
+    auto cpu0 = metrics::read_cpu_times();
+    auto r = traffic::run_pps(l, ps);
+    auto j = r.to_json();
+    j["cpu"] = (metrics::read_cpu_times() - cpu0).to_json();
+    j["to"] = to.name;
+    j["mode"] = datapath::current_mode(st).name;
+    std::cout << j.dump(2) << "\n";
+    return r.received ? 0 : static_cast<int>(ExitCode::kFailure);
+  }
+  if (!vm->count("from")) throw Error("--from is required", ExitCode::kUsage);
+  auto from = member("from");
   traffic::WorkloadSpec w;
   w.kind = traffic::parse_kind((*vm)["workload"].as<std::string>());
   w.client_netns = from.netns;

@@ -6,6 +6,7 @@
 #include "core/bpf.hpp"
 #include "core/netns.hpp"
 #include "support/cluster_fixture.hpp"
+#include "traffic/pps.hpp"
 #include "traffic/workload.hpp"
 
 #include "hrb_abi.h"
@@ -114,6 +115,22 @@ TEST_F(Workloads, UdpStreamCountsEveryTenthDroppedAsLost) {
   EXPECT_EQ(r.udp_lost, prog->bss->dropped);
   EXPECT_EQ(r.udp_received + r.udp_lost, r.udp_sent);
   EXPECT_EQ(r.udp_duplicates, 0u);
+}
+
+TEST_F(Workloads, PpsInjectsFramesThatTheNodeForwardsToThePod) {
+  const auto& l = cluster_->layout();
+  traffic::PpsSpec ps;
+  ps.node = &l.nodes[1];
+  ps.pod = &l.nodes[1].pods[0];
+  ps.src = l.externals[0].address;
+  ps.duration_s = 0.5;
+  auto r = traffic::run_pps(l, ps);
+  EXPECT_GT(r.sent, 10000u) << "XDP live frames generated too little";
+  EXPECT_GT(r.received, 0u) << "nothing reached the pod";
+  EXPECT_LE(r.received, r.sent);
+  // The receiving veth's GRO setting is restored (off by default on veth).
+  auto k = run_cmd({"ethtool", "-k", "eth0"}, {.netns = l.nodes[1].netns}).out;
+  EXPECT_NE(k.find("generic-receive-offload: off"), std::string::npos);
 }
 
 TEST_F(Workloads, BadSpecIsRejected) {
