@@ -59,7 +59,7 @@ struct CheckResult {
 struct GateResult {
   std::vector<CheckResult> checks;
   std::vector<std::string> skipped;  // baseline checks without a baseline run
-  Verdict overall() const;  // fail if any fails, else inconclusive if any is, else pass
+  Verdict overall() const;           // fail if any fails, else inconclusive if any is, else pass
 };
 
 // Evaluates every check; throws Error(kBadInput) for a check whose data is missing, empty or

@@ -58,7 +58,9 @@ TEST(Run, QuickMatrixWritesAValidCompleteResultsFile) {
                         "none/node-node/tcp_stream/0"})
     EXPECT_TRUE(cells.count(c)) << c;
   for (const auto& t : doc["trials"])
-    if (t["mode"] == "ebpf") EXPECT_EQ(t["iptablesPackets"], 0) << "ebpf bypasses iptables";
+    if (t["mode"] == "ebpf") {
+      EXPECT_EQ(t["iptablesPackets"], 0) << "ebpf bypasses iptables";
+    }
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
   EXPECT_TRUE(fs::exists(dir + "/run.csv"));
 

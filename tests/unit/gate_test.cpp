@@ -160,7 +160,7 @@ TEST(GateOutput, MarkdownAndJunitMatchTheGoldenFiles) {
     return ss.str();
   };
   // Regenerate after an intended change of format with:
-  //   hrbench gate run.json --policy policy.yaml --baseline run.json \
+  //   hrbench gate run.json --policy policy.yaml --baseline run.json
   //     --markdown expected.md --junit expected.xml     (in tests/fixtures/gate)
   EXPECT_EQ(render_markdown(r, "hostroute-bench gate"), slurp(dir + "expected.md"));
   EXPECT_EQ(render_junit(r, "hostroute-bench gate"), slurp(dir + "expected.xml"));
