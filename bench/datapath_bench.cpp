@@ -218,8 +218,9 @@ void BM_MasqEstablished_NatOccupancy(benchmark::State& st) {
   const int fill = static_cast<int>(65536 * st.range(1) / 100);
   std::mt19937 rng(1);
   for (int i = 0; i < fill; ++i) {
-    hrb_nat_key k{rng(), rng(), static_cast<uint16_t>(rng()), static_cast<uint16_t>(rng()), 6, {}};
-    hrb_nat_entry v{rng(), static_cast<uint16_t>(rng()), 0, 0};
+    auto r32 = [&] { return static_cast<uint32_t>(rng()); };
+    hrb_nat_key k{r32(), r32(), static_cast<uint16_t>(rng()), static_cast<uint16_t>(rng()), 6, {}};
+    hrb_nat_entry v{r32(), static_cast<uint16_t>(rng()), 0, 0};
     bpf_map_update_elem(r.progs->map_fd("nat_fwd"), &k, &v, BPF_ANY);
     bpf_map_update_elem(r.progs->map_fd("nat_rev"), &k, &v, BPF_ANY);
   }

@@ -72,13 +72,6 @@ std::string esc(const std::string& s) {
   return o;
 }
 
-std::string fmtv(double x) {
-  if (!std::isfinite(x)) return "–";
-  if (std::abs(x) >= 1000) return fmt::format("{:.0f}", x);
-  if (std::abs(x) >= 10) return fmt::format("{:.1f}", x);
-  return fmt::format("{:.3g}", x);
-}
-
 bool has(const nlohmann::json& doc, const std::string& workload) {
   for (const auto& t : doc["trials"])
     if (t["workload"] == workload) return true;
