@@ -766,13 +766,7 @@ int cmd_status(const std::vector<std::string>& args) {
   if (vm->count("json")) {
     auto j = layout_json(l, st);
     j["mode"] = mode.to_json();
-    if (mode.name == "ebpf") {
-      nlohmann::json c = nlohmann::json::object();
-      for (const auto& [node, progs] : datapath::read_counters(l))
-        for (const auto& [prog, counts] : progs)
-          for (int r = 0; r < HRB_R__MAX; ++r) c[node][prog][datapath::reason_name(r)] = counts[r];
-      j["bpfCounters"] = c;
-    }
+    if (mode.name == "ebpf") j["bpfCounters"] = datapath::counters_json(l);
     std::cout << j.dump(2) << "\n";
   } else {
     print_layout(l, st);

@@ -337,6 +337,15 @@ void swap_nonmasq(const topology::Layout& l, const MasqConfig& masq) {
   }
 }
 
+nlohmann::json counters_json(const topology::Layout& l) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [node, progs] : read_counters(l))
+    for (const auto& [prog, c] : progs)
+      for (int r = 0; r < HRB_R__MAX; ++r)
+        if (c[r]) j[node][prog][reason_name(r)] = c[r];
+  return j;
+}
+
 std::map<std::string, std::map<std::string, ReasonCounters>> read_counters(
     const topology::Layout& l) {
   std::map<std::string, std::map<std::string, ReasonCounters>> out;

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "datapath/legacy.hpp"
@@ -33,6 +34,9 @@ std::map<std::string, std::map<std::string, ReasonCounters>> read_counters(
 // Replaces every node's non-masquerade trie with one built from `masq`, in one map update per
 // node (each packet sees the old list or the new one, never a mix). ebpf mode must be on.
 void swap_nonmasq(const topology::Layout& l, const MasqConfig& masq);
+
+// The same, as JSON {node: {program: {reason: count}}}, non-zero counts only.
+nlohmann::json counters_json(const topology::Layout& l);
 
 // Mounts bpffs at /sys/fs/bpf when it is not there (as scripts/setup does).
 void ensure_bpffs();

@@ -48,15 +48,6 @@ uint64_t rule_packets(const std::string& netns, const std::string& needle) {
   return n;
 }
 
-nlohmann::json bpf_counters(const topology::Layout& l) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [node, progs] : datapath::read_counters(l))
-    for (const auto& [prog, c] : progs)
-      for (int r = 0; r < HRB_R__MAX; ++r)
-        if (c[r]) j[node][prog][datapath::reason_name(r)] = c[r];
-  return j;
-}
-
 nlohmann::json attempt(const std::string& what, const traffic::ReachResult& r) {
   nlohmann::json j{{"flow", what}, {"ok", r.ok}};
   if (r.ok)
@@ -98,7 +89,7 @@ std::vector<Verdict> user_rule_bypass(topology::ScopedCluster& c) {
     auto r = traffic::reach({Proto::kTcp, a.netns, b.netns, b.ip, 0, 500});
     ev["attempt"] = attempt(a.name + " -> " + b.name + " tcp", r);
     ev["userRulePackets"] = rule_packets(n1.netns, "-j DROP");
-    if (std::string(m) == "ebpf") ev["bpfCounters"] = bpf_counters(l);
+    if (std::string(m) == "ebpf") ev["bpfCounters"] = datapath::counters_json(l);
     Verdict v{"user-rule-bypass", m, !r.ok, "", ev};
     v.summary = r.ok ? fmt::format(
                            "the user's DROP rule is bypassed: the connection succeeds and "
@@ -187,7 +178,7 @@ std::vector<Verdict> hybrid_nodes(topology::ScopedCluster& c) {
       ev["conntrackEntries"][n.name] = datapath::conntrack_count(n.netns);
       ev["invalidDrops"][n.name] = rule_packets(n.netns, "--ctstate INVALID -j DROP");
     }
-    if (std::string(m) != "legacy") ev["bpfCounters"] = bpf_counters(l);
+    if (std::string(m) != "legacy") ev["bpfCounters"] = datapath::counters_json(l);
     if (n1) {
       n1->remove(only(l, 0));
       n2->remove(only(l, 1));
@@ -283,7 +274,7 @@ std::vector<Verdict> istio_like_redirect(topology::ScopedCluster& c) {
           {"acceptedBySidecar", cap.at_proxy},
           {"acceptedByServer", cap.at_server},
           {"captureRulePackets", rule_packets(var.netns, var.rule[var.rule.size() - 3])}};
-      if (std::string(m) == "ebpf") ev["bpfCounters"] = bpf_counters(l);
+      if (std::string(m) == "ebpf") ev["bpfCounters"] = datapath::counters_json(l);
       Verdict v{"istio-like-redirect", std::string(m) + " (" + var.name + ")", cap.at_proxy,
                 cap.at_proxy ? std::string("outbound TCP is captured to the sidecar port by the ") +
                                    var.name + " rule"
@@ -343,12 +334,12 @@ std::vector<Verdict> dual_stack(topology::ScopedCluster& c) {
     // Reachable when any of 5 echoes comes back (the first may wait for neighbour discovery).
     auto v6 = run_cmd({"ping", "-6", "-c", "5", "-i", "0.2", "-W", "2", b6},
                       {.netns = a.netns, .check = false});
-    auto before = bpf_counters(l);
+    auto before = datapath::counters_json(l);
     double rtt6 = ping_rtt_us(a.netns, b6, true), rtt4 = ping_rtt_us(a.netns, b.ip.str(), false);
-    nlohmann::json ev{
-        {"ipv6Reachable", v6.ok()},
-        {"pingRttUs", {{"ipv4", rtt4}, {"ipv6", rtt6}}},
-        {"bpfCountersAfterPings", std::string(m) == "ebpf" ? bpf_counters(l) : nlohmann::json()}};
+    nlohmann::json ev{{"ipv6Reachable", v6.ok()},
+                      {"pingRttUs", {{"ipv4", rtt4}, {"ipv6", rtt6}}},
+                      {"bpfCountersAfterPings",
+                       std::string(m) == "ebpf" ? datapath::counters_json(l) : nlohmann::json()}};
     (void)before;
     Verdict v{"dual-stack", m, v6.ok(), "", ev};
     v.summary = v6.ok()

@@ -129,15 +129,6 @@ uint64_t iptables_packets(const topology::Layout& l, datapath::Backend b) {
   return n;
 }
 
-nlohmann::json bpf_counters_json(const topology::Layout& l) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [node, progs] : datapath::read_counters(l))
-    for (const auto& [prog, c] : progs)
-      for (int r = 0; r < HRB_R__MAX; ++r)
-        if (c[r]) j[node][prog][datapath::reason_name(r)] = c[r];
-  return j;
-}
-
 nlohmann::json counters_delta(const nlohmann::json& before, const nlohmann::json& after) {
   nlohmann::json d = nlohmann::json::object();
   for (auto& [node, progs] : after.items())
@@ -352,7 +343,7 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
       const bool bpf = t.mode == "ebpf" || t.mode == "ebpf-delay";
       const bool rules = t.mode == "legacy" || bpf;
       uint64_t ipt0 = rules ? iptables_packets(layout, backend) : 0;
-      auto bpf0 = bpf ? bpf_counters_json(layout) : nlohmann::json::object();
+      auto bpf0 = bpf ? datapath::counters_json(layout) : nlohmann::json::object();
       auto started = iso_now();
       auto cpu0 = metrics::read_cpu_times();
       auto r = traffic::run_workload(w);
@@ -373,7 +364,7 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
                {"result", r.to_json()}};
       if (!t.scan.is_null()) trial["scan"] = t.scan;
       if (rules) trial["iptablesPackets"] = iptables_packets(layout, backend) - ipt0;
-      if (bpf) trial["bpfCounters"] = counters_delta(bpf0, bpf_counters_json(layout));
+      if (bpf) trial["bpfCounters"] = counters_delta(bpf0, datapath::counters_json(layout));
       std::vector<std::string> flags;
       if (r.errors) flags.push_back(fmt::format("errors: {} ({})", r.errors, r.first_error));
       double steal = trial["metrics"]["stealFraction"].get<double>();
