@@ -95,7 +95,7 @@ class Plotter {
     const std::string n = std::to_string(count_++);
     std::ofstream(dir_ + "/d" + n + ".dat") << data;
     std::string full =
-        "set terminal svg size 760,360 dynamic font 'sans,11' background '#ffffff'\n"
+        "set terminal svg size 760,360 dynamic noenhanced font 'sans,11' background '#ffffff'\n"
         "set output '" +
         dir_ + "/p" + n +
         ".svg'\n"
@@ -121,9 +121,8 @@ class Plotter {
 // Bars per scenario and mode with 95 % whiskers, and the node-node ceiling as a line.
 std::string bars(Plotter& pl, const nlohmann::json& doc, const std::string& workload,
                  const results::Metric& m) {
-  std::string data = "scenario";
-  for (const auto& mode : kModes) data += "\t" + mode + "\t" + mode + "_lo\t" + mode + "_hi";
-  data += "\n";
+  std::string data;  // scenario, then per mode: median, low, high (no header line: gnuplot would
+                     // count it as a histogram slot)
   bool any = false;
   for (const auto& s : kPodScenarios) {
     data += s;
@@ -156,7 +155,7 @@ std::string latency(Plotter& pl, const nlohmann::json& doc, const std::string& w
                     const std::string& scenario) {
   const char* ps[] = {"latencyP50", "latencyP90", "latencyP99", "latencyP999"};
   const char* labels[] = {"p50", "p90", "p99", "p99.9"};
-  std::string data = "pct\tlegacy\tebpf\tceiling\n";
+  std::string data;  // percentile, legacy, ebpf, ceiling
   bool any = false;
   for (int i = 0; i < 4; ++i) {
     const auto* m = results::find_metric(ps[i]);
@@ -181,7 +180,7 @@ std::string latency(Plotter& pl, const nlohmann::json& doc, const std::string& w
 std::string scan_curve(Plotter& pl, const nlohmann::json& doc, const std::string& workload,
                        const results::Metric& m, const std::string& scenario) {
   const auto& scan = doc["config"]["scan"];
-  std::string data = "value\tlegacy\tebpf\n";
+  std::string data;  // value, legacy, ebpf
   bool any = false;
   for (const auto& v : scan["values"]) {
     int x = v.get<int>();
