@@ -282,7 +282,10 @@ int cmd_traffic(const std::vector<std::string>& args) {
       "flows", po::value<int>()->default_value(1), "parallel flows")(
       "size", po::value<size_t>()->default_value(0), "message size in bytes (0: default)")(
       "rate", po::value<uint64_t>()->default_value(0), "udp_stream datagrams/s (0: flat out)")(
-      "verify", "tcp_stream: check every byte received")("json", "print JSON");
+      "verify", "tcp_stream: check every byte received")(
+      "client-cpu", po::value<int>()->default_value(-1), "pin the client threads to this CPU")(
+      "server-cpu", po::value<int>()->default_value(-1), "pin the server threads to this CPU")(
+      "json", "print JSON");
   po::positional_options_description pos;
   pos.add("workload", 1);
   auto vm = parse(args, d, "hrbench traffic WORKLOAD --from NAME --to NAME [--duration S]", pos);
@@ -333,6 +336,8 @@ int cmd_traffic(const std::vector<std::string>& args) {
   w.msg_size = (*vm)["size"].as<size_t>();
   w.udp_rate_pps = (*vm)["rate"].as<uint64_t>();
   w.verify_payload = vm->count("verify") > 0;
+  w.client_cpu = (*vm)["client-cpu"].as<int>();
+  w.server_cpu = (*vm)["server-cpu"].as<int>();
   auto cpu0 = metrics::read_cpu_times();
   auto r = traffic::run_workload(w);
   auto cpu = metrics::read_cpu_times() - cpu0;

@@ -127,6 +127,12 @@ TEST_P(Legacy, SwitchingBackAndForthLeavesIdenticalStateAndRemoveRestoresTheNode
   legacy({"--services", "20", "--endpoints-per-service", "2"});
   for (size_t i = 0; i < l().nodes.size(); ++i)
     EXPECT_EQ(datapath::netns_snapshot(l().nodes[i].netns), applied[i]);
+  // legacy -> ebpf -> legacy: the same rule sets again.
+  ASSERT_EQ(mode({"ebpf", "--services", "20", "--endpoints-per-service", "2"}).status, 0);
+  legacy({"--services", "20", "--endpoints-per-service", "2"});
+  for (size_t i = 0; i < l().nodes.size(); ++i)
+    EXPECT_EQ(datapath::netns_snapshot(l().nodes[i].netns), applied[i])
+        << "legacy -> ebpf -> legacy changed " << l().nodes[i].name;
 }
 
 TEST_P(Legacy, BadMasqConfigChangesNothing) {
