@@ -785,9 +785,8 @@ int cmd_status(const std::vector<std::string>& args) {
     if (mode.name == "ebpf") {
       auto g = guard::read_blocker_counters(st);
       std::cout << fmt::format(
-          "  iptables blocker: {}; x_tables writes refused {}, nftables "
-          "objects undone {}\n",
-          g.active ? "active" : "NOT active", g.refused_setsockopt, g.undone_nft);
+          "  iptables blocker: {} ({}); x_tables writes refused {}, nftables objects undone {}\n",
+          g.active ? "active" : "NOT active", g.variant, g.refused_setsockopt, g.undone_nft);
       for (const auto& [node, progs] : datapath::read_counters(l))
         for (const auto& [prog, c] : progs) {
           std::string line;

@@ -34,6 +34,7 @@
 #include "hrb_abi.h"
 
 // Generated skeletons: after hrb_abi.h, which declares the structs they name.
+#include "guard_lsm.skel.h"
 #include "guard_sockopt.skel.h"
 
 namespace fs = std::filesystem;
@@ -144,7 +145,52 @@ bool owner_writing(const topology::StateDir& state) {
 
 }  // namespace
 
+// The AKS-style variant: BPF LSM on socket_setsockopt and netlink_send. Returns false (with the
+// reason logged) where the kernel refuses BPF LSM programs, as this project's VM does.
+bool attach_lsm(const topology::Layout& l, std::string* why) {
+  try {
+    Skeleton<guard_lsm> s;
+    s.load("guard_lsm");
+    for (const auto& n : l.nodes) {
+      uint64_t cookie = netns_cookie(n.netns);
+      uint8_t one = 1;
+      if (bpf_map_update_elem(bpf_map__fd(s->maps.guarded_netns), &cookie, &one, BPF_ANY) != 0)
+        throw_errno("guarded_netns update");
+    }
+    const std::string dir = guard_dir(l.prefix);
+    fs::create_directories(dir);
+    for (auto* prog : {s->progs.guard_socket_setsockopt, s->progs.guard_netlink_send}) {
+      bpf_link* link = bpf_program__attach_lsm(prog);
+      if (!link) throw_errno(std::string("attach ") + bpf_program__name(prog));
+      std::string pin = dir + "/lsm_" + bpf_program__name(prog);
+      int e = bpf_link__pin(link, pin.c_str());
+      bpf_link__destroy(link);  // the pin keeps it attached
+      if (e) throw SysError(-e, "pin " + pin);
+    }
+    if (bpf_obj_pin(bpf_map__fd(s->maps.bss), (dir + "/counters_lsm").c_str()) != 0)
+      throw_errno("pin the LSM counters");
+    return true;
+  } catch (const std::exception& e) {
+    *why = e.what();
+    *why = why->substr(0, why->find('\n'));
+    std::error_code ec;
+    fs::remove_all(guard_dir(l.prefix), ec);
+    return false;
+  }
+}
+
 void start_blocker(const topology::Layout& l, topology::StateDir& state) {
+  std::string why;
+  if (attach_lsm(l, &why)) {
+    state.write("guard.variant", "bpf-lsm");
+    log::info("iptables blocker: BPF LSM (socket_setsockopt + netlink_send)");
+    return;
+  }
+  log::debug(
+      "iptables blocker: BPF LSM unavailable ({}); using cgroup/setsockopt and the "
+      "nftables watcher",
+      why);
+  state.write("guard.variant", "cgroup-sockopt+nft-watcher (BPF LSM unavailable: " + why + ")");
   attach_sockopt(l);
   // The watcher: this same binary, detached, reporting readiness through a pipe.
   int p[2];
@@ -189,6 +235,13 @@ void start_blocker(const topology::Layout& l, topology::StateDir& state) {
 }
 
 void stop_blocker(const topology::Layout& l, topology::StateDir& state) {
+  // LSM links: detach now (unpinning alone defers the release).
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(guard_dir(l.prefix), ec))
+    if (e.path().filename().string().rfind("lsm_", 0) == 0) {
+      Fd link(bpf_obj_get(e.path().c_str()));
+      if (link) bpf_link_detach(link.get());
+    }
   std::string pid_s = state.read("guard.pid");
   if (!pid_s.empty()) {
     pid_t pid = std::stoi(pid_s);
@@ -224,8 +277,16 @@ BlockerCounters read_blocker_counters(const topology::StateDir& state) {
     uint64_t vals[2] = {};
     if (bpf_map_lookup_elem(bss.get(), &key, vals) == 0) c.refused_setsockopt = vals[0];
   }
+  Fd lsm(bpf_obj_get((dir + "/counters_lsm").c_str()));
+  if (lsm) {
+    c.active = true;
+    uint32_t key = 0;
+    uint64_t vals[2] = {};
+    if (bpf_map_lookup_elem(lsm.get(), &key, vals) == 0) c.refused_setsockopt = vals[0] + vals[1];
+  }
   auto j = state.read("guard.json");
   if (!j.empty()) c.undone_nft = nlohmann::json::parse(j).value("undone", 0ull);
+  c.variant = state.read("guard.variant");
   return c;
 }
 

@@ -6,8 +6,9 @@
 //    a watcher process subscribes to NFNLGRP_NFTABLES in every node netns and, after each commit
 //    by a process that is not hrbench, deletes every table, chain and rule that was not there
 //    when the blocker started, logging what it removed and who committed it.
-// BPF LSM (socket_setsockopt + netlink_send), as the AKS blocker uses, cannot be loaded on this
-// kernel (doctor reports it); this design is the fallback.
+// Where the kernel allows BPF LSM, the blocker is instead the AKS-style pair of LSM programs
+// (socket_setsockopt + netlink_send, bpf/guard_lsm.bpf.c); it is tried first, and on this kernel
+// (EPERM, as doctor reports) the two halves above are the fallback.
 #include <cstdint>
 #include <string>
 
@@ -23,6 +24,7 @@ struct BlockerCounters {
   bool active = false;
   uint64_t refused_setsockopt = 0;  // x_tables writes refused by the kernel
   uint64_t undone_nft = 0;          // nftables objects deleted by the watcher
+  std::string variant;              // "bpf-lsm", or the fallback and why
 };
 BlockerCounters read_blocker_counters(const topology::StateDir& state);
 

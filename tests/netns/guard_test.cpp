@@ -138,6 +138,8 @@ TEST_F(Guard, BlockerRefusesAndUndoesWritesOnlyInNodes) {
   EXPECT_NE(text.find("committed by nft"), std::string::npos) << text;
   auto st = test::hrbench({"status"}, c_->prefix());
   EXPECT_NE(st.out.find("x_tables writes refused 1"), std::string::npos) << st.out;
+  // The BPF LSM variant was tried first; on this kernel it cannot load and the fallback is named.
+  EXPECT_NE(st.out.find("BPF LSM unavailable"), std::string::npos) << st.out;
 
   // Elsewhere, both backends still work: a pod netns, and a scratch netns.
   const auto& pod = c_->layout().pods()[0]->netns;
