@@ -10,25 +10,14 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include "lib/guard.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define SOL_IP 0
-#define SOL_IPV6 41
-#define IPT_SO_SET_REPLACE 64
-#define ARPT_SO_SET_REPLACE 96
-#define EBT_SO_SET_ENTRIES 128
 #define NETLINK_NETFILTER 12
 #define NFNL_MSG_BATCH_BEGIN 16 /* NLMSG_MIN_TYPE */
 #define NFNL_SUBSYS_NFTABLES 10
 #define EPERM 1
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, __u64); /* netns cookie */
-	__type(value, __u8);
-} guarded_netns SEC(".maps");
 
 __u64 refused_setsockopt = 0;
 __u64 refused_netlink = 0;
@@ -46,12 +35,7 @@ int BPF_PROG(guard_socket_setsockopt, struct socket *sock, int level, int optnam
 {
 	if (ret)
 		return ret;
-	bool xt = (level == SOL_IP && (optname == IPT_SO_SET_REPLACE ||
-				       optname == ARPT_SO_SET_REPLACE ||
-				       optname == EBT_SO_SET_ENTRIES)) ||
-		  (level == SOL_IPV6 && optname == IPT_SO_SET_REPLACE);
-
-	if (!xt || !guarded(BPF_CORE_READ(sock, sk)))
+	if (!xtables_write(level, optname) || !guarded(BPF_CORE_READ(sock, sk)))
 		return 0;
 	__sync_fetch_and_add(&refused_setsockopt, 1);
 	return -EPERM;
@@ -75,8 +59,7 @@ int BPF_PROG(guard_netlink_send, struct sock *sk, struct sk_buff *skb, int ret)
 	if (bpf_probe_read_kernel(&nlh, sizeof(nlh), data) ||
 	    bpf_probe_read_kernel(&nfg, sizeof(nfg), data + sizeof(nlh)))
 		return 0;
-	if (nlh.nlmsg_type != NFNL_MSG_BATCH_BEGIN ||
-	    bpf_ntohs(nfg.res_id) != NFNL_SUBSYS_NFTABLES)
+	if (nlh.nlmsg_type != NFNL_MSG_BATCH_BEGIN || bpf_ntohs(nfg.res_id) != NFNL_SUBSYS_NFTABLES)
 		return 0;
 	__sync_fetch_and_add(&refused_netlink, 1);
 	return -EPERM;

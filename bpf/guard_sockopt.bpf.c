@@ -8,22 +8,11 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "lib/guard.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define SOL_IP 0
-#define SOL_IPV6 41
-#define IPT_SO_SET_REPLACE 64 /* also IP6T_SO_SET_REPLACE at SOL_IPV6 */
-#define ARPT_SO_SET_REPLACE 96
-#define EBT_SO_SET_ENTRIES 128
 #define PAGE_SIZE 4096
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, __u64); /* netns cookie */
-	__type(value, __u8);
-} guarded_netns SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -34,14 +23,6 @@ struct {
 
 __u64 refused = 0;
 __u64 allowed_owner = 0;
-
-static __always_inline bool xtables_write(int level, int optname)
-{
-	if (level == SOL_IP)
-		return optname == IPT_SO_SET_REPLACE || optname == ARPT_SO_SET_REPLACE ||
-		       optname == EBT_SO_SET_ENTRIES;
-	return level == SOL_IPV6 && optname == IPT_SO_SET_REPLACE;
-}
 
 SEC("cgroup/setsockopt")
 int guard_setsockopt(struct bpf_sockopt *ctx)

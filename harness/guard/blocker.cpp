@@ -57,17 +57,22 @@ std::string cgroup2_root() {
       "blocker needs one");
 }
 
+// Puts every node's netns cookie into a program's guarded_netns map.
+void guard_nodes(int map_fd, const topology::Layout& l) {
+  for (const auto& n : l.nodes) {
+    uint64_t cookie = netns_cookie(n.netns);
+    uint8_t one = 1;
+    if (bpf_map_update_elem(map_fd, &cookie, &one, BPF_ANY) != 0)
+      throw_errno("guarded_netns update for " + n.name);
+  }
+}
+
 void attach_sockopt(const topology::Layout& l) {
   const std::string dir = guard_dir(l.prefix);
   fs::create_directories(dir);
   Skeleton<guard_sockopt> s;
   s.load("guard_sockopt");
-  for (const auto& n : l.nodes) {
-    uint64_t cookie = netns_cookie(n.netns);
-    uint8_t one = 1;
-    if (bpf_map_update_elem(bpf_map__fd(s->maps.guarded_netns), &cookie, &one, BPF_ANY) != 0)
-      throw_errno("guarded_netns update");
-  }
+  guard_nodes(bpf_map__fd(s->maps.guarded_netns), l);
   const std::string root = cgroup2_root();
   Fd cg(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!cg) throw_errno("open " + root);
@@ -151,12 +156,7 @@ bool attach_lsm(const topology::Layout& l, std::string* why) {
   try {
     Skeleton<guard_lsm> s;
     s.load("guard_lsm");
-    for (const auto& n : l.nodes) {
-      uint64_t cookie = netns_cookie(n.netns);
-      uint8_t one = 1;
-      if (bpf_map_update_elem(bpf_map__fd(s->maps.guarded_netns), &cookie, &one, BPF_ANY) != 0)
-        throw_errno("guarded_netns update");
-    }
+    guard_nodes(bpf_map__fd(s->maps.guarded_netns), l);
     const std::string dir = guard_dir(l.prefix);
     fs::create_directories(dir);
     for (auto* prog : {s->progs.guard_socket_setsockopt, s->progs.guard_netlink_send}) {

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Shared by both variants of the iptables blocker: which writes count as x_tables rule writes,
+ * and the set of guarded node netns (by cookie). */
+#ifndef HRB_GUARD_H
+#define HRB_GUARD_H
+
+#define SOL_IP 0
+#define SOL_IPV6 41
+#define IPT_SO_SET_REPLACE 64 /* also IP6T_SO_SET_REPLACE at SOL_IPV6 */
+#define ARPT_SO_SET_REPLACE 96
+#define EBT_SO_SET_ENTRIES 128
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u64); /* netns cookie */
+	__type(value, __u8);
+} guarded_netns SEC(".maps");
+
+static __always_inline bool xtables_write(int level, int optname)
+{
+	if (level == SOL_IP)
+		return optname == IPT_SO_SET_REPLACE || optname == ARPT_SO_SET_REPLACE ||
+		       optname == EBT_SO_SET_ENTRIES;
+	return level == SOL_IPV6 && optname == IPT_SO_SET_REPLACE;
+}
+
+#endif
