@@ -155,7 +155,7 @@ PpsResult run_pps(const topology::Layout& l, const PpsSpec& s) {
       o.ctx_size_in = sizeof ctx;
       o.repeat = s.batch;
       o.batch_size = 256;  // frames per kernel batch (the default is 64)
-      o.flags = 1u << 1;  // BPF_F_TEST_XDP_LIVE_FRAMES
+      o.flags = 1u << 1;   // BPF_F_TEST_XDP_LIVE_FRAMES
       if (bpf_prog_test_run_opts(bpf_program__fd(gen->progs.pktgen), &o) != 0)
         throw_errno("bpf_prog_test_run_opts(XDP live frames)");
     }
