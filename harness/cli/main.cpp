@@ -397,6 +397,8 @@ int cmd_run(const std::vector<std::string>& args) {
       "output,o", po::value<std::string>(), "results file (default results/<run id>.json)")(
       "export", po::value<std::vector<std::string>>()->multitoken(),
       "also write gbench (Google Benchmark JSON) and/or csv next to the results file")(
+      "pin-cpus", po::value<std::string>(),
+      "CLIENT,SERVER: pin the generators' client and server threads to these CPUs")(
       "calibration-delay", po::value<uint32_t>()->default_value(0),
       "busy-loop iterations per program run in the pseudo-mode ebpf-delay (gate calibration)");
   add_mode_options(d);
@@ -419,6 +421,16 @@ int cmd_run(const std::vector<std::string>& args) {
   c.msg_size = (*vm)["size"].as<size_t>();
   c.max_retries = (*vm)["max-retries"].as<int>();
   c.calibration_delay_loops = (*vm)["calibration-delay"].as<uint32_t>();
+  if (vm->count("pin-cpus")) {
+    auto cpus = split_list((*vm)["pin-cpus"].as<std::string>());
+    try {
+      if (cpus.size() != 2) throw std::invalid_argument("two CPUs");
+      c.client_cpu = std::stoi(cpus[0]);
+      c.server_cpu = std::stoi(cpus[1]);
+    } catch (const std::exception&) {
+      throw Error("--pin-cpus: expected CLIENT,SERVER (CPU numbers)", ExitCode::kUsage);
+    }
+  }
   if (vm->count("output")) c.output = (*vm)["output"].as<std::string>();
   if (vm->count("scan")) {
     std::string sc = (*vm)["scan"].as<std::string>();

@@ -332,6 +332,8 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
     w.msg_size = cfg.msg_size;
     w.duration_s = cfg.duration_s;
     w.warmup_s = cfg.warmup_s;
+    w.client_cpu = cfg.client_cpu;
+    w.server_cpu = cfg.server_cpu;
 
     nlohmann::json trial;
     for (int attempt = 1; attempt <= 1 + cfg.max_retries; ++attempt) {

@@ -24,9 +24,10 @@ struct RunConfig {
   double duration_s = 1.5;
   double warmup_s = 0.4;
   int flows = 1;
-  size_t msg_size = 0;                 // 0: each workload's default
-  datapath::ModeOptions mode_options;  // backend, masq config, services, …
-  int max_retries = 1;                 // re-runs of a trial marked invalid
+  size_t msg_size = 0;                   // 0: each workload's default
+  int client_cpu = -1, server_cpu = -1;  // pin the generators' threads (-1: not pinned)
+  datapath::ModeOptions mode_options;    // backend, masq config, services, …
+  int max_retries = 1;                   // re-runs of a trial marked invalid
   // Calibration of the gate: the pseudo-mode "ebpf-delay" is ebpf mode with this many busy-loop
   // iterations injected into every program run (a deliberate, tunable slowdown).
   uint32_t calibration_delay_loops = 0;
