@@ -302,6 +302,8 @@ TeardownReport tear_down(StateDir& state) {
       std::error_code ec;
       std::filesystem::remove_all(e.name, ec);
       if (ec) log::warn("cannot remove {}: {}", e.name, ec.message());
+      // The shared parent (/sys/fs/bpf/hrbench) goes too once no cluster uses it.
+      std::filesystem::remove(std::filesystem::path(e.name).parent_path(), ec);
     }
   state.remove();
   return r;
