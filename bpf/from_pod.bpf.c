@@ -30,13 +30,8 @@ int from_pod(struct __sk_buff *skb)
 		return parse_verdict(pr);
 
 	ep = bpf_map_lookup_elem(&endpoints, &p.daddr);
-	if (ep) {
-		if (service_reply(p.daddr, p.dport, p.proto)) {
-			count(HRB_R_TO_STACK_SERVICE_REPLY);
-			return TC_ACT_OK;
-		}
-		return deliver_local(skb, ep);
-	}
+	if (ep)
+		return to_local_pod(skb, p.daddr, p.dport, p.proto, ep);
 	if (in_services(p.daddr)) {
 		/* kube-proxy DNATs in the stack; remember the client so its replies go there too.
 		 */

@@ -30,13 +30,8 @@ int from_uplink(struct __sk_buff *skb)
 	if (reverse_nat(skb, &p) < 0)
 		return TC_ACT_SHOT;
 	ep = bpf_map_lookup_elem(&endpoints, &p.daddr);
-	if (ep) {
-		if (service_reply(p.daddr, p.dport, p.proto)) {
-			count(HRB_R_TO_STACK_SERVICE_REPLY);
-			return TC_ACT_OK;
-		}
-		return deliver_local(skb, ep);
-	}
+	if (ep)
+		return to_local_pod(skb, p.daddr, p.dport, p.proto, ep);
 	count(HRB_R_TO_STACK_NOT_OURS);
 	return TC_ACT_OK;
 }

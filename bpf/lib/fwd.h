@@ -59,6 +59,18 @@ static __always_inline int deliver_local(struct __sk_buff *skb, const struct hrb
 	return bpf_redirect_peer(e.ifindex, 0);
 }
 
+/* A packet for a pod on this node: through the stack when it answers a service client (see
+ * service_reply), else straight in. */
+static __always_inline int to_local_pod(struct __sk_buff *skb, __u32 daddr, __u16 dport, __u8 proto,
+					const struct hrb_endpoint *ep)
+{
+	if (service_reply(daddr, dport, proto)) {
+		count(HRB_R_TO_STACK_SERVICE_REPLY);
+		return TC_ACT_OK;
+	}
+	return deliver_local(skb, ep);
+}
+
 /* FIB lookup for a packet about to leave the node. tot_len stays 0: with the real length,
  * GSO super-packets would come back FRAG_NEEDED and silently take the slow path. */
 static __always_inline int fib_lookup(struct __sk_buff *skb, struct bpf_fib_lookup *fib,
