@@ -53,10 +53,7 @@ int from_pod(struct __sk_buff *skb)
 	rc = fib_lookup(skb, &fib, masq ? node_ip : p.saddr, p.daddr, p.proto, p.ip->tos);
 	if (!fib_forwardable(rc))
 		return fib_to_stack(rc);
-	if (masq) {
-		rc = masquerade(skb, &p) == TC_ACT_OK ? rc : -1;
-		if (rc < 0)
-			return TC_ACT_SHOT;
-	}
+	if (masq && masquerade(skb, &p) != TC_ACT_OK)
+		return TC_ACT_SHOT;
 	return forward_fib(skb, rc, &fib);
 }

@@ -47,14 +47,21 @@ std::string kube_chain_name(const std::string& kind, const std::string& key) {
 
 Ipv4 service_ip(const topology::Layout& l, int i) { return l.spec.service_cidr.at(i + 1); }
 
-std::vector<topology::PodLayout> service_endpoints(const topology::Layout& l, int i, int eps) {
-  const auto full = topology::plan(l.spec, l.prefix);
-  const auto pods = full.pods();
+namespace {
+// Endpoint k of service i: pods taken round-robin over every pod of the cluster.
+std::vector<topology::PodLayout> endpoints_from(const std::vector<const topology::PodLayout*>& pods,
+                                                int i, int eps) {
   std::vector<topology::PodLayout> out;
   if (pods.empty()) return out;
   for (int k = 0; k < eps && k < static_cast<int>(pods.size()); ++k)
     out.push_back(*pods[(static_cast<size_t>(i) * eps + k) % pods.size()]);
   return out;
+}
+}  // namespace
+
+std::vector<topology::PodLayout> service_endpoints(const topology::Layout& l, int i, int eps) {
+  const auto full = topology::plan(l.spec, l.prefix);
+  return endpoints_from(full.pods(), i, eps);
 }
 
 RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
@@ -86,7 +93,11 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
   const std::string cluster = l.spec.cluster_cidr.str();
   const std::string port = std::to_string(kServicePort);
   const std::string target = std::to_string(kServiceTargetPort);
-  std::vector<Rule> svc_rules, sep_rules;
+  std::vector<Rule> sep_rules;
+  // Every pod of the cluster, planned once (l may hold only some nodes): every node's kube-proxy
+  // must agree on the endpoints.
+  const auto full = topology::plan(l.spec, l.prefix);
+  const auto all_pods = full.pods();
   for (int i = 0; i < services; ++i) {
     const std::string name = "default/svc-" + std::to_string(i) + ":http";
     const std::string vip = service_ip(l, i).str() + "/32";
@@ -98,7 +109,7 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
     add("nat", svc,
         "! -s " + cluster + " -d " + vip + " -p tcp " + comment(name + " cluster IP") +
             " -m tcp --dport " + port + " -j KUBE-MARK-MASQ");
-    auto ends = service_endpoints(l, i, eps);
+    auto ends = endpoints_from(all_pods, i, eps);
     for (size_t k = 0; k < ends.size(); ++k) {
       const std::string ep = ends[k].ip.str() + ":" + target;
       const std::string sep = kube_chain_name("SEP", name + ":tcp:" + ep);

@@ -334,13 +334,11 @@ std::vector<Verdict> dual_stack(topology::ScopedCluster& c) {
     // Reachable when any of 5 echoes comes back (the first may wait for neighbour discovery).
     auto v6 = run_cmd({"ping", "-6", "-c", "5", "-i", "0.2", "-W", "2", b6},
                       {.netns = a.netns, .check = false});
-    auto before = datapath::counters_json(l);
     double rtt6 = ping_rtt_us(a.netns, b6, true), rtt4 = ping_rtt_us(a.netns, b.ip.str(), false);
     nlohmann::json ev{{"ipv6Reachable", v6.ok()},
                       {"pingRttUs", {{"ipv4", rtt4}, {"ipv6", rtt6}}},
                       {"bpfCountersAfterPings",
                        std::string(m) == "ebpf" ? datapath::counters_json(l) : nlohmann::json()}};
-    (void)before;
     Verdict v{"dual-stack", m, v6.ok(), "", ev};
     v.summary = v6.ok()
                     ? fmt::format("IPv6 pod-to-pod works (ping RTT {:.0f} us vs IPv4 {:.0f} us){}",

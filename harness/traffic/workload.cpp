@@ -523,7 +523,6 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
     }
   }
   stop = true;
-  if (tcp && s.kind != Kind::kTcpStream) listener.reset();  // wakes nothing; servers poll `stop`
   for (auto& t : servers) t.join();
 
   res.seconds = s.duration_s;
