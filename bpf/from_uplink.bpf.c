@@ -21,10 +21,6 @@ int from_uplink(struct __sk_buff *skb)
 	struct hrb_endpoint *ep;
 
 	injected_delay();
-	if (pr == PARSE_NOT_IPV4) {
-		count(HRB_R_TO_STACK_NON_IPV4);
-		return TC_ACT_OK;
-	}
 	if (pr != PARSE_OK)
 		return parse_verdict(pr);
 	if (reverse_nat(skb, &p) < 0)
