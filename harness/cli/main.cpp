@@ -102,6 +102,12 @@ std::string prefix_of(const po::variables_map& vm) {
   return p;
 }
 
+// The prefix of a command that builds its own cluster (run, lab, gate --adaptive): --prefix or
+// HRBENCH_PREFIX when given, else the command's own default so it never meets `hrbench up`'s.
+std::string own_cluster_prefix(const po::variables_map& vm, const std::string& fallback) {
+  return vm["prefix"].defaulted() && !std::getenv("HRBENCH_PREFIX") ? fallback : prefix_of(vm);
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream f(path);
   if (!f) throw Error("cannot read " + path, ExitCode::kBadInput);
@@ -406,7 +412,7 @@ int cmd_run(const std::vector<std::string>& args) {
   if (!vm) return 0;
   run::RunConfig c;
   c.topology = (*vm)["topology"].as<std::string>();
-  c.prefix = vm->count("prefix") && !(*vm)["prefix"].defaulted() ? prefix_of(*vm) : "hrbrun";
+  c.prefix = own_cluster_prefix(*vm, "hrbrun");
   if (vm->count("quick") && vm->count("thorough"))
     throw Error("--quick and --thorough exclude each other", ExitCode::kUsage);
   if (vm->count("quick")) run::apply_preset(c, "quick");
@@ -547,14 +553,14 @@ int cmd_gate(const std::vector<std::string>& args) {
   int extra_left = (*vm)["adaptive"].as<int>();
   while (result.overall() == gate::Verdict::kInconclusive && extra_left > 0) {
     run::RunConfig c;
-    c.topology = cur["topology"]["file"];
+    try {
+      c = run::config_of_results(cur);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("{}: --adaptive cannot repeat this run: {}", cur_file, e.what()),
+                  ExitCode::kBadInput);
+    }
+    c.prefix = own_cluster_prefix(*vm, "hrbgate");
     c.repetitions = std::min(2, extra_left);
-    c.duration_s = cur["config"]["durationSeconds"];
-    c.warmup_s = cur["config"]["warmupSeconds"];
-    c.mode_options = datapath::ModeOptions::from_json(cur["config"]["modeOptions"]);
-    c.modes.clear();
-    c.scenarios.clear();
-    c.workloads.clear();
     auto add = [](std::vector<std::string>& v, const std::string& x) {
       if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
     };
@@ -571,6 +577,7 @@ int cmd_gate(const std::vector<std::string>& args) {
     log::info("gate: inconclusive; measuring {} more repetition(s)", c.repetitions);
     auto extra = run::run_matrix(c, g_interrupted, {.tty = false});
     std::filesystem::remove(c.output);
+    gate::require_comparable(cur, cur_file, extra, "the --adaptive repetitions");
     merge_repetitions(cur, extra);
     extra_left -= c.repetitions;
     result = gate::evaluate(policy, cur, cur_file, base_file.empty() ? nullptr : &base, base_file);
@@ -712,7 +719,7 @@ int cmd_lab(const std::vector<std::string>& args) {
   if (!vm) return 0;
   lab::LabOptions o;
   o.topology = (*vm)["topology"].as<std::string>();
-  o.prefix = !(*vm)["prefix"].defaulted() ? prefix_of(*vm) : "hrblab";
+  o.prefix = own_cluster_prefix(*vm, "hrblab");
   o.progress = [](const std::string& s) { log::info("lab: {}", s); };
   auto names = vm->count("scenarios") ? (*vm)["scenarios"].as<std::vector<std::string>>()
                                       : lab::scenario_names();

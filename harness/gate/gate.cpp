@@ -215,11 +215,40 @@ void decide(CheckResult& r, double lo_bound_or_nan, double hi_bound_or_nan, size
                      : "the interval straddles the bound";
 }
 
+// Settings that change what a trial measures: a baseline run taken with other values is not a
+// baseline of this run (e.g. colocated generator threads run tcp_rr ten times faster).
+constexpr const char* kComparableKeys[] = {"/topology/name",
+                                           "/config/pinnedCpus",
+                                           "/config/flows",
+                                           "/config/messageSize",
+                                           "/config/calibrationDelayLoops",
+                                           "/config/modeOptions/backend",
+                                           "/config/modeOptions/services",
+                                           "/config/modeOptions/endpointsPerService"};
+
 }  // namespace
+
+void require_comparable(const nlohmann::json& a, const std::string& a_file, const nlohmann::json& b,
+                        const std::string& b_file) {
+  for (const char* key : kComparableKeys) {
+    const nlohmann::json::json_pointer ptr(key);
+    auto at = [&](const nlohmann::json& d) {
+      return d.contains(ptr) ? d.at(ptr) : nlohmann::json(nullptr);
+    };
+    if (at(a) != at(b))
+      throw Error(fmt::format("{} and {} are not comparable: {} is {} in {} and {} in {} (measure "
+                              "both with the same settings)",
+                              a_file, b_file, key, at(a).dump(), a_file, at(b).dump(), b_file),
+                  ExitCode::kBadInput);
+  }
+}
 
 GateResult evaluate(const Policy& p, const nlohmann::json& cur, const std::string& cur_file,
                     const nlohmann::json* base, const std::string& base_file) {
   GateResult out;
+  if (base && std::any_of(p.checks.begin(), p.checks.end(),
+                          [](const Check& k) { return k.kind == "baseline"; }))
+    require_comparable(*base, base_file, cur, cur_file);
   for (const auto& k : p.checks) {
     CheckResult r;
     r.check = k;

@@ -67,6 +67,12 @@ struct GateResult {
 GateResult evaluate(const Policy& p, const nlohmann::json& current, const std::string& current_file,
                     const nlohmann::json* baseline, const std::string& baseline_file);
 
+// Throws Error(kBadInput) naming both files and the setting when two runs were measured with
+// different settings that change what a trial measures (topology, pinned CPUs, flows, message
+// size, calibration delay, iptables backend, services) — such runs cannot be compared or merged.
+void require_comparable(const nlohmann::json& a, const std::string& a_file, const nlohmann::json& b,
+                        const std::string& b_file);
+
 std::string render_text(const GateResult& r);
 std::string render_markdown(const GateResult& r, const std::string& title);
 std::string render_junit(const GateResult& r, const std::string& suite);

@@ -199,9 +199,33 @@ void validate(const RunConfig& c) {
   if (!c.scan_param.empty() && c.scan_param != "services" && c.scan_param != "flows")
     throw Error("--scan: unknown parameter '" + c.scan_param + "' (services | flows)",
                 ExitCode::kUsage);
+  traffic::check_cpu(c.client_cpu, "--pin-cpus (client)");
+  traffic::check_cpu(c.server_cpu, "--pin-cpus (server)");
   if (!c.scan_param.empty() && c.scan_values.empty())
     throw Error("--scan " + c.scan_param + " needs values, e.g. --scan services=0,1000,5000",
                 ExitCode::kUsage);
+}
+
+RunConfig config_of_results(const nlohmann::json& doc) {
+  const auto& j = doc.at("config");
+  RunConfig c;
+  c.topology = doc.at("topology").at("file");
+  c.duration_s = j.at("durationSeconds");
+  c.warmup_s = j.at("warmupSeconds");
+  c.flows = j.value("flows", 1);
+  c.msg_size = j.value("messageSize", size_t{0});
+  c.max_retries = j.value("maxRetries", 1);
+  c.max_steal_fraction = j.value("maxStealFraction", 0.10);
+  c.mode_options = datapath::ModeOptions::from_json(j.at("modeOptions"));
+  c.calibration_delay_loops = j.value("calibrationDelayLoops", uint32_t{0});
+  if (j.contains("pinnedCpus")) {
+    c.client_cpu = j["pinnedCpus"].at(0);
+    c.server_cpu = j["pinnedCpus"].at(1);
+  }
+  c.modes.clear();
+  c.scenarios.clear();
+  c.workloads.clear();
+  return c;
 }
 
 nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupted,
@@ -284,6 +308,8 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
                      : nlohmann::json{{"param", cfg.scan_param}, {"values", cfg.scan_values}}},
         {"cpuTickSeconds", metrics::tick_seconds()}}},
       {"trials", nlohmann::json::array()}};
+  if (cfg.client_cpu >= 0 || cfg.server_cpu >= 0)
+    doc["config"]["pinnedCpus"] = {cfg.client_cpu, cfg.server_cpu};
   const std::string out = cfg.output.empty() ? std::string(HRB_SOURCE_DIR) + "/results/" +
                                                    doc["runId"].get<std::string>() + ".json"
                                              : cfg.output;

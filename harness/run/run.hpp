@@ -51,6 +51,11 @@ struct Progress {
 nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupted,
                           const Progress& progress);
 
+// The measurement settings of an earlier run (its `config` and topology file), so more
+// repetitions of it measure the same thing (`hrbench gate --adaptive`). The matrix (modes,
+// scenarios, workloads, repetitions) and the output are left for the caller to set.
+RunConfig config_of_results(const nlohmann::json& doc);
+
 // Checks names before anything is built; throws Error(kUsage) naming the bad value.
 void validate(const RunConfig& cfg);
 

@@ -435,8 +435,25 @@ void udp_rr_server(const WorkloadSpec& s, int fd, std::atomic<bool>& stop) {
 
 }  // namespace
 
+void check_cpu(int cpu, const std::string& what) {
+  if (cpu == -1) return;
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) throw_errno("sched_getaffinity");
+  if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed)) {
+    std::string usable;
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &allowed)) usable += (usable.empty() ? "" : ",") + std::to_string(c);
+    throw Error(
+        fmt::format("{}: CPU {} is not one this process may run on ({})", what, cpu, usable),
+        ExitCode::kUsage);
+  }
+}
+
 WorkloadResult run_workload(const WorkloadSpec& in) {
   WorkloadSpec s = in;
+  check_cpu(s.client_cpu, "client CPU");
+  check_cpu(s.server_cpu, "server CPU");
   if (s.flows < 1 || s.flows > 256) throw Error("flows must be 1..256", ExitCode::kUsage);
   if (s.duration_s <= 0 || s.warmup_s < 0)
     throw Error("duration must be > 0 and warm-up >= 0", ExitCode::kUsage);

@@ -53,4 +53,8 @@ struct WorkloadResult {
 
 WorkloadResult run_workload(const WorkloadSpec& spec);
 
+// Throws Error(kUsage) unless `cpu` is -1 (not pinned) or a CPU this process may run on;
+// `what` names the option in the message.
+void check_cpu(int cpu, const std::string& what);
+
 }  // namespace hrb::traffic

@@ -124,7 +124,9 @@ TEST(Run, BadOptionsChangeNothing) {
                                         {"run", "--scenarios", "pod-moon"},
                                         {"run", "--scan", "services"},
                                         {"run", "--quick", "--thorough"},
-                                        {"run", "--export", "xml"}}) {
+                                        {"run", "--export", "xml"},
+                                        {"run", "--pin-cpus", "0,4096"},
+                                        {"run", "--pin-cpus", "0"}}) {
     auto r = test::hrbench(args, prefix);
     EXPECT_EQ(r.status, static_cast<int>(ExitCode::kUsage)) << args[1] << ": " << r.err;
     EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
@@ -133,6 +135,43 @@ TEST(Run, BadOptionsChangeNothing) {
       {"run", "--masq-config", test::source_path("tests/fixtures/masq/bad-cidr.yaml")}, prefix);
   EXPECT_EQ(r.status, static_cast<int>(ExitCode::kBadInput)) << r.err;
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+}
+
+// `gate --adaptive` measures more repetitions of an inconclusive check with the run's own
+// settings (pinned CPUs, calibration delay, ...) — merging repetitions measured differently would
+// be refused with exit 3 — and writes the merged run.
+TEST(Run, GateAdaptiveAddsRepetitionsMeasuredLikeTheRun) {
+  HRB_REQUIRE_ROOT();
+  const std::string dir = tmpdir(), out = dir + "/run.json", merged = dir + "/merged.json";
+  const std::string prefix = test::unique_prefix("tg");
+  auto r = test::hrbench(
+      {"run", "--modes", "ebpf,ebpf-delay", "--calibration-delay", "100", "--pin-cpus", "0,0",
+       "--scenarios", "pod-pod-cross-node", "--workloads", "tcp_rr", "--repetitions", "1",
+       "--duration", "0.3", "--warmup", "0.1", "--output", out},
+      prefix);
+  ASSERT_EQ(r.status, 0) << r.err;
+  {
+    std::ofstream p(dir + "/policy.yaml");
+    p << "minPairs: 3\nchecks:\n  - name: delayed not below half\n    kind: relative\n"
+         "    workload: tcp_rr\n    metric: transactionsPerSecond\n"
+         "    a: {mode: ebpf, scenario: pod-pod-cross-node}\n"
+         "    b: {mode: ebpf-delay, scenario: pod-pod-cross-node}\n    ratio: {min: 0.5}\n";
+  }
+  auto g = test::hrbench(
+      {"gate", out, "--policy", dir + "/policy.yaml", "--adaptive", "2", "--output", merged},
+      prefix);
+  EXPECT_NE(g.status, static_cast<int>(ExitCode::kBadInput)) << g.err << g.out;
+  ASSERT_TRUE(fs::exists(merged)) << g.err;
+  auto doc = nlohmann::json::parse(std::ifstream(merged));
+  EXPECT_EQ(doc["config"]["repetitions"], 3);
+  EXPECT_EQ(doc["config"]["pinnedCpus"], nlohmann::json({0, 0}));
+  std::multiset<std::string> modes;
+  for (const auto& t : doc["trials"]) modes.insert(t["mode"].get<std::string>());
+  EXPECT_EQ(modes.count("ebpf"), 3u);
+  EXPECT_EQ(modes.count("ebpf-delay"), 3u);
+  EXPECT_TRUE(test::netns_with_prefix(prefix).empty()) << "the adaptive cluster was left behind";
+  EXPECT_FALSE(fs::exists("/sys/fs/bpf/hrbench/" + prefix));
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -117,6 +117,36 @@ TEST(GateStats, MissingOrNonFiniteDataIsAnInputErrorNamingFileAndMetric) {
   EXPECT_THROW(evaluate(policy(0.95), mis, "mis.json", nullptr, ""), Error);
 }
 
+TEST(GateStats, ABaselineMeasuredWithOtherSettingsIsRefusedNamingTheKey) {
+  auto policy = parse_policy_string(R"(checks:
+  - name: ebpf not worse than baseline
+    kind: baseline
+    workload: tcp_rr
+    metric: transactionsPerSecond
+    mode: ebpf
+    scenario: pod-pod-cross-node
+    maxRegression: 0.05
+)",
+                                    "policy.yaml");
+  auto base = run_doc(5, 1.0, 10, 1), cur = run_doc(5, 1.0, 10, 2);
+  EXPECT_NO_THROW(evaluate(policy, cur, "cur.json", &base, "base.json"));
+  cur["config"]["pinnedCpus"] = {0, 0};  // colocated threads: a different measurement
+  try {
+    evaluate(policy, cur, "cur.json", &base, "base.json");
+    FAIL() << "a baseline without pinning accepted for a pinned run";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kBadInput);
+    const std::string m = e.what();
+    EXPECT_NE(m.find("base.json"), std::string::npos) << m;
+    EXPECT_NE(m.find("/config/pinnedCpus"), std::string::npos) << m;
+  }
+  base["config"]["pinnedCpus"] = {0, 0};
+  EXPECT_NO_THROW(evaluate(policy, cur, "cur.json", &base, "base.json"));
+  // Relative checks never read the baseline: no comparability needed.
+  base["config"]["flows"] = 4;
+  EXPECT_NO_THROW(evaluate(::policy(0.95), cur, "cur.json", &base, "base.json"));
+}
+
 TEST(GatePolicy, RejectsBadPolicies) {
   for (const char* y :
        {"checks: []\n", "colour: 1\nchecks: []\n",
