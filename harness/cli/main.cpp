@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/file.hpp"
 #include "core/log.hpp"
 #include "core/netns.hpp"
 #include "core/process.hpp"
@@ -106,14 +107,6 @@ std::string prefix_of(const po::variables_map& vm) {
 // HRBENCH_PREFIX when given, else the command's own default so it never meets `hrbench up`'s.
 std::string own_cluster_prefix(const po::variables_map& vm, const std::string& fallback) {
   return vm["prefix"].defaulted() && !std::getenv("HRBENCH_PREFIX") ? fallback : prefix_of(vm);
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw Error("cannot read " + path, ExitCode::kBadInput);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 int cmd_doctor(const std::vector<std::string>& args) {
@@ -749,7 +742,7 @@ int cmd_up(const std::vector<std::string>& args) {
   if (!vm) return 0;
   std::string prefix = prefix_of(*vm);
   std::string file = (*vm)["topology"].as<std::string>();
-  std::string yaml = read_file(file);
+  std::string yaml = read_text_file(file, "topology file");
   auto spec = topology::parse_spec_string(yaml, file);  // bad input: nothing is created
   auto layout = topology::plan(spec, prefix);
   auto mode = mode_options(*vm, (*vm)["mode"].as<std::string>(), spec);

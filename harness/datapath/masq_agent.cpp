@@ -5,6 +5,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/file.hpp"
 #include "core/log.hpp"
 #include "datapath/ebpf.hpp"
 #include "datapath/legacy.hpp"
@@ -14,13 +15,8 @@
 namespace hrb::datapath {
 
 namespace {
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return "";
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+// A missing config file reads as empty: the agent's built-in defaults (as ip-masq-agent does).
+std::string slurp(const std::string& path) { return try_read_text_file(path).value_or(""); }
 }  // namespace
 
 void apply_masq_config(const topology::Layout& l, const topology::StateDir& state,

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/file.hpp"
 
 namespace hrb::datapath {
 
@@ -125,11 +126,7 @@ MasqConfig parse_masq_config_string(const std::string& text, const std::string& 
 }
 
 MasqConfig parse_masq_config_file(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw Error("cannot read ip-masq-agent config " + path, ExitCode::kBadInput);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return parse_masq_config_string(ss.str(), path);
+  return parse_masq_config_string(read_text_file(path, "ip-masq-agent config"), path);
 }
 
 }  // namespace hrb::datapath

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/file.hpp"
 #include "metrics/stats.hpp"
 #include "results/results.hpp"
 
@@ -153,11 +154,7 @@ Policy parse_policy_string(const std::string& yaml, const std::string& label) {
 }
 
 Policy parse_policy_file(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw Error("cannot read gate policy " + path, ExitCode::kBadInput);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return parse_policy_string(ss.str(), path);
+  return parse_policy_string(read_text_file(path, "gate policy"), path);
 }
 
 namespace {

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/file.hpp"
 #include "core/process.hpp"
 #include "metrics/stats.hpp"
 #include "results/results.hpp"
@@ -105,10 +106,7 @@ class Plotter {
         "D = '" +
         dir_ + "/d" + n + ".dat'\n" + script;
     run_cmd({"gnuplot"}, {.input = full});
-    std::ifstream f(dir_ + "/p" + n + ".svg");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    std::string svg = ss.str();
+    std::string svg = try_read_text_file(dir_ + "/p" + n + ".svg").value_or("");
     auto at = svg.find("<svg");
     return at == std::string::npos ? "" : svg.substr(at);
   }

@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "core/file.hpp"
 #include "core/log.hpp"
 #include "core/netns.hpp"
 #include "core/process.hpp"
@@ -231,11 +232,8 @@ RunConfig config_of_results(const nlohmann::json& doc) {
 nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupted,
                           const Progress& progress) {
   validate(cfg);
-  std::ifstream tf(cfg.topology);
-  if (!tf) throw Error("cannot read topology " + cfg.topology, ExitCode::kBadInput);
-  std::stringstream yaml;
-  yaml << tf.rdbuf();
-  auto spec = topology::parse_spec_string(yaml.str(), cfg.topology);
+  const std::string yaml = read_text_file(cfg.topology, "topology file");
+  auto spec = topology::parse_spec_string(yaml, cfg.topology);
   auto layout = topology::plan(spec, cfg.prefix);
   for (const auto& m : cfg.modes) {  // each mode's input (masq config, …) before anything is built
     datapath::ModeOptions check = cfg.mode_options;
@@ -289,7 +287,7 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
         {"name", spec.name},
         {"nodes", spec.node_count},
         {"podsPerNode", spec.pods_per_node},
-        {"yaml", yaml.str()}}},
+        {"yaml", yaml}}},
       {"config",
        {{"modes", cfg.modes},
         {"scenarios", scenarios},

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "core/fd.hpp"
+#include "core/file.hpp"
 #include "core/log.hpp"
 #include "core/netns.hpp"
 #include "core/parallel.hpp"
@@ -311,17 +312,14 @@ TeardownReport tear_down(StateDir& state) {
 
 ScopedCluster::ScopedCluster(const std::string& topology_file, const std::string& prefix)
     : state_(prefix) {
-  std::ifstream f(topology_file);
-  if (!f) throw Error("cannot read topology " + topology_file, ExitCode::kBadInput);
-  std::stringstream yaml;
-  yaml << f.rdbuf();
-  layout_ = plan(parse_spec_string(yaml.str(), topology_file), prefix);
+  const std::string yaml = read_text_file(topology_file, "topology file");
+  layout_ = plan(parse_spec_string(yaml, topology_file), prefix);
   lock_ = state_.lock();
   if (state_.exists())
     throw Error(
         "a cluster with prefix '" + prefix + "' exists; run hrbench clean --prefix " + prefix,
         ExitCode::kBusy);
-  bring_up(layout_, state_, yaml.str());
+  bring_up(layout_, state_, yaml);
 }
 
 ScopedCluster::~ScopedCluster() {

@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include "core/file.hpp"
+
 namespace hrb::topology {
 
 std::string Diagnostic::str() const {
@@ -379,11 +381,7 @@ Spec parse_spec_string(const std::string& yaml, const std::string& file_label) {
 }
 
 Spec parse_spec_file(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw Error("cannot read topology file " + path, ExitCode::kBadInput);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return parse_spec_string(ss.str(), path);
+  return parse_spec_string(read_text_file(path, "topology file"), path);
 }
 
 }  // namespace hrb::topology

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/file.hpp"
 
 namespace fs = std::filesystem;
 
@@ -84,20 +85,15 @@ std::vector<JournalEntry> StateDir::journal() const {
 }
 
 std::string StateDir::topology_yaml() const {
-  std::ifstream t(path() + "/topology.yaml");
-  if (!t)
+  auto yaml = try_read_text_file(path() + "/topology.yaml");
+  if (!yaml)
     throw Error("no cluster with prefix '" + prefix_ + "' (" + path() + " is missing)",
                 ExitCode::kNotFound);
-  std::stringstream ss;
-  ss << t.rdbuf();
-  return ss.str();
+  return *yaml;
 }
 
 std::string StateDir::read(const std::string& name) const {
-  std::ifstream f(path() + "/" + name);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return try_read_text_file(path() + "/" + name).value_or("");
 }
 
 void StateDir::write(const std::string& name, const std::string& text) {
