@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -136,5 +137,25 @@ CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts) 
   }
   return res;
 }
+
+bool wait_process_exit(int pid, int timeout_ms) {
+  // A pidfd turns readable when the process exits, before anyone reaps it.
+  Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) {
+    if (errno == ESRCH) return true;                         // no such process: gone (and reaped)
+    for (int waited = 0; kill(pid, 0) == 0; waited += 10) {  // no pidfds: poll
+      if (waited >= timeout_ms) return false;
+      usleep(10000);
+    }
+    return true;
+  }
+  pollfd pf{pidfd.get(), POLLIN, 0};
+  int n;
+  do n = poll(&pf, 1, timeout_ms);
+  while (n < 0 && errno == EINTR);
+  return n == 1;
+}
+
+bool process_running(int pid) { return pid > 0 && !wait_process_exit(pid, 0); }
 
 }  // namespace hrb

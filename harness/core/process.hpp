@@ -28,6 +28,13 @@ CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts =
 // "a b 'c d'": for messages and logs.
 std::string shell_join(const std::vector<std::string>& argv);
 
+// Whether `pid` is a process that has not exited. A zombie (exited, not yet reaped — a helper
+// whose parent is gone waits for PID 1 to reap it, which can take seconds) counts as exited.
+bool process_running(int pid);
+
+// Waits until `pid` has exited (zombies count as exited) or `timeout_ms` pass; true if it exited.
+bool wait_process_exit(int pid, int timeout_ms);
+
 // Finds an executable on PATH (and /usr/sbin, /sbin); empty when absent.
 std::string find_program(const std::string& name);
 

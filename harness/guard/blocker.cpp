@@ -145,7 +145,7 @@ std::atomic<bool> g_stop{false};
 
 bool owner_writing(const topology::StateDir& state) {
   std::string pid = state.read("guard.owner");
-  return !pid.empty() && ::kill(std::stoi(pid), 0) == 0;
+  return !pid.empty() && process_running(std::stoi(pid));
 }
 
 }  // namespace
@@ -246,11 +246,9 @@ void stop_blocker(const topology::Layout& l, topology::StateDir& state) {
   if (!pid_s.empty()) {
     pid_t pid = std::stoi(pid_s);
     if (kill(pid, SIGTERM) == 0) {
-      // It is our child only when started by this process; otherwise poll until it is gone.
-      for (int i = 0; i < 500 && kill(pid, 0) == 0; ++i) {
-        waitpid(pid, nullptr, WNOHANG);
-        usleep(10000);
-      }
+      if (!wait_process_exit(pid, 5000))
+        log::warn("guard watcher {} did not stop within 5 s of SIGTERM", pid);
+      waitpid(pid, nullptr, WNOHANG);  // reap it when this process started it
     }
     fs::remove(state.path() + "/guard.pid");
   }
