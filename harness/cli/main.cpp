@@ -678,7 +678,7 @@ int cmd_masq_agent(const std::vector<std::string>& args) {
       "resyncInterval, until stopped");
   d.add_options()("config", po::value<std::string>(),
                   "ip-masq-agent config (default: the running mode's --masq-config)")(
-      "once", "apply once and exit (3 when the file is invalid)");
+      "once", "apply once and exit (3 when the file is invalid, 1 when programming failed)");
   auto vm = parse(args, d, "hrbench masq-agent [--config FILE] [--once]");
   if (!vm) return 0;
   topology::StateDir st = existing_cluster(*vm);

@@ -69,6 +69,11 @@ CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts) 
   make_pipe(in_r, in_w);
   make_pipe(out_r, out_w);
   make_pipe(err_r, err_w);
+  Fd procs;  // the cgroup's member list: the child writes "0" (itself) into it
+  if (!opts.cgroup.empty()) {
+    procs.reset(open((opts.cgroup + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+    if (!procs) throw_errno("open " + opts.cgroup + "/cgroup.procs");
+  }
   std::vector<char*> cargv;
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
@@ -79,6 +84,7 @@ CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts) 
     // Child: only async-signal-safe calls from here on.
     if (ns && setns(ns.get(), CLONE_NEWNET) != 0) _exit(126);
     if (opts.new_anon_netns && unshare(CLONE_NEWNET) != 0) _exit(126);
+    if (procs && write(procs.get(), "0", 1) != 1) _exit(125);
     dup2(in_r.get(), 0);
     dup2(out_w.get(), 1);
     dup2(err_w.get(), 2);
@@ -132,6 +138,8 @@ CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts) 
     std::string msg = res.err.empty() ? res.out : res.err;
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
     if (res.status == 127 && msg.empty()) msg = "command not found";
+    if (res.status == 126 && msg.empty()) msg = "could not enter the network namespace";
+    if (res.status == 125 && msg.empty()) msg = "could not join cgroup " + opts.cgroup;
     throw Error(
         fmt::format("`{}`{} failed with status {}: {}", shell_join(argv), where, res.status, msg));
   }

@@ -21,6 +21,7 @@ struct CmdOptions {
   bool check = true;                 // throw Error (with stderr) when status != 0
   bool new_anon_netns = false;       // unshare(CLONE_NEWNET) first: a scratch netns that
                                      // disappears when the command exits
+  std::string cgroup;                // run in this cgroup v2 directory ("": the caller's)
 };
 
 CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts = {});

@@ -68,8 +68,10 @@ std::string RuleSet::restore_remove() const {
   return s;
 }
 
-void restore(const std::string& netns, Backend b, const std::string& input) {
-  run_cmd({iptables_bin(b, "-restore"), "-w", "--noflush"}, {.netns = netns, .input = input});
+void restore(const std::string& netns, Backend b, const std::string& input,
+             const std::string& cgroup) {
+  run_cmd({iptables_bin(b, "-restore"), "-w", "--noflush"},
+          {.netns = netns, .input = input, .cgroup = cgroup});
 }
 
 std::string save(const std::string& netns, Backend b, bool counters) {

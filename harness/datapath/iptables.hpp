@@ -30,7 +30,9 @@ struct RuleSet {
   std::string restore_remove() const;  // undoes restore_apply
 };
 
-void restore(const std::string& netns, Backend b, const std::string& input);
+// `cgroup`: run the restore there (the blocker's owner cgroup, see guard::OwnerWrite).
+void restore(const std::string& netns, Backend b, const std::string& input,
+             const std::string& cgroup = "");
 std::string save(const std::string& netns, Backend b, bool counters = false);
 
 struct RuleCounter {

@@ -32,7 +32,7 @@ void apply_masq_config(const topology::Layout& l, const topology::StateDir& stat
     if (r.chain == "IP-MASQ-AGENT") batch += "-A " + r.chain + " " + r.spec + "\n";
   batch += "COMMIT\n";
   guard::OwnerWrite owner(const_cast<topology::StateDir&>(state));  // the blocker lets us write
-  for (const auto& n : l.nodes) restore(n.netns, mode.backend, batch);
+  for (const auto& n : l.nodes) restore(n.netns, mode.backend, batch, owner.cgroup());
   if (mode.name == "ebpf") swap_nonmasq(l, cfg);
   log::info("masq-agent: programmed {} non-masquerade CIDRs from {} ({} mode)",
             cfg.return_cidrs().size(), config, mode.name);
@@ -57,7 +57,9 @@ int run_masq_agent(const topology::Layout& l, const topology::StateDir& state,
         if (text != rejected)
           log::error("masq-agent: {} (keeping the rules as they are)", e.what());
         rejected = text;
-        if (o.once) return 3;
+        // --once: 3 for a bad config file, 1 when programming the nodes failed.
+        const auto* err = dynamic_cast<const Error*>(&e);
+        if (o.once) return err && err->code() == ExitCode::kBadInput ? 3 : 1;
       }
       next_resync = Clock::now() + std::chrono::milliseconds(resync_ms);
       if (o.once) return 0;

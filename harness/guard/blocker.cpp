@@ -57,6 +57,11 @@ std::string cgroup2_root() {
       "blocker needs one");
 }
 
+// The blocker's owner cgroup: x_tables writers in it are let through (OwnerWrite).
+std::string owner_cgroup(const std::string& prefix) {
+  return cgroup2_root() + "/hrbench-" + prefix + "-owner";
+}
+
 // Puts every node's netns cookie into a program's guarded_netns map.
 void guard_nodes(int map_fd, const topology::Layout& l) {
   for (const auto& n : l.nodes) {
@@ -67,12 +72,25 @@ void guard_nodes(int map_fd, const topology::Layout& l) {
   }
 }
 
-void attach_sockopt(const topology::Layout& l) {
+void attach_sockopt(const topology::Layout& l, topology::StateDir& state) {
   const std::string dir = guard_dir(l.prefix);
   fs::create_directories(dir);
   Skeleton<guard_sockopt> s;
   s.load("guard_sockopt");
   guard_nodes(bpf_map__fd(s->maps.guarded_netns), l);
+  // The owner cgroup (journalled first: `down`/`clean` remove it even after a crash); on cgroup
+  // v2 a cgroup's id is its directory's inode number.
+  const std::string owner = owner_cgroup(l.prefix);
+  state.record({{"cgroup", owner}});
+  std::error_code ec;
+  fs::create_directory(owner, ec);
+  if (ec) throw Error("create the owner cgroup " + owner + ": " + ec.message());
+  struct stat st {};
+  if (stat(owner.c_str(), &st) != 0) throw_errno("stat " + owner);
+  const uint64_t owner_id = st.st_ino;
+  const uint8_t one = 1;
+  if (bpf_map_update_elem(bpf_map__fd(s->maps.owner_cgroups), &owner_id, &one, BPF_ANY) != 0)
+    throw_errno("owner_cgroups update");
   const std::string root = cgroup2_root();
   Fd cg(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!cg) throw_errno("open " + root);
@@ -92,6 +110,10 @@ void detach_sockopt(const std::string& prefix) {
     log::warn("detach the setsockopt guard: {}", std::strerror(errno));
   std::error_code ec;
   fs::remove_all(dir, ec);
+  // Empty once its writers have exited; rmdir is what removes a cgroup.
+  const std::string owner = owner_cgroup(prefix);
+  if (rmdir(owner.c_str()) != 0 && errno != ENOENT)
+    log::warn("remove the owner cgroup {}: {}", owner, std::strerror(errno));
 }
 
 // The nftables state as a set of keys: "t family table", "c family table chain",
@@ -191,7 +213,7 @@ void start_blocker(const topology::Layout& l, topology::StateDir& state) {
       "nftables watcher",
       why);
   state.write("guard.variant", "cgroup-sockopt+nft-watcher (BPF LSM unavailable: " + why + ")");
-  attach_sockopt(l);
+  attach_sockopt(l, state);
   // The watcher: this same binary, detached, reporting readiness through a pipe.
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) throw_errno("pipe2");
@@ -257,6 +279,8 @@ void stop_blocker(const topology::Layout& l, topology::StateDir& state) {
 
 OwnerWrite::OwnerWrite(topology::StateDir& state) : state_(state) {
   state_.write("guard.owner", std::to_string(getpid()));
+  if (fs::exists(guard_dir(state.prefix()) + "/link_setsockopt"))
+    cgroup_ = owner_cgroup(state.prefix());
 }
 
 OwnerWrite::~OwnerWrite() {

@@ -32,18 +32,23 @@ BlockerCounters read_blocker_counters(const topology::StateDir& state);
 // layout it was given): writes one byte to ready_fd once subscribed, runs until SIGTERM.
 int run_watcher(const topology::Layout& l, topology::StateDir& state, int ready_fd);
 
-// While alive, nftables changes in the guarded nodes are this process's own (the IP Masquerade
-// Agent reprogramming its chain): the watcher accepts them even when the committing child has
-// already exited by the time it looks.
+// While alive, rule writes in the guarded nodes are this process's own (the IP Masquerade Agent
+// reprogramming its chain). nftables: the watcher accepts them even when the committing child
+// has already exited by the time it looks. x_tables: the kernel half lets through writers in the
+// blocker's owner cgroup (a cgroup v2 directory of its own, created with the blocker): run the
+// writing command there (CmdOptions::cgroup = cgroup()).
 class OwnerWrite {
  public:
   explicit OwnerWrite(topology::StateDir& state);
   ~OwnerWrite();
   OwnerWrite(const OwnerWrite&) = delete;
   OwnerWrite& operator=(const OwnerWrite&) = delete;
+  // The owner cgroup's directory, or "" when the blocker has none (not active, or BPF LSM).
+  const std::string& cgroup() const { return cgroup_; }
 
  private:
   topology::StateDir& state_;
+  std::string cgroup_;
 };
 
 }  // namespace hrb::guard

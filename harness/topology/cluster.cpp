@@ -5,9 +5,11 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -306,6 +308,10 @@ TeardownReport tear_down(StateDir& state) {
       // The shared parent (/sys/fs/bpf/hrbench) goes too once no cluster uses it.
       std::filesystem::remove(std::filesystem::path(e.name).parent_path(), ec);
     }
+  // cgroups (the blocker's owner cgroup): empty once its short-lived writers have exited.
+  for (const auto& e : state.journal())
+    if (e.kind == "cgroup" && rmdir(e.name.c_str()) != 0 && errno != ENOENT)
+      log::warn("cannot remove cgroup {}: {}", e.name, std::strerror(errno));
   state.remove();
   return r;
 }

@@ -167,6 +167,31 @@ TEST_F(Guard, BlockerRefusesAndUndoesWritesOnlyInNodes) {
   EXPECT_NE(in(node1().netns, {"iptables-nft-save"}).out.find("10.4.0.0/16"), std::string::npos);
 }
 
+// With the legacy backend the agent's chain is x_tables, which the kernel half refuses in the
+// nodes: the agent writes from the blocker's owner cgroup, anyone else is still refused, and the
+// cgroup goes with the blocker.
+TEST_F(Guard, MasqAgentWritesXtablesUnderTheBlockerOthersCannot) {
+  ASSERT_EQ(mode({"ebpf", "--backend", "legacy"}).status, 0);
+  const std::string cg = "/hrbench-" + c_->prefix() + "-owner";
+  auto owner_cgroup_exists = [&] {
+    return std::filesystem::exists("/sys/fs/cgroup/unified" + cg) ||
+           std::filesystem::exists("/sys/fs/cgroup" + cg);
+  };
+  EXPECT_TRUE(owner_cgroup_exists());
+  auto agent = test::hrbench({"masq-agent", "--once"}, c_->prefix());
+  EXPECT_EQ(agent.status, 0) << agent.err;
+  auto saved = in(node1().netns, {"iptables-legacy-save", "-t", "nat"}).out;
+  EXPECT_NE(saved.find("-A IP-MASQ-AGENT -d 10.244.0.0/16"), std::string::npos) << saved;
+  auto user =
+      in(node1().netns, {"iptables-legacy", "-A", "FORWARD", "-s", "10.0.0.0/8", "-j", "DROP"});
+  EXPECT_NE(user.status, 0);
+  EXPECT_NE(user.err.find("Operation not permitted"), std::string::npos) << user.err;
+  auto st = test::hrbench({"status"}, c_->prefix());
+  EXPECT_NE(st.out.find("x_tables writes refused 1"), std::string::npos) << st.out;
+  ASSERT_EQ(mode({"legacy", "--backend", "legacy"}).status, 0);
+  EXPECT_FALSE(owner_cgroup_exists()) << "the owner cgroup outlived the blocker";
+}
+
 TEST_F(Guard, MasqAgentFollowsTheConfigInBothModes) {
   char tmpl[] = "/tmp/hrb-masq-XXXXXX";
   const std::string dir = mkdtemp(tmpl), cfg = dir + "/ip-masq-agent.yaml";
