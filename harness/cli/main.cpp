@@ -284,7 +284,9 @@ int cmd_traffic(const std::vector<std::string>& args) {
       "verify", "tcp_stream: check every byte received")(
       "client-cpu", po::value<int>()->default_value(-1), "pin the client threads to this CPU")(
       "server-cpu", po::value<int>()->default_value(-1), "pin the server threads to this CPU")(
-      "json", "print JSON");
+      "dst", po::value<std::string>(),
+      "send to this address of --to (IPv4 or IPv6; default: its IPv4 address)")("json",
+                                                                                "print JSON");
   po::positional_options_description pos;
   pos.add("workload", 1);
   auto vm = parse(args, d, "hrbench traffic WORKLOAD --from NAME --to NAME [--duration S]", pos);
@@ -329,6 +331,13 @@ int cmd_traffic(const std::vector<std::string>& args) {
   w.client_netns = from.netns;
   w.server_netns = to.netns;
   w.dst = to.ip;
+  if (vm->count("dst")) {
+    auto a = traffic::IpAddr::parse((*vm)["dst"].as<std::string>());
+    if (!a)
+      throw Error("--dst " + (*vm)["dst"].as<std::string>() + ": not an IPv4 or IPv6 address",
+                  ExitCode::kUsage);
+    w.dst = *a;
+  }
   w.duration_s = (*vm)["duration"].as<double>();
   w.warmup_s = (*vm)["warmup"].as<double>();
   w.flows = (*vm)["flows"].as<int>();
@@ -344,6 +353,7 @@ int cmd_traffic(const std::vector<std::string>& args) {
   j["cpu"] = cpu.to_json();
   j["from"] = from.name;
   j["to"] = to.name;
+  j["dst"] = w.dst.str();
   j["mode"] = datapath::current_mode(st).name;
   if (vm->count("json")) {
     std::cout << j.dump(2) << "\n";

@@ -21,6 +21,7 @@
 #include "topology/cluster.hpp"
 #include "traffic/reach.hpp"
 #include "traffic/sockets.hpp"
+#include "traffic/workload.hpp"
 
 namespace hrb::lab {
 
@@ -217,8 +218,8 @@ Capture connect_and_see(const topology::PodLayout& a, const topology::PodLayout&
       Fd s(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
       int one = 1;
       setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      auto sa = traffic::sockaddr_v4(Ipv4{0}, port);
-      if (bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(s.get(), 4))
+      traffic::SockAddr sa(Ipv4{0}, port);
+      if (bind(s.get(), sa.ptr(), sa.len) != 0 || listen(s.get(), 4))
         throw_errno("listen in " + ns);
       return s;
     });
@@ -228,8 +229,8 @@ Capture connect_and_see(const topology::PodLayout& a, const topology::PodLayout&
     Fd c(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     return c;
   });
-  auto dst = traffic::sockaddr_v4(b.ip, 8080);
-  connect(client.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst);
+  traffic::SockAddr dst(b.ip, 8080);
+  connect(client.get(), dst.ptr(), dst.len);
   traffic::wait_fd(client.get(), POLLOUT, 1000);
   return {traffic::wait_fd(proxy.get(), POLLIN, 300), traffic::wait_fd(server.get(), POLLIN, 300)};
 }
@@ -323,6 +324,28 @@ double ping_rtt_us(const std::string& netns, const std::string& dst, bool v6) {
   return std::stod(nums.substr(s1 + 1)) * 1000.0;
 }
 
+// tcp_rr and udp_rr from pod a to pod b over each family: the generators speak both.
+nlohmann::json rr_by_family(const topology::PodLayout& a, const topology::PodLayout& b,
+                            const std::string& b6) {
+  nlohmann::json out;
+  for (auto kind : {traffic::Kind::kTcpRr, traffic::Kind::kUdpRr})
+    for (const auto& [family, dst] :
+         {std::pair{"ipv4", traffic::IpAddr(b.ip)}, {"ipv6", *traffic::IpAddr::parse(b6)}}) {
+      traffic::WorkloadSpec w;
+      w.kind = kind;
+      w.client_netns = a.netns;
+      w.server_netns = b.netns;
+      w.dst = dst;
+      w.duration_s = 0.5;
+      w.warmup_s = 0.1;
+      auto r = traffic::run_workload(w);
+      out[traffic::kind_name(kind)][family] = {{"transactionsPerSecond", r.transactions_per_s()},
+                                               {"latencyP50Us", r.latency.percentile(50) / 1000.0},
+                                               {"errors", r.errors}};
+    }
+  return out;
+}
+
 std::vector<Verdict> dual_stack(topology::ScopedCluster& c) {
   const auto& l = c.layout();
   add_ipv6(l);
@@ -339,15 +362,19 @@ std::vector<Verdict> dual_stack(topology::ScopedCluster& c) {
                       {"pingRttUs", {{"ipv4", rtt4}, {"ipv6", rtt6}}},
                       {"bpfCountersAfterPings",
                        std::string(m) == "ebpf" ? datapath::counters_json(l) : nlohmann::json()}};
+    if (v6.ok()) ev["rr"] = rr_by_family(a, b, b6);
     Verdict v{"dual-stack", m, v6.ok(), "", ev};
-    v.summary = v6.ok()
-                    ? fmt::format("IPv6 pod-to-pod works (ping RTT {:.0f} us vs IPv4 {:.0f} us){}",
-                                  rtt6, rtt4,
-                                  std::string(m) == "ebpf"
-                                      ? "; in ebpf mode IPv6 takes the kernel path "
-                                        "(to_stack_non_ipv4), only IPv4 is host-routed in BPF"
-                                      : "")
-                    : "IPv6 pod-to-pod fails: " + v6.out + v6.err;
+    v.summary =
+        v6.ok()
+            ? fmt::format(
+                  "IPv6 pod-to-pod works (tcp_rr {:.0f}/s vs IPv4 {:.0f}/s; ping "
+                  "RTT {:.0f} us vs {:.0f} us){}",
+                  ev["rr"]["tcp_rr"]["ipv6"]["transactionsPerSecond"].get<double>(),
+                  ev["rr"]["tcp_rr"]["ipv4"]["transactionsPerSecond"].get<double>(), rtt6, rtt4,
+                  std::string(m) == "ebpf" ? "; in ebpf mode IPv6 takes the kernel path "
+                                             "(to_stack_non_ipv4), only IPv4 is host-routed in BPF"
+                                           : "")
+            : "IPv6 pod-to-pod fails: " + v6.out + v6.err;
     out.push_back(v);
   }
   datapath::switch_mode(c.state(), l, opts("none"));

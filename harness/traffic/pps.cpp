@@ -96,9 +96,8 @@ PpsResult run_pps(const topology::Layout& l, const PpsSpec& s) {
     Fd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     int big = 8 << 20;
     setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    auto a = sockaddr_v4(Ipv4{0}, s.port);
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-      throw_errno("bind pps receiver in " + s.pod->netns);
+    SockAddr a(Ipv4{0}, s.port);
+    if (bind(fd.get(), a.ptr(), a.len) != 0) throw_errno("bind pps receiver in " + s.pod->netns);
     return fd;
   });
   std::atomic<bool> stop{false};

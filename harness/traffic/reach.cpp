@@ -34,16 +34,15 @@ ReachResult reach(const ReachSpec& s) {
     if (!fd) throw_errno("server socket in " + s.server_netns);
     int one = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a = sockaddr_v4(Ipv4{0}, port);
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-      throw_errno("bind in " + s.server_netns);
+    SockAddr a(Ipv4{0}, port);
+    if (bind(fd.get(), a.ptr(), a.len) != 0) throw_errno("bind in " + s.server_netns);
     if (s.proto == Proto::kTcp && listen(fd.get(), 4) != 0) throw_errno("listen");
     // A UDP server bound to 0.0.0.0 must answer from the address it was asked on (the host may
     // have several), or NAT on the way back cannot match the reply to its flow.
     if (s.proto == Proto::kUdp) setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
-    socklen_t len = sizeof a;
-    getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
+    a.len = sizeof a.ss;
+    getsockname(fd.get(), a.ptr(), &a.len);
+    port = a.port();
     return fd;
   });
   Fd client = run_in_netns(s.client_netns, [&] {
@@ -53,14 +52,13 @@ ReachResult reach(const ReachSpec& s) {
   });
 
   const char request[] = "hrbench-reach";
-  sockaddr_in dst = sockaddr_v4(s.dst, s.dst_port ? s.dst_port : port);
+  SockAddr dst(s.dst, s.dst_port ? s.dst_port : port);
   sockaddr_in peer{};
   socklen_t plen = sizeof peer;
   Fd conn;
   int srv = server.get();
   if (s.proto == Proto::kTcp) {
-    if (connect(client.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0 &&
-        errno != EINPROGRESS) {
+    if (connect(client.get(), dst.ptr(), dst.len) != 0 && errno != EINPROGRESS) {
       res.error = errstr("connect");
       return res;
     }
@@ -90,8 +88,7 @@ ReachResult reach(const ReachSpec& s) {
     }
     srv = conn.get();
   } else {
-    if (sendto(client.get(), request, sizeof request, 0, reinterpret_cast<sockaddr*>(&dst),
-               sizeof dst) < 0) {
+    if (sendto(client.get(), request, sizeof request, 0, dst.ptr(), dst.len) < 0) {
       res.error = errstr("sendto");
       return res;
     }

@@ -4,18 +4,34 @@
 #include <poll.h>
 
 #include <cerrno>
+#include <optional>
+#include <string>
 
 #include "core/ipv4.hpp"
 
 namespace hrb::traffic {
 
-inline sockaddr_in sockaddr_v4(Ipv4 ip, uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = ip.be();
-  return a;
-}
+// A workload's destination: IPv4 or IPv6.
+struct IpAddr {
+  int family = AF_INET;
+  in_addr v4{};
+  in6_addr v6{};
+  IpAddr() = default;
+  IpAddr(Ipv4 ip) { v4.s_addr = ip.be(); }  // NOLINT: an IPv4 address is an address
+  static std::optional<IpAddr> parse(const std::string& s);
+  static IpAddr any(int family);  // 0.0.0.0 or ::
+  std::string str() const;
+};
+
+// A socket address of either family, ready for bind/connect.
+struct SockAddr {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  SockAddr() = default;
+  SockAddr(const IpAddr& ip, uint16_t port);
+  sockaddr* ptr() { return reinterpret_cast<sockaddr*>(&ss); }
+  uint16_t port() const;
+};
 
 // Waits for `events` on fd; false on timeout (EINTR is retried).
 inline bool wait_fd(int fd, short events, int timeout_ms) {

@@ -98,6 +98,18 @@ struct Shared {
   }
 };
 
+// A workload thread: an exception it throws becomes the workload's error, not std::terminate.
+template <class F, class... A>
+std::thread guarded_thread(Shared& sh, F f, A... a) {
+  return std::thread([&sh, f, a...] {
+    try {
+      f(a...);
+    } catch (const std::exception& e) {
+      sh.error(e.what());
+    }
+  });
+}
+
 void pin_cpu(int cpu) {
   if (cpu < 0) return;
   cpu_set_t set;
@@ -141,8 +153,8 @@ void set_timeouts(int fd) {
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-Fd tcp_socket() {
-  Fd s(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+Fd tcp_socket(int family) {
+  Fd s(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!s) throw_errno("socket");
   int one = 1;
   setsockopt(s.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -155,26 +167,31 @@ uint8_t pattern(uint64_t offset) { return static_cast<uint8_t>(offset * 131 + 7)
 // Binds a server socket in the server netns; returns it with its port.
 Fd server_socket(const WorkloadSpec& s, int type, uint16_t port, uint16_t* bound) {
   return run_in_netns(s.server_netns, [&] {
-    Fd fd(socket(AF_INET, type | SOCK_CLOEXEC, 0));
+    const int family = s.dst.family;
+    Fd fd(socket(family, type | SOCK_CLOEXEC, 0));
     if (!fd) throw_errno("server socket in " + s.server_netns);
     int one = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (type == SOCK_DGRAM) setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+    if (family == AF_INET6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (type == SOCK_DGRAM && family == AF_INET)
+      setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+    if (type == SOCK_DGRAM && family == AF_INET6)
+      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
     int big = 4 << 20;
     setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    sockaddr_in a = sockaddr_v4(Ipv4{0}, port);
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    SockAddr a(IpAddr::any(family), port);
+    if (bind(fd.get(), a.ptr(), a.len) != 0)
       throw_errno("bind port " + std::to_string(port) + " in " + s.server_netns);
     if (type == SOCK_STREAM && listen(fd.get(), 1024) != 0) throw_errno("listen");
-    socklen_t len = sizeof a;
-    getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
-    *bound = ntohs(a.sin_port);
+    a.len = sizeof a.ss;
+    getsockname(fd.get(), a.ptr(), &a.len);
+    *bound = a.port();
     return fd;
   });
 }
 
 // UDP reply from the address the request was sent to (see reach.cpp for why).
-ssize_t udp_echo_recv(int fd, char* buf, size_t n, sockaddr_in* peer, char* cbuf, size_t clen,
+ssize_t udp_echo_recv(int fd, char* buf, size_t n, sockaddr_storage* peer, char* cbuf, size_t clen,
                       msghdr* out) {
   iovec iov{buf, n};
   *out = {};
@@ -190,6 +207,8 @@ ssize_t udp_echo_recv(int fd, char* buf, size_t n, sockaddr_in* peer, char* cbuf
       auto* pi = reinterpret_cast<in_pktinfo*>(CMSG_DATA(c));
       pi->ipi_spec_dst = pi->ipi_addr;
       pi->ipi_ifindex = 0;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      reinterpret_cast<in6_pktinfo*>(CMSG_DATA(c))->ipi6_ifindex = 0;  // keep ipi6_addr
     }
   return r;
 }
@@ -208,11 +227,11 @@ void tcp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port, metrics::Hi
   NetnsGuard ns(s.client_netns);
   pin_cpu(s.client_cpu);
   std::vector<char> buf(s.msg_size, 'q'), resp(s.msg_size);
-  sockaddr_in dst = sockaddr_v4(s.dst, port);
+  SockAddr dst(s.dst, port);
   Fd conn;
   auto connect_once = [&]() -> bool {
-    conn = tcp_socket();
-    if (connect(conn.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
+    conn = tcp_socket(s.dst.family);
+    if (connect(conn.get(), dst.ptr(), dst.len) != 0) {
       sh.error(std::string("connect: ") + strerror(errno));
       return false;
     }
@@ -258,9 +277,9 @@ void tcp_rr_server(const WorkloadSpec& s, int listener, std::atomic<bool>& stop)
 void tcp_stream_client(const WorkloadSpec& s, Shared& sh, uint16_t port, uint64_t& retrans) {
   NetnsGuard ns(s.client_netns);
   pin_cpu(s.client_cpu);
-  Fd c = tcp_socket();
-  sockaddr_in dst = sockaddr_v4(s.dst, port);
-  if (connect(c.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
+  Fd c = tcp_socket(s.dst.family);
+  SockAddr dst(s.dst, port);
+  if (connect(c.get(), dst.ptr(), dst.len) != 0) {
     sh.error(std::string("connect: ") + strerror(errno));
     return;
   }
@@ -321,13 +340,12 @@ void udp_stream_client(const WorkloadSpec& s, Shared& sh, uint16_t port, UdpFlow
                        uint64_t rate) {
   NetnsGuard ns(s.client_netns);
   pin_cpu(s.client_cpu);
-  Fd c(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  Fd c(socket(s.dst.family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!c) throw_errno("udp socket");
   int big = 4 << 20;
   setsockopt(c.get(), SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-  sockaddr_in dst = sockaddr_v4(s.dst, port);
-  if (connect(c.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0)
-    throw_errno("udp connect");
+  SockAddr dst(s.dst, port);
+  if (connect(c.get(), dst.ptr(), dst.len) != 0) throw_errno("udp connect");
   std::vector<char> buf(std::max<size_t>(s.msg_size, 16), 'u');
   const auto interval =
       rate ? std::chrono::nanoseconds(1'000'000'000ull / rate) : std::chrono::nanoseconds(0);
@@ -386,9 +404,10 @@ void udp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port, metrics::Hi
                    uint64_t& tx) {
   NetnsGuard ns(s.client_netns);
   pin_cpu(s.client_cpu);
-  Fd c(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_in dst = sockaddr_v4(s.dst, port);
-  connect(c.get(), reinterpret_cast<sockaddr*>(&dst), sizeof dst);
+  Fd c(socket(s.dst.family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!c) throw_errno("udp socket");
+  SockAddr dst(s.dst, port);
+  if (connect(c.get(), dst.ptr(), dst.len) != 0) throw_errno("udp connect");
   std::vector<char> buf(std::max<size_t>(s.msg_size, 8)), resp(buf.size() + 1);
   for (uint64_t seq = 0;; ++seq) {
     auto t0 = Clock::now();
@@ -423,8 +442,8 @@ void udp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port, metrics::Hi
 void udp_rr_server(const WorkloadSpec& s, int fd, std::atomic<bool>& stop) {
   pin_cpu(s.server_cpu);
   std::vector<char> buf(65536);
-  char cbuf[CMSG_SPACE(sizeof(in_pktinfo))];
-  sockaddr_in peer{};
+  char cbuf[CMSG_SPACE(sizeof(in6_pktinfo))];  // the larger of the two families' pktinfo
+  sockaddr_storage peer{};
   while (!stop) {
     if (!wait_io(fd, POLLIN, 20)) continue;
     msghdr m;
@@ -503,26 +522,29 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
     switch (s.kind) {
       case Kind::kTcpRr:
       case Kind::kTcpCrr:
-        servers.emplace_back(tcp_rr_server, std::cref(s), listener.get(), std::ref(stop));
-        clients.emplace_back(tcp_rr_client, std::cref(s), std::ref(sh), port, std::ref(hist[f]),
-                             std::ref(tx[f]), s.kind == Kind::kTcpCrr);
+        servers.push_back(
+            guarded_thread(sh, tcp_rr_server, std::cref(s), listener.get(), std::ref(stop)));
+        clients.push_back(guarded_thread(sh, tcp_rr_client, std::cref(s), std::ref(sh), port,
+                                         std::ref(hist[f]), std::ref(tx[f]),
+                                         s.kind == Kind::kTcpCrr));
         break;
       case Kind::kTcpStream:
-        servers.emplace_back(tcp_stream_server, std::cref(s), std::ref(sh), listener.get(),
-                             std::ref(bytes[f]), std::ref(bad[f]));
-        clients.emplace_back(tcp_stream_client, std::cref(s), std::ref(sh), port,
-                             std::ref(retrans[f]));
+        servers.push_back(guarded_thread(sh, tcp_stream_server, std::cref(s), std::ref(sh),
+                                         listener.get(), std::ref(bytes[f]), std::ref(bad[f])));
+        clients.push_back(guarded_thread(sh, tcp_stream_client, std::cref(s), std::ref(sh), port,
+                                         std::ref(retrans[f])));
         break;
       case Kind::kUdpStream:
-        servers.emplace_back(udp_stream_server, std::cref(s), udp_socks[f].get(), std::ref(udp[f]),
-                             std::ref(stop));
-        clients.emplace_back(udp_stream_client, std::cref(s), std::ref(sh), udp_ports[f],
-                             std::ref(udp[f]), s.udp_rate_pps / s.flows);
+        servers.push_back(guarded_thread(sh, udp_stream_server, std::cref(s), udp_socks[f].get(),
+                                         std::ref(udp[f]), std::ref(stop)));
+        clients.push_back(guarded_thread(sh, udp_stream_client, std::cref(s), std::ref(sh),
+                                         udp_ports[f], std::ref(udp[f]), s.udp_rate_pps / s.flows));
         break;
       case Kind::kUdpRr:
-        servers.emplace_back(udp_rr_server, std::cref(s), udp_socks[f].get(), std::ref(stop));
-        clients.emplace_back(udp_rr_client, std::cref(s), std::ref(sh), udp_ports[f],
-                             std::ref(hist[f]), std::ref(tx[f]));
+        servers.push_back(
+            guarded_thread(sh, udp_rr_server, std::cref(s), udp_socks[f].get(), std::ref(stop)));
+        clients.push_back(guarded_thread(sh, udp_rr_client, std::cref(s), std::ref(sh),
+                                         udp_ports[f], std::ref(hist[f]), std::ref(tx[f])));
         break;
     }
   }

@@ -13,6 +13,7 @@
 
 #include "core/ipv4.hpp"
 #include "metrics/histogram.hpp"
+#include "traffic/sockets.hpp"
 
 namespace hrb::traffic {
 
@@ -23,7 +24,7 @@ Kind parse_kind(const std::string& s);  // throws Error(kUsage)
 struct WorkloadSpec {
   Kind kind = Kind::kTcpRr;
   std::string client_netns, server_netns;
-  Ipv4 dst;           // address the client sends to
+  IpAddr dst;         // address the client sends to (IPv4 or IPv6)
   uint16_t port = 0;  // server port (0: picked)
   int flows = 1;
   size_t msg_size =

@@ -70,6 +70,13 @@ TEST(Lab, DualStack) {
   for (const char* m : {"legacy", "ebpf"}) {
     EXPECT_TRUE(find(v, m).works) << m << ": " << find(v, m).summary;
     EXPECT_GT(find(v, m).evidence["pingRttUs"]["ipv6"].get<double>(), 0);
+    // The generators over IPv6 (udp_rr answers from the asked address: IPV6_PKTINFO).
+    for (const char* wl : {"tcp_rr", "udp_rr"})
+      for (const char* fam : {"ipv4", "ipv6"}) {
+        const auto& r = find(v, m).evidence["rr"][wl][fam];
+        EXPECT_GT(r["transactionsPerSecond"].get<double>(), 0) << m << " " << wl << " " << fam;
+        EXPECT_EQ(r["errors"].get<uint64_t>(), 0u) << m << " " << wl << " " << fam;
+      }
   }
   // In ebpf mode IPv6 is handed to the stack, counted as such.
   auto c = find(v, "ebpf").evidence["bpfCountersAfterPings"];
