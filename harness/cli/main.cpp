@@ -534,6 +534,8 @@ int cmd_gate(const std::vector<std::string>& args) {
       "markdown", po::value<std::string>(), "also write a Markdown summary to FILE")(
       "junit", po::value<std::string>(), "also write JUnit XML to FILE")(
       "inconclusive-ok", "exit 0 when the verdict is inconclusive")(
+      "workloads", po::value<std::string>(),
+      "evaluate only the policy's checks of these workloads (comma-separated)")(
       "adaptive", po::value<int>()->default_value(0),
       "when inconclusive, measure up to N more repetitions of the checks' cells (root)")(
       "output", po::value<std::string>(), "with --adaptive: write the merged run here");
@@ -544,6 +546,16 @@ int cmd_gate(const std::vector<std::string>& args) {
   if (!vm->count("current")) throw Error("give the results file to judge", ExitCode::kUsage);
   const std::string cur_file = (*vm)["current"].as<std::string>();
   auto policy = gate::parse_policy_file((*vm)["policy"].as<std::string>());
+  if (vm->count("workloads")) {
+    auto keep = split_list((*vm)["workloads"].as<std::string>());
+    std::erase_if(policy.checks, [&](const gate::Check& k) {
+      return std::find(keep.begin(), keep.end(), k.workload) == keep.end();
+    });
+    if (policy.checks.empty())
+      throw Error("--workloads " + (*vm)["workloads"].as<std::string>() + ": no check of " +
+                      policy.file + " is about these workloads",
+                  ExitCode::kUsage);
+  }
   auto cur = results::read_results(cur_file);
   nlohmann::json base;
   std::string base_file;

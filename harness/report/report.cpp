@@ -218,6 +218,13 @@ std::string env_rows(const nlohmann::json& doc, bool md) {
                              doc["config"].value("durationSeconds", 0.0),
                              doc["config"].value("warmupSeconds", 0.0),
                              doc.value("complete", false) ? "" : ", INCOMPLETE")}};
+  if (doc["config"].contains("pinnedCpus")) {
+    const auto& p = doc["config"]["pinnedCpus"];
+    rows.push_back({"generator threads", p[0] == p[1]
+                                             ? fmt::format("colocated on CPU {}", p[0].get<int>())
+                                             : fmt::format("client on CPU {}, server on CPU {}",
+                                                           p[0].get<int>(), p[1].get<int>())});
+  }
   std::string s;
   for (const auto& [k, v] : rows)
     s += md ? fmt::format("| {} | {} |\n", k, v)

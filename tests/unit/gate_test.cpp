@@ -208,4 +208,13 @@ TEST(GateCli, ExitCodes) {
   EXPECT_EQ(nofile.status, 3);
   auto usage = test::hrbench({"gate", "--bogus"}, "");
   EXPECT_EQ(usage.status, 3);
+  // --workloads keeps the checks of those workloads; none left is a usage error.
+  auto only = test::hrbench({"gate", dir + "run.json", "--policy", dir + "policy.yaml",
+                             "--baseline", dir + "run.json", "--workloads", "tcp_rr,tcp_crr"},
+                            "");
+  EXPECT_EQ(only.status, 1) << only.err;
+  auto none = test::hrbench(
+      {"gate", dir + "run.json", "--policy", dir + "policy.yaml", "--workloads", "tcp_crr"}, "");
+  EXPECT_EQ(none.status, 3);
+  EXPECT_NE(none.err.find("--workloads tcp_crr"), std::string::npos) << none.err;
 }
