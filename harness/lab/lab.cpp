@@ -324,7 +324,9 @@ double ping_rtt_us(const std::string& netns, const std::string& dst, bool v6) {
   return std::stod(nums.substr(s1 + 1)) * 1000.0;
 }
 
-// tcp_rr and udp_rr from pod a to pod b over each family: the generators speak both.
+// tcp_rr and udp_rr from pod a to pod b over each family: the generators speak both. Client and
+// server share one CPU, so a transaction costs its CPU work (no idle wake-ups, docs/traffic.md)
+// and the two families' paths compare directly.
 nlohmann::json rr_by_family(const topology::PodLayout& a, const topology::PodLayout& b,
                             const std::string& b6) {
   nlohmann::json out;
@@ -338,6 +340,7 @@ nlohmann::json rr_by_family(const topology::PodLayout& a, const topology::PodLay
       w.dst = dst;
       w.duration_s = 0.5;
       w.warmup_s = 0.1;
+      w.client_cpu = w.server_cpu = traffic::first_allowed_cpu();
       auto r = traffic::run_workload(w);
       out[traffic::kind_name(kind)][family] = {{"transactionsPerSecond", r.transactions_per_s()},
                                                {"latencyP50Us", r.latency.percentile(50) / 1000.0},

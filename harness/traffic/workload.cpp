@@ -469,6 +469,15 @@ void check_cpu(int cpu, const std::string& what) {
   }
 }
 
+int first_allowed_cpu() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) throw_errno("sched_getaffinity");
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &allowed)) return c;
+  throw Error("no CPU in this process's affinity mask");
+}
+
 WorkloadResult run_workload(const WorkloadSpec& in) {
   WorkloadSpec s = in;
   check_cpu(s.client_cpu, "client CPU");

@@ -58,4 +58,7 @@ WorkloadResult run_workload(const WorkloadSpec& spec);
 // `what` names the option in the message.
 void check_cpu(int cpu, const std::string& what);
 
+// The lowest-numbered CPU this process may run on (to colocate client and server threads).
+int first_allowed_cpu();
+
 }  // namespace hrb::traffic
