@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
 #include "core/ipv4.hpp"
+#include "traffic/sockets.hpp"
 
 using hrb::Cidr;
 using hrb::Ipv4;
+namespace traffic = hrb::traffic;
 
 TEST(Ipv4, ParsesAndFormats) {
   auto a = Ipv4::parse("10.244.1.2");
@@ -41,4 +43,24 @@ TEST(Cidr, ContainsAndOverlaps) {
   EXPECT_FALSE(cluster.overlaps(other));
   EXPECT_TRUE(pod.contains(*Ipv4::parse("10.244.3.255")));
   EXPECT_FALSE(pod.contains(*Ipv4::parse("10.244.4.0")));
+}
+
+TEST(IpAddr, ParsesBothFamiliesAndBuildsSocketAddresses) {
+  auto v6 = traffic::IpAddr::parse("fd00:a:2:1::2");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->family, AF_INET6);
+  EXPECT_EQ(v6->str(), "fd00:a:2:1::2");
+  auto v4 = traffic::IpAddr::parse("10.244.1.2");
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->family, AF_INET);
+  EXPECT_EQ(v4->str(), "10.244.1.2");
+  for (const char* bad : {"", "fd00::g", "10.244.1", "10.244.1.256", ":::"})
+    EXPECT_FALSE(traffic::IpAddr::parse(bad)) << bad;
+  traffic::SockAddr a6(*v6, 8080), a4(*v4, 53);
+  EXPECT_EQ(a6.len, sizeof(sockaddr_in6));
+  EXPECT_EQ(a6.port(), 8080);
+  EXPECT_EQ(a4.len, sizeof(sockaddr_in));
+  EXPECT_EQ(a4.port(), 53);
+  EXPECT_EQ(traffic::IpAddr::any(AF_INET6).str(), "::");
+  EXPECT_EQ(traffic::IpAddr::any(AF_INET).str(), "0.0.0.0");
 }
