@@ -392,8 +392,8 @@ int cmd_run(const std::vector<std::string>& args) {
           "pod-pod-same-node,pod-pod-cross-node,pod-external,node-node"),
       "scenarios, comma-separated (node-node is the ceiling, measured in mode none)")(
       "workloads", po::value<std::string>()->default_value("tcp_rr,tcp_crr,tcp_stream,udp_stream"),
-      "workloads, comma-separated (also udp_rr)")("repetitions,r", po::value<int>(),
-                                                  "repetitions of the matrix (default 3)")(
+      "workloads, comma-separated (also udp_rr; pps: XDP frames into the cross-node server pod)")(
+      "repetitions,r", po::value<int>(), "repetitions of the matrix (default 3)")(
       "duration", po::value<double>(), "measured seconds per trial (default 1.5)")(
       "warmup", po::value<double>(), "discarded seconds before each trial (default 0.4)")(
       "flows", po::value<int>()->default_value(1), "parallel flows per trial")(

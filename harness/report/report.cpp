@@ -284,6 +284,7 @@ std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs
       if (has(doc, wl)) body += bars(pl, doc, wl, *results::find_metric("transactionsPerSecond"));
     for (const char* wl : {"tcp_stream", "udp_stream"})
       if (has(doc, wl)) body += bars(pl, doc, wl, *results::find_metric("gbitPerSecond"));
+    if (has(doc, "pps")) body += bars(pl, doc, "pps", *results::find_metric("packetsPerSecond"));
     body += "</div>\n<h3>Latency percentiles</h3>\n<div class=charts>\n";
     for (const char* wl : {"tcp_rr", "tcp_crr"})
       if (has(doc, wl))
@@ -293,6 +294,7 @@ std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs
       if (has(doc, wl)) body += bars(pl, doc, wl, *results::find_metric("cpuUsPerTransaction"));
     for (const char* wl : {"tcp_stream", "udp_stream"})
       if (has(doc, wl)) body += bars(pl, doc, wl, *results::find_metric("cpuSecondsPerGB"));
+    if (has(doc, "pps")) body += bars(pl, doc, "pps", *results::find_metric("cpuNsPerPacket"));
     body += "</div>\n";
     if (doc["config"].contains("scan") && !doc["config"]["scan"].is_null()) {
       body += "<h3>Scan</h3>\n<div class=charts>\n";

@@ -34,6 +34,8 @@ const std::vector<Metric>& metric_catalogue() {
       {"cpuSecondsPerGB", "s/GB", false, {"tcp_stream", "udp_stream"}, "/cpuSecondsPerGB"},
       {"udpLossRatio", "1", false, {"udp_stream"}, "/udpLossRatio"},
       {"tcpRetransmits", "1", false, {"tcp_stream"}, "/tcpRetransmits"},
+      {"packetsPerSecond", "1/s", true, {"pps"}, "/packetsPerSecond"},
+      {"cpuNsPerPacket", "ns", false, {"pps"}, "/cpuNsPerPacket"},
   };
   return m;
 }

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -19,6 +20,7 @@
 #include "metrics/cpu.hpp"
 #include "results/results.hpp"
 #include "topology/cluster.hpp"
+#include "traffic/pps.hpp"
 #include "traffic/workload.hpp"
 
 namespace hrb::run {
@@ -91,13 +93,20 @@ std::string git_revision() {
   return s;
 }
 
+// `pps` is not a socket workload: XDP live frames injected at the server node's uplink, so it
+// measures the receiving half of pod-pod-cross-node (uplink -> pod) and runs in that scenario only.
+const std::string kPps = "pps";
+
+// The CPU figures every trial has.
+nlohmann::json cpu_metrics(const metrics::CpuTimes& cpu) {
+  const double total = cpu.total();
+  return {{"stealFraction", total > 0 ? cpu.steal / total : 0.0}, {"cpuBusySeconds", cpu.busy()}};
+}
+
 // Figures derived from a workload result and the CPU time it took.
 nlohmann::json derive_metrics(const traffic::WorkloadResult& r, const metrics::CpuTimes& cpu) {
-  nlohmann::json m;
+  nlohmann::json m = cpu_metrics(cpu);
   const double busy = cpu.busy();
-  const double total = cpu.total();
-  m["stealFraction"] = total > 0 ? cpu.steal / total : 0.0;
-  m["cpuBusySeconds"] = busy;
   switch (r.kind) {
     case traffic::Kind::kTcpRr:
     case traffic::Kind::kTcpCrr:
@@ -192,7 +201,8 @@ void validate(const RunConfig& c) {
       throw Error("--scenarios: unknown scenario '" + s +
                       "' (pod-pod-same-node, pod-pod-cross-node, pod-external, node-node)",
                   ExitCode::kUsage);
-  for (const auto& w : c.workloads) traffic::parse_kind(w);
+  for (const auto& w : c.workloads)
+    if (w != kPps) traffic::parse_kind(w);
   if (c.repetitions < 1 || c.repetitions > 1000)
     throw Error("--repetitions must be 1..1000", ExitCode::kUsage);
   if (!(c.duration_s > 0) || c.warmup_s < 0)
@@ -251,6 +261,14 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
       log::warn("scenario {} is not possible on topology {}; skipped", s, spec.name);
     }
   }
+  if (std::find(cfg.workloads.begin(), cfg.workloads.end(), kPps) != cfg.workloads.end()) {
+    if (std::find(scenarios.begin(), scenarios.end(), "pod-pod-cross-node") == scenarios.end())
+      throw Error(
+          "--workloads pps runs in scenario pod-pod-cross-node only (frames are injected "
+          "at the server node's uplink); add it to --scenarios",
+          ExitCode::kUsage);
+    if (scenarios.size() > 1) log::info("pps: measured in pod-pod-cross-node only");
+  }
   std::vector<int> scan_values = cfg.scan_values;
   if (cfg.scan_param.empty()) scan_values = {0};
   std::vector<PlannedTrial> plan;
@@ -266,6 +284,7 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
         for (const auto& s : scenarios) {
           if ((mode == "none") != (s == "node-node")) continue;
           for (const auto& w : cfg.workloads) {
+            if (w == kPps && s != "pod-pod-cross-node") continue;
             PlannedTrial t{mode, s, w, rep, nullptr, sv};
             if (!cfg.scan_param.empty()) t.scan = {{"param", cfg.scan_param}, {"value", sv}};
             plan.push_back(t);
@@ -348,7 +367,7 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
     }
     auto ep = *scenario_endpoints(layout, t.scenario);
     traffic::WorkloadSpec w;
-    w.kind = traffic::parse_kind(t.workload);
+    if (t.workload != kPps) w.kind = traffic::parse_kind(t.workload);
     w.client_netns = ep.client_netns;
     w.server_netns = ep.server_netns;
     w.dst = ep.dst;
@@ -371,9 +390,45 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
       uint64_t ipt0 = rules ? iptables_packets(layout, backend) : 0;
       auto bpf0 = bpf ? datapath::counters_json(layout) : nlohmann::json::object();
       auto started = iso_now();
+      std::vector<std::string> flags;
+      std::string client = ep.client_name;
+      std::optional<traffic::PpsResult> pps;
+      std::optional<traffic::WorkloadResult> wr;
+      traffic::PpsSpec ps;
       auto cpu0 = metrics::read_cpu_times();
-      auto r = traffic::run_workload(w);
+      if (t.workload == kPps) {
+        ps.node = &layout.nodes[1];
+        ps.pod = &layout.nodes[1].pods[0];
+        ps.src =
+            layout.externals.empty() ? layout.nodes[0].underlay_ip : layout.externals[0].address;
+        ps.duration_s = cfg.duration_s;
+        pps = traffic::run_pps(layout, ps);
+      } else {
+        wr = traffic::run_workload(w);
+      }
       auto cpu = metrics::read_cpu_times() - cpu0;
+      nlohmann::json metrics_j, result_j;
+      if (pps) {
+        metrics_j = cpu_metrics(cpu);
+        metrics_j["packetsPerSecond"] = pps->received_pps();
+        metrics_j["packets"] = pps->received;
+        if (pps->received) metrics_j["cpuNsPerPacket"] = cpu.busy() * 1e9 / pps->received;
+        result_j = pps->to_json();
+        client = ps.node->name + " uplink (XDP frames from " + ps.src.str() + ")";
+        if (!pps->received) flags.push_back("no packets");
+      } else {
+        const auto& r = *wr;
+        metrics_j = derive_metrics(r, cpu);
+        result_j = r.to_json();
+        if (r.errors) flags.push_back(fmt::format("errors: {} ({})", r.errors, r.first_error));
+        if ((w.kind == traffic::Kind::kTcpRr || w.kind == traffic::Kind::kTcpCrr ||
+             w.kind == traffic::Kind::kUdpRr) &&
+            r.transactions == 0)
+          flags.push_back("no transactions");
+        if ((w.kind == traffic::Kind::kTcpStream || w.kind == traffic::Kind::kUdpStream) &&
+            r.bytes == 0)
+          flags.push_back("no bytes");
+      }
       if (interrupted) break;  // the trial in flight is dropped
       trial = {{"mode", t.mode},
                {"scenario", t.scenario},
@@ -382,28 +437,19 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
                {"order", k},
                {"attempt", attempt},
                {"startedAt", started},
-               {"client", ep.client_name},
+               {"client", client},
                {"server", ep.server_name},
-               {"flows", w.flows},
-               {"metrics", derive_metrics(r, cpu)},
+               {"flows", t.workload == kPps ? 1 : w.flows},
+               {"metrics", metrics_j},
                {"cpu", cpu.to_json()},
-               {"result", r.to_json()}};
+               {"result", result_j}};
       if (!t.scan.is_null()) trial["scan"] = t.scan;
       if (rules) trial["iptablesPackets"] = iptables_packets(layout, backend) - ipt0;
       if (bpf) trial["bpfCounters"] = counters_delta(bpf0, datapath::counters_json(layout));
-      std::vector<std::string> flags;
-      if (r.errors) flags.push_back(fmt::format("errors: {} ({})", r.errors, r.first_error));
       double steal = trial["metrics"]["stealFraction"].get<double>();
       if (steal > cfg.max_steal_fraction)
         flags.push_back(
             fmt::format("steal {:.0f}% > {:.0f}%", steal * 100, cfg.max_steal_fraction * 100));
-      if ((w.kind == traffic::Kind::kTcpRr || w.kind == traffic::Kind::kTcpCrr ||
-           w.kind == traffic::Kind::kUdpRr) &&
-          r.transactions == 0)
-        flags.push_back("no transactions");
-      if ((w.kind == traffic::Kind::kTcpStream || w.kind == traffic::Kind::kUdpStream) &&
-          r.bytes == 0)
-        flags.push_back("no bytes");
       trial["flags"] = flags;
       trial["valid"] = flags.empty();
       if (flags.empty()) break;

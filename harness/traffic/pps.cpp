@@ -22,9 +22,11 @@
 namespace hrb::traffic {
 
 nlohmann::json PpsResult::to_json() const {
+  // errors: as for the socket workloads; a pps run has no per-packet errors (a failure throws).
   return {
       {"workload", "pps"},    {"seconds", seconds},          {"sent", sent},
-      {"received", received}, {"sentPerSecond", sent_pps()}, {"receivedPerSecond", received_pps()}};
+      {"received", received}, {"sentPerSecond", sent_pps()}, {"receivedPerSecond", received_pps()},
+      {"errors", 0}};
 }
 
 namespace {

@@ -119,14 +119,16 @@ TEST(Run, SigintLeavesAValidPartialFileAndACleanMachine) {
 TEST(Run, BadOptionsChangeNothing) {
   HRB_REQUIRE_ROOT();
   const std::string prefix = test::unique_prefix("tv");
-  for (std::vector<std::string> args : {std::vector<std::string>{"run", "--modes", "legacy,turbo"},
-                                        {"run", "--workloads", "tcp_maerts"},
-                                        {"run", "--scenarios", "pod-moon"},
-                                        {"run", "--scan", "services"},
-                                        {"run", "--quick", "--thorough"},
-                                        {"run", "--export", "xml"},
-                                        {"run", "--pin-cpus", "0,4096"},
-                                        {"run", "--pin-cpus", "0"}}) {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"run", "--modes", "legacy,turbo"},
+        {"run", "--workloads", "tcp_maerts"},
+        {"run", "--scenarios", "pod-moon"},
+        {"run", "--scan", "services"},
+        {"run", "--quick", "--thorough"},
+        {"run", "--export", "xml"},
+        {"run", "--pin-cpus", "0,4096"},
+        {"run", "--pin-cpus", "0"},
+        {"run", "--scenarios", "node-node", "--workloads", "pps"}}) {
     auto r = test::hrbench(args, prefix);
     EXPECT_EQ(r.status, static_cast<int>(ExitCode::kUsage)) << args[1] << ": " << r.err;
     EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
@@ -135,6 +137,34 @@ TEST(Run, BadOptionsChangeNothing) {
       {"run", "--masq-config", test::source_path("tests/fixtures/masq/bad-cidr.yaml")}, prefix);
   EXPECT_EQ(r.status, static_cast<int>(ExitCode::kBadInput)) << r.err;
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+}
+
+// pps (XDP live frames into the cross-node server pod) as a workload of `hrbench run`: measured
+// in pod-pod-cross-node only, in every mode, and the file is valid against the schema.
+TEST(Run, PpsRunsInTheCrossNodeScenario) {
+  HRB_REQUIRE_ROOT();
+  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string prefix = test::unique_prefix("tp");
+  auto r = test::hrbench(
+      {"run", "--modes", "legacy,ebpf", "--scenarios", "pod-pod-cross-node,node-node",
+       "--workloads", "pps", "--repetitions", "1", "--duration", "0.3", "--output", out},
+      prefix);
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto v = validate(out);
+  EXPECT_EQ(v.status, 0) << v.err;
+  auto doc = nlohmann::json::parse(std::ifstream(out));
+  std::set<std::string> modes;
+  for (const auto& t : doc["trials"]) {
+    EXPECT_EQ(t["scenario"], "pod-pod-cross-node");
+    EXPECT_TRUE(t["valid"].get<bool>()) << t["flags"];
+    EXPECT_GT(t["metrics"]["packetsPerSecond"].get<double>(), 0);
+    EXPECT_EQ(t["server"], "node2-pod1");
+    modes.insert(t["mode"].get<std::string>());
+  }
+  EXPECT_EQ(modes, (std::set<std::string>{"legacy", "ebpf"}));
+  EXPECT_NE(r.out.find("packetsPerSecond"), std::string::npos) << r.out;
+  EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+  fs::remove_all(dir);
 }
 
 // `gate --adaptive` measures more repetitions of an inconclusive check with the run's own
