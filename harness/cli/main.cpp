@@ -407,7 +407,8 @@ int cmd_run(const std::vector<std::string>& args) {
       "export", po::value<std::vector<std::string>>()->multitoken(),
       "also write gbench (Google Benchmark JSON) and/or csv next to the results file")(
       "pin-cpus", po::value<std::string>(),
-      "CLIENT,SERVER: pin the generators' client and server threads to these CPUs")(
+      "CLIENT,SERVER: pin the generators' client and server threads to these CPUs (0,0: "
+      "colocated, a transaction costs its CPU work; what the CI gate measures)")(
       "calibration-delay", po::value<uint32_t>()->default_value(0),
       "busy-loop iterations per program run in the pseudo-mode ebpf-delay (gate calibration)");
   add_mode_options(d);
