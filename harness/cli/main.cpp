@@ -313,7 +313,7 @@ int cmd_traffic(const std::vector<std::string>& args) {
           ps.node = &n;
           ps.pod = &p;
         }
-    ps.src = l.externals.empty() ? l.nodes[0].underlay_ip : l.externals[0].address;
+    ps.src = traffic::pps_source(l);
     ps.duration_s = (*vm)["duration"].as<double>();
     auto cpu0 = metrics::read_cpu_times();
     auto r = traffic::run_pps(l, ps);

@@ -1,10 +1,13 @@
 #include "core/netns.hpp"
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -53,9 +56,8 @@ void NetnsGuard::enter(int fd) {
 }
 
 NetnsGuard::~NetnsGuard() {
-  if (saved_ && ::setns(saved_.get(), CLONE_NEWNET) != 0)
-    std::terminate();  // never continue in
-                       // the wrong netns
+  // Never continue in the wrong netns.
+  if (saved_ && ::setns(saved_.get(), CLONE_NEWNET) != 0) std::terminate();
 }
 
 std::string sysctl_path(const std::string& key) {
@@ -92,6 +94,17 @@ uint64_t netns_cookie(const std::string& name) {
       throw_errno("getsockopt(SO_NETNS_COOKIE) in netns " + name);
     return cookie;
   });
+}
+
+std::array<uint8_t, 6> mac_of(const std::string& ifname) {
+  Fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s) throw_errno("socket");
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+  if (::ioctl(s.get(), SIOCGIFHWADDR, &ifr) != 0) throw_errno("SIOCGIFHWADDR " + ifname);
+  std::array<uint8_t, 6> m{};
+  std::memcpy(m.data(), ifr.ifr_hwaddr.sa_data, 6);
+  return m;
 }
 
 }  // namespace hrb

@@ -3,6 +3,8 @@
 // NetnsGuard switches the calling thread and always switches it back; run_in_netns runs a function
 // on a fresh thread inside a namespace, keeping the root mount namespace (so bpffs stays visible,
 // unlike `ip netns exec`).
+#include <array>
+#include <cstdint>
 #include <functional>
 #include <future>
 #include <string>
@@ -50,6 +52,9 @@ auto run_in_netns(const std::string& name, F&& fn) -> decltype(fn()) {
 void write_sysctl_in(const std::string& netns, const std::string& key, const std::string& value);
 std::string read_sysctl_in(const std::string& netns, const std::string& key);
 std::string sysctl_path(const std::string& key);
+
+// The MAC address of interface `ifname` in the calling thread's netns (throws SysError).
+std::array<uint8_t, 6> mac_of(const std::string& ifname);
 
 // The netns cookie (SO_NETNS_COOKIE) of a named namespace, as BPF's bpf_get_netns_cookie sees it.
 uint64_t netns_cookie(const std::string& name);

@@ -4,7 +4,6 @@
 #include <bpf/bpf.h>
 #include <fcntl.h>
 #include <net/if.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
@@ -63,17 +62,6 @@ static_assert(std::size(kReasonNames) == HRB_R__MAX, "a name for every hrb_reaso
 
 std::string node_pin_dir(const std::string& prefix, const std::string& node) {
   return bpf_pin_root(prefix) + "/" + node;
-}
-
-std::array<uint8_t, 6> mac_of(const std::string& ifname) {
-  Fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!s) throw_errno("socket");
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
-  if (::ioctl(s.get(), SIOCGIFHWADDR, &ifr) != 0) throw_errno("SIOCGIFHWADDR " + ifname);
-  std::array<uint8_t, 6> m{};
-  std::memcpy(m.data(), ifr.ifr_hwaddr.sa_data, 6);
-  return m;
 }
 
 unsigned ifindex_of(const std::string& ifname, const std::string& netns) {

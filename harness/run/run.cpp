@@ -5,11 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <random>
-#include <sstream>
 
 #include "core/file.hpp"
 #include "core/log.hpp"
@@ -48,18 +46,21 @@ const std::vector<std::string> kScenarios{"pod-pod-same-node", "pod-pod-cross-no
 struct Endpoints {
   std::string client_name, server_name, client_netns, server_netns;
   Ipv4 dst;
+  const topology::NodeLayout* server_node = nullptr;  // when the server is a pod: its node
+  const topology::PodLayout* server_pod = nullptr;    // … and the pod (pps sends into it)
 };
 
 std::optional<Endpoints> scenario_endpoints(const topology::Layout& l, const std::string& s) {
   if (l.nodes.empty()) return std::nullopt;
   const auto& n1 = l.nodes[0];
-  if (s == "pod-pod-same-node" && n1.pods.size() >= 2)
-    return Endpoints{n1.pods[0].name, n1.pods[1].name, n1.pods[0].netns, n1.pods[1].netns,
-                     n1.pods[1].ip};
+  auto to_pod = [&](const topology::PodLayout& from, const topology::NodeLayout& node,
+                    const topology::PodLayout& to) {
+    return Endpoints{from.name, to.name, from.netns, to.netns, to.ip, &node, &to};
+  };
+  if (s == "pod-pod-same-node" && n1.pods.size() >= 2) return to_pod(n1.pods[0], n1, n1.pods[1]);
   if (s == "pod-pod-cross-node" && l.nodes.size() >= 2 && !n1.pods.empty() &&
       !l.nodes[1].pods.empty())
-    return Endpoints{n1.pods[0].name, l.nodes[1].pods[0].name, n1.pods[0].netns,
-                     l.nodes[1].pods[0].netns, l.nodes[1].pods[0].ip};
+    return to_pod(n1.pods[0], l.nodes[1], l.nodes[1].pods[0]);
   if (s == "pod-external" && !n1.pods.empty() && !l.externals.empty())
     return Endpoints{n1.pods[0].name, l.externals[0].name, n1.pods[0].netns, l.externals[0].netns,
                      l.externals[0].address};
@@ -397,10 +398,9 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
       traffic::PpsSpec ps;
       auto cpu0 = metrics::read_cpu_times();
       if (t.workload == kPps) {
-        ps.node = &layout.nodes[1];
-        ps.pod = &layout.nodes[1].pods[0];
-        ps.src =
-            layout.externals.empty() ? layout.nodes[0].underlay_ip : layout.externals[0].address;
+        ps.node = ep.server_node;
+        ps.pod = ep.server_pod;
+        ps.src = traffic::pps_source(layout);
         ps.duration_s = cfg.duration_s;
         pps = traffic::run_pps(layout, ps);
       } else {

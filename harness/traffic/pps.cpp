@@ -31,18 +31,6 @@ nlohmann::json PpsResult::to_json() const {
 
 namespace {
 
-std::array<uint8_t, 6> mac_in(const std::string& netns, const std::string& dev) {
-  auto r = run_cmd({"ip", "-br", "link", "show", "dev", dev}, {.netns = netns});
-  std::istringstream in(r.out);
-  std::string name, state, addr;
-  in >> name >> state >> addr;
-  std::array<uint8_t, 6> m{};
-  if (sscanf(addr.c_str(), "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &m[0], &m[1], &m[2], &m[3], &m[4],
-             &m[5]) != 6)
-    throw Error("no MAC for " + dev + " in " + netns);
-  return m;
-}
-
 uint16_t ip_checksum(const uint8_t* p, size_t n) {
   uint32_t s = 0;
   for (size_t i = 0; i + 1 < n; i += 2) s += uint32_t(p[i]) << 8 | p[i + 1];
@@ -76,6 +64,10 @@ std::vector<uint8_t> frame(const std::array<uint8_t, 6>& dst_mac,
 }
 
 }  // namespace
+
+Ipv4 pps_source(const topology::Layout& l) {
+  return l.externals.empty() ? l.nodes.at(0).underlay_ip : l.externals[0].address;
+}
 
 PpsResult run_pps(const topology::Layout& l, const PpsSpec& s) {
   if (!s.node || !s.pod) throw Error("pps: node and pod are required", ExitCode::kUsage);
@@ -131,8 +123,8 @@ PpsResult run_pps(const topology::Layout& l, const PpsSpec& s) {
 
   // The generator, in the fabric netns.
   const std::string port_dev = node.fabric_port;
-  auto dst_mac = mac_in(node.netns, node.uplink);
-  auto src_mac = mac_in(l.fabric_netns, port_dev);
+  auto dst_mac = run_in_netns(node.netns, [&] { return mac_of(node.uplink); });
+  auto src_mac = run_in_netns(l.fabric_netns, [&] { return mac_of(port_dev); });
   auto pkt = frame(dst_mac, src_mac, s.src, s.pod->ip, s.port);
   Skeleton<pktgen> gen;
   unsigned ifindex = run_in_netns(l.fabric_netns, [&] { return if_nametoindex(port_dev.c_str()); });
@@ -156,7 +148,7 @@ PpsResult run_pps(const topology::Layout& l, const PpsSpec& s) {
       o.ctx_size_in = sizeof ctx;
       o.repeat = s.batch;
       o.batch_size = 256;  // frames per kernel batch (the default is 64)
-      o.flags = 1u << 1;   // BPF_F_TEST_XDP_LIVE_FRAMES
+      o.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
       if (bpf_prog_test_run_opts(bpf_program__fd(gen->progs.pktgen), &o) != 0)
         throw_errno("bpf_prog_test_run_opts(XDP live frames)");
     }

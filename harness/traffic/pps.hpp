@@ -31,4 +31,8 @@ struct PpsResult {
 
 PpsResult run_pps(const topology::Layout& l, const PpsSpec& spec);
 
+// The frames' source address: the first external host's (traffic from outside the cluster), or
+// the first node's underlay address on a topology without one.
+Ipv4 pps_source(const topology::Layout& l);
+
 }  // namespace hrb::traffic
