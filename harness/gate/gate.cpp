@@ -4,13 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <random>
 #include <set>
-#include <sstream>
 
 #include "core/error.hpp"
 #include "core/file.hpp"
+#include "core/markup.hpp"
 #include "metrics/stats.hpp"
 #include "results/results.hpp"
 
@@ -159,27 +157,6 @@ Policy parse_policy_file(const std::string& path) {
 
 namespace {
 
-// Ratio of medians of two independent samples, with a bootstrap interval.
-metrics::RatioEstimate unpaired_ratio(const std::vector<double>& a, const std::vector<double>& b,
-                                      int resamples, uint64_t seed, double confidence) {
-  metrics::RatioEstimate r;
-  r.pairs = std::min(a.size(), b.size());
-  r.ratio = metrics::median(b) / metrics::median(a);
-  std::mt19937_64 rng(seed);
-  std::vector<double> ratios(resamples), sa(a.size()), sb(b.size());
-  std::uniform_int_distribution<size_t> pa(0, a.size() - 1), pb(0, b.size() - 1);
-  for (int k = 0; k < resamples; ++k) {
-    for (auto& x : sa) x = a[pa(rng)];
-    for (auto& x : sb) x = b[pb(rng)];
-    ratios[k] = metrics::median(sb) / metrics::median(sa);
-  }
-  std::sort(ratios.begin(), ratios.end());
-  double alpha = (1 - confidence) / 2;
-  r.ci_low = ratios[static_cast<size_t>(alpha * (resamples - 1))];
-  r.ci_high = ratios[static_cast<size_t>((1 - alpha) * (resamples - 1))];
-  return r;
-}
-
 std::vector<double> values_of(const nlohmann::json& doc, const std::string& file, const Cell& c,
                               const Check& k) {
   const auto* m = results::find_metric(k.metric);
@@ -273,7 +250,7 @@ GateResult evaluate(const Policy& p, const nlohmann::json& cur, const std::strin
       }
       r.a_values = results::finite(values_of(*base, base_file, k.cell, k));
       r.b_values = results::finite(values_of(cur, cur_file, k.cell, k));
-      auto est = unpaired_ratio(r.a_values, r.b_values, p.resamples, p.seed, p.confidence);
+      auto est = metrics::unpaired_ratio(r.a_values, r.b_values, p.resamples, p.seed, p.confidence);
       r.pairs = est.pairs;
       r.ratio = est.ratio;
       r.ci_low = est.ci_low;
@@ -296,29 +273,6 @@ std::string describe(const Check& k) {
                        k.a.mode, k.a.scenario);
   return fmt::format("{} {}: {}/{} now / baseline", k.workload, k.metric, k.cell.mode,
                      k.cell.scenario);
-}
-
-std::string xml_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        o += "&amp;";
-        break;
-      case '<':
-        o += "&lt;";
-        break;
-      case '>':
-        o += "&gt;";
-        break;
-      case '"':
-        o += "&quot;";
-        break;
-      default:
-        o += c;
-    }
-  }
-  return o;
 }
 
 std::string samples(const std::vector<double>& v) {

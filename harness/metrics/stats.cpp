@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <tuple>
+#include <utility>
 
 namespace hrb::metrics {
 
@@ -12,6 +14,18 @@ double median(std::vector<double> v) {
   size_t n = v.size();
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
+
+namespace {
+// The two-sided percentile interval of bootstrap estimates (sorted in place).
+std::pair<double, double> percentile_interval(std::vector<double>& estimates, double confidence) {
+  std::sort(estimates.begin(), estimates.end());
+  const double alpha = (1 - confidence) / 2, last = estimates.size() - 1.0;
+  auto at = [&](double q) {
+    return estimates[static_cast<size_t>(std::clamp(q * last, 0.0, last))];
+  };
+  return {at(alpha), at(1 - alpha)};
+}
+}  // namespace
 
 std::optional<RatioEstimate> paired_ratio(const std::vector<double>& a,
                                           const std::vector<double>& b, int resamples,
@@ -31,14 +45,26 @@ std::optional<RatioEstimate> paired_ratio(const std::vector<double>& a,
     for (auto& x : sample) x = logs[pick(rng)];
     meds[k] = median(sample);
   }
-  std::sort(meds.begin(), meds.end());
-  double alpha = (1 - confidence) / 2;
-  auto at = [&](double q) {
-    size_t i = static_cast<size_t>(std::clamp(q * (resamples - 1), 0.0, resamples - 1.0));
-    return meds[i];
-  };
-  r.ci_low = std::exp(at(alpha));
-  r.ci_high = std::exp(at(1 - alpha));
+  auto [lo, hi] = percentile_interval(meds, confidence);
+  r.ci_low = std::exp(lo);
+  r.ci_high = std::exp(hi);
+  return r;
+}
+
+RatioEstimate unpaired_ratio(const std::vector<double>& a, const std::vector<double>& b,
+                             int resamples, uint64_t seed, double confidence) {
+  RatioEstimate r;
+  r.pairs = std::min(a.size(), b.size());
+  r.ratio = median(b) / median(a);
+  std::mt19937_64 rng(seed);
+  std::vector<double> ratios(resamples), sa(a.size()), sb(b.size());
+  std::uniform_int_distribution<size_t> pa(0, a.size() - 1), pb(0, b.size() - 1);
+  for (int k = 0; k < resamples; ++k) {
+    for (auto& x : sa) x = a[pa(rng)];
+    for (auto& x : sb) x = b[pb(rng)];
+    ratios[k] = median(sb) / median(sa);
+  }
+  std::tie(r.ci_low, r.ci_high) = percentile_interval(ratios, confidence);
   return r;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
-// Statistics for comparisons of two modes measured in the same run: per-pair log-ratios, their
-// median with a seeded (reproducible) bootstrap confidence interval, and the Mann–Whitney U test.
+// Statistics for comparisons of two modes: per-pair log-ratios (same run) or a ratio of medians
+// (two runs), with seeded (reproducible) bootstrap confidence intervals, and the Mann–Whitney U
+// test.
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -19,6 +20,11 @@ struct RatioEstimate {
 std::optional<RatioEstimate> paired_ratio(const std::vector<double>& a,
                                           const std::vector<double>& b, int resamples = 2000,
                                           uint64_t seed = 1, double confidence = 0.95);
+
+// Ratio of medians of two independent samples (B / A) with a bootstrap interval (each sample
+// resampled on its own); `pairs` is the smaller sample size. Samples must not be empty.
+RatioEstimate unpaired_ratio(const std::vector<double>& a, const std::vector<double>& b,
+                             int resamples = 2000, uint64_t seed = 1, double confidence = 0.95);
 
 double median(std::vector<double> v);
 

@@ -9,10 +9,10 @@
 #include <map>
 #include <random>
 #include <set>
-#include <sstream>
 
 #include "core/error.hpp"
 #include "core/file.hpp"
+#include "core/markup.hpp"
 #include "core/process.hpp"
 #include "metrics/stats.hpp"
 #include "results/results.hpp"
@@ -54,23 +54,6 @@ Stat stat_of(const std::vector<double>& raw) {
   s.lo = meds[25];
   s.hi = meds[974];
   return s;
-}
-
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '<')
-      o += "&lt;";
-    else if (c == '>')
-      o += "&gt;";
-    else if (c == '&')
-      o += "&amp;";
-    else if (c == '"')
-      o += "&quot;";
-    else
-      o += c;
-  }
-  return o;
 }
 
 bool has(const nlohmann::json& doc, const std::string& workload) {
@@ -228,7 +211,7 @@ std::string env_rows(const nlohmann::json& doc, bool md) {
   std::string s;
   for (const auto& [k, v] : rows)
     s += md ? fmt::format("| {} | {} |\n", k, v)
-            : fmt::format("<tr><th>{}</th><td>{}</td></tr>\n", esc(k), esc(v));
+            : fmt::format("<tr><th>{}</th><td>{}</td></tr>\n", xml_escape(k), xml_escape(v));
   return s;
 }
 
@@ -247,8 +230,8 @@ std::string lab_table(const nlohmann::json& doc, bool md) {
                       sum = v.value("summary", "");
     s += md ? fmt::format("| {} | {} | {} | {} |\n", sc, mode, works ? "works" : "**breaks**", sum)
             : fmt::format("<tr><td>{}</td><td>{}</td><td class={}>{}</td><td>{}</td></tr>\n",
-                          esc(sc), esc(mode), works ? "ok" : "bad", works ? "works" : "breaks",
-                          esc(sum));
+                          xml_escape(sc), xml_escape(mode), works ? "ok" : "bad",
+                          works ? "works" : "breaks", xml_escape(sum));
   }
   return md ? s : s + "</table>\n";
 }
@@ -273,11 +256,12 @@ std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs
   std::string body;
   for (const auto& [file, doc] : runs) {
     if (is_lab(doc)) {
-      body += fmt::format("<h2>Limitation lab: {}</h2>\n<p><code>{}</code></p>\n{}", esc(file),
-                          esc(doc.value("command", "")), lab_table(doc, false));
+      body +=
+          fmt::format("<h2>Limitation lab: {}</h2>\n<p><code>{}</code></p>\n{}", xml_escape(file),
+                      xml_escape(doc.value("command", "")), lab_table(doc, false));
       continue;
     }
-    body += fmt::format("<h2>{}</h2>\n<table class=env>\n{}</table>\n", esc(file),
+    body += fmt::format("<h2>{}</h2>\n<table class=env>\n{}</table>\n", xml_escape(file),
                         env_rows(doc, false));
     body += "<h3>Throughput and transaction rate</h3>\n<div class=charts>\n";
     for (const char* wl : {"tcp_rr", "tcp_crr", "udp_rr"})
@@ -304,7 +288,8 @@ std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs
                              "pod-pod-cross-node");
       body += "</div>\n";
     }
-    body += "<h3>Comparison table</h3>\n<pre>" + esc(results::summary_table(doc)) + "</pre>\n";
+    body +=
+        "<h3>Comparison table</h3>\n<pre>" + xml_escape(results::summary_table(doc)) + "</pre>\n";
   }
   return "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
          "<title>hostroute-bench report</title><style>"
