@@ -1,8 +1,6 @@
 #include "datapath/masq_agent.hpp"
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "core/file.hpp"

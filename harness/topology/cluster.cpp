@@ -18,7 +18,6 @@
 #include <iterator>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "core/fd.hpp"

@@ -454,11 +454,19 @@ void udp_rr_server(const WorkloadSpec& s, int fd, std::atomic<bool>& stop) {
 
 }  // namespace
 
-void check_cpu(int cpu, const std::string& what) {
-  if (cpu == -1) return;
+namespace {
+// The CPUs this process may run on.
+cpu_set_t allowed_cpus() {
   cpu_set_t allowed;
   CPU_ZERO(&allowed);
   if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) throw_errno("sched_getaffinity");
+  return allowed;
+}
+}  // namespace
+
+void check_cpu(int cpu, const std::string& what) {
+  if (cpu == -1) return;
+  const cpu_set_t allowed = allowed_cpus();
   if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed)) {
     std::string usable;
     for (int c = 0; c < CPU_SETSIZE; ++c)
@@ -470,9 +478,7 @@ void check_cpu(int cpu, const std::string& what) {
 }
 
 int first_allowed_cpu() {
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) throw_errno("sched_getaffinity");
+  const cpu_set_t allowed = allowed_cpus();
   for (int c = 0; c < CPU_SETSIZE; ++c)
     if (CPU_ISSET(c, &allowed)) return c;
   throw Error("no CPU in this process's affinity mask");

@@ -27,8 +27,8 @@ struct WorkloadSpec {
   IpAddr dst;         // address the client sends to (IPv4 or IPv6)
   uint16_t port = 0;  // server port (0: picked)
   int flows = 1;
-  size_t msg_size =
-      0;  // 0: the kind's default (1 byte rr/crr, 128 KiB tcp_stream as iperf3, 1400 udp_stream)
+  // 0: the kind's default (1 byte rr/crr, 128 KiB tcp_stream as iperf3, 1400 udp_stream)
+  size_t msg_size = 0;
   double duration_s = 5;
   double warmup_s = 1;
   uint64_t udp_rate_pps = 0;             // udp_stream: 0 = flat out
