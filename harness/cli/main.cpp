@@ -403,6 +403,9 @@ int cmd_run(const std::vector<std::string>& args) {
       "scan", po::value<std::string>(),
       "vary one parameter, e.g. services=0,1000,5000,10000 or flows=1,2,4")(
       "max-retries", po::value<int>()->default_value(1), "re-runs of a trial marked invalid")(
+      "max-steal", po::value<std::string>(),
+      "PCT: a trial with more CPU steal than this is marked invalid (default 10; 0 or none: "
+      "off, for shared machines where a valid trial is needed)")(
       "output,o", po::value<std::string>(), "results file (default results/<run id>.json)")(
       "export", po::value<std::vector<std::string>>()->multitoken(),
       "also write gbench (Google Benchmark JSON) and/or csv next to the results file")(
@@ -430,6 +433,20 @@ int cmd_run(const std::vector<std::string>& args) {
   c.flows = (*vm)["flows"].as<int>();
   c.msg_size = (*vm)["size"].as<size_t>();
   c.max_retries = (*vm)["max-retries"].as<int>();
+  if (vm->count("max-steal")) {
+    const std::string v = (*vm)["max-steal"].as<std::string>();
+    double pct = -1;
+    try {
+      size_t used = 0;
+      pct = v == "none" ? 0 : std::stod(v, &used);
+      if (v != "none" && used != v.size()) pct = -1;
+    } catch (const std::exception&) {
+    }
+    if (!(pct >= 0 && pct <= 100))
+      throw Error("--max-steal: '" + v + "' (expected a percentage 0-100, or none)",
+                  ExitCode::kUsage);
+    c.max_steal_fraction = pct == 0 ? 1.0 : pct / 100;  // 1: nothing is marked
+  }
   c.calibration_delay_loops = (*vm)["calibration-delay"].as<uint32_t>();
   if (vm->count("pin-cpus")) {
     auto cpus = split_list((*vm)["pin-cpus"].as<std::string>());

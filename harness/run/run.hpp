@@ -31,9 +31,10 @@ struct RunConfig {
   // Calibration of the gate: the pseudo-mode "ebpf-delay" is ebpf mode with this many busy-loop
   // iterations injected into every program run (a deliberate, tunable slowdown).
   uint32_t calibration_delay_loops = 0;
-  double max_steal_fraction = 0.10;  // more steal than this marks a trial invalid
-  std::string output;                // results file (default results/<run id>.json)
-  std::string command_line;          // recorded in the document
+  // More steal than this fraction marks a trial invalid; 1 (all the time stolen) or more: off.
+  double max_steal_fraction = 0.10;
+  std::string output;        // results file (default results/<run id>.json)
+  std::string command_line;  // recorded in the document
   // Scan: one parameter varied over values (services or flows); empty: no scan.
   std::string scan_param;
   std::vector<int> scan_values;
