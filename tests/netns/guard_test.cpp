@@ -35,6 +35,55 @@ std::set<uint32_t> cgroup_setsockopt_programs() {
   return r == 0 ? std::set<uint32_t>(ids, ids + cnt) : std::set<uint32_t>{};
 }
 
+// Polls `cond` until it holds or a generous deadline passes: a barrier, not a timing claim (on a
+// loaded machine the deadline is never what ends a passing test).
+template <class F>
+bool eventually(F cond, std::chrono::seconds limit = std::chrono::seconds(30)) {
+  for (auto t0 = Clock::now(); Clock::now() - t0 < limit;) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return cond();
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Waits until `needle` appears in the file at or after offset `from`; returns the offset just
+// past it, or npos when it never did.
+size_t wait_for_line(const std::string& path, const std::string& needle, size_t from = 0) {
+  size_t at = std::string::npos;
+  eventually([&] {
+    auto text = slurp(path);
+    at = from <= text.size() ? text.find(needle, from) : std::string::npos;
+    return at != std::string::npos;
+  });
+  return at == std::string::npos ? at : at + needle.size();
+}
+
+// A forked child, stopped (SIGTERM, reaped) also when an assertion returns early.
+struct Child {
+  pid_t pid = -1;
+  int stop() {
+    int st = -1;
+    if (pid > 0 && kill(pid, SIGTERM) == 0) waitpid(pid, &st, 0);
+    pid = -1;
+    return st;
+  }
+  ~Child() { stop(); }
+};
+
+struct TmpDir {
+  std::string path;
+  TmpDir() {
+    char t[] = "/tmp/hrb-guard-XXXXXX";
+    path = mkdtemp(t);
+  }
+  ~TmpDir() { std::filesystem::remove_all(path); }
+};
+
 // The program behind the blocker's pinned link.
 uint32_t guard_prog_id(const std::string& prefix) {
   int fd = bpf_obj_get(("/sys/fs/bpf/hrbench/" + prefix + "/guard/link_setsockopt").c_str());
@@ -60,6 +109,21 @@ class Guard : public ::testing::Test {
   CmdResult mode(std::vector<std::string> a) {
     a.insert(a.begin(), "mode");
     return test::hrbench(a, c_->prefix());
+  }
+  std::string guard_log() { return topology::StateDir(c_->prefix()).path() + "/guard.log"; }
+  // A barrier on the nftables watcher: two commits in node1, each waited for until the watcher
+  // has logged its removal. The second is read in a later poll round than the first, so every
+  // netlink event queued before this call has been handled (and whatever a wrong watcher would
+  // have undone, undone) when it returns.
+  void watcher_barrier(const std::string& tag) {
+    for (int i = 0; i < 2; ++i) {
+      const std::string table = "barrier" + tag + std::to_string(i);
+      ASSERT_EQ(in(node1().netns, {"nft", "add table inet " + table}).status, 0);
+      ASSERT_NE(wait_for_line(guard_log(), "removed t inet " + table + " committed by nft"),
+                std::string::npos)
+          << "the watcher did not undo " << table << ":\n"
+          << slurp(guard_log());
+    }
   }
   std::unique_ptr<test::ClusterGuard> c_;
 };
@@ -113,29 +177,18 @@ TEST_F(Guard, BlockerRefusesAndUndoesWritesOnlyInNodes) {
          "add table inet usr2; add chain inet usr2 c { type filter hook forward priority 0; }; "
          "add rule inet usr2 c ip saddr 10.2.0.0/16 drop"}}) {
     ASSERT_EQ(in(node1().netns, add).status, 0) << add[0];
-    auto t0 = Clock::now();
-    bool gone = false;
-    while (Clock::now() - t0 < std::chrono::seconds(1)) {
+    EXPECT_TRUE(eventually([&] {
       auto all = in(node1().netns, {"nft", "list", "ruleset"}).out;
-      if (all.find("10.1.0.0/16") == std::string::npos &&
-          all.find("10.2.0.0/16") == std::string::npos) {
-        gone = true;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    EXPECT_TRUE(gone) << add[0] << ": the rule is still there after 1 s";
+      return all.find("10.1.0.0/16") == std::string::npos &&
+             all.find("10.2.0.0/16") == std::string::npos;
+    })) << add[0]
+        << ": the rule was never undone";
   }
-  // The watcher logs each removal right after it (poll: the log line follows the deletion).
-  std::string text;
-  for (auto t0 = Clock::now(); Clock::now() - t0 < std::chrono::seconds(2);) {
-    std::ifstream log(topology::StateDir(c_->prefix()).path() + "/guard.log");
-    text.assign(std::istreambuf_iterator<char>(log), std::istreambuf_iterator<char>());
-    if (text.find("removed t inet usr2 committed by nft") != std::string::npos) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_NE(text.find("committed by iptables-nft"), std::string::npos) << text;
-  EXPECT_NE(text.find("committed by nft"), std::string::npos) << text;
+  // The watcher logs each removal right after it (the log line follows the deletion).
+  EXPECT_NE(wait_for_line(guard_log(), "committed by iptables-nft"), std::string::npos)
+      << slurp(guard_log());
+  EXPECT_NE(wait_for_line(guard_log(), "removed t inet usr2 committed by nft"), std::string::npos)
+      << slurp(guard_log());
   auto st = test::hrbench({"status"}, c_->prefix());
   EXPECT_NE(st.out.find("x_tables writes refused 1"), std::string::npos) << st.out;
   // The BPF LSM variant was tried first; on this kernel it cannot load and the fallback is named.
@@ -148,12 +201,16 @@ TEST_F(Guard, BlockerRefusesAndUndoesWritesOnlyInNodes) {
   auto scratch = run_cmd({"iptables-legacy", "-A", "OUTPUT", "-d", "10.9.9.9", "-j", "DROP"},
                          {.check = false, .new_anon_netns = true});
   EXPECT_EQ(scratch.status, 0) << scratch.err;
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // give a wrong watcher its chance
+  watcher_barrier("pod");  // a wrong watcher has had its chance
   EXPECT_NE(in(pod, {"iptables-nft-save"}).out.find("10.9.9.8"), std::string::npos)
       << "the watcher touched a pod netns";
 
-  // Switching back: nothing of the blocker is left, and rules can be added again.
+  // Switching back: nothing of the blocker is left (the watcher has exited: nothing can undo a
+  // rule any more), and rules can be added again.
+  const std::string watcher = topology::StateDir(c_->prefix()).read("guard.pid");
+  ASSERT_FALSE(watcher.empty()) << "no guard.pid";
   ASSERT_EQ(mode({"legacy"}).status, 0);
+  EXPECT_FALSE(process_running(std::stoi(watcher))) << "the watcher outlived the blocker";
   EXPECT_FALSE(cgroup_setsockopt_programs().count(ours)) << "the blocker is still attached";
   EXPECT_FALSE(std::filesystem::exists("/sys/fs/bpf/hrbench/" + c_->prefix()));
   EXPECT_EQ(
@@ -163,8 +220,47 @@ TEST_F(Guard, BlockerRefusesAndUndoesWritesOnlyInNodes) {
   EXPECT_EQ(in(node1().netns, {"iptables-nft", "-A", "FORWARD", "-s", "10.4.0.0/16", "-j", "DROP"})
                 .status,
             0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_NE(in(node1().netns, {"iptables-nft-save"}).out.find("10.4.0.0/16"), std::string::npos);
+}
+
+// The blocker's scope is the node netns of its own cluster (their cookies in guarded_netns, one
+// watcher socket per node): node2 is refused like node1; the fabric netns and both nodes of a
+// second cluster, up at the same time, keep both backends.
+TEST_F(Guard, BlockerScopeIsTheNodesOfItsOwnCluster) {
+  test::ClusterGuard other("topologies/two-node.yaml", "tg");
+  ASSERT_EQ(mode({"ebpf"}).status, 0);
+  const auto& node2 = c_->layout().nodes[1];
+  auto refused =
+      in(node2.netns, {"iptables-legacy", "-A", "FORWARD", "-s", "10.5.0.0/16", "-j", "DROP"});
+  EXPECT_NE(refused.status, 0) << "node2 of the guarded cluster accepted an x_tables write";
+  EXPECT_NE(refused.err.find("Operation not permitted"), std::string::npos) << refused.err;
+  ASSERT_EQ(in(node2.netns, {"nft", "add table inet usr5"}).status, 0);
+  EXPECT_NE(wait_for_line(guard_log(), "removed t inet usr5 committed by nft"), std::string::npos)
+      << "node2's nftables write was not undone:\n"
+      << slurp(guard_log());
+
+  std::vector<std::string> elsewhere{c_->layout().fabric_netns};
+  for (const auto& n : other.layout().nodes) elsewhere.push_back(n.netns);
+  elsewhere.push_back(other.layout().fabric_netns);
+  for (const auto& ns : elsewhere) {
+    auto x = in(ns, {"iptables-legacy", "-A", "FORWARD", "-s", "10.6.0.0/16", "-j", "DROP"});
+    EXPECT_EQ(x.status, 0) << ns << ": " << x.err;
+    auto n = in(ns, {"iptables-nft", "-A", "FORWARD", "-s", "10.7.0.0/16", "-j", "DROP"});
+    EXPECT_EQ(n.status, 0) << ns << ": " << n.err;
+  }
+  watcher_barrier("scope");
+  for (const auto& ns : elsewhere) {
+    EXPECT_NE(in(ns, {"iptables-legacy-save"}).out.find("10.6.0.0/16"), std::string::npos) << ns;
+    EXPECT_NE(in(ns, {"iptables-nft-save"}).out.find("10.7.0.0/16"), std::string::npos)
+        << ns << ": the watcher undid a write outside its cluster's nodes";
+  }
+  auto st = test::hrbench({"status"}, c_->prefix());
+  EXPECT_NE(st.out.find("x_tables writes refused 1"), std::string::npos)
+      << "only node2's write counts as refused:\n"
+      << st.out;
+  // The second cluster's own status knows no blocker.
+  auto other_st = test::hrbench({"status"}, other.prefix());
+  EXPECT_EQ(other_st.out.find("x_tables writes refused"), std::string::npos) << other_st.out;
 }
 
 // With the legacy backend the agent's chain is x_tables, which the kernel half refuses in the
@@ -192,56 +288,65 @@ TEST_F(Guard, MasqAgentWritesXtablesUnderTheBlockerOthersCannot) {
   EXPECT_FALSE(owner_cgroup_exists()) << "the owner cgroup outlived the blocker";
 }
 
+// The agent's reprogramming is waited for by its log lines ("programmed N non-masquerade CIDRs":
+// 169.254.0.0/16 + the file's CIDRs); each check is then one new connection, whose source
+// address is decided by the rules already in place.
 TEST_F(Guard, MasqAgentFollowsTheConfigInBothModes) {
-  char tmpl[] = "/tmp/hrb-masq-XXXXXX";
-  const std::string dir = mkdtemp(tmpl), cfg = dir + "/ip-masq-agent.yaml";
-  auto write_cfg = [&](bool external_kept) {
-    std::ofstream(cfg + ".tmp") << "nonMasqueradeCIDRs: [10.244.0.0/16, 172.18.0.0/24"
-                                << (external_kept ? ", 192.168.200.0/24" : "")
-                                << "]\nresyncInterval: 2s\n";
+  TmpDir tmp;
+  const std::string dir = tmp.path, cfg = dir + "/ip-masq-agent.yaml";
+  auto replace_cfg = [&](const std::string& text) {  // atomically: the agent never reads half
+    std::ofstream(cfg + ".tmp") << text;
     std::filesystem::rename(cfg + ".tmp", cfg);
+  };
+  auto write_cfg = [&](bool external_kept) {
+    replace_cfg(std::string("nonMasqueradeCIDRs: [10.244.0.0/16, 172.18.0.0/24") +
+                (external_kept ? ", 192.168.200.0/24" : "") + "]\nresyncInterval: 2s\n");
   };
   write_cfg(false);
   const auto* pod = c_->layout().pods()[0];
   const auto& ext = c_->layout().externals[0];
   const auto node_ip = c_->layout().nodes[pod->node].underlay_ip;
-  // Polls pod -> external until the external host sees `want` (new connections each time).
-  auto sees_within = [&](Ipv4 want, std::chrono::seconds limit) {
-    auto t0 = Clock::now();
-    while (Clock::now() - t0 < limit) {
-      auto r = traffic::reach({traffic::Proto::kTcp, pod->netns, ext.netns, ext.address});
-      if (r.ok && r.peer_seen == want) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
+  // The source address the external host sees on a new connection from the pod (a failed
+  // attempt, e.g. a timeout on a busy machine, is retried; the address is never polled for).
+  auto seen = [&]() -> std::string {
+    traffic::ReachResult r;
+    eventually([&] {
+      r = traffic::reach({traffic::Proto::kTcp, pod->netns, ext.netns, ext.address});
+      return r.ok;
+    });
+    return r.ok ? r.peer_seen.str() : "unreachable: " + r.error;
   };
   for (const char* m : {"legacy", "ebpf"}) {
     ASSERT_EQ(mode({m, "--masq-config", cfg}).status, 0);
-    EXPECT_TRUE(sees_within(node_ip, std::chrono::seconds(1))) << m << ": masqueraded at first";
-    pid_t agent = fork();
-    ASSERT_GE(agent, 0);
-    if (agent == 0) {
-      int devnull = open("/dev/null", O_WRONLY);
-      dup2(devnull, 2);
+    EXPECT_EQ(seen(), node_ip.str()) << m << ": masqueraded at first";
+    const std::string log = dir + "/agent-" + m + ".log";
+    Child agent{fork()};
+    ASSERT_GE(agent.pid, 0);
+    if (agent.pid == 0) {
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, 2);
       execl(HRBENCH_BIN, HRBENCH_BIN, "masq-agent", "--prefix", c_->prefix().c_str(), "--config",
             cfg.c_str(), nullptr);
       _exit(127);
     }
     write_cfg(true);
-    EXPECT_TRUE(sees_within(pod->ip, std::chrono::seconds(3)))
-        << m << ": 192.168.200.0/24 became non-masquerade, within resyncInterval";
-    // A broken file changes nothing.
-    std::ofstream(cfg) << "nonMasqueradeCIDRs: [not-a-cidr]\n";
-    std::this_thread::sleep_for(std::chrono::milliseconds(600));
-    EXPECT_TRUE(sees_within(pod->ip, std::chrono::seconds(1))) << m << ": a bad file changed it";
+    size_t at = wait_for_line(log, "programmed 4 non-masquerade CIDRs");
+    ASSERT_NE(at, std::string::npos) << m << ": the agent never applied the new file:\n"
+                                     << slurp(log);
+    EXPECT_EQ(seen(), pod->ip.str()) << m << ": 192.168.200.0/24 became non-masquerade";
+    // A broken file changes nothing: the agent says so and keeps the rules.
+    replace_cfg("nonMasqueradeCIDRs: [not-a-cidr]\n");
+    at = wait_for_line(log, "invalid ip-masq-agent config", at);
+    ASSERT_NE(at, std::string::npos) << m << ": the bad file was not rejected:\n" << slurp(log);
+    EXPECT_EQ(seen(), pod->ip.str()) << m << ": a bad file changed it";
     write_cfg(false);
-    EXPECT_TRUE(sees_within(node_ip, std::chrono::seconds(3))) << m << ": masqueraded again";
-    kill(agent, SIGTERM);
-    int st;
-    waitpid(agent, &st, 0);
+    ASSERT_NE(wait_for_line(log, "programmed 3 non-masquerade CIDRs", at), std::string::npos)
+        << m << ": the agent never applied the reverted file:\n"
+        << slurp(log);
+    EXPECT_EQ(seen(), node_ip.str()) << m << ": masqueraded again";
+    int st = agent.stop();
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   }
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 #include "core/netns.hpp"
@@ -41,6 +42,37 @@ std::vector<std::string> root_veths() {
   std::istringstream in(r.out);
   for (std::string line; std::getline(in, line);) out.push_back(line);
   return out;
+}
+
+std::map<std::string, uint64_t> udp_snmp(const std::string& netns) {
+  auto r = run_cmd({"cat", "/proc/net/snmp"}, {.netns = netns});
+  std::istringstream in(r.out);
+  std::vector<std::string> names;
+  std::map<std::string, uint64_t> out;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Udp: ", 0) != 0) continue;
+    std::istringstream w(line.substr(5));
+    if (names.empty()) {  // the first Udp: line names the columns, the second has the values
+      for (std::string n; w >> n;) names.push_back(n);
+    } else {
+      for (size_t i = 0; i < names.size(); ++i) w >> out[names[i]];
+      break;
+    }
+  }
+  if (out.empty()) throw Error("no Udp: counters in /proc/net/snmp of " + netns);
+  return out;
+}
+
+uint64_t softnet_dropped() {
+  std::ifstream in("/proc/net/softnet_stat");
+  uint64_t total = 0;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream w(line);
+    std::string processed, dropped;
+    w >> processed >> dropped;  // hexadecimal, one line per CPU
+    if (!dropped.empty()) total += std::stoull(dropped, nullptr, 16);
+  }
+  return total;
 }
 
 ClusterGuard::ClusterGuard(const std::string& topology_rel, const std::string& tag)

@@ -3,6 +3,8 @@
 // is always taken down (RAII) even when an assertion fails.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,14 @@ CmdResult hrbench(const std::vector<std::string>& args, const std::string& prefi
 std::vector<std::string> netns_with_prefix(const std::string& prefix);
 // Root-namespace veths: must stay empty — the harness never creates links there.
 std::vector<std::string> root_veths();
+
+// Loss accounting for UDP tests: where a datagram can be lost on this machine without the
+// datapath under test dropping it. Counters of the IPv4 "Udp:" line of /proc/net/snmp in a netns
+// (RcvbufErrors: the receiving socket's buffer was full, its thread did not run in time; NoPorts:
+// it arrived after the socket closed), and drops of the per-CPU input backlogs (softnet_stat,
+// machine-wide: a veth hands every packet to one).
+std::map<std::string, uint64_t> udp_snmp(const std::string& netns);
+uint64_t softnet_dropped();
 
 // Skips the test (with the reason) when not root: netns tests need CAP_NET_ADMIN/CAP_SYS_ADMIN.
 #define HRB_REQUIRE_ROOT()                                           \
