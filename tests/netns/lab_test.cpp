@@ -58,9 +58,13 @@ TEST(Lab, HybridNodes) {
   ASSERT_EQ(v.size(), 3u);
   EXPECT_TRUE(find(v, "legacy").works) << find(v, "legacy").summary;
   EXPECT_TRUE(find(v, "ebpf").works) << find(v, "ebpf").summary;
-  // Whatever the hybrid verdict, it is explained flow by flow.
+  // The hybrid cluster works too (docs/lab.md: "all 12 flows work"), explained flow by flow:
+  // pod-to-pod both ways (TCP, UDP), pod-to-external from both nodes, 4 services from the pod of
+  // each node that is not the endpoint.
   const auto& h = find(v, "hybrid");
-  EXPECT_GE(h.evidence["attempts"].size(), 10u);
+  EXPECT_TRUE(h.works) << h.summary;
+  EXPECT_EQ(h.evidence["attempts"].size(), 12u) << h.evidence["attempts"].dump(1);
+  for (const auto& a : h.evidence["attempts"]) EXPECT_TRUE(a["ok"].get<bool>()) << a.dump();
   EXPECT_TRUE(h.evidence.contains("bpfCounters"));
 }
 
@@ -74,10 +78,13 @@ TEST(Lab, DualStack) {
     for (const char* wl : {"tcp_rr", "udp_rr"})
       for (const char* fam : {"ipv4", "ipv6"}) {
         const auto& r = find(v, m).evidence["rr"][wl][fam];
+        // Transactions completed: the reply path works (a broken one completes none). udp_rr
+        // errors are replies later than the generator's 200 ms wait — the machine's load, not
+        // the path — so only TCP's are asserted.
         EXPECT_GT(r["transactionsPerSecond"].get<double>(), 0) << m << " " << wl << " " << fam;
-        // A UDP datagram may be lost on a busy 2-core machine; a broken reply path loses all.
-        EXPECT_LE(r["errors"].get<uint64_t>(), std::string(wl) == "udp_rr" ? 2u : 0u)
-            << m << " " << wl << " " << fam;
+        if (std::string(wl) == "tcp_rr") {
+          EXPECT_EQ(r["errors"].get<uint64_t>(), 0u) << m << " " << wl << " " << fam;
+        }
       }
   }
   // In ebpf mode IPv6 is handed to the stack, counted as such.
@@ -87,8 +94,17 @@ TEST(Lab, DualStack) {
 
 TEST(Lab, UnknownScenarioIsRejected) {
   lab::LabOptions o;
+  o.prefix = test::unique_prefix("tl");
   std::atomic<bool> stop{false};
-  EXPECT_THROW(lab::run({"moon-landing"}, o, stop), Error);
+  try {
+    lab::run({"dual-stack", "moon-landing"}, o, stop);
+    FAIL() << "an unknown scenario was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage) << e.what();
+    EXPECT_NE(std::string(e.what()).find("unknown lab scenario 'moon-landing'"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(test::netns_with_prefix(o.prefix).empty()) << "checked before anything is built";
 }
 
 }  // namespace

@@ -1,4 +1,6 @@
-// Every workload between two pods of a two-node cluster: real sockets, plausible figures.
+// Every workload between two pods of a two-node cluster: real sockets. What is asserted is what
+// the machine's load cannot change: that transactions complete, how they are counted, and where
+// every lost datagram went — never a rate or a latency.
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <net/if.h>
@@ -50,17 +52,17 @@ TEST_F(Workloads, TcpRr) {
   w.flows = 2;
   auto r = traffic::run_workload(w);
   EXPECT_EQ(r.errors, 0u) << r.first_error;
-  EXPECT_GT(r.transactions, 100u);
-  EXPECT_EQ(r.latency.count(), r.transactions);
-  EXPECT_GT(r.latency.percentile(50), 1000u) << "a round trip across two nodes takes > 1 us";
-  EXPECT_LT(r.latency.percentile(50), 100'000'000u);
+  EXPECT_GT(r.transactions, 0u);
+  EXPECT_EQ(r.latency.count(), r.transactions) << "one latency sample per transaction";
+  EXPECT_GT(r.latency.percentile(50), 0u);
   EXPECT_LE(r.latency.percentile(50), r.latency.percentile(99));
 }
 
 TEST_F(Workloads, TcpCrr) {
   auto r = traffic::run_workload(spec(Kind::kTcpCrr));
   EXPECT_EQ(r.errors, 0u) << r.first_error;
-  EXPECT_GT(r.transactions, 50u);
+  EXPECT_GT(r.transactions, 0u);
+  EXPECT_EQ(r.latency.count(), r.transactions);
 }
 
 TEST_F(Workloads, TcpStream) {
@@ -68,14 +70,19 @@ TEST_F(Workloads, TcpStream) {
   w.verify_payload = true;
   auto r = traffic::run_workload(w);
   EXPECT_EQ(r.errors, 0u) << r.first_error;
-  EXPECT_GT(r.gbit_per_s(), 0.1);
+  EXPECT_GT(r.bytes, 0u);
   EXPECT_EQ(r.payload_errors, 0u);
 }
 
 TEST_F(Workloads, UdpRr) {
   auto r = traffic::run_workload(spec(Kind::kUdpRr));
-  EXPECT_EQ(r.errors, 0u) << r.first_error;
-  EXPECT_GT(r.transactions, 100u);
+  // A response later than the generator's 200 ms wait is counted as an error: that is the
+  // machine's scheduling, so the only error tolerated is that one.
+  if (r.errors) {
+    EXPECT_EQ(r.first_error, "udp_rr: response lost");
+  }
+  EXPECT_GT(r.transactions, 0u);
+  EXPECT_EQ(r.latency.count(), r.transactions);
 }
 
 TEST_F(Workloads, UdpStreamCountsEveryTenthDroppedAsLost) {
@@ -100,7 +107,11 @@ TEST_F(Workloads, UdpStreamCountsEveryTenthDroppedAsLost) {
     o.prog_fd = bpf_program__fd(prog->progs.drop_nth);
     ASSERT_EQ(bpf_tc_attach(&hook, &o), 0);
   });
+  auto snmp0 = test::udp_snmp(pod.netns);
+  auto backlog0 = test::softnet_dropped();
   auto r = traffic::run_workload(w);
+  auto snmp1 = test::udp_snmp(pod.netns);
+  const uint64_t backlog = test::softnet_dropped() - backlog0;
   run_in_netns(pod.netns, [&] {
     bpf_tc_hook hook{};
     hook.sz = sizeof hook;
@@ -108,11 +119,20 @@ TEST_F(Workloads, UdpStreamCountsEveryTenthDroppedAsLost) {
     hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
     bpf_tc_hook_destroy(&hook);
   });
+  // Every loss is accounted for: the program's drops (exactly every 10th datagram it saw), plus
+  // what the machine's load may lose — before the program (input backlogs, machine-wide) or at
+  // the receiving socket (buffer full, or arrived after it closed: kernel counters of the pod).
+  const uint64_t seen = prog->bss->seen, dropped = prog->bss->dropped;
+  const uint64_t at_socket =
+      (snmp1["RcvbufErrors"] - snmp0["RcvbufErrors"]) + (snmp1["NoPorts"] - snmp0["NoPorts"]);
   EXPECT_EQ(r.errors, 0u) << r.first_error;
-  ASSERT_GT(r.udp_sent, 1000u);
-  EXPECT_EQ(prog->bss->seen, r.udp_sent) << "every datagram reached the server's veth";
-  EXPECT_EQ(r.udp_lost, r.udp_sent / 10);
-  EXPECT_EQ(r.udp_lost, prog->bss->dropped);
+  ASSERT_GT(dropped, 0u) << "the program dropped nothing: the test would prove nothing";
+  EXPECT_EQ(dropped, seen / 10);
+  ASSERT_LE(seen, r.udp_sent);
+  EXPECT_LE(r.udp_sent - seen, backlog) << "datagrams vanished before the server's veth";
+  EXPECT_EQ(r.udp_lost, dropped + (r.udp_sent - seen) + at_socket)
+      << dropped << " dropped by the program, " << r.udp_sent - seen << " before it, " << at_socket
+      << " at the socket";
   EXPECT_EQ(r.udp_received + r.udp_lost, r.udp_sent);
   EXPECT_EQ(r.udp_duplicates, 0u);
 }
@@ -125,7 +145,7 @@ TEST_F(Workloads, PpsInjectsFramesThatTheNodeForwardsToThePod) {
   ps.src = l.externals[0].address;
   ps.duration_s = 0.5;
   auto r = traffic::run_pps(l, ps);
-  EXPECT_GT(r.sent, 10000u) << "XDP live frames generated too little";
+  EXPECT_GT(r.sent, 0u) << "no XDP live frame was sent";
   EXPECT_GT(r.received, 0u) << "nothing reached the pod";
   EXPECT_LE(r.received, r.sent);
   // The receiving veth's GRO setting is restored (off by default on veth).
@@ -134,13 +154,26 @@ TEST_F(Workloads, PpsInjectsFramesThatTheNodeForwardsToThePod) {
 }
 
 TEST_F(Workloads, BadSpecIsRejected) {
+  // Each is a usage error whose message names what is wrong.
+  auto rejects = [](auto f, const std::string& says) {
+    try {
+      f();
+      ADD_FAILURE() << "accepted; expected: " << says;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::kUsage) << e.what();
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
   auto w = spec(Kind::kUdpStream);
   w.msg_size = 8;
-  EXPECT_THROW(traffic::run_workload(w), Error);
+  rejects([&] { traffic::run_workload(w); }, "msg_size >= 16");
   w = spec(Kind::kTcpRr);
   w.flows = 0;
-  EXPECT_THROW(traffic::run_workload(w), Error);
-  EXPECT_THROW(traffic::parse_kind("tcp_maerts"), Error);
+  rejects([&] { traffic::run_workload(w); }, "flows must be 1..256");
+  w = spec(Kind::kTcpRr);
+  w.duration_s = 0;
+  rejects([&] { traffic::run_workload(w); }, "duration must be > 0");
+  rejects([] { traffic::parse_kind("tcp_maerts"); }, "unknown workload 'tcp_maerts'");
 }
 
 }  // namespace

@@ -124,5 +124,16 @@ TEST(Spec, ExternalAddressMustBeOutsideTheCluster) {
       "name: x\nclusterCIDR: 10.244.0.0/16\nserviceCIDR: 10.96.0.0/16\n"
       "nodes: {count: 1, podsPerNode: 1}\nunderlay: {cidr: 172.18.0.0/24}\n"
       "externalHosts: [{name: ext1, address: 10.244.9.9}]\n";
-  EXPECT_THROW(parse_spec_string(yaml, "x.yaml"), SpecError);
+  try {
+    parse_spec_string(yaml, "x.yaml");
+    FAIL() << "an external address inside clusterCIDR was accepted";
+  } catch (const SpecError& e) {
+    EXPECT_EQ(e.code(), hrb::ExitCode::kBadInput);
+    ASSERT_EQ(e.diagnostics().size(), 1u) << e.what();
+    const auto& d = e.diagnostics()[0];
+    EXPECT_EQ(d.file, "x.yaml");
+    EXPECT_EQ(d.key, "externalHosts.ext1.address");
+    EXPECT_EQ(d.line, 6) << "the line of the external host";
+    EXPECT_NE(d.message.find("10.244.9.9 is inside clusterCIDR"), std::string::npos) << d.message;
+  }
 }
