@@ -1,7 +1,10 @@
 // The gate's statistics and outputs on synthetic results (no kernel needed).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -176,7 +179,46 @@ TEST(GateStats, MannWhitney) {
   EXPECT_GT(metrics::mann_whitney_p(a, a), 0.9);
 }
 
-// Golden files: the Markdown and JUnit renderings of a fixed run and policy.
+// The fixture's verdicts, from data made to fall clearly on one side of each bound (the table in
+// tests/fixtures/gate/policy.yaml): asserted here, check by check, not read from a golden file.
+TEST(GateOutput, TheFixtureGivesTwoPassesOneFailOneInconclusive) {
+  const std::string dir = test::source_path("tests/fixtures/gate/");
+  auto p = parse_policy_file(dir + "policy.yaml");
+  auto doc = nlohmann::json::parse(std::ifstream(dir + "run.json"));
+  auto r = evaluate(p, doc, "run.json", &doc, "run.json");
+  ASSERT_EQ(r.checks.size(), 4u);
+  struct Want {
+    const char* name;
+    Verdict verdict;
+    double lo, hi;  // the interval must lie within [lo, hi] (the per-repetition ratio range)
+  } want[] = {
+      {"ebpf faster than legacy", Verdict::kPass, 1.18, 1.22},
+      {"ebpf p99 10 % below legacy", Verdict::kPass, 0.792, 0.819},
+      {"ebpf reaches the ceiling", Verdict::kFail, 0.880, 0.916},
+  };
+  for (const auto& w : want) {
+    auto it = std::find_if(r.checks.begin(), r.checks.end(),
+                           [&](const CheckResult& c) { return c.check.name == w.name; });
+    ASSERT_NE(it, r.checks.end()) << w.name;
+    EXPECT_EQ(it->verdict, w.verdict) << w.name << ": " << it->message;
+    EXPECT_EQ(it->pairs, 5u) << w.name;
+    EXPECT_GE(it->ci_low, w.lo) << w.name;
+    EXPECT_LE(it->ci_high, w.hi) << w.name;
+  }
+  const auto& base = r.checks[3];
+  EXPECT_EQ(base.check.name, "ebpf same as baseline within 1 %");
+  EXPECT_EQ(base.verdict, Verdict::kInconclusive) << base.message;
+  EXPECT_DOUBLE_EQ(base.ratio, 1.0) << "the run is its own baseline";
+  EXPECT_LT(base.ci_low, 0.98) << "clearly below the bound 0.99";
+  EXPECT_GT(base.ci_high, 1.0) << "clearly above it";
+  EXPECT_EQ(r.overall(), Verdict::kFail);
+  EXPECT_EQ(exit_code(r, false), 1);
+  EXPECT_EQ(exit_code(r, true), 1) << "--inconclusive-ok never hides a failure";
+}
+
+// Golden files: the formatting of the Markdown and JUnit renderings of the fixture (its verdicts
+// are asserted above). After an intended change of format, regenerate them and check by hand
+// that they still show 2 pass, 1 fail, 1 inconclusive.
 TEST(GateOutput, MarkdownAndJunitMatchTheGoldenFiles) {
   const std::string dir = test::source_path("tests/fixtures/gate/");
   auto p = parse_policy_file(dir + "policy.yaml");
@@ -192,12 +234,39 @@ TEST(GateOutput, MarkdownAndJunitMatchTheGoldenFiles) {
   // Regenerate after an intended change of format with:
   //   hrbench gate run.json --policy policy.yaml --baseline run.json
   //     --markdown expected.md --junit expected.xml     (in tests/fixtures/gate)
-  EXPECT_EQ(render_markdown(r, "hostroute-bench gate"), slurp(dir + "expected.md"));
-  EXPECT_EQ(render_junit(r, "hostroute-bench gate"), slurp(dir + "expected.xml"));
+  const std::string md = slurp(dir + "expected.md"), xml = slurp(dir + "expected.xml");
+  EXPECT_EQ(render_markdown(r, "hostroute-bench gate"), md);
+  EXPECT_EQ(render_junit(r, "hostroute-bench gate"), xml);
+  // A golden regenerated with wrong verdicts would still match: count them in the files too.
+  auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count(md, "| ✅ pass |"), 2u) << md;
+  EXPECT_EQ(count(md, "| ❌ **fail** |"), 1u) << md;
+  EXPECT_EQ(count(md, "| ⚠️ inconclusive |"), 1u) << md;
+  EXPECT_NE(xml.find("tests=\"4\" failures=\"1\" skipped=\"1\""), std::string::npos) << xml;
 }
 
 TEST(GateCli, ExitCodes) {
   const std::string dir = test::source_path("tests/fixtures/gate/");
+  auto gate = [&](const std::string& policy, std::vector<std::string> extra = {}) {
+    std::vector<std::string> a{"gate",       dir + "run.json", "--policy",
+                               dir + policy, "--baseline",     dir + "run.json"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return test::hrbench(a, "");
+  };
+  auto pass = gate("policy-pass.yaml");
+  EXPECT_EQ(pass.status, 0) << pass.out << pass.err;
+  EXPECT_NE(pass.out.find("pass"), std::string::npos) << pass.out;
+  auto inconclusive = gate("policy-inconclusive.yaml");
+  EXPECT_EQ(inconclusive.status, 2) << inconclusive.out << inconclusive.err;
+  auto tolerated = gate("policy-inconclusive.yaml", {"--inconclusive-ok"});
+  EXPECT_EQ(tolerated.status, 0) << tolerated.out << tolerated.err;
+  auto still_fails = gate("policy.yaml", {"--inconclusive-ok"});
+  EXPECT_EQ(still_fails.status, 1) << "--inconclusive-ok hid a failure\n" << still_fails.out;
+
   auto ok = test::hrbench(
       {"gate", dir + "run.json", "--policy", dir + "policy.yaml", "--baseline", dir + "run.json"},
       "");
@@ -217,4 +286,26 @@ TEST(GateCli, ExitCodes) {
       {"gate", dir + "run.json", "--policy", dir + "policy.yaml", "--workloads", "tcp_crr"}, "");
   EXPECT_EQ(none.status, 3);
   EXPECT_NE(none.err.find("--workloads tcp_crr"), std::string::npos) << none.err;
+}
+
+// --markdown and --junit write the renderings of what the gate printed: for the fixture, the
+// golden files.
+TEST(GateCli, MarkdownAndJunitFilesAreWritten) {
+  const std::string dir = test::source_path("tests/fixtures/gate/");
+  char t[] = "/tmp/hrb-gate-XXXXXX";
+  const std::string tmp = mkdtemp(t);
+  auto r = test::hrbench(
+      {"gate", dir + "run.json", "--policy", dir + "policy.yaml", "--baseline", dir + "run.json",
+       "--markdown", tmp + "/gate.md", "--junit", tmp + "/gate.xml"},
+      "");
+  EXPECT_EQ(r.status, 1) << r.err;
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  EXPECT_EQ(slurp(tmp + "/gate.md"), slurp(dir + "expected.md"));
+  EXPECT_EQ(slurp(tmp + "/gate.xml"), slurp(dir + "expected.xml"));
+  std::filesystem::remove_all(tmp);
 }
