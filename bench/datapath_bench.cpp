@@ -12,6 +12,7 @@
 #include <benchmark/benchmark.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fmt/format.h>
 #include <net/if.h>
 #include <signal.h>
 #include <sys/utsname.h>
@@ -110,13 +111,34 @@ datapath::MasqConfig masq_with(int extra_cidrs) {
   return m;
 }
 
-// Runs `pkt` once per iteration through `fd`; records the kernel's time.
-void time_runs(benchmark::State& st, Runner& r, int fd, std::vector<uint8_t>& pkt, unsigned ifi) {
+// A benchmark whose program gave another verdict than its path's measured something else: it is
+// reported as an error (SkipWithError, "error_occurred" in the JSON output) and the process exits
+// with 1 — the smoke test fails on a wrong verdict.
+bool g_wrong_verdict = false;
+constexpr int kRedirect = 7, kToStack = 0;  // TC_ACT_REDIRECT, TC_ACT_OK
+const char* verdict_name(int v) {
+  return v == kRedirect ? "redirect" : v == kToStack ? "to stack" : v == 2 ? "drop" : "other";
+}
+bool verdict_is(benchmark::State& st, int got, int want) {
+  if (got == want) return true;
+  g_wrong_verdict = true;
+  st.SkipWithError(fmt::format("verdict {} ({}), expected {} ({})", got, verdict_name(got), want,
+                               verdict_name(want))
+                       .c_str());
+  return false;
+}
+
+// Runs `pkt` once per iteration through `fd`; records the kernel's time. Every run's verdict must
+// be `want`.
+void time_runs(benchmark::State& st, Runner& r, int fd, std::vector<uint8_t>& pkt, unsigned ifi,
+               int want) {
   double total = 0;
   for (auto _ : st) {
-    double ns = r.run(fd, pkt, ifi, 1);
+    int verdict = -1;
+    double ns = r.run(fd, pkt, ifi, 1, &verdict);
     st.SetIterationTime(ns / 1e9);
     total += ns;
+    if (!verdict_is(st, verdict, want)) break;
   }
   st.counters["ns_per_packet"] = total / std::max<double>(st.iterations(), 1);
   st.counters["packets"] = benchmark::Counter(st.iterations(), benchmark::Counter::kIsRate);
@@ -174,10 +196,9 @@ void BM_Path(benchmark::State& st, Path path) {
       pkt = packet(p1.ip, ext.address, 1, 2, 6, 0x0806);
       break;
   }
-  int verdict = -1;
-  r.run(fd, pkt, ifi, 1, &verdict);
-  st.SetLabel(verdict == 7 ? "redirect" : verdict == 0 ? "to stack" : "drop?");
-  time_runs(st, r, fd, pkt, ifi);
+  const int want = path == kNonIp ? kToStack : kRedirect;
+  st.SetLabel(verdict_name(want));
+  time_runs(st, r, fd, pkt, ifi, want);
 }
 
 // New masquerade flows: every packet a new source port, one run per iteration.
@@ -191,10 +212,12 @@ void BM_MasqNewFlow(benchmark::State& st) {
   for (auto _ : st) {
     auto pkt = packet(N1().pods[0].ip, L().externals[0].address, sport, 443);
     if (++sport == 0) sport = 1024;
-    double ns = r.run(r.progs->from_pod_fd(), pkt, r.lxc1, 1);
+    int verdict = -1;
+    double ns = r.run(r.progs->from_pod_fd(), pkt, r.lxc1, 1, &verdict);
     st.SetIterationTime(ns / 1e9);
     total += ns;
     ++n;
+    if (!verdict_is(st, verdict, kRedirect)) break;
   }
   st.SetLabel("a new source port every packet");
   st.counters["ns_per_packet"] = total / std::max<uint64_t>(n, 1);
@@ -207,7 +230,7 @@ void BM_MasqEstablished_LpmSize(benchmark::State& st) {
   resolve_neighbours();
   Runner r(masq_with(st.range(1)));
   auto pkt = packet(N1().pods[0].ip, L().externals[0].address, 40000, 443);
-  time_runs(st, r, r.progs->from_pod_fd(), pkt, r.lxc1);
+  time_runs(st, r, r.progs->from_pod_fd(), pkt, r.lxc1, kRedirect);
 }
 
 // Scaling: NAT tables filled to N % of their 65,536 entries with unrelated flows.
@@ -225,7 +248,7 @@ void BM_MasqEstablished_NatOccupancy(benchmark::State& st) {
     bpf_map_update_elem(r.progs->map_fd("nat_rev"), &k, &v, BPF_ANY);
   }
   auto pkt = packet(N1().pods[0].ip, L().externals[0].address, 40000, 443);
-  time_runs(st, r, r.progs->from_pod_fd(), pkt, r.lxc1);
+  time_runs(st, r, r.progs->from_pod_fd(), pkt, r.lxc1, kRedirect);
 }
 
 // Scaling: the local (redirect_peer) path with N endpoints in the map.
@@ -239,7 +262,7 @@ void BM_Local_Endpoints(benchmark::State& st) {
     bpf_map_update_elem(r.progs->map_fd("endpoints"), &ip, &ep, BPF_ANY);
   }
   auto pkt = packet(N1().pods[0].ip, N1().pods[1].ip, 40000, 80);
-  time_runs(st, r, r.progs->from_pod_fd(), pkt, r.lxc1);
+  time_runs(st, r, r.progs->from_pod_fd(), pkt, r.lxc1, kRedirect);
 }
 
 // The floor: the doctor's probe program only counts, so this is the test run's own timing cost.
@@ -252,7 +275,7 @@ void BM_TestRunFloor(benchmark::State& st) {
       bpf_program__set_autoload(p, p == probe->progs.probe_count);
   probe.load("probe_count");
   auto pkt = packet(N1().pods[0].ip, N1().pods[1].ip, 40000, 80);
-  time_runs(st, r, bpf_program__fd(probe->progs.probe_count), pkt, r.lxc1);
+  time_runs(st, r, bpf_program__fd(probe->progs.probe_count), pkt, r.lxc1, kToStack);
 }
 
 }  // namespace
@@ -330,5 +353,9 @@ int main(int argc, char** argv) {
   }
   g_cluster.reset();
   benchmark::Shutdown();
+  if (g_wrong_verdict) {
+    fprintf(stderr, "datapath_bench: a program gave a wrong verdict (see the errors above)\n");
+    return 1;
+  }
   return 0;
 }

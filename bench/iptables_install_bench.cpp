@@ -7,7 +7,9 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <chrono>
+#include <sstream>
 
 #include "core/process.hpp"
 #include "datapath/legacy.hpp"
@@ -16,6 +18,17 @@
 using namespace hrb;
 
 namespace {
+// A benchmark that installed something else than its rules is reported as an error (and the
+// process exits with 1): the smoke test fails instead of timing a broken install.
+bool g_failed = false;
+
+size_t count_rules(const std::string& text) {  // "-A CHAIN ..." lines
+  std::istringstream in(text);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);) n += line.rfind("-A ", 0) == 0;
+  return n;
+}
+
 void BM_IptablesInstall(benchmark::State& st, datapath::Backend b) {
   auto l =
       topology::plan(topology::parse_spec_file(HRB_SOURCE_DIR "/topologies/two-node.yaml"), "hrbx");
@@ -23,6 +36,19 @@ void BM_IptablesInstall(benchmark::State& st, datapath::Backend b) {
       {.name = "legacy", .backend = b, .services = static_cast<int>(st.range(0))},
       datapath::default_masq_config());
   const std::string input = m.rules(l).restore_apply();
+  // Once, untimed: the same restore, then what the netns holds (iptables-save) has every rule.
+  const std::string restore = datapath::iptables_bin(b, "-restore"),
+                    save = datapath::iptables_bin(b, "-save");
+  auto check = run_cmd({"sh", "-c", "\"$0\" -w --noflush && \"$1\"", restore, save},
+                       {.input = input, .check = false, .new_anon_netns = true});
+  const size_t want = count_rules(input), got = count_rules(check.out);
+  if (!check.ok() || got != want) {
+    g_failed = true;
+    st.SkipWithError(fmt::format("{} installed {} of {} rules (exit {}): {}", restore, got, want,
+                                 check.status, check.err.substr(0, 200))
+                         .c_str());
+    return;
+  }
   for (auto _ : st) {
     auto t0 = std::chrono::steady_clock::now();
     run_cmd({datapath::iptables_bin(b, "-restore"), "-w", "--noflush"},
@@ -54,5 +80,5 @@ int main(int argc, char** argv) {
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  return 0;
+  return g_failed ? 1 : 0;
 }
