@@ -356,7 +356,10 @@ std::string render_junit(const GateResult& r, const std::string& suite) {
 
 std::string compare_runs(const nlohmann::json& a, const nlohmann::json& b, bool md) {
   std::set<std::tuple<std::string, std::string, std::string>> cells;
-  for (const auto& t : a["trials"]) cells.insert({t["mode"], t["scenario"], t["workload"]});
+  // get<>: braces of json values would pick insert(initializer_list), one tuple per value.
+  for (const auto& t : a["trials"])
+    cells.emplace(t["mode"].get<std::string>(), t["scenario"].get<std::string>(),
+                  t["workload"].get<std::string>());
   std::string s = md ? "| mode | scenario | workload | metric | A | B | B/A | U p |\n"
                        "|---|---|---|---|---|---|---|---|\n"
                      : fmt::format("{:<7} {:<19} {:<11} {:<22} {:>10} {:>10} {:>7} {:>6}\n", "mode",

@@ -309,3 +309,116 @@ TEST(GateCli, MarkdownAndJunitFilesAreWritten) {
   EXPECT_EQ(slurp(tmp + "/gate.xml"), slurp(dir + "expected.xml"));
   std::filesystem::remove_all(tmp);
 }
+
+namespace {
+
+// A real run (results/baseline.json) and a copy of it with ebpf's tcp_rr transaction rate halved
+// in every trial: what `compare` and `report` print must show exactly that change.
+struct HalvedRuns {
+  std::string dir, base, half;
+  nlohmann::json doc;
+  HalvedRuns() {
+    char t[] = "/tmp/hrb-cmp-XXXXXX";
+    dir = mkdtemp(t);
+    base = test::source_path("results/baseline.json");
+    half = dir + "/halved.json";
+    doc = nlohmann::json::parse(std::ifstream(base));
+    auto copy = doc;
+    for (auto& tr : copy["trials"])
+      if (tr["mode"] == "ebpf" && tr["workload"] == "tcp_rr")
+        tr["metrics"]["transactionsPerSecond"] =
+            tr["metrics"]["transactionsPerSecond"].get<double>() / 2;
+    std::ofstream(half) << copy.dump(1);
+  }
+  ~HalvedRuns() { std::filesystem::remove_all(dir); }
+};
+
+std::vector<std::string> words(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<std::string> w;
+  for (std::string x; in >> x;) w.push_back(x);
+  return w;
+}
+
+}  // namespace
+
+TEST(CompareCli, ShowsTheChangedMetricAndOnlyIt) {
+  HalvedRuns runs;
+  auto r = test::hrbench({"compare", runs.base, runs.half}, "");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::istringstream in(r.out);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(words(line), (std::vector<std::string>{"mode", "scenario", "workload", "metric", "A",
+                                                   "B", "B/A", "U", "p"}));
+  int rows = 0, halved = 0;
+  while (std::getline(in, line)) {
+    auto w = words(line);
+    ASSERT_EQ(w.size(), 8u) << line;
+    ++rows;
+    if (w[0] == "ebpf" && w[2] == "tcp_rr" && w[3] == "transactionsPerSecond") {
+      ++halved;
+      EXPECT_EQ(w[6], "0.500") << line;
+      EXPECT_LT(std::stod(w[7]), 0.01) << "every B below every A: " << line;
+    } else {
+      EXPECT_TRUE(w[6] == "1.000" || (w[6] == "-" && w[4] == "0")) << "unchanged: " << line;
+      EXPECT_EQ(w[7], "1.000") << line;
+    }
+  }
+  EXPECT_EQ(halved, 1) << r.out;  // ebpf is measured in pod-pod-cross-node only
+  EXPECT_GT(rows, 20) << r.out;
+  auto md = test::hrbench({"compare", runs.base, runs.half, "--markdown"}, "");
+  ASSERT_EQ(md.status, 0) << md.err;
+  EXPECT_EQ(md.out.rfind("| mode | scenario | workload | metric | A | B | B/A | U p |\n|---|", 0),
+            0u)
+      << md.out;
+  EXPECT_NE(md.out.find("| ebpf | pod-pod-cross-node | tcp_rr | transactionsPerSecond | "),
+            std::string::npos)
+      << md.out;
+  EXPECT_NE(md.out.find(" | 0.500 | "), std::string::npos) << md.out;
+}
+
+TEST(ReportCli, MarkdownAndHtmlShowEachRunAndItsTable) {
+  HalvedRuns runs;
+  auto r = test::hrbench({"report", runs.base, runs.half, "--format", "md"}, "");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string& md = r.out;
+  EXPECT_EQ(md.rfind("# hostroute-bench report\n", 0), 0u) << md;
+  const auto first = md.find("\n## " + runs.base + "\n"), second = md.find("\n## " + runs.half);
+  ASSERT_NE(first, std::string::npos) << md;
+  ASSERT_NE(second, std::string::npos) << md;
+  ASSERT_LT(first, second);
+  EXPECT_NE(md.find("| run | " + runs.doc["runId"].get<std::string>() + " |"), std::string::npos);
+  EXPECT_NE(md.find("| trials | " + std::to_string(runs.doc["trials"].size()) + " "),
+            std::string::npos)
+      << md;
+  // The summary row of tcp_rr's rate in each run: legacy the same, ebpf and the ratio halved.
+  auto row = [&](size_t from, size_t to) {
+    for (size_t at = md.find("pod-pod-cross-node   tcp_rr", from); at < to;
+         at = md.find("pod-pod-cross-node   tcp_rr", at + 1)) {
+      auto w = words(md.substr(at, md.find('\n', at) - at));
+      if (w.size() >= 8 && w[2] == "transactionsPerSecond") return w;
+    }
+    return std::vector<std::string>{};
+  };
+  auto a = row(first, second), b = row(second, md.size());
+  ASSERT_FALSE(a.empty()) << md;
+  ASSERT_FALSE(b.empty()) << md;
+  EXPECT_EQ(a[4], b[4]) << "legacy unchanged";
+  EXPECT_NEAR(std::stod(b[5]), std::stod(a[5]) / 2, 1.0) << "ebpf halved";
+  EXPECT_EQ(a[6], b[6]) << "the ceiling unchanged";
+  EXPECT_NEAR(std::stod(b[7]), std::stod(a[7]) / 2, 0.001) << "ebpf/legacy halved";
+
+  const std::string html = runs.dir + "/report.html";
+  auto h = test::hrbench({"report", runs.base, "-o", html}, "");
+  ASSERT_EQ(h.status, 0) << h.err;
+  std::stringstream ss;
+  ss << std::ifstream(html).rdbuf();
+  const std::string page = ss.str();
+  EXPECT_EQ(page.rfind("<!DOCTYPE html>", 0), 0u);
+  EXPECT_NE(page.find("<h2>" + runs.base + "</h2>"), std::string::npos);
+  EXPECT_NE(page.find("<svg"), std::string::npos) << "no chart";
+  EXPECT_NE(page.find("<h3>Comparison table</h3>"), std::string::npos);
+  EXPECT_NE(page.find(a[0] + "   " + a[1]), std::string::npos) << "the summary table";
+  EXPECT_NE(page.find("</html>"), std::string::npos);
+}
