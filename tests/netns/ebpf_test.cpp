@@ -1,19 +1,24 @@
 // eBPF mode on a live two-node cluster: real programs on real veths, real packets.
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <net/if.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
 #include "core/bpf.hpp"
+#include "core/fd.hpp"
 #include "core/netns.hpp"
 #include "datapath/ebpf.hpp"
 #include "datapath/iptables.hpp"
 #include "datapath/legacy.hpp"
 #include "support/cluster_fixture.hpp"
 #include "traffic/reach.hpp"
+#include "traffic/sockets.hpp"
 #include "traffic/workload.hpp"
 
 #include "hrb_abi.h"
@@ -223,6 +228,77 @@ TEST_F(Ebpf, StreamThroughMasqueradeArrivesByteExactAndUdpIsNotLost) {
         << m << ": datagrams lost on the path (" << at_socket << " at the receiving socket, "
         << backlog << " in input backlogs)";
     EXPECT_EQ(res.udp_duplicates, 0u) << m;
+  }
+}
+
+// A pod closing a masqueraded flow to the external host: its FIN and its RST arrive translated
+// like the data before them (the server's socket matches them: an untranslated one would be
+// ignored or answered with a RST of the server's own), and the server's FIN comes back. Legacy
+// and ebpf mode alike; real sockets, timeouts only to detect a failure.
+TEST_F(Ebpf, FinAndRstFromAPodCloseAMasqueradedFlow) {
+  const auto* pod = l().pods()[0];
+  const auto& ext = l().externals[0];
+  const std::string masq = l().nodes[pod->node].underlay_ip.str();
+  auto timeouts = [](int fd) {
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  };
+  Fd listener = run_in_netns(ext.netns, [&] {
+    Fd s(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    traffic::SockAddr a(ext.address, 0);
+    if (!s || bind(s.get(), a.ptr(), a.len) != 0 || listen(s.get(), 4) != 0)
+      throw_errno("listen in " + ext.netns);
+    return s;
+  });
+  traffic::SockAddr bound;
+  getsockname(listener.get(), bound.ptr(), &bound.len);
+  const uint16_t port = bound.port();
+  // Connects pod -> ext, checks the flow is masqueraded and carries a byte; returns both ends.
+  auto open_flow = [&](const char* m) {
+    Fd c =
+        run_in_netns(pod->netns, [] { return Fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)); });
+    timeouts(c.get());
+    traffic::SockAddr dst(ext.address, port);
+    EXPECT_EQ(connect(c.get(), dst.ptr(), dst.len), 0)
+        << m << ": connect: " << std::strerror(errno);
+    EXPECT_TRUE(traffic::wait_fd(listener.get(), POLLIN, 10000)) << m << ": no connection";
+    sockaddr_in peer{};
+    socklen_t plen = sizeof peer;
+    Fd srv(accept4(listener.get(), reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_CLOEXEC));
+    EXPECT_TRUE(srv) << m << ": accept: " << std::strerror(errno);
+    timeouts(srv.get());
+    char ip[INET_ADDRSTRLEN] = "";
+    inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+    EXPECT_EQ(std::string(ip), masq) << m << ": the flow is not masqueraded";
+    char b = 'x';
+    EXPECT_EQ(send(c.get(), &b, 1, 0), 1) << m;
+    EXPECT_EQ(recv(srv.get(), &b, 1, 0), 1) << m << ": " << std::strerror(errno);
+    return std::pair{std::move(c), std::move(srv)};
+  };
+  for (const char* m : {"legacy", "ebpf"}) {
+    mode(m);
+    {  // FIN: the server reads end-of-file, closes, and the pod reads the server's FIN.
+      auto [c, srv] = open_flow(m);
+      ASSERT_EQ(shutdown(c.get(), SHUT_WR), 0);
+      char b;
+      EXPECT_EQ(recv(srv.get(), &b, 1, 0), 0)
+          << m << ": the pod's FIN did not arrive (" << std::strerror(errno) << ")";
+      srv.reset();
+      EXPECT_EQ(recv(c.get(), &b, 1, 0), 0)
+          << m << ": the server's FIN did not come back (" << std::strerror(errno) << ")";
+    }
+    {  // RST: an abortive close (SO_LINGER 0) resets the server's connection.
+      auto [c, srv] = open_flow(m);
+      linger lg{1, 0};
+      ASSERT_EQ(setsockopt(c.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+      c.reset();
+      char b;
+      errno = 0;
+      EXPECT_EQ(recv(srv.get(), &b, 1, 0), -1) << m;
+      EXPECT_EQ(errno, ECONNRESET)
+          << m << ": the pod's RST did not arrive (" << std::strerror(errno) << ")";
+    }
   }
 }
 

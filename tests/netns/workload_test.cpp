@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <net/if.h>
 
+#include <nlohmann/json.hpp>
+
 #include "core/bpf.hpp"
 #include "core/netns.hpp"
 #include "support/cluster_fixture.hpp"
@@ -151,6 +153,51 @@ TEST_F(Workloads, PpsInjectsFramesThatTheNodeForwardsToThePod) {
   // The receiving veth's GRO setting is restored (off by default on veth).
   auto k = run_cmd({"ethtool", "-k", "eth0"}, {.netns = l.nodes[1].netns}).out;
   EXPECT_NE(k.find("generic-receive-offload: off"), std::string::npos);
+}
+
+// `hrbench traffic` itself: it runs the workload between the named members of the cluster and
+// prints the result as JSON (--json adds the latency histogram); bad names are refused.
+TEST_F(Workloads, TrafficCliRunsTheWorkloadBetweenNamedMembers) {
+  const auto& l = cluster_->layout();
+  const auto& a = l.nodes[0].pods[0];
+  const auto& b = l.nodes[1].pods[0];
+  auto traffic = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "traffic");
+    return test::hrbench(args, cluster_->prefix());
+  };
+  auto r = traffic(
+      {"tcp_rr", "--from", a.name, "--to", b.name, "--duration", "0.3", "--warmup", "0", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["workload"], "tcp_rr");
+  EXPECT_EQ(j["from"], a.name);
+  EXPECT_EQ(j["to"], b.name);
+  EXPECT_EQ(j["dst"], b.ip.str());
+  EXPECT_EQ(j["mode"], "none");
+  EXPECT_EQ(j["errors"], 0);
+  EXPECT_GT(j["transactions"].get<uint64_t>(), 0u);
+  EXPECT_EQ(j["latency"]["samples"], j["transactions"]);
+  EXPECT_TRUE(j.contains("latencyHistogram")) << "--json has the histogram";
+  EXPECT_TRUE(j.contains("cpu"));
+
+  auto u = traffic({"udp_stream", "--from", a.name, "--to", b.name, "--duration", "0.3", "--warmup",
+                    "0", "--rate", "500"});
+  ASSERT_EQ(u.status, 0) << u.err;
+  auto k = nlohmann::json::parse(u.out);
+  EXPECT_EQ(k["workload"], "udp_stream");
+  EXPECT_FALSE(k.contains("latencyHistogram"));
+  EXPECT_GT(k["udp"]["sent"].get<uint64_t>(), 0u);
+  EXPECT_EQ(k["udp"]["received"].get<uint64_t>() + k["udp"]["lost"].get<uint64_t>(),
+            k["udp"]["sent"].get<uint64_t>());
+
+  auto nobody = traffic({"tcp_rr", "--from", a.name, "--to", "node9-pod9"});
+  EXPECT_EQ(nobody.status, static_cast<int>(ExitCode::kNotFound)) << nobody.err;
+  EXPECT_NE(nobody.err.find("--to node9-pod9: no such pod"), std::string::npos) << nobody.err;
+  auto bad = traffic({"tcp_maerts", "--from", a.name, "--to", b.name});
+  EXPECT_EQ(bad.status, static_cast<int>(ExitCode::kUsage)) << bad.err;
+  EXPECT_NE(bad.err.find("unknown workload 'tcp_maerts'"), std::string::npos) << bad.err;
+  auto no_from = traffic({"tcp_rr", "--to", b.name});
+  EXPECT_EQ(no_from.status, static_cast<int>(ExitCode::kUsage)) << no_from.err;
 }
 
 TEST_F(Workloads, BadSpecIsRejected) {
