@@ -911,8 +911,11 @@ int teardown(const std::vector<std::string>& args, bool clean) {
     auto t0 = std::chrono::steady_clock::now();
     auto r = topology::tear_down(st);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    log::info("prefix '{}': removed {} namespaces{} in {:.2f} s", p, r.netns_removed,
+    log::info("prefix '{}': removed {} namespaces{}{} in {:.2f} s", p, r.netns_removed,
               r.processes_killed ? fmt::format(", killed {} processes", r.processes_killed) : "",
+              r.helpers_killed
+                  ? fmt::format(", killed {} helpers left by a dead holder", r.helpers_killed)
+                  : "",
               secs);
   }
   return rc;

@@ -4,13 +4,19 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sstream>
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
@@ -59,7 +65,60 @@ void make_pipe(Fd& r, Fd& w) {
   r.reset(p[0]);
   w.reset(p[1]);
 }
+
+std::mutex g_observer_mu;
+std::shared_ptr<const SpawnObserver> g_observer;
+
+std::shared_ptr<const SpawnObserver> spawn_observer() {
+  std::lock_guard<std::mutex> g(g_observer_mu);
+  return g_observer;
+}
 }  // namespace
+
+void set_spawn_observer(SpawnObserver observer) {
+  std::lock_guard<std::mutex> g(g_observer_mu);
+  g_observer = observer ? std::make_shared<const SpawnObserver>(std::move(observer)) : nullptr;
+}
+
+void fault_point(const std::string& stage) {
+  static const char* const stop_at = getenv("HRBENCH_FAULT_STOP_AT");
+  static std::atomic<bool> stopped{false};
+  if (stop_at && stage == stop_at && !stopped.exchange(true)) ::raise(SIGSTOP);
+}
+
+uint64_t process_start_time(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // "pid (comm) state ppid …": comm may hold spaces and parentheses, so count from the last ')'.
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(stat.substr(close + 1));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i)
+    if (i == 22) return std::stoull(field);
+  return 0;
+}
+
+bool kill_and_wait(const ProcessId& p, int timeout_ms) {
+  if (p.pid <= 0) return false;
+  Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, p.pid, 0)));
+  if (!pidfd) return false;  // gone
+  // The pidfd names one process from here on; if its start time is not the recorded one, the pid
+  // was recycled by an unrelated process.
+  if (process_start_time(p.pid) != p.start_time) return false;
+  if (syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0) {
+    if (errno == ESRCH) return false;
+    throw_errno("kill helper process " + std::to_string(p.pid));
+  }
+  pollfd pf{pidfd.get(), POLLIN, 0};
+  int n;
+  do n = poll(&pf, 1, timeout_ms);
+  while (n < 0 && errno == EINTR);
+  if (n != 1)
+    throw Error(
+        fmt::format("helper process {} did not exit within {} ms of SIGKILL", p.pid, timeout_ms));
+  return true;
+}
 
 CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts) {
   if (argv.empty()) throw Error("run_cmd: empty argv");
@@ -74,26 +133,65 @@ CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts) 
     procs.reset(open((opts.cgroup + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
     if (!procs) throw_errno("open " + opts.cgroup + "/cgroup.procs");
   }
+  Fd go_r, go_w;  // the child execs only after reading a byte: once it is journalled
+  make_pipe(go_r, go_w);
+  if (go_r.get() < 3) go_r.reset(fcntl(go_r.get(), F_DUPFD_CLOEXEC, 3));  // dup2 below owns 0-2
+  if (!go_r) throw_errno("fcntl F_DUPFD_CLOEXEC");
   std::vector<char*> cargv;
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
+  // Test hook: a helper that outlives hrbench, as one would without PR_SET_PDEATHSIG.
+  static const bool no_pdeathsig = getenv("HRBENCH_FAULT_NO_PDEATHSIG") != nullptr;
+  const pid_t parent = getpid();
 
   pid_t pid = fork();
   if (pid < 0) throw_errno("fork for " + argv[0]);
   if (pid == 0) {
-    // Child: only async-signal-safe calls from here on.
+    // Child: only async-signal-safe calls from here on. Die with the parent; if it died before
+    // prctl took effect, getppid() is no longer the original parent.
+    if (!no_pdeathsig && prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) _exit(124);
+    if (getppid() != parent) _exit(124);
     if (ns && setns(ns.get(), CLONE_NEWNET) != 0) _exit(126);
     if (opts.new_anon_netns && unshare(CLONE_NEWNET) != 0) _exit(126);
     if (procs && write(procs.get(), "0", 1) != 1) _exit(125);
     dup2(in_r.get(), 0);
     dup2(out_w.get(), 1);
     dup2(err_w.get(), 2);
+    // Keep nothing else the parent had open: not the prefix's lock, not other helpers' pipes
+    // (whose end-of-file their children wait for), nor a descriptor opened without O_CLOEXEC.
+    const unsigned go = static_cast<unsigned>(go_r.get());
+    if (go > 3) syscall(SYS_close_range, 3u, go - 1, 0u);
+    syscall(SYS_close_range, go + 1, ~0u, 0u);
+    char b = 0;
+    if (read(static_cast<int>(go), &b, 1) != 1) _exit(124);  // the parent died or gave up
+    close(static_cast<int>(go));
     execvp(cargv[0], cargv.data());
     _exit(127);
   }
   in_r.reset();
   out_w.reset();
   err_w.reset();
+  go_r.reset();
+  if (auto obs = spawn_observer()) {
+    try {
+      (*obs)({pid, process_start_time(pid)});
+    } catch (...) {
+      ::kill(pid, SIGKILL);
+      while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      throw;
+    }
+  }
+  if (write(go_w.get(), "g", 1) != 1) {
+    int e = errno;
+    ::kill(pid, SIGKILL);
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    errno = e;
+    throw_errno("start " + argv[0]);
+  }
+  go_w.reset();
+  fault_point("exec:" + std::filesystem::path(argv[0]).filename().string());
 
   CmdResult res;
   size_t written = 0;

@@ -2,6 +2,8 @@
 // Running external commands (ip, iptables, nft) without a shell: argv in, exit status and
 // captured output back. A command can be run inside a named netns: the child enters it with
 // setns() and keeps the root mount namespace.
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,7 +26,31 @@ struct CmdOptions {
   std::string cgroup;                // run in this cgroup v2 directory ("": the caller's)
 };
 
+// Every helper run_cmd starts dies with hrbench: the child sets PR_SET_PDEATHSIG(SIGKILL) and
+// gives up if its parent is already gone (getppid() changed), and it does not exec before the
+// spawn observer (set_spawn_observer) has been told its identity — the state journal records it,
+// so a `clean` after a SIGKILL can wait for helpers that were still exiting.
 CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts = {});
+
+// A process, robust against pid reuse: its start time (/proc/PID/stat field 22, clock ticks
+// after boot) tells a recycled pid apart.
+struct ProcessId {
+  int pid = 0;
+  uint64_t start_time = 0;
+};
+// The start time of `pid`, 0 when there is no such process.
+uint64_t process_start_time(int pid);
+
+// Called in the parent for each helper between fork and the child's exec, from whichever thread
+// runs run_cmd (so it must be thread-safe). If it throws, the helper is killed unexec'd and
+// run_cmd throws. Process-wide; an empty function removes it.
+using SpawnObserver = std::function<void(const ProcessId&)>;
+void set_spawn_observer(SpawnObserver observer);
+
+// SIGKILLs `p` if that pid still is the process started at p.start_time (through a pidfd, so a
+// pid recycled meanwhile is never signalled) and waits up to `timeout_ms` for it to exit.
+// Returns whether it was signalled; throws Error if it did not exit in time.
+bool kill_and_wait(const ProcessId& p, int timeout_ms);
 
 // "a b 'c d'": for messages and logs.
 std::string shell_join(const std::vector<std::string>& argv);
@@ -35,6 +61,12 @@ bool process_running(int pid);
 
 // Waits until `pid` has exited (zombies count as exited) or `timeout_ms` pass; true if it exited.
 bool wait_process_exit(int pid, int timeout_ms);
+
+// Test hook: with HRBENCH_FAULT_STOP_AT=<stage>, the first time `stage` is reached the process
+// stops itself (SIGSTOP), so a test can SIGKILL it at an exact point without guessing with
+// sleeps (waitpid WUNTRACED sees the stop). run_cmd reaches "exec:<program>" (the basename of
+// argv[0]) once the helper may exec and before it is given its input.
+void fault_point(const std::string& stage);
 
 // Finds an executable on PATH (and /usr/sbin, /sbin); empty when absent.
 std::string find_program(const std::string& name);

@@ -11,6 +11,8 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -161,16 +163,34 @@ int kill_processes_in(const std::set<ino_t>& inodes) {
   return killed;
 }
 
+// Whether `pid` runs `hrbench guard watch` for `prefix` (what the ebpf mode starts).
+bool is_prefix_process(int pid, const std::string& prefix) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+  return cmd.find("hrbench") != std::string::npos &&
+         cmd.find(" guard watch ") != std::string::npos &&
+         cmd.find(" --prefix " + prefix + " ") != std::string::npos;
+}
+
+std::vector<int> prefix_processes(const std::string& prefix) {
+  std::vector<int> out;
+  std::error_code ec;
+  for (auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid = e.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (is_prefix_process(std::stoi(pid), prefix)) out.push_back(std::stoi(pid));
+  }
+  return out;
+}
+
 }  // namespace
 
 void bring_up(const Layout& l, StateDir& state, const std::string& topology_yaml,
               const Progress& progress) {
-  // Test hook: HRBENCH_FAULT_STOP_AT=<stage> stops the process (SIGSTOP) once that stage is
-  // done, so a test can SIGKILL `up` at an exact point without guessing with sleeps.
-  const char* stop_at = std::getenv("HRBENCH_FAULT_STOP_AT");
-  auto done = [&](const char* stage) {
-    if (stop_at && std::string(stop_at) == stage) ::raise(SIGSTOP);
-  };
+  // Test hook (fault_point): HRBENCH_FAULT_STOP_AT=<stage> stops the process (SIGSTOP) once that
+  // stage is done, so a test can SIGKILL `up` at an exact point without guessing with sleeps.
+  auto done = [](const char* stage) { fault_point(stage); };
   auto step = [&](const std::string& s) {
     log::debug("up: {}", s);
     if (progress) progress(s);
@@ -270,22 +290,37 @@ void bring_up(const Layout& l, StateDir& state, const std::string& topology_yaml
 
 TeardownReport tear_down(StateDir& state) {
   TeardownReport r;
-  // Helper processes the cluster started (the ebpf mode's guard watcher): only if the pid still
-  // runs an hrbench of this prefix (a recycled pid is left alone).
-  for (const auto& e : state.journal()) {
-    if (e.kind != "process") continue;
-    std::ifstream f("/proc/" + e.name + "/cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-    if (cmd.find("hrbench") != std::string::npos &&
-        cmd.find(" " + state.prefix() + " ") != std::string::npos &&
-        ::kill(std::stoi(e.name), SIGKILL) == 0)
-      ++r.processes_killed;
+  const auto journal = state.journal();
+  // 1. Helpers (ip, iptables-restore, …) a SIGKILLed holder left behind: they die with it
+  //    (PR_SET_PDEATHSIG), but one may still be finishing a system call — creating a netns after
+  //    the sweep below has listed them. Kill and wait for each that is still the recorded process
+  //    (start time: a recycled pid is left alone). Only the journal knows them: they run in the
+  //    root netns and carry no prefix.
+  for (const auto& e : journal) {
+    if (e.kind != "helper") continue;
+    ProcessId p;
+    if (std::sscanf(e.name.c_str(), "%d %" SCNu64, &p.pid, &p.start_time) != 2) continue;
+    if (kill_and_wait(p, 10000)) ++r.helpers_killed;
   }
+  // 2. Processes the cluster started (the ebpf mode's guard watcher, `hrbench guard watch
+  //    --prefix P`): the journalled pids, and (a journal torn or lost) any such process.
+  std::set<int> pids;
+  for (const auto& e : journal)
+    if (e.kind == "process") pids.insert(std::atoi(e.name.c_str()));
+  for (int pid : prefix_processes(state.prefix())) pids.insert(pid);
+  for (int pid : pids) {
+    if (pid <= 0 || pid == ::getpid() || !is_prefix_process(pid, state.prefix())) continue;
+    if (::kill(pid, SIGKILL) == 0) {
+      ++r.processes_killed;
+      if (!wait_process_exit(pid, 10000)) log::warn("process {} survived SIGKILL", pid);
+    }
+  }
+  fault_point("down:processes");
+  // 3. Network namespaces: the journal's, and anything carrying our prefix (a journal entry may
+  //    be torn, or the state dir lost), after killing what still runs inside them.
   std::set<std::string> names;
-  for (const auto& e : state.journal())
+  for (const auto& e : journal)
     if (e.kind == "netns") names.insert(e.name);
-  // Also anything carrying our prefix: a journal entry may be torn, or the state dir lost.
   for (const auto& ns : list_netns())
     if (ns.rfind(netns_prefix(state.prefix()), 0) == 0) names.insert(ns);
   std::set<ino_t> inodes;
@@ -296,23 +331,42 @@ TeardownReport tear_down(StateDir& state) {
     script += "netns del " + ns + "\n";
     ++r.netns_removed;
   }
-  r.processes_killed = kill_processes_in(inodes);
+  r.processes_killed += kill_processes_in(inodes);
   if (!script.empty()) ip_batch(script, "", /*force=*/true);
-  // bpffs pins (ebpf mode's links and maps): removing them detaches what is left.
-  for (const auto& e : state.journal())
-    if (e.kind == "bpffs") {
-      std::error_code ec;
-      std::filesystem::remove_all(e.name, ec);
-      if (ec) log::warn("cannot remove {}: {}", e.name, ec.message());
-      // The shared parent (/sys/fs/bpf/hrbench) goes too once no cluster uses it.
-      std::filesystem::remove(std::filesystem::path(e.name).parent_path(), ec);
-    }
-  // cgroups (the blocker's owner cgroup): empty once its short-lived writers have exited.
-  for (const auto& e : state.journal())
-    if (e.kind == "cgroup" && rmdir(e.name.c_str()) != 0 && errno != ENOENT)
-      log::warn("cannot remove cgroup {}: {}", e.name, std::strerror(errno));
+  fault_point("down:netns");
+  // 4. bpffs pins (ebpf mode's links and maps; the guard's cgroup link on the root cgroup lives
+  //    outside every netns): removing them detaches what is left.
+  std::set<std::string> pins;
+  for (const auto& e : journal)
+    if (e.kind == "bpffs") pins.insert(e.name);
+  pins.insert(swept_bpffs_dir(state.prefix()));
+  for (const auto& dir : pins) {
+    std::error_code ec;
+    if (!std::filesystem::exists(dir, ec)) continue;
+    std::filesystem::remove_all(dir, ec);
+    if (ec) log::warn("cannot remove {}: {}", dir, ec.message());
+    // The shared parent (/sys/fs/bpf/hrbench) goes too once no cluster uses it.
+    std::filesystem::remove(std::filesystem::path(dir).parent_path(), ec);
+  }
+  // 5. cgroups (the blocker's owner cgroup): empty once its short-lived writers have exited.
+  std::set<std::string> cgroups;
+  for (const auto& e : journal)
+    if (e.kind == "cgroup") cgroups.insert(e.name);
+  for (const auto& c : swept_cgroups(state.prefix())) cgroups.insert(c);
+  for (const auto& c : cgroups)
+    if (rmdir(c.c_str()) != 0 && errno != ENOENT)
+      log::warn("cannot remove cgroup {}: {}", c, std::strerror(errno));
   state.remove();
   return r;
+}
+
+std::string swept_bpffs_dir(const std::string& prefix) { return "/sys/fs/bpf/hrbench/" + prefix; }
+
+std::vector<std::string> swept_cgroups(const std::string& prefix) {
+  std::vector<std::string> v;
+  for (const char* root : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"})
+    v.push_back(std::string(root) + "/hrbench-" + prefix + "-owner");
+  return v;
 }
 
 ScopedCluster::ScopedCluster(const std::string& topology_file, const std::string& prefix)

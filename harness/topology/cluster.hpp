@@ -3,6 +3,7 @@
 // and sysctls, and taking it down again. A cluster does not know which datapath mode runs on it.
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/fd.hpp"
 #include "topology/layout.hpp"
@@ -17,13 +18,22 @@ using Progress = std::function<void(const std::string& stage)>;
 void bring_up(const Layout& layout, StateDir& state, const std::string& topology_yaml,
               const Progress& progress = {});
 
-// Removes every object the journal records, plus any netns named "<prefix>-…" (so a journal torn
-// by SIGKILL still cleans), after killing processes still running inside them. Idempotent.
+// Removes every object the journal records — first killing the helpers and processes it names
+// that still run — plus what carries the prefix (so a journal torn by SIGKILL, or a lost state
+// dir, still cleans): netns "<prefix>-…" (after killing processes inside them), `hrbench guard
+// watch --prefix P`, swept_bpffs_dir(P), swept_cgroups(P). Idempotent. Test hooks
+// (HRBENCH_FAULT_STOP_AT): "down:processes", "down:netns" once each step is done.
 struct TeardownReport {
   int netns_removed = 0;
   int processes_killed = 0;
+  int helpers_killed = 0;  // journalled helpers a dead holder left running
 };
 TeardownReport tear_down(StateDir& state);
+
+// What the prefix sweep removes besides netns: the pin root (= datapath::bpf_pin_root, checked by
+// a test) and the blocker's owner cgroup under either cgroup v2 mount point.
+std::string swept_bpffs_dir(const std::string& prefix);
+std::vector<std::string> swept_cgroups(const std::string& prefix);
 
 // Loads the layout of a recorded cluster (re-planned from its saved topology.yaml).
 Layout load_layout(const StateDir& state);

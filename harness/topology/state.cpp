@@ -4,12 +4,15 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "core/error.hpp"
 #include "core/file.hpp"
+#include "core/process.hpp"
 
 namespace fs = std::filesystem;
 
@@ -33,18 +36,41 @@ Fd StateDir::lock() const {
   std::string lp = path() + "/lock";
   Fd fd(::open(lp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (!fd) throw_errno("open " + lp);
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+  // A holder SIGKILLed a moment ago can leave the lock held for a few milliseconds by helpers
+  // forked but not yet exec'ed (they share the lock's open file and die with the holder).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) throw_errno("flock " + lp);
     char buf[32] = {};
     ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
     std::string pid = n > 0 ? std::string(buf, n) : "?";
-    throw Error("another hrbench (pid " + pid + ") is working on prefix '" + prefix_ +
-                    "'; wait for it, or use another --prefix",
-                ExitCode::kBusy);
+    int holder = 0;
+    try {
+      holder = std::stoi(pid);
+    } catch (const std::exception&) {
+    }
+    if (holder <= 0 || process_running(holder) || std::chrono::steady_clock::now() > deadline)
+      throw Error("another hrbench (pid " + pid + ") is working on prefix '" + prefix_ +
+                      "'; wait for it, or use another --prefix",
+                  ExitCode::kBusy);
+    ::usleep(1000);  // the holder is dead: its last helpers are exiting
   }
   std::string pid = std::to_string(::getpid());
   if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0)
     throw_errno("write " + lp);
+  // Journal every helper before it may exec. No O_CREAT: before begin() and after remove() there
+  // is no cluster whose cleanup would need it.
+  set_spawn_observer([jp = path() + "/journal"](const ProcessId& p) {
+    const std::string line = fmt::format("helper {} {}\n", p.pid, p.start_time);
+    Fd j(::open(jp.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+    if (!j) {
+      if (errno == ENOENT) return;
+      throw_errno("open " + jp);
+    }
+    if (::write(j.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+      throw_errno("append to " + jp);
+    if (::fsync(j.get()) != 0) throw_errno("fsync " + jp);
+  });
   return fd;
 }
 

@@ -4,7 +4,9 @@
 //   lock           flock'ed by whichever hrbench is changing the cluster; holds its pid
 //   topology.yaml  the spec the cluster was made from (status and exec re-plan from it)
 //   journal        one line per object, written and fsync'ed BEFORE the object is created,
-//                  so `down`/`clean` can remove everything even after SIGKILL
+//                  so `down`/`clean` can remove everything even after SIGKILL; also one line
+//                  ("helper PID STARTTIME") per helper process (ip, iptables-restore, …) before
+//                  it may exec, so `clean` kills helpers a SIGKILLed holder left running
 //   complete       present once `up` finished
 #include <string>
 #include <vector>
@@ -14,7 +16,7 @@
 namespace hrb::topology {
 
 struct JournalEntry {
-  std::string kind;  // "netns", later "pin", "cgroup-link", …
+  std::string kind;  // "netns", "bpffs", "cgroup", "process", "helper"
   std::string name;
 };
 
@@ -29,7 +31,10 @@ class StateDir {
   bool complete() const;
 
   // Takes the prefix's lock for the lifetime of the returned Fd; throws Error(kBusy) naming the
-  // holder's pid when another hrbench has it.
+  // holder's pid when another hrbench has it. When the recorded holder is dead (SIGKILLed), waits
+  // for the lock: its helpers, which share the lock's open file until they exec or die, are
+  // dying with it. From then on every helper this process starts (run_cmd) is journalled here,
+  // as long as the journal exists (until remove(), or another lock() in this process).
   Fd lock() const;
 
   void begin(const std::string& topology_yaml);           // creates the dir and an empty journal
