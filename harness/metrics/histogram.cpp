@@ -81,24 +81,37 @@ nlohmann::json Histogram::to_json() const {
           {"sum", sum_},  {"clamped", clamped_}, {"counts", counts}};
 }
 
-Histogram Histogram::from_json(const nlohmann::json& j) {
+// A field of the wrong type (found by fuzz/fuzz_histogram.cpp) is bad input like any other.
+Histogram Histogram::from_json(const nlohmann::json& j) try {
+  auto u64 = [](const nlohmann::json& v, const char* what) {
+    if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
+      throw Error(fmt::format("histogram: {} must be a whole number >= 0", what),
+                  ExitCode::kBadInput);
+    return v.get<uint64_t>();
+  };
+  auto field = [&](const char* key, uint64_t absent) {
+    return j.contains(key) ? u64(j[key], key) : absent;
+  };
   Histogram h;
-  if (j.value("unit", "") != "ns") throw Error("histogram: unit must be ns", ExitCode::kBadInput);
+  if (!j.is_object() || j.value("unit", "") != "ns")
+    throw Error("histogram: unit must be ns", ExitCode::kBadInput);
   for (const auto& c : j.at("counts")) {
-    uint64_t lo = c.at(0).get<uint64_t>(), n = c.at(1).get<uint64_t>();
+    uint64_t lo = u64(c.at(0), "a bucket's value"), n = u64(c.at(1), "a bucket's count");
     if (lo > kMaxValue || index_of(lo) >= kBuckets || lowest_of(index_of(lo)) != lo)
       throw Error("histogram: " + std::to_string(lo) + " is not a bucket boundary",
                   ExitCode::kBadInput);
     h.counts_[index_of(lo)] += n;
     h.count_ += n;
   }
-  if (h.count_ != j.value("count", h.count_))
+  if (h.count_ != field("count", h.count_))
     throw Error("histogram: counts do not add up to count", ExitCode::kBadInput);
-  h.sum_ = j.value("sum", 0ull);
-  h.max_ = j.value("max", 0ull);
-  h.min_ = h.count_ ? j.value("min", 0ull) : UINT64_MAX;
-  h.clamped_ = j.value("clamped", 0ull);
+  h.sum_ = field("sum", 0);
+  h.max_ = field("max", 0);
+  h.min_ = h.count_ ? field("min", 0) : UINT64_MAX;
+  h.clamped_ = field("clamped", 0);
   return h;
+} catch (const nlohmann::json::exception& e) {
+  throw Error(std::string("histogram: ") + e.what(), ExitCode::kBadInput);
 }
 
 }  // namespace hrb::metrics

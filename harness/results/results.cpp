@@ -124,16 +124,97 @@ void write_json(const std::string& path, const nlohmann::json& doc) {
   fs::rename(tmp, path);
 }
 
+namespace {
+// Deeper documents are rejected while parsing: dump, == and the readers recurse per level.
+constexpr int kMaxDepth = 64;
+// series() sizes a vector by the repetition count and index.
+constexpr int64_t kMaxRepetitions = 100000;
+
+// What the readers of a results document (summary, exports, compare, gate, report) index without
+// further checks, checked once here (found by fuzz/fuzz_results.cpp): the objects they open
+// exist (absent ones become empty), and each field they read has the type they read it as.
+void check_shape(nlohmann::json& doc, const std::string& path) {
+  using nlohmann::json;
+  auto bad = [&](const std::string& key, const std::string& what) {
+    throw Error(fmt::format("{}: '{}': {}", path, key, what), ExitCode::kBadInput);
+  };
+  auto object = [&](json& parent, const char* key, const std::string& name) -> json& {
+    json& v = parent[key];
+    if (v.is_null()) v = json::object();
+    if (!v.is_object()) bad(name, "expected an object");
+    return v;
+  };
+  auto strings = [&](const json& o, std::initializer_list<const char*> keys,
+                     const std::string& prefix) {
+    for (const char* k : keys)
+      if (o.contains(k) && !o[k].is_string()) bad(prefix + k, "expected a string");
+  };
+  auto integer = [&](const json& v, const std::string& name, int64_t lo, int64_t hi) {
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(hi)) ||
+        v.get<int64_t>() < lo || v.get<int64_t>() > hi)
+      bad(name, fmt::format("expected a whole number from {} to {}", lo, hi));
+  };
+  strings(doc, {"runId", "startedAt", "gitRevision", "command"}, "");
+  if (doc.contains("complete") && !doc["complete"].is_boolean())
+    bad("complete", "expected true or false");
+  strings(object(doc, "topology", "topology"), {"name", "file"}, "topology.");
+  json& env = object(doc, "environment", "environment");
+  strings(env, {"hostname", "kernel", "distro", "cpuModel"}, "environment.");
+  if (env.contains("cpus")) integer(env["cpus"], "environment.cpus", 0, 1 << 20);
+  strings(object(env, "tools", "environment.tools"), {"libbpf", "clang", "iptables"},
+          "environment.tools.");
+  json& cfg = object(doc, "config", "config");
+  if (cfg.contains("repetitions"))
+    integer(cfg["repetitions"], "config.repetitions", 0, kMaxRepetitions);
+  for (const char* k : {"durationSeconds", "warmupSeconds"})
+    if (cfg.contains(k) && !cfg[k].is_number())
+      bad(std::string("config.") + k, "expected a number");
+  if (cfg.contains("pinnedCpus")) {
+    const json& p = cfg["pinnedCpus"];
+    if (!p.is_array() || p.size() != 2) bad("config.pinnedCpus", "expected [client, server]");
+    for (const auto& c : p) integer(c, "config.pinnedCpus", 0, 1 << 20);
+  }
+  if (cfg.contains("scan") && !cfg["scan"].is_null()) {
+    const json& sc = cfg["scan"];
+    if (!sc.is_object() || !sc.contains("param") || !sc["param"].is_string() ||
+        !sc.contains("values") || !sc["values"].is_array())
+      bad("config.scan", "expected {param, values}");
+    for (const auto& v : sc["values"]) integer(v, "config.scan.values", INT32_MIN, INT32_MAX);
+  }
+  if (!doc.contains("trials") || !doc["trials"].is_array()) bad("trials", "expected a list");
+  for (size_t i = 0; i < doc["trials"].size(); ++i) {
+    const json& t = doc["trials"][i];
+    const std::string at = fmt::format("trials[{}]", i);
+    if (!t.is_object()) bad(at, "expected an object");
+    for (const char* k : {"mode", "scenario", "workload"})
+      if (!t.contains(k) || !t[k].is_string()) bad(at + "." + k, "expected a string");
+    if (t.contains("valid") && !t["valid"].is_boolean())
+      bad(at + ".valid", "expected true or false");
+    if (t.contains("repetition"))
+      integer(t["repetition"], at + ".repetition", 0, kMaxRepetitions - 1);
+    if (t.contains("metrics") && !t["metrics"].is_object())
+      bad(at + ".metrics", "expected an object");
+    if (t.contains("scan") && (!t["scan"].is_object() || !t["scan"].contains("value")))
+      bad(at + ".scan", "expected {param, value}");
+  }
+}
+}  // namespace
+
 nlohmann::json read_results(const std::string& path) {
   std::ifstream f(path);
   if (!f) throw Error("cannot read results file " + path, ExitCode::kBadInput);
   nlohmann::json doc;
   try {
-    doc = nlohmann::json::parse(f);
-  } catch (const nlohmann::json::parse_error& e) {
+    doc = nlohmann::json::parse(f, [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      if (depth > kMaxDepth)
+        throw Error(fmt::format("{}: nested deeper than {} levels", path, kMaxDepth),
+                    ExitCode::kBadInput);
+      return true;
+    });
+  } catch (const nlohmann::json::exception& e) {  // syntax, and numbers out of range (1e400)
     throw Error(path + ": not JSON: " + e.what(), ExitCode::kBadInput);
   }
-  if (!doc.is_object() || doc.value("schema", "") != "hostroute-bench/results" ||
+  if (!doc.is_object() || doc["schema"] != "hostroute-bench/results" ||
       !doc.contains("schemaVersion"))
     throw Error(path + ": not a hostroute-bench results file (no schema/schemaVersion)",
                 ExitCode::kBadInput);
@@ -141,6 +222,7 @@ nlohmann::json read_results(const std::string& path) {
     throw Error(path + ": schemaVersion " + doc["schemaVersion"].dump() + ", this build reads " +
                     std::to_string(kSchemaVersion),
                 ExitCode::kBadInput);
+  check_shape(doc, path);
   return doc;
 }
 
