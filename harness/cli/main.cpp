@@ -406,7 +406,8 @@ int cmd_run(const std::vector<std::string>& args) {
       "max-steal", po::value<std::string>(),
       "PCT: a trial with more CPU steal than this is marked invalid (default 10; 0 or none: "
       "off, for shared machines where a valid trial is needed)")(
-      "output,o", po::value<std::string>(), "results file (default results/<run id>.json)")(
+      "output,o", po::value<std::string>(),
+      "results file, or an existing directory to write <run id>.json into (default results/)")(
       "export", po::value<std::vector<std::string>>()->multitoken(),
       "also write gbench (Google Benchmark JSON) and/or csv next to the results file")(
       "pin-cpus", po::value<std::string>(),

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <random>
@@ -216,6 +217,29 @@ void validate(const RunConfig& c) {
   if (!c.scan_param.empty() && c.scan_values.empty())
     throw Error("--scan " + c.scan_param + " needs values, e.g. --scan services=0,1000,5000",
                 ExitCode::kUsage);
+  // --output: an existing directory (<run id>.json goes into it) or a file in one.
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!c.output.empty() && !fs::is_directory(c.output, ec)) {
+    if (c.output.back() == '/')
+      throw Error("--output: directory " + c.output +
+                      " does not exist (expected a results file or an existing directory)",
+                  ExitCode::kUsage);
+    const fs::path parent = fs::path(c.output).parent_path();
+    if (!parent.empty() && !fs::is_directory(parent, ec))
+      throw Error("--output: " + c.output + ": directory " + parent.string() +
+                      " does not exist (expected a results file in an existing directory, or "
+                      "an existing directory)",
+                  ExitCode::kUsage);
+  }
+}
+
+std::string results_path(const std::string& output, const std::string& run_id) {
+  std::error_code ec;
+  if (output.empty()) return std::string(HRB_SOURCE_DIR) + "/results/" + run_id + ".json";
+  if (std::filesystem::is_directory(output, ec))
+    return (std::filesystem::path(output) / (run_id + ".json")).string();
+  return output;
 }
 
 RunConfig config_of_results(const nlohmann::json& doc) {
@@ -328,9 +352,7 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
       {"trials", nlohmann::json::array()}};
   if (cfg.client_cpu >= 0 || cfg.server_cpu >= 0)
     doc["config"]["pinnedCpus"] = {cfg.client_cpu, cfg.server_cpu};
-  const std::string out = cfg.output.empty() ? std::string(HRB_SOURCE_DIR) + "/results/" +
-                                                   doc["runId"].get<std::string>() + ".json"
-                                             : cfg.output;
+  const std::string out = results_path(cfg.output, doc["runId"].get<std::string>());
   auto save = [&] {
     nlohmann::json copy = doc;
     results::sanitize(copy);

@@ -33,7 +33,7 @@ struct RunConfig {
   uint32_t calibration_delay_loops = 0;
   // More steal than this fraction marks a trial invalid; 1 (all the time stolen) or more: off.
   double max_steal_fraction = 0.10;
-  std::string output;        // results file (default results/<run id>.json)
+  std::string output;        // results file, or a directory for <run id>.json (default results/)
   std::string command_line;  // recorded in the document
   // Scan: one parameter varied over values (services or flows); empty: no scan.
   std::string scan_param;
@@ -59,5 +59,9 @@ RunConfig config_of_results(const nlohmann::json& doc);
 
 // Checks names before anything is built; throws Error(kUsage) naming the bad value.
 void validate(const RunConfig& cfg);
+
+// Where a run's results go: `output` itself, <output>/<run id>.json when it is an existing
+// directory, results/<run id>.json when it is empty.
+std::string results_path(const std::string& output, const std::string& run_id);
 
 }  // namespace hrb::run

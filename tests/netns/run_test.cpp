@@ -211,4 +211,40 @@ TEST(Run, GateAdaptiveAddsRepetitionsMeasuredLikeTheRun) {
   fs::remove_all(dir);
 }
 
+TEST(Run, OutputDirectoryGetsTheRunIdFile) {
+  HRB_REQUIRE_ROOT();
+  const std::string dir = tmpdir();
+  const std::vector<std::string> tiny{"run",       "--modes",     "none",   "--scenarios",
+                                      "node-node", "--workloads", "tcp_rr", "--repetitions",
+                                      "1",         "--duration",  "0.1",    "--warmup",
+                                      "0",         "--max-steal", "none"};
+  auto with_output = [&](const std::string& o) {
+    auto a = tiny;
+    a.insert(a.end(), {"--output", o});
+    return a;
+  };
+  const std::string prefix = test::unique_prefix("to");
+  auto r = test::hrbench(with_output(dir), prefix);
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir)) files.push_back(e.path());
+  ASSERT_EQ(files.size(), 1u) << "one results file, no temporary left";
+  auto doc = nlohmann::json::parse(std::ifstream(files[0]));
+  EXPECT_EQ(files[0].filename().string(), doc["runId"].get<std::string>() + ".json");
+
+  // A results file in a directory that does not exist, or a directory that does not exist:
+  // refused, naming the flag, before anything is built.
+  for (const std::string& bad : {dir + "/no/such/run.json", dir + "/nodir/"}) {
+    const std::string p2 = test::unique_prefix("to");
+    auto b = test::hrbench(with_output(bad), p2);
+    EXPECT_EQ(b.status, static_cast<int>(ExitCode::kUsage)) << b.err;
+    EXPECT_NE(b.err.find("--output"), std::string::npos) << b.err;
+    EXPECT_NE(b.err.find("does not exist"), std::string::npos) << b.err;
+    EXPECT_TRUE(test::netns_with_prefix(p2).empty());
+  }
+  EXPECT_FALSE(fs::exists(dir + "/no"));
+  EXPECT_FALSE(fs::exists(dir + "/nodir"));
+  fs::remove_all(dir);
+}
+
 }  // namespace
