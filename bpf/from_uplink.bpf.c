@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * from_uplink: tc ingress of the node's eth0, i.e. every packet arriving from the fabric.
- *   reply to a masqueraded flow -> reverse NAT, then into the pod
- *   a local pod                 -> MACs, TTL, bpf_redirect_peer into it
- *   anything else               -> the stack
+ *   reply to a masqueraded flow      -> reverse NAT, then into the pod
+ *   ICMP error about such a flow     -> outer and quoted headers translated back, into the pod
+ *   a local pod                      -> connection-tracked, MACs, TTL, bpf_redirect_peer
+ *   anything else                    -> the stack
  */
 #include "lib/common.h"
+#include "lib/ct.h"
 #include "lib/fwd.h"
 #include "lib/maps.h"
 #include "lib/nat.h"
@@ -18,16 +20,22 @@ int from_uplink(struct __sk_buff *skb)
 {
 	struct pkt p;
 	enum parse_result pr = parse(skb, &p);
+	struct hrb_ct_entry *e;
 	struct hrb_endpoint *ep;
+	int translated;
 
 	injected_delay();
 	if (pr != PARSE_OK)
 		return parse_verdict(pr);
-	if (reverse_nat(skb, &p) < 0)
+	translated = p.icmp_error ? icmp_error_in(skb, &p) : reverse_nat(skb, &p);
+	if (translated < 0)
 		return TC_ACT_SHOT;
 	ep = bpf_map_lookup_elem(&endpoints, &p.daddr);
-	if (ep)
+	if (ep) {
+		if (!translated && !ct_pod_traffic(&p, HRB_CT_F_FROM_OUTSIDE, &e))
+			return TC_ACT_SHOT;
 		return to_local_pod(skb, p.daddr, p.dport, p.proto, ep);
+	}
 	count(HRB_R_TO_STACK_NOT_OURS);
 	return TC_ACT_OK;
 }

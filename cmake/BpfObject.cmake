@@ -41,7 +41,7 @@ function(hrb_bpf_object name src)
   get_filename_component(_abs ${src} ABSOLUTE)
   add_custom_command(
     OUTPUT ${_obj}
-    COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${HRB_BPF_ARCH}
+    COMMAND ${BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_${HRB_BPF_ARCH}
             -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
             -I${HRB_BPF_GEN_DIR} -I${PROJECT_SOURCE_DIR}/bpf/include -I${PROJECT_SOURCE_DIR}/bpf
             -MD -MF ${_dep} -c ${_abs} -o ${_obj}

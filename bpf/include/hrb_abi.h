@@ -19,31 +19,47 @@ struct hrb_probe_stats {
 };
 
 /* Why a datapath program did what it did: index of the per-CPU `counters` array of each
- * program. Append only; names for C++ are in hrb_reason_name(). */
-enum hrb_reason {
-	HRB_R_REDIRECT_PEER = 0,      /* delivered into a local pod with bpf_redirect_peer */
-	HRB_R_REDIRECT_FIB,	      /* FIB hit with a neighbour: bpf_redirect with its MACs */
-	HRB_R_REDIRECT_NEIGH,	      /* FIB hit, no neighbour yet: bpf_redirect_neigh */
-	HRB_R_TO_STACK_NON_IPV4,      /* ARP, IPv6, …: the kernel's path */
-	HRB_R_TO_STACK_FRAGMENT,      /* IPv4 fragment */
-	HRB_R_TO_STACK_IP_OPTIONS,    /* IPv4 header with options */
-	HRB_R_TO_STACK_SERVICE,	      /* destination in the service CIDR: kube-proxy's DNAT */
-	HRB_R_TO_STACK_LOCAL,	      /* FIB: not forwarded (a node-local address) */
-	HRB_R_TO_STACK_FIB_OTHER,     /* FIB: blackhole, unreachable, no route, … */
-	HRB_R_TO_STACK_FRAG_NEEDED,   /* FIB: packet larger than the egress MTU */
-	HRB_R_TO_STACK_NOT_OURS,      /* uplink: neither a local pod nor a masqueraded flow */
-	HRB_R_MASQ_NEW,		      /* new masquerade entry */
-	HRB_R_MASQ_HIT,		      /* masqueraded with an existing entry */
-	HRB_R_MASQ_PORT_CHANGED,      /* new entry, the pod's port was taken: another one chosen */
-	HRB_R_REVNAT_HIT,	      /* uplink: reply of a masqueraded flow translated back */
-	HRB_R_DROP_TTL,		      /* TTL <= 1 */
-	HRB_R_DROP_NO_PORT,	      /* masquerade: no free port after bounded retries */
-	HRB_R_DROP_MALFORMED,	      /* truncated headers */
-	HRB_R_NAT_RECLAIMED,	      /* an expired entry's port was reused */
-	HRB_R_DELAY_LOOPS,	      /* calibration: busy-loop iterations run (issue 10) */
-	HRB_R_TO_STACK_SERVICE_REPLY, /* reply to a flow kube-proxy DNATed: the stack reverses it */
-	HRB_R__MAX
-};
+ * program. One list X(ENUM_SUFFIX, name, description), expanded into the enum here and into the
+ * names in C++ (datapath::reason_name). Append only: the index is the ABI. */
+/* clang-format off */
+#define HRB_REASONS(X) \
+	X(REDIRECT_PEER, redirect_peer, "delivered into a local pod with bpf_redirect_peer") \
+	X(REDIRECT_FIB, redirect_fib, "FIB hit with a neighbour: bpf_redirect with its MACs") \
+	X(REDIRECT_NEIGH, redirect_neigh, "FIB hit, no neighbour yet: bpf_redirect_neigh") \
+	X(TO_STACK_NON_IPV4, to_stack_non_ipv4, "ARP, IPv6, ...: the kernel's path") \
+	X(TO_STACK_FRAGMENT, to_stack_fragment, "IPv4 fragment") \
+	X(TO_STACK_IP_OPTIONS, to_stack_ip_options, "unused since IP options are parsed") \
+	X(TO_STACK_SERVICE, to_stack_service, "destination in the service CIDR: kube-proxy's DNAT") \
+	X(TO_STACK_LOCAL, to_stack_local, "FIB: not forwarded (a node-local address)") \
+	X(TO_STACK_FIB_OTHER, to_stack_fib_other, "FIB: blackhole, unreachable, no route, ...") \
+	X(TO_STACK_FRAG_NEEDED, to_stack_frag_needed, "over the egress MTU: the stack fragments or sends ICMP") \
+	X(TO_STACK_NOT_OURS, to_stack_not_ours, "uplink: neither a local pod nor a masqueraded flow") \
+	X(MASQ_NEW, masq_new, "new masquerade mapping") \
+	X(MASQ_HIT, masq_hit, "masqueraded with an existing mapping") \
+	X(MASQ_PORT_CHANGED, masq_port_changed, "new mapping, the pod's port was taken") \
+	X(REVNAT_HIT, revnat_hit, "uplink: reply of a masqueraded flow translated back") \
+	X(DROP_TTL, drop_ttl, "unused since TTL <= 1 goes to the stack") \
+	X(DROP_NO_PORT, drop_no_port, "masquerade: no free port after bounded retries") \
+	X(DROP_MALFORMED, drop_malformed, "truncated headers") \
+	X(NAT_RECLAIMED, nat_reclaimed, "an expired mapping's port was reused") \
+	X(DELAY_LOOPS, delay_loops, "calibration: busy-loop iterations run") \
+	X(TO_STACK_SERVICE_REPLY, to_stack_service_reply, "reply to a flow kube-proxy DNATed") \
+	X(CT_CREATED, ct_created, "connection tracking: a new flow") \
+	X(CT_HIT, ct_hit, "connection tracking: a packet of a tracked flow") \
+	X(CT_CLOSED, ct_closed, "TCP RST, or FIN both ways: closing lifetime") \
+	X(CT_EVICTED, ct_evicted, "half of a masquerade state was evicted and re-created") \
+	X(DROP_CT_FULL, drop_ct_full, "a new flow could not be tracked") \
+	X(TO_STACK_TTL, to_stack_ttl, "TTL <= 1: the stack sends ICMP time exceeded") \
+	X(TO_STACK_NO_PORTS, to_stack_no_ports, "to be masqueraded but port-less: iptables MASQUERADE") \
+	X(ICMP_ERROR_REVNAT, icmp_error_revnat, "ICMP error about a masqueraded flow, back to the pod") \
+	X(ICMP_ERROR_NAT, icmp_error_nat, "a pod's ICMP error about a masqueraded flow, translated") \
+	X(DROP_ICMP_ERROR_NO_STATE, drop_icmp_error_no_state, "a pod's ICMP error to the outside about no flow") \
+	X(NAT_REMAPPED, nat_remapped, "the flow's port went to another flow: a new one chosen") \
+	X(MASQ_SKIP_REPLY, masq_skip_reply, "answer in a flow opened from outside: not masqueraded")
+#define HRB_REASON_ENUM(id, name, doc) HRB_R_##id,
+enum hrb_reason { HRB_REASONS(HRB_REASON_ENUM) HRB_R__MAX };
+#undef HRB_REASON_ENUM
+/* clang-format on */
 
 /* Value of the `endpoints` map, keyed by the pod's IPv4 address (network order). */
 struct hrb_endpoint {
@@ -52,26 +68,44 @@ struct hrb_endpoint {
 	__u8 node_mac[6]; /* the lxc… device */
 };
 
-/* A flow as the NAT tables key it; addresses and ports in network order.
- * nat_fwd: {pod ip, remote ip, pod port, remote port, proto} -> {node ip, nat port}
- * nat_rev: {remote ip, node ip, remote port, nat port, proto} -> {pod ip, pod port}
- * ICMP echo uses the echo identifier as the pod/nat port and 0 as the remote port. */
-struct hrb_nat_key {
+/* Connection tracking (bpf/lib/ct.h): one LRU map per node, shared by from_pod and from_uplink.
+ * Addresses and ports in network order; ICMP echo uses the echo identifier as the source port
+ * and 0 as the destination port.
+ *   HRB_CT_FLOW     a flow, keyed by its tuple in the direction of its first packet (the
+ *                   original direction); a reply looks it up with its own tuple reversed.
+ *   HRB_CT_NAT_REV  the reply side of a masqueraded flow: {remote ip, node ip, remote port,
+ *                   nat port} -> the pod's ip and port. It is the port claim (inserted with
+ *                   BPF_NOEXIST) and the reverse NAT lookup; the flow entry and it are one state
+ *                   (each direction's packets check both, see ct.h). */
+#define HRB_CT_FLOW 0
+#define HRB_CT_NAT_REV 1
+
+struct hrb_ct_key {
 	__u32 src_ip;
 	__u32 dst_ip;
 	__u16 src_port;
 	__u16 dst_port;
 	__u8 proto;
-	__u8 pad[3];
+	__u8 kind; /* HRB_CT_FLOW | HRB_CT_NAT_REV */
+	__u8 pad[2];
 };
 
-#define HRB_NAT_F_CLOSING 1 /* TCP FIN or RST seen: expires quickly */
+#define HRB_CT_F_SEEN_REPLY 0x01  /* a packet in the reply direction was seen */
+#define HRB_CT_F_ESTABLISHED 0x02 /* TCP: a packet without SYN was seen */
+#define HRB_CT_F_FIN_ORIG 0x04	  /* TCP: FIN from the original direction */
+#define HRB_CT_F_FIN_REPLY 0x08	  /* TCP: FIN from the reply direction */
+#define HRB_CT_F_CLOSED 0x10	  /* TCP: RST, or FIN both ways: closing lifetime */
+#define HRB_CT_F_FROM_OUTSIDE                                                                      \
+	0x20		   /* first packet came in on the uplink: replies keep the pod             \
+			      address (never masqueraded) */
+#define HRB_CT_F_MASQ 0x40 /* masqueraded: nat_ip/nat_port hold the translation */
 
-struct hrb_nat_entry {
-	__u32 ip;
-	__u16 port;
-	__u16 flags;
-	__u64 last_seen_ns;
+struct hrb_ct_entry {
+	__u64 expires_ns; /* CLOCK_MONOTONIC ns; compared as a signed difference */
+	__u32 nat_ip;	  /* FLOW: the node IP if masqueraded; NAT_REV: the pod's IP */
+	__u16 nat_port;	  /* FLOW: the source port after masquerade; NAT_REV: the pod's port */
+	__u8 flags;	  /* HRB_CT_F_* (FLOW), HRB_CT_F_CLOSED mirrored in NAT_REV */
+	__u8 pad;
 };
 
 /* Key of `stack_flows`: a local client whose connection to a service CIDR address went through
@@ -104,8 +138,8 @@ struct hrb_redirect_record {
 #endif
 HRB_ABI_ASSERT(sizeof(struct hrb_probe_stats) == 16, "hrb_probe_stats ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_endpoint) == 16, "hrb_endpoint ABI");
-HRB_ABI_ASSERT(sizeof(struct hrb_nat_key) == 16, "hrb_nat_key ABI");
-HRB_ABI_ASSERT(sizeof(struct hrb_nat_entry) == 16, "hrb_nat_entry ABI");
+HRB_ABI_ASSERT(sizeof(struct hrb_ct_key) == 16, "hrb_ct_key ABI");
+HRB_ABI_ASSERT(sizeof(struct hrb_ct_entry) == 16, "hrb_ct_entry ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_lpm_key) == 8, "hrb_lpm_key ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_flow_key) == 8, "hrb_flow_key ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_redirect_record) == 16, "hrb_redirect_record ABI");

@@ -17,16 +17,22 @@
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 #define ICMP_ECHOREPLY 0
+#define ICMP_DEST_UNREACH 3
 #define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
 
-/* Offsets for an Ethernet + option-less IPv4 header (options go to the stack). */
+/* Offsets in an Ethernet + IPv4 frame; the L4 header's depends on the IP options (pkt.l4_off). */
 #define IP_OFF ETH_HLEN
 #define IP_CSUM_OFF (IP_OFF + offsetof(struct iphdr, check))
 #define IP_SRC_OFF (IP_OFF + offsetof(struct iphdr, saddr))
 #define IP_DST_OFF (IP_OFF + offsetof(struct iphdr, daddr))
-#define L4_OFF (IP_OFF + sizeof(struct iphdr))
 
 /* Load-time configuration (set through the skeleton's rodata before load). */
 const volatile __u32 node_ip = 0;      /* network order */
@@ -34,12 +40,17 @@ const volatile __u32 cluster_net = 0;  /* network order */
 const volatile __u32 cluster_mask = 0; /* network order */
 const volatile __u32 service_net = 0;
 const volatile __u32 service_mask = 0;
-const volatile __u16 nat_port_min = 1024; /* host order */
-const volatile __u16 nat_port_max = 65535;
-const volatile __u64 nat_timeout_tcp_ns = 3600ull * 1000000000;
-const volatile __u64 nat_timeout_closing_ns = 10ull * 1000000000;
-const volatile __u64 nat_timeout_udp_ns = 60ull * 1000000000;
-const volatile __u64 nat_timeout_icmp_ns = 30ull * 1000000000;
+/* Masquerade ports (host order): Linux's default ephemeral range, so that a pod's own port is
+ * usually kept; ebpf mode moves the node netns' own ephemeral range out of it (datapath.md). */
+const volatile __u16 nat_port_min = 32768;
+const volatile __u16 nat_port_max = 60999;
+/* Connection-tracking lifetimes, Cilium's defaults (CT_CONNECTION_LIFETIME_TCP, _NONTCP,
+ * CT_SYN_TIMEOUT, CT_CLOSE_TIMEOUT). */
+const volatile __u64 ct_lifetime_tcp_ns = 21600ull * 1000000000;
+const volatile __u64 ct_lifetime_other_ns = 60ull * 1000000000;
+const volatile __u64 ct_lifetime_syn_ns = 60ull * 1000000000;
+const volatile __u64 ct_lifetime_close_ns = 10ull * 1000000000;
+const volatile bool ct_enabled = true; /* microbenchmarks only: the cost of tracking pod traffic */
 const volatile bool record_redirects = false; /* tests only */
 const volatile __u32 delay_loops = 0;	      /* calibration: injected cost per packet */
 const volatile bool services_enabled = false; /* kube-proxy service rules are installed */

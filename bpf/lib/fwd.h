@@ -6,8 +6,9 @@
 #include "common.h"
 #include "maps.h"
 
-/* Decrements the TTL and fixes the IP checksum; false when the TTL was <= 1 (drop). Neither
- * redirect helper decrements it, and the kernel's forwarding path is bypassed. */
+/* Decrements the TTL and fixes the IP checksum; false when the TTL was <= 1 (the stack then
+ * answers with ICMP time exceeded). Neither redirect helper decrements it, and the kernel's
+ * forwarding path is bypassed. */
 static __always_inline bool ttl_decrement(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
@@ -34,14 +35,17 @@ static __always_inline void set_macs(struct __sk_buff *skb, const __u8 *dst, con
 }
 
 /* A packet to a local client whose service connection went through kube-proxy's DNAT: the
- * stack must see the reply to reverse the translation. */
+ * stack must see the reply to reverse the translation. An entry lasts as long as a tracked flow
+ * would (6 h TCP, 60 s other) after the client's last packet to the service. */
 static __always_inline bool service_reply(__u32 daddr, __u16 dport, __u8 proto)
 {
 	if (!services_enabled || !dport)
 		return false;
 	struct hrb_flow_key k = {.ip = daddr, .port = dport, .proto = proto};
+	__u64 *seen = bpf_map_lookup_elem(&stack_flows, &k);
+	__u64 life = proto == IPPROTO_TCP ? ct_lifetime_tcp_ns : ct_lifetime_other_ns;
 
-	return bpf_map_lookup_elem(&stack_flows, &k) != NULL;
+	return seen && (__s64)(bpf_ktime_get_ns() - *seen) <= (__s64)life;
 }
 
 /* Into a pod on this node: its MAC, the lxc MAC as source, straight into its netns. */
@@ -50,8 +54,8 @@ static __always_inline int deliver_local(struct __sk_buff *skb, const struct hrb
 	struct hrb_endpoint e = *ep;
 
 	if (!ttl_decrement(skb)) {
-		count(HRB_R_DROP_TTL);
-		return TC_ACT_SHOT;
+		count(HRB_R_TO_STACK_TTL);
+		return TC_ACT_OK;
 	}
 	set_macs(skb, e.pod_mac, e.node_mac);
 	count(HRB_R_REDIRECT_PEER);
@@ -92,6 +96,19 @@ static __always_inline bool fib_forwardable(int rc)
 	return rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH;
 }
 
+/* The packet fits the egress device's MTU (GSO packets: each segment does). An oversize packet
+ * goes to the stack, which fragments it or, with DF set, answers with ICMP fragmentation
+ * needed — the FIB lookup cannot tell (tot_len stays 0, above). */
+static __always_inline bool mtu_ok(struct __sk_buff *skb, __u32 ifindex)
+{
+	__u32 mtu = 0;
+
+	if (bpf_check_mtu(skb, ifindex, &mtu, 0, BPF_MTU_CHK_SEGS) == BPF_MTU_CHK_RET_SUCCESS)
+		return true;
+	count(HRB_R_TO_STACK_FRAG_NEEDED);
+	return false;
+}
+
 /* Counts why a FIB result sends the packet to the stack. */
 static __always_inline int fib_to_stack(int rc)
 {
@@ -110,8 +127,8 @@ static __always_inline int forward_fib(struct __sk_buff *skb, int rc, struct bpf
 	__u32 ifindex = fib->ifindex;
 
 	if (!ttl_decrement(skb)) {
-		count(HRB_R_DROP_TTL);
-		return TC_ACT_SHOT;
+		count(HRB_R_TO_STACK_TTL);
+		return TC_ACT_OK;
 	}
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		set_macs(skb, fib->dmac, fib->smac);

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Maps shared by from_pod and from_uplink of one node: the second object reuses the first's
- * (bpf_map__reuse_fd before load), so both see one endpoint table and one NAT table. */
+ * (bpf_map__reuse_fd before load), so both see one endpoint table and one connection-tracking
+ * table. */
 #ifndef HRB_MAPS_H
 #define HRB_MAPS_H
 
 #include "common.h"
 
 #define HRB_MAX_ENDPOINTS 4096
-#define HRB_MAX_NAT 65536
+#define HRB_MAX_CT 262144 /* flows and masquerade claims; ProgramOptions::ct_entries overrides */
+#define HRB_MAX_STACK_FLOWS 65536
 #define HRB_MAX_NONMASQ 16384
 
 struct {
@@ -17,25 +19,19 @@ struct {
 	__type(value, struct hrb_endpoint);
 } endpoints SEC(".maps");
 
+/* Connection tracking and masquerade state (ct.h, nat.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, HRB_MAX_NAT);
-	__type(key, struct hrb_nat_key);
-	__type(value, struct hrb_nat_entry);
-} nat_fwd SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, HRB_MAX_NAT);
-	__type(key, struct hrb_nat_key);
-	__type(value, struct hrb_nat_entry);
-} nat_rev SEC(".maps");
+	__uint(max_entries, HRB_MAX_CT);
+	__type(key, struct hrb_ct_key);
+	__type(value, struct hrb_ct_entry);
+} ct SEC(".maps");
 
 /* Clients of services (see hrb_flow_key); value: when last seen. Only used when the cluster has
  * services (the load-time constant `services_enabled`). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, HRB_MAX_NAT);
+	__uint(max_entries, HRB_MAX_STACK_FLOWS);
 	__type(key, struct hrb_flow_key);
 	__type(value, __u64);
 } stack_flows SEC(".maps");

@@ -1,13 +1,36 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Masquerade (SNAT to the node IP) for TCP, UDP and ICMP echo, and its reverse. */
+/*
+ * Masquerade (SNAT to the node IP) on connection tracking, and its reverse.
+ *
+ * A masqueraded flow is one state in two keys of the `ct` map: its HRB_CT_FLOW entry (pod side,
+ * holding the NAT port) and the HRB_CT_NAT_REV claim {remote, node ip, remote port, nat port} ->
+ * {pod ip, pod port}. The claim is inserted with BPF_NOEXIST, which makes the port choice atomic
+ * across CPUs; an expired claim is taken over with a compare-and-swap on its lifetime, so two
+ * CPUs can never both reclaim it. Every packet, in either direction, looks up both keys and
+ * checks that they still point at each other: when the LRU evicted one half, it is re-created
+ * from the other (counted ct_evicted); when the port was meanwhile claimed by another flow, this
+ * flow gets a new port (nat_remapped) — a packet is never translated with another flow's state.
+ *
+ * ICMP errors about a masqueraded flow are translated both ways, the embedded header included
+ * (RFC 5508). Packets to be masqueraded that have no ports (GRE, SCTP, ICMP other than echo) go
+ * to the stack, where ip-masq-agent's MASQUERADE rule (installed underneath in ebpf mode)
+ * translates them.
+ */
 #ifndef HRB_NAT_H
 #define HRB_NAT_H
 
 #include "common.h"
+#include "ct.h"
 #include "maps.h"
 #include "parse.h"
 
 #define NAT_RETRIES 32
+
+enum nat_verdict {
+	NAT_FORWARD = 0, /* translated, or not to be translated: go on forwarding */
+	NAT_TO_STACK,	 /* let the stack do it */
+	NAT_DROP,
+};
 
 static __always_inline bool needs_masquerade(__u32 daddr)
 {
@@ -23,46 +46,34 @@ static __always_inline bool needs_masquerade(__u32 daddr)
 	return bpf_map_lookup_elem(lpm, &k) == NULL;
 }
 
-static __always_inline __u64 nat_timeout(__u8 proto, __u16 flags)
+/* L4 checksum offset. */
+static __always_inline __u32 l4_csum_off(const struct pkt *p)
 {
-	if (proto == IPPROTO_TCP)
-		return (flags & HRB_NAT_F_CLOSING) ? nat_timeout_closing_ns : nat_timeout_tcp_ns;
-	return proto == IPPROTO_UDP ? nat_timeout_udp_ns : nat_timeout_icmp_ns;
-}
-
-static __always_inline bool nat_expired(const struct hrb_nat_entry *e, __u8 proto, __u64 now)
-{
-	return now - e->last_seen_ns > nat_timeout(proto, e->flags);
-}
-
-/* L4 checksum offset, or 0 for none. */
-static __always_inline __u32 l4_csum_off(__u8 proto)
-{
-	if (proto == IPPROTO_TCP)
-		return L4_OFF + offsetof(struct tcphdr, check);
-	if (proto == IPPROTO_UDP)
-		return L4_OFF + offsetof(struct udphdr, check);
-	return L4_OFF + offsetof(struct icmphdr, checksum);
+	if (p->proto == IPPROTO_TCP)
+		return p->l4_off + offsetof(struct tcphdr, check);
+	if (p->proto == IPPROTO_UDP)
+		return p->l4_off + offsetof(struct udphdr, check);
+	return p->l4_off + offsetof(struct icmphdr, checksum);
 }
 
 /* Rewrites one address (source or destination) and one port (or ICMP echo id) with
  * incremental checksum updates; a UDP checksum of zero (none) stays zero. */
-static __always_inline int rewrite(struct __sk_buff *skb, __u8 proto, bool source, __u32 old_ip,
-				   __u32 new_ip, __u16 old_port, __u16 new_port)
+static __always_inline int rewrite(struct __sk_buff *skb, const struct pkt *p, bool source,
+				   __u32 old_ip, __u32 new_ip, __u16 old_port, __u16 new_port)
 {
-	__u32 csum = l4_csum_off(proto);
-	__u64 mangled = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	__u32 csum = l4_csum_off(p);
+	__u64 mangled = p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
 	__u32 ip_off = source ? IP_SRC_OFF : IP_DST_OFF;
 	__u32 port_off;
 
-	if (proto == IPPROTO_ICMP)
-		port_off = L4_OFF + offsetof(struct icmphdr, un.echo.id);
+	if (p->proto == IPPROTO_ICMP)
+		port_off = p->l4_off + offsetof(struct icmphdr, un.echo.id);
 	else
-		port_off = L4_OFF + (source ? 0 : 2);
+		port_off = p->l4_off + (source ? 0 : 2);
 
 	if (old_ip != new_ip) {
 		/* ICMP's checksum has no pseudo-header. */
-		if (proto != IPPROTO_ICMP &&
+		if (p->proto != IPPROTO_ICMP &&
 		    bpf_l4_csum_replace(skb, csum, old_ip, new_ip, BPF_F_PSEUDO_HDR | mangled | 4))
 			return -1;
 		if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_ip, new_ip, 4))
@@ -79,142 +90,343 @@ static __always_inline int rewrite(struct __sk_buff *skb, __u8 proto, bool sourc
 	return 0;
 }
 
-static __always_inline void fwd_key(const struct pkt *p, struct hrb_nat_key *k)
+/* The claim of nat_port towards remote:remote_port (ICMP: no remote port). */
+static __always_inline void nat_rev_key(struct hrb_ct_key *k, __u32 remote, __u16 remote_port,
+					__u16 nat_port, __u8 proto)
 {
 	__builtin_memset(k, 0, sizeof(*k));
-	k->src_ip = p->saddr;
-	k->dst_ip = p->daddr;
-	k->src_port = p->sport;
-	k->dst_port = p->proto == IPPROTO_ICMP ? 0 : p->dport;
-	k->proto = p->proto;
+	k->src_ip = remote;
+	k->dst_ip = node_ip;
+	k->src_port = proto == IPPROTO_ICMP ? 0 : remote_port;
+	k->dst_port = nat_port;
+	k->proto = proto;
+	k->kind = HRB_CT_NAT_REV;
 }
 
-/* Claims a NAT port for a new flow: the pod's own port when it is in range and free, else
- * candidates from a flow hash, each claimed atomically (BPF_NOEXIST) so that an existing flow is
- * never taken over; an expired entry may be reclaimed. Returns the port (network order) or 0. */
-static __always_inline __u16 nat_claim(const struct pkt *p, const struct hrb_nat_entry *pod_side,
-				       __u64 now)
+/* Claims a port for a new masqueraded flow: the pod's own when it is in range and free, else
+ * candidates from a random start. Each claim is a BPF_NOEXIST insert, so an existing flow's
+ * port is never taken; an expired claim is taken over by whichever CPU wins the
+ * compare-and-swap of its lifetime. Returns the port (network order), 0 when none was free;
+ * *rk is the claim's key. */
+static __always_inline __u16 nat_claim(const struct pkt *p, __u64 expires, struct hrb_ct_key *rk)
 {
-	struct hrb_nat_key rk = {};
+	struct hrb_ct_entry owner = {
+	    .expires_ns = expires, .nat_ip = p->saddr, .nat_port = p->sport};
 	__u32 range = (__u32)nat_port_max - nat_port_min + 1;
 	__u32 h = bpf_get_prandom_u32();
 	__u16 orig = bpf_ntohs(p->sport);
+	__u64 now = bpf_ktime_get_ns();
 
-	rk.src_ip = p->daddr;
-	rk.dst_ip = node_ip;
-	rk.src_port = p->proto == IPPROTO_ICMP ? 0 : p->dport;
-	rk.proto = p->proto;
 	for (__u32 i = 0; i < NAT_RETRIES; i++) {
+		struct hrb_ct_entry *old;
 		__u16 cand;
+		__u64 seen;
 
 		if (i == 0 && orig >= nat_port_min && orig <= nat_port_max)
 			cand = orig;
 		else
 			cand = nat_port_min + (h + i * 7919) % range;
-		rk.dst_port = bpf_htons(cand);
-		if (!bpf_map_update_elem(&nat_rev, &rk, pod_side, BPF_NOEXIST))
-			return rk.dst_port;
-		struct hrb_nat_entry *old = bpf_map_lookup_elem(&nat_rev, &rk);
-
-		if (old && nat_expired(old, p->proto, now)) {
-			/* The old flow is dead: drop both of its entries and take the port. */
-			struct hrb_nat_key ofk = {.src_ip = old->ip,
-						  .dst_ip = rk.src_ip,
-						  .src_port = old->port,
-						  .dst_port = rk.src_port,
-						  .proto = rk.proto};
-
-			bpf_map_delete_elem(&nat_fwd, &ofk);
-			if (!bpf_map_update_elem(&nat_rev, &rk, pod_side, BPF_EXIST)) {
-				count(HRB_R_NAT_RECLAIMED);
-				return rk.dst_port;
-			}
+		nat_rev_key(rk, p->daddr, p->dport, bpf_htons(cand), p->proto);
+		if (!bpf_map_update_elem(&ct, rk, &owner, BPF_NOEXIST))
+			return rk->dst_port;
+		old = bpf_map_lookup_elem(&ct, rk);
+		if (!old)
+			continue;
+		seen = old->expires_ns;
+		if ((__s64)(now - seen) > 0 &&
+		    __sync_val_compare_and_swap(&old->expires_ns, seen, expires) == seen) {
+			old->nat_ip = owner.nat_ip;
+			old->nat_port = owner.nat_port;
+			old->flags = 0;
+			count(HRB_R_NAT_RECLAIMED);
+			return rk->dst_port;
 		}
 	}
 	return 0;
 }
 
-/* Source NAT of a pod's packet to the node IP. TC_ACT_OK to go on forwarding, else a verdict. */
-static __always_inline int masquerade(struct __sk_buff *skb, struct pkt *p)
+/* Keeps the claim in step with its flow (lifetime, closed). */
+static __always_inline void nat_mirror(struct hrb_ct_entry *claim, const struct hrb_ct_entry *e)
 {
-	struct hrb_nat_key fk;
-	struct hrb_nat_entry *e;
+	__u8 closed = e->flags & HRB_CT_F_CLOSED;
+
+	claim->expires_ns = e->expires_ns;
+	if ((claim->flags & HRB_CT_F_CLOSED) != closed)
+		claim->flags = closed;
+}
+
+/* For a masqueraded flow's packet from the pod: the port its claim still holds for it, after
+ * re-creating an evicted claim; 0 when another flow holds the port now. */
+static __always_inline __u16 nat_check_claim(const struct pkt *p, const struct hrb_ct_entry *e)
+{
+	struct hrb_ct_key rk;
+	struct hrb_ct_entry *r;
+
+	nat_rev_key(&rk, p->daddr, p->dport, e->nat_port, p->proto);
+	r = bpf_map_lookup_elem(&ct, &rk);
+	if (r) {
+		if (r->nat_ip != p->saddr || r->nat_port != p->sport)
+			return 0;
+		nat_mirror(r, e);
+		return e->nat_port;
+	}
+	struct hrb_ct_entry claim = {
+	    .expires_ns = e->expires_ns, .nat_ip = p->saddr, .nat_port = p->sport};
+
+	if (bpf_map_update_elem(&ct, &rk, &claim, BPF_NOEXIST))
+		return 0;
+	count(HRB_R_CT_EVICTED);
+	return e->nat_port;
+}
+
+/* Source NAT of a pod's packet to the node IP, for a destination that is to be masqueraded. */
+static __always_inline enum nat_verdict masquerade(struct __sk_buff *skb, struct pkt *p)
+{
+	struct hrb_ct_key k, rk;
+	struct hrb_ct_entry *e, n;
 	__u64 now = bpf_ktime_get_ns();
-	__u16 nat_port;
+	__u16 nat_port = 0;
+	bool reply;
 
-	if (!p->has_ports)
-		return TC_ACT_OK; /* other ICMP: no flow to masquerade; forwarded as is */
-	fwd_key(p, &fk);
-	e = bpf_map_lookup_elem(&nat_fwd, &fk);
-	if (e && !nat_expired(e, p->proto, now)) {
-		nat_port = e->port;
-		if (now - e->last_seen_ns > 1000000000ull)
-			e->last_seen_ns = now;
-		if (p->tcp_flags & 0x05)
-			e->flags |= HRB_NAT_F_CLOSING;
-		count(HRB_R_MASQ_HIT);
-	} else {
-		struct hrb_nat_entry pod_side = {
-		    .ip = p->saddr, .port = p->sport, .last_seen_ns = now};
-		struct hrb_nat_entry node_side = {.ip = node_ip, .last_seen_ns = now};
-
-		nat_port = nat_claim(p, &pod_side, now);
+	e = ct_lookup(p, &k, &reply);
+	if (e && reply) {
+		/* The pod answers a flow opened towards it (from outside): the answer keeps the
+		 * address that flow was opened to. */
+		ct_track(e, p, true, now);
+		count(HRB_R_MASQ_SKIP_REPLY);
+		return NAT_FORWARD;
+	}
+	if (!p->has_ports) {
+		count(HRB_R_TO_STACK_NO_PORTS);
+		return NAT_TO_STACK;
+	}
+	if (e)
+		ct_track(e, p, false, now);
+	if (e && (e->flags & HRB_CT_F_MASQ)) {
+		nat_port = nat_check_claim(p, e);
+		if (nat_port)
+			count(HRB_R_MASQ_HIT);
+		else
+			count(HRB_R_NAT_REMAPPED);
+	}
+	if (!nat_port) {
+		ct_init(&n, p, HRB_CT_F_MASQ, now);
+		nat_port = nat_claim(p, n.expires_ns, &rk);
 		if (!nat_port) {
 			count(HRB_R_DROP_NO_PORT);
-			return TC_ACT_SHOT;
+			return NAT_DROP;
 		}
-		node_side.port = nat_port;
-		bpf_map_update_elem(&nat_fwd, &fk, &node_side, BPF_ANY);
+		n.nat_ip = node_ip;
+		n.nat_port = nat_port;
+		if (e) {
+			/* Re-mapped, or tracked before it needed masquerade: the flow's entry now
+			 * holds the new translation. */
+			e->nat_ip = node_ip;
+			e->nat_port = nat_port;
+			e->flags |= HRB_CT_F_MASQ;
+		} else {
+			long rc = bpf_map_update_elem(&ct, &k, &n, BPF_NOEXIST);
+
+			if (rc == -17 /* EEXIST: another CPU created the flow first */) {
+				bpf_map_delete_elem(&ct, &rk);
+				e = bpf_map_lookup_elem(&ct, &k);
+				if (!e || !(e->flags & HRB_CT_F_MASQ))
+					return NAT_DROP;
+				nat_port = e->nat_port;
+			} else if (rc) {
+				bpf_map_delete_elem(&ct, &rk); /* no half state */
+				count(HRB_R_DROP_CT_FULL);
+				return NAT_DROP;
+			} else {
+				count(HRB_R_CT_CREATED);
+			}
+		}
 		count(HRB_R_MASQ_NEW);
 		if (nat_port != p->sport)
 			count(HRB_R_MASQ_PORT_CHANGED);
 	}
-	if (rewrite(skb, p->proto, true, p->saddr, node_ip, p->sport, nat_port))
-		return TC_ACT_SHOT;
+	if (rewrite(skb, p, true, p->saddr, node_ip, p->sport, nat_port))
+		return NAT_DROP;
 	p->saddr = node_ip;
 	p->sport = nat_port;
-	return TC_ACT_OK;
+	return NAT_FORWARD;
 }
 
 /* Reverse NAT of a reply arriving at the node IP. Returns 1 when translated (p updated to the
  * pod as destination), 0 when the packet belongs to no masqueraded flow, -1 on error. */
 static __always_inline int reverse_nat(struct __sk_buff *skb, struct pkt *p)
 {
-	struct hrb_nat_key rk = {};
-	struct hrb_nat_entry *e;
-	__u16 dport;
+	struct hrb_ct_key rk, fk;
+	struct hrb_ct_entry *r, *e;
+	__u16 nat_port, pod_port;
+	__u32 pod_ip;
+	__u64 now;
 
 	if (!p->has_ports || p->daddr != node_ip)
 		return 0;
-	rk.src_ip = p->saddr;
-	rk.dst_ip = p->daddr;
-	rk.proto = p->proto;
-	if (p->proto == IPPROTO_ICMP) {
-		if (p->icmp_type != ICMP_ECHOREPLY)
-			return 0;
-		rk.dst_port = p->sport; /* the echo id */
-	} else {
-		rk.src_port = p->sport;
-		rk.dst_port = p->dport;
-	}
-	e = bpf_map_lookup_elem(&nat_rev, &rk);
-	if (!e)
+	if (p->proto == IPPROTO_ICMP && p->icmp_type != ICMP_ECHOREPLY)
 		return 0;
-	__u64 now = bpf_ktime_get_ns();
+	nat_port = p->proto == IPPROTO_ICMP ? p->sport : p->dport;
+	nat_rev_key(&rk, p->saddr, p->sport, nat_port, p->proto);
+	r = bpf_map_lookup_elem(&ct, &rk);
+	if (!r)
+		return 0;
+	pod_ip = r->nat_ip;
+	pod_port = r->nat_port;
+	now = bpf_ktime_get_ns();
 
-	if (now - e->last_seen_ns > 1000000000ull)
-		e->last_seen_ns = now;
-	if (p->tcp_flags & 0x05)
-		e->flags |= HRB_NAT_F_CLOSING;
-	__u32 pod_ip = e->ip;
-	__u16 pod_port = e->port;
+	__builtin_memset(&fk, 0, sizeof(fk));
+	fk.src_ip = pod_ip;
+	fk.dst_ip = p->saddr;
+	fk.src_port = pod_port;
+	fk.dst_port = p->proto == IPPROTO_ICMP ? 0 : p->sport;
+	fk.proto = p->proto;
+	fk.kind = HRB_CT_FLOW;
+	e = bpf_map_lookup_elem(&ct, &fk);
+	if (!e) {
+		/* The flow's half was evicted: the claim has all it takes to re-create it. */
+		struct hrb_ct_entry n = {.expires_ns = r->expires_ns,
+					 .nat_ip = node_ip,
+					 .nat_port = nat_port,
+					 .flags = HRB_CT_F_MASQ | HRB_CT_F_ESTABLISHED |
+						  (r->flags & HRB_CT_F_CLOSED)};
 
-	dport = p->proto == IPPROTO_ICMP ? p->sport : p->dport;
-	if (rewrite(skb, p->proto, false, p->daddr, pod_ip, dport, pod_port))
+		if (!bpf_map_update_elem(&ct, &fk, &n, BPF_NOEXIST))
+			count(HRB_R_CT_EVICTED);
+		e = bpf_map_lookup_elem(&ct, &fk);
+		if (!e)
+			return 0;
+	}
+	if (!(e->flags & HRB_CT_F_MASQ) || e->nat_port != nat_port)
+		return 0; /* a stale claim: the flow was re-mapped since */
+	ct_track(e, p, true, now);
+	nat_mirror(r, e);
+	if (rewrite(skb, p, false, p->daddr, pod_ip, nat_port, pod_port))
 		return -1;
 	p->daddr = pod_ip;
+	if (p->proto == IPPROTO_ICMP)
+		p->sport = pod_port;
+	else
+		p->dport = pod_port;
 	count(HRB_R_REVNAT_HIT);
 	return 1;
+}
+
+/* Translates an ICMP error about a masqueraded flow (RFC 5508, 4.2): the outer address, and in
+ * the quoted header the address, the port (or echo id) and both checksums, each change also
+ * folded into the ICMP checksum. inbound: towards the pod, the quoted source node:nat -> pod:port;
+ * else from the pod, the quoted destination pod:port -> node:nat. */
+static __always_inline int icmp_error_rewrite(struct __sk_buff *skb, const struct pkt *p,
+					      bool inbound, __u32 old_ip, __u32 new_ip,
+					      __u16 old_port, __u16 new_port)
+{
+	__u32 icsum = p->l4_off + offsetof(struct icmphdr, checksum);
+	__u32 iip = p->l4_off + sizeof(struct icmphdr);
+	__u32 il4 = iip + sizeof(struct iphdr);
+	__u8 proto = p->inner.proto;
+	__u32 addr_off =
+	    iip + (inbound ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr));
+	__u32 port_off = il4 + (proto == IPPROTO_ICMP ? 4 : (inbound ? 0 : 2));
+	__u32 l4c_off = il4 + (proto == IPPROTO_TCP ? 16 : proto == IPPROTO_UDP ? 6 : 2);
+	__u16 before, after;
+
+	/* The quoted IP address and the quoted header's checksum. */
+	if (bpf_skb_load_bytes(skb, iip + 10, &before, 2) ||
+	    bpf_l3_csum_replace(skb, iip + 10, old_ip, new_ip, 4) ||
+	    bpf_skb_load_bytes(skb, iip + 10, &after, 2) ||
+	    bpf_skb_store_bytes(skb, addr_off, &new_ip, 4, 0) ||
+	    bpf_l4_csum_replace(skb, icsum, old_ip, new_ip, 4) ||
+	    bpf_l4_csum_replace(skb, icsum, before, after, 2))
+		return -1;
+	/* The quoted L4 checksum, when it was quoted (TCP's lies past the 8 bytes RFC 792 asks
+	 * for) and is in use (UDP's may be 0). */
+	if (bpf_skb_load_bytes(skb, l4c_off, &before, 2) == 0 &&
+	    !(proto == IPPROTO_UDP && before == 0)) {
+		if (proto != IPPROTO_ICMP && bpf_l3_csum_replace(skb, l4c_off, old_ip, new_ip, 4))
+			return -1;
+		if (bpf_l3_csum_replace(skb, l4c_off, old_port, new_port, 2) ||
+		    bpf_skb_load_bytes(skb, l4c_off, &after, 2) ||
+		    bpf_l4_csum_replace(skb, icsum, before, after, 2))
+			return -1;
+	}
+	/* The quoted port (echo id). */
+	if (bpf_skb_store_bytes(skb, port_off, &new_port, 2, 0) ||
+	    bpf_l4_csum_replace(skb, icsum, old_port, new_port, 2))
+		return -1;
+	/* The outer address: IP header checksum only (ICMP has no pseudo-header). */
+	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_ip, new_ip, 4) ||
+	    bpf_skb_store_bytes(skb, inbound ? IP_DST_OFF : IP_SRC_OFF, &new_ip, 4, 0))
+		return -1;
+	return 0;
+}
+
+/* An ICMP error arriving for the node IP about a masqueraded flow (destination unreachable,
+ * fragmentation needed included, time exceeded, parameter problem): back to the pod. Returns 1
+ * when translated (p->daddr is the pod), 0 when it is about no masqueraded flow, -1 on error. */
+static __always_inline int icmp_error_in(struct __sk_buff *skb, struct pkt *p)
+{
+	struct pkt_inner *in = &p->inner;
+	struct hrb_ct_key rk;
+	struct hrb_ct_entry *r;
+	__u32 pod_ip;
+	__u16 pod_port;
+
+	if (!in->ok || p->daddr != node_ip || in->saddr != node_ip)
+		return 0;
+	/* The quoted packet is one the node sent: node:nat -> remote:port. */
+	nat_rev_key(&rk, in->daddr, in->dport, in->sport, in->proto);
+	r = bpf_map_lookup_elem(&ct, &rk);
+	if (!r)
+		return 0;
+	pod_ip = r->nat_ip;
+	pod_port = r->nat_port;
+	if (icmp_error_rewrite(skb, p, true, node_ip, pod_ip, in->sport, pod_port))
+		return -1;
+	p->daddr = pod_ip;
+	count(HRB_R_ICMP_ERROR_REVNAT);
+	return 1;
+}
+
+/* A pod's ICMP error towards a destination that is masqueraded. The quoted packet is one the pod
+ * received: remote -> pod. In a flow the pod opened (masqueraded) the error takes the node's
+ * address; in a flow opened towards the pod it keeps the pod's; about no flow it is dropped, so
+ * that no pod address leaves for the outside unasked. */
+static __always_inline enum nat_verdict icmp_error_out(struct __sk_buff *skb, struct pkt *p)
+{
+	struct pkt_inner *in = &p->inner;
+	struct hrb_ct_key k = {};
+	struct hrb_ct_entry *e;
+
+	if (!in->ok)
+		goto no_state;
+	k.src_ip = in->daddr;
+	k.dst_ip = in->saddr;
+	k.src_port = in->proto == IPPROTO_ICMP ? in->sport : in->dport;
+	k.dst_port = in->proto == IPPROTO_ICMP ? 0 : in->sport;
+	k.proto = in->proto;
+	k.kind = HRB_CT_FLOW;
+	e = bpf_map_lookup_elem(&ct, &k);
+	if (e) {
+		if (!(e->flags & HRB_CT_F_MASQ))
+			return NAT_FORWARD;
+		__u16 pod_port = in->proto == IPPROTO_ICMP ? in->sport : in->dport;
+
+		if (icmp_error_rewrite(skb, p, false, in->daddr, e->nat_ip, pod_port, e->nat_port))
+			return NAT_DROP;
+		p->saddr = node_ip;
+		count(HRB_R_ICMP_ERROR_NAT);
+		return NAT_FORWARD;
+	}
+	/* A flow opened towards the pod: {remote -> pod} is its original direction. */
+	k.src_ip = in->saddr;
+	k.dst_ip = in->daddr;
+	k.src_port = in->sport;
+	k.dst_port = in->proto == IPPROTO_ICMP ? 0 : in->dport;
+	if (bpf_map_lookup_elem(&ct, &k))
+		return NAT_FORWARD;
+no_state:
+	count(HRB_R_DROP_ICMP_ERROR_NO_STATE);
+	return NAT_DROP;
 }
 
 #endif

@@ -5,23 +5,72 @@
 
 #include "common.h"
 
-struct pkt {
-	struct iphdr *ip;
+/* The header an ICMP error quotes (RFC 792: the IP header and the first 8 bytes after it). */
+struct pkt_inner {
 	__u32 saddr, daddr; /* network order */
 	__u16 sport, dport; /* network order; ICMP echo: id, 0 */
 	__u8 proto;
-	__u8 tcp_flags; /* FIN 0x01, SYN 0x02, RST 0x04 */
+	__u8 ok; /* option-less IPv4 + 8 bytes of TCP, UDP or ICMP echo quoted */
+};
+
+struct pkt {
+	struct iphdr *ip;
+	__u32 l4_off;	    /* offset of the L4 header in the frame (IP options included) */
+	__u32 saddr, daddr; /* network order */
+	__u16 sport, dport; /* network order; ICMP echo: id, 0 */
+	__u8 proto;
+	__u8 tcp_flags; /* TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK, … */
 	__u8 has_ports; /* TCP, UDP or ICMP echo / echo reply */
 	__u8 icmp_type;
+	__u8 icmp_error;	/* destination unreachable, time exceeded, parameter problem */
+	struct pkt_inner inner; /* icmp_error only */
 };
 
 enum parse_result {
 	PARSE_OK = 0,
 	PARSE_NOT_IPV4,
 	PARSE_FRAGMENT,
-	PARSE_OPTIONS,
+	PARSE_OPTIONS, /* unused: IP options are parsed (l4_off) since issue 22 */
 	PARSE_MALFORMED,
 };
+
+static __always_inline bool icmp_is_error(__u8 type)
+{
+	return type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED ||
+	       type == ICMP_PARAMETERPROB;
+}
+
+/* The quoted header of an ICMP error at `l4` (the ICMP header). */
+static __always_inline void parse_inner(void *l4, void *end, struct pkt_inner *in)
+{
+	struct iphdr *ip = l4 + sizeof(struct icmphdr);
+	__u16 *ports = (void *)(ip + 1);
+
+	in->ok = 0;
+	if ((void *)(ip + 1) > end || (void *)(ports + 4) > end)
+		return;
+	if (ip->version != 4 || ip->ihl != 5)
+		return;
+	if (ip->frag_off & bpf_htons(IP_OFFSET))
+		return;
+	in->saddr = ip->saddr;
+	in->daddr = ip->daddr;
+	in->proto = ip->protocol;
+	if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) {
+		in->sport = ports[0];
+		in->dport = ports[1];
+	} else if (ip->protocol == IPPROTO_ICMP) {
+		__u8 type = *(__u8 *)ports;
+
+		if (type != ICMP_ECHO && type != ICMP_ECHOREPLY)
+			return;
+		in->sport = ports[2]; /* the echo id */
+		in->dport = 0;
+	} else {
+		return;
+	}
+	in->ok = 1;
+}
 
 static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt *p)
 {
@@ -29,6 +78,8 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
 	void *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip;
+	void *l4;
+	__u32 ihl;
 
 	if ((void *)(eth + 1) > end)
 		return PARSE_MALFORMED;
@@ -39,11 +90,14 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
 		return PARSE_MALFORMED;
 	if (ip->version != 4 || ip->ihl < 5)
 		return PARSE_MALFORMED;
-	if (ip->ihl != 5)
-		return PARSE_OPTIONS;
 	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
 		return PARSE_FRAGMENT;
+	ihl = ip->ihl * 4;
+	l4 = (void *)ip + ihl;
+	if (l4 > end)
+		return PARSE_MALFORMED;
 	p->ip = ip;
+	p->l4_off = ETH_HLEN + ihl;
 	p->saddr = ip->saddr;
 	p->daddr = ip->daddr;
 	p->proto = ip->protocol;
@@ -51,8 +105,9 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
 	p->tcp_flags = 0;
 	p->has_ports = 0;
 	p->icmp_type = 0;
+	p->icmp_error = 0;
 	if (ip->protocol == IPPROTO_TCP) {
-		struct tcphdr *tcp = (void *)(ip + 1);
+		struct tcphdr *tcp = l4;
 
 		if ((void *)(tcp + 1) > end)
 			return PARSE_MALFORMED;
@@ -61,7 +116,7 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
 		p->tcp_flags = ((__u8 *)tcp)[13];
 		p->has_ports = 1;
 	} else if (ip->protocol == IPPROTO_UDP) {
-		struct udphdr *udp = (void *)(ip + 1);
+		struct udphdr *udp = l4;
 
 		if ((void *)(udp + 1) > end)
 			return PARSE_MALFORMED;
@@ -69,7 +124,7 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
 		p->dport = udp->dest;
 		p->has_ports = 1;
 	} else if (ip->protocol == IPPROTO_ICMP) {
-		struct icmphdr *icmp = (void *)(ip + 1);
+		struct icmphdr *icmp = l4;
 
 		if ((void *)(icmp + 1) > end)
 			return PARSE_MALFORMED;
@@ -77,6 +132,9 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
 		if (icmp->type == ICMP_ECHO || icmp->type == ICMP_ECHOREPLY) {
 			p->sport = icmp->un.echo.id;
 			p->has_ports = 1;
+		} else if (icmp_is_error(icmp->type)) {
+			p->icmp_error = 1;
+			parse_inner(l4, end, &p->inner);
 		}
 	}
 	return PARSE_OK;

@@ -32,32 +32,12 @@ namespace fs = std::filesystem;
 namespace hrb::datapath {
 
 namespace {
-constexpr int kTcxIngress = 46;  // BPF_TCX_INGRESS (kernel >= 6.6); libbpf 1.1 predates it
 constexpr const char* kPrograms[] = {"from_pod", "from_uplink"};
+constexpr const char* kPortRangeFile = "ebpf-port-range.json";
 
-const char* const kReasonNames[] = {
-    "redirect_peer",
-    "redirect_fib",
-    "redirect_neigh",
-    "to_stack_non_ipv4",
-    "to_stack_fragment",
-    "to_stack_ip_options",
-    "to_stack_service",
-    "to_stack_local",
-    "to_stack_fib_other",
-    "to_stack_frag_needed",
-    "to_stack_not_ours",
-    "masq_new",
-    "masq_hit",
-    "masq_port_changed",
-    "revnat_hit",
-    "drop_ttl",
-    "drop_no_port",
-    "drop_malformed",
-    "nat_reclaimed",
-    "delay_loops",
-    "to_stack_service_reply",
-};
+#define HRB_REASON_NAME(id, name, doc) #name,
+const char* const kReasonNames[] = {HRB_REASONS(HRB_REASON_NAME)};
+#undef HRB_REASON_NAME
 static_assert(std::size(kReasonNames) == HRB_R__MAX, "a name for every hrb_reason");
 
 std::string node_pin_dir(const std::string& prefix, const std::string& node) {
@@ -114,13 +94,21 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
     ro->nat_port_min = opts.nat_port_min;
     ro->nat_port_max = opts.nat_port_max;
     ro->services_enabled = opts.services_enabled;
+    ro->ct_enabled = opts.ct_enabled;
+    if (opts.ct_lifetime_close_ns) ro->ct_lifetime_close_ns = opts.ct_lifetime_close_ns;
+    if (opts.ct_lifetime_other_ns) {
+      ro->ct_lifetime_other_ns = opts.ct_lifetime_other_ns;
+      ro->ct_lifetime_syn_ns = opts.ct_lifetime_other_ns;
+    }
   };
   configure(pod);
+  if (opts.ct_entries)
+    if (int e = bpf_map__set_max_entries(pod->maps.ct, opts.ct_entries))
+      throw SysError(-e, "size the ct map");
   pod.load("from_pod (" + n.name + ")");
   configure(up);
   for (auto [mine, theirs] : {std::pair{up->maps.endpoints, pod->maps.endpoints},
-                              {up->maps.nat_fwd, pod->maps.nat_fwd},
-                              {up->maps.nat_rev, pod->maps.nat_rev},
+                              {up->maps.ct, pod->maps.ct},
                               {up->maps.nonmasq, pod->maps.nonmasq},
                               {up->maps.nonmasq_active, pod->maps.nonmasq_active},
                               {up->maps.stack_flows, pod->maps.stack_flows}})
@@ -194,8 +182,8 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
   fs::create_directories(dir);
   NodePrograms progs(l, n, masq_,
                      {.delay_loops = opts_.delay_loops, .services_enabled = opts_.services > 0});
-  for (const char* m : {"counters_from_pod", "counters_from_uplink", "endpoints", "nat_fwd",
-                        "nat_rev", "nonmasq_active"})
+  for (const char* m :
+       {"counters_from_pod", "counters_from_uplink", "endpoints", "ct", "nonmasq_active"})
     pin(progs.map_fd(m), dir + "/" + m);
 
   // Attach inside the node netns (ifindexes are per netns): a tcx link per device, pinned so it
@@ -206,7 +194,7 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
     targets.push_back({n.uplink, progs.from_uplink_fd()});
     for (const auto& [ifname, prog] : targets) {
       unsigned ifindex = ifindex_of(ifname, n.netns);
-      Fd link(bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(kTcxIngress), nullptr));
+      Fd link(bpf_link_create(prog, ifindex, kTcxIngress, nullptr));
       if (link) {
         pin(link.get(), dir + "/link_" + ifname);
         continue;
@@ -253,6 +241,14 @@ void EbpfMode::apply(const topology::Layout& l) {
   state_->record({{"bpffs", bpf_pin_root(l.prefix)}});
   legacy_.apply(l);
   try {
+    // The node's own sockets take ephemeral ports outside the masquerade range (kNatPortMin..
+    // kNatPortMax); the range they had is kept in the state directory for remove().
+    nlohmann::json ranges = nlohmann::json::object();
+    for (const auto& n : l.nodes)
+      ranges[n.name] = read_sysctl_in(n.netns, "net.ipv4.ip_local_port_range");
+    state_->write(kPortRangeFile, ranges.dump());
+    for (const auto& n : l.nodes)
+      write_sysctl_in(n.netns, "net.ipv4.ip_local_port_range", kNodePortRange);
     for (const auto& n : l.nodes) attach_node(l, n);
     for (const auto& n : l.nodes) conntrack_flush(n.netns);
     guard::start_blocker(l, *state_);
@@ -296,6 +292,14 @@ void EbpfMode::remove(const topology::Layout& l) {
         });
       }
     }
+  }
+  auto saved = state_->read(kPortRangeFile);
+  if (!saved.empty()) {
+    auto ranges = nlohmann::json::parse(saved);
+    for (const auto& n : l.nodes)
+      if (ranges.contains(n.name) && netns_exists(n.netns))
+        write_sysctl_in(n.netns, "net.ipv4.ip_local_port_range", ranges[n.name].get<std::string>());
+    state_->write(kPortRangeFile, "");
   }
   // Unpinning the links detaches them (nothing else holds them); the maps go with the programs.
   std::error_code ec;

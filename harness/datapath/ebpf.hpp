@@ -41,13 +41,23 @@ nlohmann::json counters_json(const topology::Layout& l);
 // Mounts bpffs at /sys/fs/bpf when it is not there (as scripts/setup does).
 void ensure_bpffs();
 
+// Masquerade ports: Linux's default ephemeral range, so that a pod's own source port is usually
+// kept. ebpf mode moves the node netns' own ephemeral range (ip_local_port_range) to
+// kNodePortRange, disjoint from it, so the node's sockets and masqueraded flows never collide.
+inline constexpr uint16_t kNatPortMin = 32768, kNatPortMax = 60999;
+inline constexpr const char* kNodePortRange = "61000 65535";
+
 // Load-time knobs beyond the cluster's own facts.
 struct ProgramOptions {
   bool record_redirects = false;  // tests: remember each redirect's helper and ifindex
   uint32_t delay_loops = 0;       // calibration: injected per-packet cost
-  uint16_t nat_port_min = 1024;
-  uint16_t nat_port_max = 65535;
+  uint16_t nat_port_min = kNatPortMin;
+  uint16_t nat_port_max = kNatPortMax;
   bool services_enabled = false;  // kube-proxy rules installed: send service replies to the stack
+  uint32_t ct_entries = 0;        // size of the connection-tracking map; 0: the object's own
+  bool ct_enabled = true;         // microbenchmarks: the from_pod paths without tracking
+  uint64_t ct_lifetime_close_ns = 0;  // 0: the object's default (10 s); tests shorten it
+  uint64_t ct_lifetime_other_ns = 0;  // 0: 60 s
 };
 
 // The two programs of one node, loaded (sharing their maps) and with the maps filled from the
@@ -62,7 +72,7 @@ class NodePrograms {
   ::from_uplink* uplink() const;
   int from_pod_fd() const;
   int from_uplink_fd() const;
-  int map_fd(const char* name) const;  // endpoints, nat_fwd, nat_rev, nonmasq, counters_*
+  int map_fd(const char* name) const;  // endpoints, ct, stack_flows, nonmasq, counters_*
   ReasonCounters counters(const char* program) const;
   void reset_counters();
 

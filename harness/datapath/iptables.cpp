@@ -159,8 +159,8 @@ std::string netns_snapshot(const std::string& netns) {
   s += "## routes\n" + run_cmd({"ip", "-4", "route", "show", "table", "all"}, {.netns = netns}).out;
   s += "## rules\n" + run_cmd({"ip", "-4", "rule", "show"}, {.netns = netns}).out;
   s += "## sysctls\n";
-  for (const char* k :
-       {"net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"})
+  for (const char* k : {"net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter",
+                        "net.ipv4.conf.default.rp_filter", "net.ipv4.ip_local_port_range"})
     s += std::string(k) + "=" + read_sysctl_in(netns, k) + "\n";
   return s;
 }

@@ -28,7 +28,6 @@ namespace hrb::doctor {
 namespace {
 
 constexpr unsigned kBpfFsMagic = 0xcafe4a11;
-constexpr int kTcxIngress = 46;               // BPF_TCX_INGRESS; libbpf 1.1's headers predate it
 constexpr unsigned kXdpLiveFrames = 1u << 1;  // BPF_F_TEST_XDP_LIVE_FRAMES
 
 using Probe = std::function<std::string()>;  // returns detail on success, throws on failure
@@ -149,21 +148,20 @@ std::vector<Check> run_checks() {
             {.new_anon_netns = true});
     return std::string("veth pair created in a scratch netns");
   }));
-  out.push_back(
-      probe("tcx_attach", "tcx attach (BPF_TCX_INGRESS link)", false,
-            "kernel >= 6.6; without it hrbench falls back to clsact", [] {
-              auto s = probe_skeleton([](doctor_probe* d) { return d->progs.probe_count; });
-              return run_in_scratch_netns([&] {
-                Fd link(bpf_link_create(bpf_program__fd(s->progs.probe_count), 1,
-                                        static_cast<bpf_attach_type>(kTcxIngress), nullptr));
-                if (!link) throw_errno("bpf_link_create(BPF_TCX_INGRESS) on lo");
-                uint64_t before = s->bss->stats.packets;
-                send_one_on_lo();
-                if (s->bss->stats.packets <= before)
-                  throw Error("attached, but the program saw no packet");
-                return std::string("attached to lo in a scratch netns and counted a packet");
-              });
-            }));
+  out.push_back(probe(
+      "tcx_attach", "tcx attach (BPF_TCX_INGRESS link)", false,
+      "kernel >= 6.6; without it hrbench falls back to clsact", [] {
+        auto s = probe_skeleton([](doctor_probe* d) { return d->progs.probe_count; });
+        return run_in_scratch_netns([&] {
+          Fd link(bpf_link_create(bpf_program__fd(s->progs.probe_count), 1, kTcxIngress, nullptr));
+          if (!link) throw_errno("bpf_link_create(BPF_TCX_INGRESS) on lo");
+          uint64_t before = s->bss->stats.packets;
+          send_one_on_lo();
+          if (s->bss->stats.packets <= before)
+            throw Error("attached, but the program saw no packet");
+          return std::string("attached to lo in a scratch netns and counted a packet");
+        });
+      }));
   out.push_back(
       probe("clsact_attach", "clsact + tc BPF attach", true, "kernel with CONFIG_NET_CLS_ACT", [] {
         auto s = probe_skeleton([](doctor_probe* d) { return d->progs.probe_count; });

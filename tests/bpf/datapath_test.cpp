@@ -8,7 +8,7 @@
 #include <linux/pkt_cls.h>
 #include <net/if.h>
 
-#include <sstream>
+#include <optional>
 
 #include "core/netns.hpp"
 #include "datapath/ebpf.hpp"
@@ -62,12 +62,7 @@ class Datapath : public ::testing::Test {
     return run_in_netns(netns, [&] { return if_nametoindex(name.c_str()); });
   }
   std::string mac(const std::string& netns, const std::string& dev) {
-    // `ip -br link`: "eth0@if5  UP  0a:03:c7:8a:64:56 <…>"
-    auto r = run_cmd({"ip", "-br", "link", "show", "dev", dev}, {.netns = netns});
-    std::istringstream in(r.out);
-    std::string name, state, addr;
-    in >> name >> state >> addr;
-    return addr;
+    return mac_str(run_in_netns(netns, [&] { return mac_of(dev); }).data());
   }
 
   RunResult run(int prog_fd, const Bytes& in, const std::string& ingress) {
@@ -285,7 +280,7 @@ INSTANTIATE_TEST_SUITE_P(FromPod, Verdicts,
                                                          s.ttl = 1;
                                                          return build(s);
                                                        },
-                                                       TC_ACT_SHOT, HRB_R_DROP_TTL},
+                                                       TC_ACT_OK, HRB_R_TO_STACK_TTL},
                                            VerdictCase{"ttl1_local",
                                                        [](auto& l) {
                                                          auto s = base(l);
@@ -293,16 +288,45 @@ INSTANTIATE_TEST_SUITE_P(FromPod, Verdicts,
                                                          s.dst = l.nodes[0].pods[1].ip;
                                                          return build(s);
                                                        },
-                                                       TC_ACT_SHOT, HRB_R_DROP_TTL},
+                                                       TC_ACT_OK, HRB_R_TO_STACK_TTL},
                                            VerdictCase{"arp", [](auto&) { return arp_frame(); },
                                                        TC_ACT_OK, HRB_R_TO_STACK_NON_IPV4},
-                                           VerdictCase{"ip_options",
+                                           VerdictCase{"oversize_df",
                                                        [](auto& l) {
                                                          auto s = base(l);
-                                                         s.ip_option_words = 2;
+                                                         s.frag = 0x4000;  // DF
+                                                         s.payload = 1600;
                                                          return build(s);
                                                        },
-                                                       TC_ACT_OK, HRB_R_TO_STACK_IP_OPTIONS},
+                                                       TC_ACT_OK, HRB_R_TO_STACK_FRAG_NEEDED},
+                                           VerdictCase{"gre_to_outside",
+                                                       [](auto& l) {
+                                                         auto s = base(l);
+                                                         s.proto = 47;
+                                                         s.dst = l.externals[0].address;
+                                                         return build(s);
+                                                       },
+                                                       TC_ACT_OK, HRB_R_TO_STACK_NO_PORTS},
+                                           VerdictCase{"icmp_timestamp_to_outside",
+                                                       [](auto& l) {
+                                                         auto s = base(l);
+                                                         s.proto = 1;
+                                                         s.icmp_type = 13;
+                                                         s.dst = l.externals[0].address;
+                                                         return build(s);
+                                                       },
+                                                       TC_ACT_OK, HRB_R_TO_STACK_NO_PORTS},
+                                           VerdictCase{"icmp_error_about_no_flow",
+                                                       [](auto& l) {
+                                                         PacketSpec about;
+                                                         about.src = l.externals[0].address;
+                                                         about.dst = l.nodes[0].pods[0].ip;
+                                                         about.proto = 17;
+                                                         return icmp_error(l.nodes[0].pods[0].ip,
+                                                                           l.externals[0].address,
+                                                                           3, 3, build(about));
+                                                       },
+                                                       TC_ACT_SHOT, HRB_R_DROP_ICMP_ERROR_NO_STATE},
                                            VerdictCase{"fragment_first",
                                                        [](auto& l) {
                                                          auto s = base(l);
@@ -349,92 +373,415 @@ INSTANTIATE_TEST_SUITE_P(FromPod, Verdicts,
                                                        TC_ACT_SHOT, HRB_R_DROP_MALFORMED}),
                          [](const auto& info) { return std::string(info.param.name); });
 
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+constexpr uint64_t kSec = 1000000000ull;
+
+// Connection-tracking and masquerade state in the `ct` map.
+class State : public Datapath {
+ protected:
+  int ct() { return progs_->map_fd("ct"); }
+  hrb_ct_key flow_key(Ipv4 src, Ipv4 dst, uint16_t sport, uint16_t dport, uint8_t proto = 6) {
+    return {src.be(), dst.be(), htons(sport), htons(dport), proto, HRB_CT_FLOW, {}};
+  }
+  hrb_ct_key claim_key(uint16_t nat_port, uint16_t remote_port, uint8_t proto = 6) {
+    return {ext().address.be(),
+            node().underlay_ip.be(),
+            htons(remote_port),
+            htons(nat_port),
+            proto,
+            HRB_CT_NAT_REV,
+            {}};
+  }
+  std::optional<hrb_ct_entry> get(const hrb_ct_key& k) {
+    hrb_ct_entry v{};
+    if (bpf_map_lookup_elem(ct(), &k, &v) != 0) return std::nullopt;
+    return v;
+  }
+  void put(const hrb_ct_key& k, const hrb_ct_entry& v) {
+    ASSERT_EQ(bpf_map_update_elem(ct(), &k, &v, BPF_ANY), 0);
+  }
+  void del(const hrb_ct_key& k) { ASSERT_EQ(bpf_map_delete_elem(ct(), &k), 0); }
+  // A claim of nat_port towards ext:remote_port held by another flow (pod 2 of node1).
+  void occupy(uint16_t nat_port, uint16_t remote_port, uint64_t expires_ns, uint8_t proto = 6) {
+    put(claim_key(nat_port, remote_port, proto),
+        {expires_ns, pod(0, 1).ip.be(), htons(nat_port), 0, 0});
+  }
+  PacketSpec to_ext(uint16_t sport, uint16_t dport = 443, uint8_t flags = 0x18) {
+    auto s = tcp(pod(0, 0), ext().address);
+    s.sport = sport;
+    s.dport = dport;
+    s.tcp_flags = flags;
+    return s;
+  }
+  PacketSpec from_ext(uint16_t nat_port, uint16_t sport = 443, uint8_t flags = 0x18) {
+    PacketSpec s;
+    s.src = ext().address;
+    s.dst = node().underlay_ip;
+    s.sport = sport;
+    s.dport = nat_port;
+    s.tcp_flags = flags;
+    return s;
+  }
+};
+
+TEST_F(State, PodToPodIsTrackedInBothDirectionsInOneEntry) {
+  auto s = tcp(pod(0, 0), pod(0, 1).ip);
+  s.tcp_flags = 0x02;  // SYN
+  ASSERT_EQ(from_pod(s).verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(counter("from_pod", HRB_R_CT_CREATED), 1u);
+  auto k = flow_key(pod(0, 0).ip, pod(0, 1).ip, s.sport, s.dport);
+  auto e = get(k);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->flags & (HRB_CT_F_ESTABLISHED | HRB_CT_F_SEEN_REPLY), 0);
+  EXPECT_NEAR(static_cast<double>(e->expires_ns - now_ns()), 60.0 * kSec, 10.0 * kSec)
+      << "SYN-only: 60 s";
+  // The reply (SYN-ACK, then ACK) finds the same entry.
+  PacketSpec r = tcp(pod(0, 1), pod(0, 0).ip);
+  r.sport = s.dport;
+  r.dport = s.sport;
+  r.tcp_flags = 0x12;
+  ASSERT_EQ(from_pod(r, "lxc2").verdict, TC_ACT_REDIRECT);
+  r.tcp_flags = 0x10;
+  from_pod(r, "lxc2");
+  EXPECT_EQ(counter("from_pod", HRB_R_CT_CREATED), 1u) << "no second entry for the reply";
+  EXPECT_EQ(counter("from_pod", HRB_R_CT_HIT), 2u);
+  e = get(k);
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->flags & HRB_CT_F_SEEN_REPLY);
+  EXPECT_TRUE(e->flags & HRB_CT_F_ESTABLISHED);
+  EXPECT_GT(e->expires_ns, now_ns() + 5 * 3600 * kSec) << "established TCP: 6 h";
+  EXPECT_FALSE(get(flow_key(pod(0, 1).ip, pod(0, 0).ip, r.sport, r.dport)));
+}
+
+TEST_F(State, RstClosesAndASynReusesTheTuple) {
+  auto s = tcp(pod(0, 0), pod(0, 1).ip);
+  s.tcp_flags = 0x10;
+  from_pod(s);
+  s.tcp_flags = 0x14;  // RST|ACK
+  from_pod(s);
+  auto k = flow_key(pod(0, 0).ip, pod(0, 1).ip, s.sport, s.dport);
+  auto e = get(k);
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->flags & HRB_CT_F_CLOSED);
+  EXPECT_EQ(counter("from_pod", HRB_R_CT_CLOSED), 1u);
+  EXPECT_NEAR(static_cast<double>(e->expires_ns - now_ns()), 10.0 * kSec, 5.0 * kSec)
+      << "closed: 10 s";
+  // A later packet of the closed flow does not extend its lifetime.
+  uint64_t closed_expiry = e->expires_ns;
+  s.tcp_flags = 0x10;
+  from_pod(s);
+  EXPECT_EQ(get(k)->expires_ns, closed_expiry);
+  // A new connection on the same tuple starts the flow anew.
+  s.tcp_flags = 0x02;
+  from_pod(s);
+  e = get(k);
+  EXPECT_FALSE(e->flags & HRB_CT_F_CLOSED);
+  EXPECT_EQ(counter("from_pod", HRB_R_CT_CREATED), 2u);
+}
+
+TEST_F(State, FinFromBothSidesClosesAMasqueradedFlowAndItsClaim) {
+  resolve_neighbours();
+  from_pod(to_ext(50000));
+  auto claim = claim_key(50000, 443);
+  ASSERT_TRUE(get(claim));
+  from_uplink(build(from_ext(50000, 443, 0x11)));  // FIN|ACK from outside
+  auto e = get(flow_key(pod(0, 0).ip, ext().address, 50000, 443));
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->flags & HRB_CT_F_FIN_REPLY);
+  EXPECT_FALSE(e->flags & HRB_CT_F_CLOSED) << "one FIN is a half close";
+  from_pod(to_ext(50000, 443, 0x11));  // the pod's FIN
+  e = get(flow_key(pod(0, 0).ip, ext().address, 50000, 443));
+  EXPECT_TRUE(e->flags & HRB_CT_F_CLOSED);
+  EXPECT_TRUE(get(claim)->flags & HRB_CT_F_CLOSED) << "the claim follows its flow";
+  EXPECT_EQ(get(claim)->expires_ns, e->expires_ns);
+}
+
+TEST_F(State, APortOutsideTheRangeIsTranslatedIntoIt) {
+  resolve_neighbours();
+  auto r = from_pod(to_ext(1024));
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  auto port = decode(r.out).sport;
+  EXPECT_GE(port, datapath::kNatPortMin);
+  EXPECT_LE(port, datapath::kNatPortMax);
+  EXPECT_EQ(counter("from_pod", HRB_R_MASQ_PORT_CHANGED), 1u);
+}
+
+TEST_F(State, AnEvictedClaimIsRecreatedFromItsFlow) {
+  resolve_neighbours();
+  from_pod(to_ext(50000));
+  del(claim_key(50000, 443));  // as if the LRU had evicted it
+  auto r = from_pod(to_ext(50000));
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(decode(r.out).sport, 50000);
+  EXPECT_EQ(counter("from_pod", HRB_R_CT_EVICTED), 1u);
+  auto c = get(claim_key(50000, 443));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->nat_ip, pod(0, 0).ip.be());
+  EXPECT_EQ(ntohs(c->nat_port), 50000);
+}
+
+TEST_F(State, AnEvictedFlowIsRecreatedFromItsClaimOnTheReply) {
+  resolve_neighbours();
+  from_pod(to_ext(50000));
+  del(flow_key(pod(0, 0).ip, ext().address, 50000, 443));
+  auto back = from_uplink(build(from_ext(50000)));
+  ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(decode(back.out).dst, pod(0, 0).ip);
+  EXPECT_EQ(counter("from_uplink", HRB_R_CT_EVICTED), 1u);
+  auto e = get(flow_key(pod(0, 0).ip, ext().address, 50000, 443));
+  ASSERT_TRUE(e);
+  EXPECT_EQ(ntohs(e->nat_port), 50000);
+  // And the pod's next packet uses it without a new mapping.
+  from_pod(to_ext(50000));
+  EXPECT_EQ(counter("from_pod", HRB_R_MASQ_HIT), 1u);
+}
+
+TEST_F(State, APortTakenByAnotherFlowAfterAnEvictionIsNeverShared) {
+  resolve_neighbours();
+  from_pod(to_ext(50000));
+  del(claim_key(50000, 443));
+  occupy(50000, 443, now_ns() + 3600 * kSec);  // another flow claimed the port meanwhile
+  auto r = from_pod(to_ext(50000));
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  auto port = decode(r.out).sport;
+  EXPECT_NE(port, 50000) << "the other flow's port";
+  EXPECT_EQ(counter("from_pod", HRB_R_NAT_REMAPPED), 1u);
+  EXPECT_EQ(get(claim_key(50000, 443))->nat_ip, pod(0, 1).ip.be()) << "the other flow keeps it";
+  EXPECT_EQ(get(claim_key(port, 443))->nat_ip, pod(0, 0).ip.be());
+  EXPECT_EQ(ntohs(get(flow_key(pod(0, 0).ip, ext().address, 50000, 443))->nat_port), port);
+  // A reply to the old port belongs to the other flow now: it is not translated to this pod.
+  auto back = from_uplink(build(from_ext(50000)));
+  EXPECT_NE(back.verdict == TC_ACT_REDIRECT ? decode(back.out).dst : Ipv4{}, pod(0, 0).ip);
+}
+
+TEST_F(State, AReplyToAStaleClaimIsNotTranslated) {
+  resolve_neighbours();
+  from_pod(to_ext(50000));
+  // The flow was re-mapped to 50001 while a claim for 50000 still names it.
+  auto k = flow_key(pod(0, 0).ip, ext().address, 50000, 443);
+  auto e = *get(k);
+  e.nat_port = htons(50001);
+  put(k, e);
+  auto in = build(from_ext(50000));
+  auto back = from_uplink(in);
+  EXPECT_EQ(back.verdict, TC_ACT_OK);
+  EXPECT_EQ(back.out, in);
+  EXPECT_EQ(counter("from_uplink", HRB_R_TO_STACK_NOT_OURS), 1u);
+}
+
+TEST_F(State, AReplyInAFlowOpenedFromOutsideKeepsThePodAddress) {
+  resolve_neighbours();
+  PacketSpec in;
+  in.src = ext().address;
+  in.dst = pod(0, 0).ip;  // the external host routes pod CIDRs through the nodes
+  in.sport = 43000;
+  in.dport = 8080;
+  in.tcp_flags = 0x02;
+  ASSERT_EQ(from_uplink(build(in)).verdict, TC_ACT_REDIRECT);
+  auto e = get(flow_key(ext().address, pod(0, 0).ip, 43000, 8080));
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->flags & HRB_CT_F_FROM_OUTSIDE);
+  auto out = tcp(pod(0, 0), ext().address);
+  out.sport = 8080;
+  out.dport = 43000;
+  out.tcp_flags = 0x12;
+  auto r = from_pod(out);
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(decode(r.out).src, pod(0, 0).ip) << "not masqueraded";
+  EXPECT_EQ(decode(r.out).sport, 8080);
+  EXPECT_EQ(counter("from_pod", HRB_R_MASQ_SKIP_REPLY), 1u);
+  EXPECT_EQ(counter("from_pod", HRB_R_MASQ_NEW), 0u);
+}
+
+TEST_F(State, IpOptionsDoNotStopTranslation) {
+  resolve_neighbours();
+  auto s = to_ext(50000);
+  s.ip_option_words = 2;
+  auto r = from_pod(s);
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(decode(r.out).src, node().underlay_ip);
+  EXPECT_CHECKSUMS_OK(r.out);
+  auto reply = from_ext(50000);
+  reply.ip_option_words = 3;
+  auto back = from_uplink(build(reply));
+  ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(decode(back.out).dst, pod(0, 0).ip);
+  EXPECT_EQ(decode(back.out).dport, 50000);
+  EXPECT_CHECKSUMS_OK(back.out);
+}
+
+TEST_F(State, FragmentsOfATranslatedFlowGoToTheStackBothWays) {
+  resolve_neighbours();
+  from_pod(to_ext(50000));
+  auto out = to_ext(50000);
+  out.frag = 0x2000;  // first fragment (MF)
+  EXPECT_EQ(from_pod(out).verdict, TC_ACT_OK);
+  auto in = from_ext(50000);
+  in.frag = 0x0010;  // a later fragment
+  EXPECT_EQ(from_uplink(build(in)).verdict, TC_ACT_OK);
+  EXPECT_EQ(counter("from_pod", HRB_R_TO_STACK_FRAGMENT), 1u);
+  EXPECT_EQ(counter("from_uplink", HRB_R_TO_STACK_FRAGMENT), 1u);
+}
+
+// ICMP errors about masqueraded flows (RFC 5508): the outer and the quoted headers.
+struct IcmpCase {
+  const char* name;
+  uint8_t proto;  // of the flow
+  uint8_t type, code;
+  size_t quote;  // bytes of the packet quoted
+};
+void PrintTo(const IcmpCase& c, std::ostream* os) { *os << c.name; }
+class IcmpErrors : public State, public ::testing::WithParamInterface<IcmpCase> {};
+
+TEST_P(IcmpErrors, AreTranslatedBackToThePodWithTheQuotedHeader) {
+  const auto& c = GetParam();
+  resolve_neighbours();
+  auto s = to_ext(1024, 443);  // out of the NAT range: the port is translated too
+  s.proto = c.proto;
+  if (c.proto == 1) s.sport = 0x4242;
+  auto sent = from_pod(s);
+  ASSERT_EQ(sent.verdict, TC_ACT_REDIRECT);
+  const uint16_t nat = decode(sent.out).sport;
+  // A router on the way (here: the external host) reports the packet as it left the node.
+  auto err = icmp_error(ext().underlay_ip, node().underlay_ip, c.type, c.code, sent.out, c.quote);
+  auto back = from_uplink(err);
+  ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(counter("from_uplink", HRB_R_ICMP_ERROR_REVNAT), 1u);
+  auto outer = decode(back.out);
+  EXPECT_EQ(outer.dst, pod(0, 0).ip) << outer.str();
+  EXPECT_EQ(outer.src, ext().underlay_ip);
+  EXPECT_EQ(back.redirect.ifindex, ifindex(node().netns, "lxc1"));
+  EXPECT_TRUE(ip_csum_ok(back.out));
+  EXPECT_TRUE(l4_csum_ok(back.out)) << "ICMP checksum over the rewritten quote";
+  auto q = quoted(back.out);
+  auto in = decode(q);
+  EXPECT_EQ(in.src, pod(0, 0).ip) << in.str();
+  EXPECT_EQ(in.sport, c.proto == 1 ? 0x4242 : 1024);
+  EXPECT_EQ(in.dst, ext().address);
+  EXPECT_TRUE(ip_csum_ok(q)) << "quoted IP header checksum";
+  if (c.quote >= sent.out.size() - 14) {
+    EXPECT_TRUE(l4_csum_ok(q)) << "quoted L4 checksum";
+  }
+  EXPECT_NE(nat, s.sport) << "the case must translate the port";
+}
+
+INSTANTIATE_TEST_SUITE_P(Masqueraded, IcmpErrors,
+                         ::testing::Values(IcmpCase{"tcp_frag_needed", 6, 3, 4, 576},
+                                           IcmpCase{"tcp_port_unreachable_8_bytes", 6, 3, 3, 28},
+                                           IcmpCase{"udp_time_exceeded", 17, 11, 0, 576},
+                                           IcmpCase{"udp_host_unreachable_8_bytes", 17, 3, 1, 28},
+                                           IcmpCase{"echo_time_exceeded", 1, 11, 0, 576}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(State, APodsIcmpErrorAboutAMasqueradedFlowLeavesWithTheNodeAddress) {
+  resolve_neighbours();
+  auto s = to_ext(50000, 5353);
+  s.proto = 17;
+  from_pod(s);
+  // The reply arrives, translated back to the pod; the pod answers it with port unreachable.
+  auto reply = from_ext(50000, 5353);
+  reply.proto = 17;
+  auto got = from_uplink(build(reply));
+  ASSERT_EQ(got.verdict, TC_ACT_REDIRECT);
+  auto err = icmp_error(pod(0, 0).ip, ext().address, 3, 3, got.out);
+  auto r = run(progs_->from_pod_fd(), err, "lxc1");
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(counter("from_pod", HRB_R_ICMP_ERROR_NAT), 1u);
+  auto outer = decode(r.out);
+  EXPECT_EQ(outer.src, node().underlay_ip) << outer.str();
+  EXPECT_TRUE(ip_csum_ok(r.out));
+  EXPECT_TRUE(l4_csum_ok(r.out));
+  auto q = quoted(r.out);
+  auto in = decode(q);
+  EXPECT_EQ(in.dst, node().underlay_ip) << in.str();
+  EXPECT_EQ(in.dport, 50000);
+  EXPECT_TRUE(ip_csum_ok(q));
+  EXPECT_TRUE(l4_csum_ok(q));
+}
+
+TEST_F(State, APodsIcmpErrorInAFlowFromOutsideKeepsThePodAddress) {
+  resolve_neighbours();
+  PacketSpec in;
+  in.proto = 17;
+  in.src = ext().address;
+  in.dst = pod(0, 0).ip;
+  in.sport = 43000;
+  in.dport = 9999;
+  auto got = from_uplink(build(in));
+  ASSERT_EQ(got.verdict, TC_ACT_REDIRECT);
+  auto err = icmp_error(pod(0, 0).ip, ext().address, 3, 3, got.out);
+  auto r = run(progs_->from_pod_fd(), err, "lxc1");
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(decode(r.out).src, pod(0, 0).ip);
+  EXPECT_EQ(counter("from_pod", HRB_R_ICMP_ERROR_NAT), 0u);
+}
+
 // NAT port collision and exhaustion with a narrow port range.
-class NatPorts : public Datapath {
+class NatPorts : public State {
  protected:
   datapath::ProgramOptions opts() override {
     return {.record_redirects = true, .nat_port_min = 50000, .nat_port_max = 50001};
-  }
-  // Puts a reverse entry for (ext:dport -> node:port) owned by another flow.
-  void occupy(uint16_t port, uint16_t dport, uint64_t last_seen_ns, uint16_t flags = 0) {
-    hrb_nat_key k{ext().address.be(), node().underlay_ip.be(), htons(dport), htons(port), 6, {}};
-    hrb_nat_entry v{pod(0, 1).ip.be(), htons(port), flags, last_seen_ns};
-    ASSERT_EQ(bpf_map_update_elem(progs_->map_fd("nat_rev"), &k, &v, BPF_ANY), 0);
-  }
-  hrb_nat_entry rev(uint16_t port, uint16_t dport) {
-    hrb_nat_key k{ext().address.be(), node().underlay_ip.be(), htons(dport), htons(port), 6, {}};
-    hrb_nat_entry v{};
-    EXPECT_EQ(bpf_map_lookup_elem(progs_->map_fd("nat_rev"), &k, &v), 0);
-    return v;
-  }
-  uint64_t now_ns() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000ull + ts.tv_nsec;
   }
 };
 
 TEST_F(NatPorts, ATakenPortIsNeverHijacked) {
   resolve_neighbours();
-  occupy(50000, 443, now_ns());
-  auto s = tcp(pod(0, 0), ext().address);
-  s.sport = 50000;  // wants the taken port
-  s.dport = 443;
-  auto r = from_pod(s);
+  occupy(50000, 443, now_ns() + 3600 * kSec);
+  auto r = from_pod(to_ext(50000));  // wants the taken port
   ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
   EXPECT_EQ(decode(r.out).sport, 50001) << "the only other port in range";
   EXPECT_EQ(counter("from_pod", HRB_R_MASQ_PORT_CHANGED), 1u);
-  EXPECT_EQ(rev(50000, 443).ip, pod(0, 1).ip.be()) << "the existing flow keeps its entry";
-  EXPECT_EQ(rev(50001, 443).ip, pod(0, 0).ip.be());
+  EXPECT_EQ(get(claim_key(50000, 443))->nat_ip, pod(0, 1).ip.be()) << "the holder keeps it";
+  EXPECT_EQ(get(claim_key(50001, 443))->nat_ip, pod(0, 0).ip.be());
   EXPECT_CHECKSUMS_OK(r.out);
 }
 
-TEST_F(NatPorts, ExhaustionDropsAndCounts) {
-  occupy(50000, 443, now_ns());
-  occupy(50001, 443, now_ns());
-  auto s = tcp(pod(0, 0), ext().address);
-  s.dport = 443;
-  auto r = from_pod(s);
+TEST_F(NatPorts, ExhaustionDropsAndLeavesNoHalfState) {
+  // Both claims live; one "expires" just ahead of now, as another CPU may have refreshed it a
+  // moment ago: the signed comparison keeps it live.
+  occupy(50000, 443, now_ns() + 3600 * kSec);
+  occupy(50001, 443, now_ns() + 2 * kSec);
+  auto r = from_pod(to_ext(40000));
   EXPECT_EQ(r.verdict, TC_ACT_SHOT);
   EXPECT_EQ(counter("from_pod", HRB_R_DROP_NO_PORT), 1u);
-  EXPECT_EQ(rev(50000, 443).ip, pod(0, 1).ip.be());
-  EXPECT_EQ(rev(50001, 443).ip, pod(0, 1).ip.be());
-  hrb_nat_key fk{pod(0, 0).ip.be(), ext().address.be(), htons(s.sport), htons(443), 6, {}};
-  hrb_nat_entry v{};
-  EXPECT_NE(bpf_map_lookup_elem(progs_->map_fd("nat_fwd"), &fk, &v), 0) << "no half entry";
+  EXPECT_EQ(get(claim_key(50000, 443))->nat_ip, pod(0, 1).ip.be());
+  EXPECT_EQ(get(claim_key(50001, 443))->nat_ip, pod(0, 1).ip.be());
+  EXPECT_FALSE(get(flow_key(pod(0, 0).ip, ext().address, 40000, 443))) << "no half state";
 }
 
-TEST_F(NatPorts, AnExpiredEntryIsReclaimed) {
+struct ExpiryCase {
+  const char* name;
+  uint8_t proto;
+};
+void PrintTo(const ExpiryCase& c, std::ostream* os) { *os << c.name; }
+class NatExpiry : public NatPorts, public ::testing::WithParamInterface<ExpiryCase> {};
+
+TEST_P(NatExpiry, AnExpiredClaimIsReclaimed) {
   resolve_neighbours();
-  // Closed TCP flows (FIN seen) last seen 30 s ago: past the 10 s closing timeout.
-  occupy(50000, 443, now_ns() - 30'000'000'000ull, HRB_NAT_F_CLOSING);
-  occupy(50001, 443, now_ns() - 30'000'000'000ull, HRB_NAT_F_CLOSING);
-  auto s = tcp(pod(0, 0), ext().address);
-  s.dport = 443;
+  const uint8_t proto = GetParam().proto;
+  const uint16_t remote = proto == 1 ? 0 : 443;
+  occupy(50000, remote, now_ns() - 30 * kSec, proto);
+  occupy(50001, remote, now_ns() - 30 * kSec, proto);
+  auto s = to_ext(40000, remote);
+  s.proto = proto;
   auto r = from_pod(s);
   ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
   EXPECT_EQ(counter("from_pod", HRB_R_NAT_RECLAIMED), 1u);
   auto port = decode(r.out).sport;
-  EXPECT_TRUE(port == 50000 || port == 50001);
-  EXPECT_EQ(rev(port, 443).ip, pod(0, 0).ip.be());
+  ASSERT_TRUE(port == 50000 || port == 50001);
+  auto c = get(claim_key(port, remote, proto));
+  EXPECT_EQ(c->nat_ip, pod(0, 0).ip.be());
+  EXPECT_GT(c->expires_ns, now_ns()) << "the new owner's lifetime";
 }
 
-TEST_F(NatPorts, FinMarksTheFlowClosing) {
-  resolve_neighbours();
-  auto s = tcp(pod(0, 0), ext().address);
-  s.sport = 50000;
-  s.dport = 443;
-  from_pod(s);
-  EXPECT_EQ(rev(50000, 443).flags & HRB_NAT_F_CLOSING, 0);
-  PacketSpec fin;
-  fin.src = ext().address;
-  fin.dst = node().underlay_ip;
-  fin.sport = 443;
-  fin.dport = 50000;
-  fin.tcp_flags = 0x11;  // FIN|ACK
-  from_uplink(build(fin));
-  EXPECT_EQ(rev(50000, 443).flags & HRB_NAT_F_CLOSING, HRB_NAT_F_CLOSING);
-}
+INSTANTIATE_TEST_SUITE_P(Protocols, NatExpiry,
+                         ::testing::Values(ExpiryCase{"tcp", 6}, ExpiryCase{"udp", 17},
+                                           ExpiryCase{"icmp_echo", 1}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 // With services, a client's connection to the service CIDR goes through the stack (kube-proxy's
 // DNAT) and its replies must too, to be reversed; other traffic to it stays on the fast path.
@@ -469,6 +816,22 @@ TEST_F(ServiceReplies, RepliesToAServiceClientGoThroughTheStack) {
   // Traffic to another port of the client stays on the fast path.
   reply.dport = 45001;
   EXPECT_EQ(from_uplink(build(reply)).verdict, TC_ACT_REDIRECT);
+}
+
+TEST_F(ServiceReplies, AStaleServiceClientNoLongerDivertsReplies) {
+  PacketSpec reply;
+  reply.proto = 17;
+  reply.src = pod(0, 1).ip;
+  reply.dst = pod(0, 0).ip;
+  reply.sport = 8080;
+  reply.dport = 45000;
+  hrb_flow_key k{pod(0, 0).ip.be(), htons(45000), 17, 0};
+  uint64_t seen = now_ns() - 120 * kSec;  // non-TCP: 60 s
+  ASSERT_EQ(bpf_map_update_elem(progs_->map_fd("stack_flows"), &k, &seen, BPF_ANY), 0);
+  EXPECT_EQ(from_pod(reply, "lxc2").verdict, TC_ACT_REDIRECT) << "expired: the fast path";
+  seen = now_ns();
+  ASSERT_EQ(bpf_map_update_elem(progs_->map_fd("stack_flows"), &k, &seen, BPF_ANY), 0);
+  EXPECT_EQ(from_pod(reply, "lxc2").verdict, TC_ACT_OK) << "live: through the stack";
 }
 
 TEST_F(Datapath, UplinkPassesWhatIsNotOurs) {

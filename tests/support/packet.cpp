@@ -82,6 +82,35 @@ Bytes build(const PacketSpec& s) {
   return b;
 }
 
+Bytes icmp_error(Ipv4 src, Ipv4 dst, uint8_t type, uint8_t code, const Bytes& about, size_t quote) {
+  Bytes inner(about.begin() + 14, about.end());
+  if (inner.size() > quote) inner.resize(quote);
+  PacketSpec s;
+  s.proto = 1;
+  s.src = src;
+  s.dst = dst;
+  s.payload = 0;
+  Bytes b = build(s);  // 14 + 20 + 8: the ICMP header
+  b.insert(b.end(), inner.begin(), inner.end());
+  const size_t ip = 14, l4 = 34;
+  put16(b, ip + 2, static_cast<uint16_t>(b.size() - 14));
+  put16(b, ip + 10, 0);
+  put16(b, ip + 10, csum16(&b[ip], 20));
+  b[l4] = type;
+  b[l4 + 1] = code;
+  put32(b, l4 + 4, type == 3 && code == 4 ? 1400 : 0);  // next-hop MTU for "fragmentation needed"
+  put16(b, l4 + 2, 0);
+  put16(b, l4 + 2, csum16(&b[l4], b.size() - l4));
+  return b;
+}
+
+Bytes quoted(const Bytes& b) {
+  Bytes f(b.size() - 28);
+  std::copy(b.begin(), b.begin() + 14, f.begin());
+  std::copy(b.begin() + 42, b.end(), f.begin() + 14);
+  return f;
+}
+
 Bytes arp_frame() {
   Bytes b(42, 0);
   for (int i = 0; i < 6; ++i) b[i] = 0xff;

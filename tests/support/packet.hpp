@@ -28,6 +28,13 @@ struct PacketSpec {
 
 Bytes build(const PacketSpec& s);
 Bytes arp_frame();
+// An ICMP error (type, code) from src to dst quoting `about` (a frame from build(); its IP
+// packet from the header on, cut to `quote` bytes when shorter).
+Bytes icmp_error(Ipv4 src, Ipv4 dst, uint8_t type, uint8_t code, const Bytes& about,
+                 size_t quote = 576);
+// The packet an ICMP error quotes, as a frame (for decode and the checksum checks; the quoted
+// L4 checksum can only be checked when the whole packet was quoted).
+Bytes quoted(const Bytes& icmp_error_frame);
 
 uint16_t csum16(const uint8_t* p, size_t n, uint32_t seed = 0);  // RFC 1071
 // True when the IPv4 header checksum and the L4 checksum (TCP/UDP with pseudo-header, ICMP

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Connection tracking, after the cases Cilium's bpf/lib/conntrack.h handles, in our own words.
+ *
+ * One LRU map per node (`ct`, shared by from_pod and from_uplink) holds one entry per flow,
+ * keyed by the tuple of the flow's first packet (HRB_CT_FLOW). Every packet of pod traffic looks
+ * its flow up in both directions: first as an original-direction packet, then with its tuple
+ * reversed as a reply. Created on the first packet; TCP keeps a subset of states (new until a
+ * packet without SYN is seen, established, closed on RST or on FIN from both sides); the
+ * lifetime is refreshed on every packet (6 h established TCP, 60 s non-TCP and SYN-only, 10 s
+ * once closed, and then no longer refreshed). A pure SYN on a closed or expired entry starts the
+ * flow anew (port reuse). Lookups do not check the lifetime (as in Cilium, whose agent GC
+ * deletes); here the LRU evicts, and the lifetime decides only when a flow is new again and when
+ * a masquerade port can be reclaimed (nat.h).
+ */
+#ifndef HRB_CT_H
+#define HRB_CT_H
+
+#include "common.h"
+#include "maps.h"
+#include "parse.h"
+
+static __always_inline bool ct_expired(const struct hrb_ct_entry *e, __u64 now)
+{
+	return (__s64)(now - e->expires_ns) > 0; /* signed: another CPU may have refreshed it */
+}
+
+static __always_inline __u64 ct_lifetime(__u8 proto, __u8 flags)
+{
+	if (proto != IPPROTO_TCP)
+		return ct_lifetime_other_ns;
+	if (flags & HRB_CT_F_CLOSED)
+		return ct_lifetime_close_ns;
+	return (flags & HRB_CT_F_ESTABLISHED) ? ct_lifetime_tcp_ns : ct_lifetime_syn_ns;
+}
+
+/* The key of a packet's flow if the packet is in the original direction. */
+static __always_inline void ct_key_orig(const struct pkt *p, struct hrb_ct_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->src_ip = p->saddr;
+	k->dst_ip = p->daddr;
+	k->src_port = p->sport;
+	k->dst_port = p->proto == IPPROTO_ICMP ? 0 : p->dport;
+	k->proto = p->proto;
+	k->kind = HRB_CT_FLOW;
+}
+
+/* The key of a packet's flow if the packet is a reply. ICMP echo: the id stays the "source". */
+static __always_inline void ct_key_reply(const struct pkt *p, struct hrb_ct_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->src_ip = p->daddr;
+	k->dst_ip = p->saddr;
+	k->src_port = p->proto == IPPROTO_ICMP ? p->sport : p->dport;
+	k->dst_port = p->proto == IPPROTO_ICMP ? 0 : p->sport;
+	k->proto = p->proto;
+	k->kind = HRB_CT_FLOW;
+}
+
+/* Both-direction lookup. On a hit *reply says which direction the packet is in and *k holds the
+ * entry's key; on a miss *k is the original-direction key (for ct_create). */
+static __always_inline struct hrb_ct_entry *ct_lookup(const struct pkt *p, struct hrb_ct_key *k,
+						      bool *reply)
+{
+	struct hrb_ct_entry *e;
+
+	ct_key_orig(p, k);
+	e = bpf_map_lookup_elem(&ct, k);
+	if (e) {
+		*reply = false;
+		return e;
+	}
+	ct_key_reply(p, k);
+	e = bpf_map_lookup_elem(&ct, k);
+	if (e) {
+		*reply = true;
+		return e;
+	}
+	ct_key_orig(p, k);
+	*reply = false;
+	return NULL;
+}
+
+static __always_inline bool is_pure_syn(const struct pkt *p)
+{
+	return p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+}
+
+/* A packet of an existing flow: state and lifetime. Returns true when the entry started anew
+ * (a SYN reusing a closed or expired tuple, or any packet of an expired non-TCP flow). */
+static __always_inline bool ct_track(struct hrb_ct_entry *e, const struct pkt *p, bool reply,
+				     __u64 now)
+{
+	__u8 old = e->flags, f = old;
+	bool renewed = false;
+
+	if ((f & HRB_CT_F_CLOSED) || ct_expired(e, now)) {
+		if (p->proto != IPPROTO_TCP || (!reply && is_pure_syn(p))) {
+			f &= HRB_CT_F_MASQ | HRB_CT_F_FROM_OUTSIDE; /* the translation stays */
+			renewed = true;
+		}
+	}
+	if (reply)
+		f |= HRB_CT_F_SEEN_REPLY;
+	if (p->proto == IPPROTO_TCP) {
+		if (!(p->tcp_flags & TCP_SYN))
+			f |= HRB_CT_F_ESTABLISHED;
+		if (p->tcp_flags & TCP_RST)
+			f |= HRB_CT_F_CLOSED;
+		else if (p->tcp_flags & TCP_FIN)
+			f |= reply ? HRB_CT_F_FIN_REPLY : HRB_CT_F_FIN_ORIG;
+		if ((f & (HRB_CT_F_FIN_ORIG | HRB_CT_F_FIN_REPLY)) ==
+		    (HRB_CT_F_FIN_ORIG | HRB_CT_F_FIN_REPLY))
+			f |= HRB_CT_F_CLOSED;
+	}
+	if (f != old) {
+		e->flags = f;
+		if ((f & HRB_CT_F_CLOSED) && !(old & HRB_CT_F_CLOSED))
+			count(HRB_R_CT_CLOSED);
+	}
+	/* A closed flow's lifetime is set once, when it closes, and not refreshed after. */
+	if (!(f & HRB_CT_F_CLOSED) || !(old & HRB_CT_F_CLOSED))
+		e->expires_ns = now + ct_lifetime(p->proto, f);
+	if (renewed)
+		count(HRB_R_CT_CREATED);
+	else
+		count(HRB_R_CT_HIT);
+	return renewed;
+}
+
+/* State of a new flow whose first packet is p. */
+static __always_inline void ct_init(struct hrb_ct_entry *e, const struct pkt *p, __u8 flags,
+				    __u64 now)
+{
+	__builtin_memset(e, 0, sizeof(*e));
+	if (p->proto == IPPROTO_TCP && !(p->tcp_flags & TCP_SYN))
+		flags |= HRB_CT_F_ESTABLISHED; /* picked up mid-stream (e.g. after a mode switch) */
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCP_RST))
+		flags |= HRB_CT_F_CLOSED;
+	e->flags = flags;
+	e->expires_ns = now + ct_lifetime(p->proto, flags);
+}
+
+/* Inserts a flow; false (counted) when the table refused it. Another CPU creating the same flow
+ * at the same time is no failure. */
+static __always_inline bool ct_insert(const struct hrb_ct_key *k, const struct hrb_ct_entry *e)
+{
+	long rc = bpf_map_update_elem(&ct, k, e, BPF_NOEXIST);
+
+	if (rc == 0 || rc == -17 /* EEXIST */) {
+		if (rc == 0)
+			count(HRB_R_CT_CREATED);
+		return true;
+	}
+	count(HRB_R_DROP_CT_FULL);
+	return false;
+}
+
+/* Tracks a packet of pod traffic that is not translated. `flags` are the new entry's extra
+ * flags (HRB_CT_F_FROM_OUTSIDE on the uplink). Returns false when the packet must be dropped
+ * (the flow could not be tracked). The entry, when there is one, is returned in *out. */
+static __always_inline bool ct_pod_traffic(const struct pkt *p, __u8 flags,
+					   struct hrb_ct_entry **out)
+{
+	struct hrb_ct_key k;
+	struct hrb_ct_entry *e, n;
+	__u64 now;
+	bool reply;
+
+	*out = NULL;
+	if (!ct_enabled || p->icmp_error) /* an error belongs to a flow; it starts none */
+		return true;
+	now = bpf_ktime_get_ns();
+	e = ct_lookup(p, &k, &reply);
+	if (e) {
+		ct_track(e, p, reply, now);
+		*out = e;
+		return true;
+	}
+	ct_init(&n, p, flags, now);
+	return ct_insert(&k, &n);
+}
+
+#endif
