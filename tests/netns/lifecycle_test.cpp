@@ -1,15 +1,24 @@
 // Crash safety, refusal of concurrent use, bad input that changes nothing, and exec.
+#include <bpf/bpf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "core/netns.hpp"
+#include "datapath/ebpf.hpp"
 #include "support/cluster_fixture.hpp"
+#include "topology/cluster.hpp"
 #include "topology/state.hpp"
 
 using namespace hrb;
@@ -154,6 +163,198 @@ TEST(Lifecycle, DownKillsProcessesLeftInsideTheCluster) {
   ASSERT_EQ(waitpid(child, &st, 0), child);
   EXPECT_TRUE(WIFSIGNALED(st)) << "the process inside the pod was killed by down";
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+}
+
+// --- journal replay: what only the journal (or a sweep outside the netns) can remove ---
+
+// Starts hrbench with `args` and extra environment, and waits until it stops itself at its
+// HRBENCH_FAULT_STOP_AT point (waitpid WUNTRACED: no sleeps). Returns the stopped pid (-1 and a
+// failure if it exited instead).
+pid_t start_stopped(const std::vector<std::string>& args,
+                    const std::vector<std::pair<std::string, std::string>>& env) {
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    std::vector<char*> argv{const_cast<char*>(HRBENCH_BIN)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(HRBENCH_BIN, argv.data());
+    _exit(127);
+  }
+  int st = 0;
+  if (waitpid(pid, &st, WUNTRACED) != pid || !WIFSTOPPED(st)) {
+    ADD_FAILURE() << "hrbench " << args[0] << " did not reach its fault point (status " << st
+                  << ")";
+    return -1;
+  }
+  return pid;
+}
+
+void kill_stopped(pid_t pid) {
+  ASSERT_GT(pid, 0);
+  kill(pid, SIGKILL);
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(st));
+}
+
+// Ids of the BPF links pinned (link_*) under the prefix's pin directory.
+std::vector<uint32_t> pinned_link_ids(const std::string& prefix) {
+  std::vector<uint32_t> ids;
+  std::error_code ec;
+  for (auto& e :
+       std::filesystem::recursive_directory_iterator(datapath::bpf_pin_root(prefix), ec)) {
+    if (e.path().filename().string().rfind("link_", 0) != 0) continue;
+    int fd = bpf_obj_get(e.path().c_str());
+    if (fd < 0) continue;
+    bpf_link_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) ids.push_back(info.id);
+    close(fd);
+  }
+  return ids;
+}
+
+// Whether the link with this id is gone. The kernel releases an unpinned link from a work
+// item, so this waits for that event (bounded; the bound is a failure, not a measurement).
+bool link_released(uint32_t id) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    int fd = bpf_link_get_fd_by_id(id);
+    if (fd < 0 && errno == ENOENT) return true;
+    if (fd >= 0) close(fd);
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+int pidfd_of(int pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+bool exited(int pidfd) {
+  pollfd pf{pidfd, POLLIN, 0};
+  return poll(&pf, 1, 0) == 1;
+}
+
+// SIGKILL in the middle of `mode ebpf` (every node's programs attached and pinned, conntrack not
+// flushed yet): the tcx links and maps are pinned in bpffs, outside every netns, so deleting the
+// namespaces does not release them — clean must remove the pins.
+TEST(JournalReplay, KilledModeEbpfLeavesNoPinOrLink) {
+  HRB_REQUIRE_ROOT();
+  test::ClusterGuard c("topologies/two-node.yaml", "tj");
+  pid_t pid = start_stopped({"mode", "ebpf", "--prefix", c.prefix()},
+                            {{"HRBENCH_FAULT_STOP_AT", "exec:conntrack"}});
+  ASSERT_GT(pid, 0);
+  auto links = pinned_link_ids(c.prefix());
+  kill_stopped(pid);
+  // Two nodes: eth0 and one lxc per pod (two each).
+  ASSERT_EQ(links.size(), 2u * 3) << "the kill point is after every node's attach";
+  topology::StateDir st(c.prefix());
+  bool journalled = false;
+  for (const auto& e : st.journal())
+    journalled |= e.kind == "bpffs" && e.name == datapath::bpf_pin_root(c.prefix());
+  EXPECT_TRUE(journalled) << "the pin directory is journalled before it is created";
+
+  auto r = test::hrbench({"clean"}, c.prefix());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(datapath::bpf_pin_root(c.prefix())));
+  for (uint32_t id : links) EXPECT_TRUE(link_released(id)) << "link " << id << " outlived clean";
+  EXPECT_TRUE(test::netns_with_prefix(c.prefix()).empty());
+  EXPECT_FALSE(std::filesystem::exists(st.path()));
+}
+
+// SIGKILL in the middle of `down` of an ebpf cluster, after its namespaces are gone: the state
+// directory, the pins (the guard's setsockopt link on the root cgroup among them) and the owner
+// cgroup are left, and only the journal still says what the cluster was. clean finishes it.
+TEST(JournalReplay, KilledDownIsFinishedByClean) {
+  HRB_REQUIRE_ROOT();
+  test::ClusterGuard c("topologies/two-node.yaml", "tj");
+  auto m = test::hrbench({"mode", "ebpf"}, c.prefix());
+  ASSERT_EQ(m.status, 0) << m.err;
+  topology::StateDir st(c.prefix());
+  auto links = pinned_link_ids(c.prefix());
+  std::vector<std::string> cgroups;
+  for (const auto& e : st.journal())
+    if (e.kind == "cgroup") cgroups.push_back(e.name);
+  std::vector<int> watchers;
+  for (const auto& e : st.journal())
+    if (e.kind == "process") watchers.push_back(pidfd_of(std::stoi(e.name)));
+
+  pid_t pid =
+      start_stopped({"down", "--prefix", c.prefix()}, {{"HRBENCH_FAULT_STOP_AT", "down:netns"}});
+  ASSERT_GT(pid, 0);
+  kill_stopped(pid);
+  EXPECT_TRUE(test::netns_with_prefix(c.prefix()).empty()) << "down had deleted the netns";
+  EXPECT_TRUE(st.exists()) << "the journal outlives the killed down";
+  ASSERT_TRUE(std::filesystem::exists(datapath::bpf_pin_root(c.prefix())))
+      << "the kill point is before the pins are removed";
+  for (int fd : watchers) EXPECT_TRUE(fd >= 0 && exited(fd)) << "down had killed the watcher";
+
+  auto r = test::hrbench({"clean"}, c.prefix());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(datapath::bpf_pin_root(c.prefix())));
+  EXPECT_GE(links.size(), 2u * 3);
+  for (uint32_t id : links) EXPECT_TRUE(link_released(id)) << "link " << id << " outlived clean";
+  for (const auto& cg : cgroups) EXPECT_FALSE(std::filesystem::exists(cg)) << cg;
+  EXPECT_FALSE(std::filesystem::exists(st.path()));
+  for (int fd : watchers)
+    if (fd >= 0) close(fd);
+}
+
+// A helper that outlives its SIGKILLed holder (simulated: HRBENCH_FAULT_NO_PDEATHSIG; in real
+// life one still inside a system call when the SIGKILL arrives) runs in the root netns and
+// carries no prefix: only its journal line ("helper PID STARTTIME") lets clean find it.
+TEST(JournalReplay, CleanKillsAHelperItsDeadHolderLeftRunning) {
+  HRB_REQUIRE_ROOT();
+  const std::string prefix = test::unique_prefix("tj");
+  pid_t pid = start_stopped(
+      {"up", "--topology", test::source_path("topologies/two-node.yaml"), "--prefix", prefix},
+      {{"HRBENCH_FAULT_STOP_AT", "exec:ip"}, {"HRBENCH_FAULT_NO_PDEATHSIG", "1"}});
+  ASSERT_GT(pid, 0);
+  // The holder stopped right after releasing its first helper (the root `ip -batch`, which now
+  // waits for its script on stdin): the journal's last helper line.
+  topology::StateDir st(prefix);
+  int hpid = 0;
+  uint64_t hstart = 0;
+  for (const auto& e : st.journal()) {
+    if (e.kind == "helper") {
+      ASSERT_EQ(std::sscanf(e.name.c_str(), "%d %" SCNu64, &hpid, &hstart), 2) << e.name;
+    }
+  }
+  ASSERT_GT(hpid, 0) << "no helper journalled";
+  int hfd = pidfd_of(hpid);
+  ASSERT_GE(hfd, 0);
+  ASSERT_EQ(process_start_time(hpid), hstart);
+  // Freeze the helper before its holder dies, so it cannot see end-of-file and leave on its own.
+  ASSERT_EQ(kill(hpid, SIGSTOP), 0);
+  for (;;) {
+    std::ifstream f("/proc/" + std::to_string(hpid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto close_paren = stat.rfind(')');
+    ASSERT_NE(close_paren, std::string::npos) << "the helper is gone";
+    if (stat.compare(close_paren + 2, 1, "T") == 0) break;
+    sched_yield();
+  }
+  kill_stopped(pid);
+  EXPECT_FALSE(exited(hfd)) << "the helper outlived its holder (the case under test)";
+
+  auto r = test::hrbench({"clean"}, prefix);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("killed 1 helpers left by a dead holder"), std::string::npos) << r.err;
+  pollfd pf{hfd, POLLIN, 0};
+  bool gone = poll(&pf, 1, 30000) == 1;  // an event: it comes, or clean did not kill it
+  EXPECT_TRUE(gone) << "clean left the journalled helper " << hpid << " running";
+  if (!gone) syscall(SYS_pidfd_send_signal, hfd, SIGKILL, nullptr, 0);
+  close(hfd);
+  EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+  EXPECT_FALSE(std::filesystem::exists(st.path()));
+}
+
+// The prefix sweep's pin directory is the one ebpf mode pins into (defined twice: topology knows
+// nothing of datapath).
+TEST(JournalReplay, SweptPinDirectoryIsTheModesPinRoot) {
+  EXPECT_EQ(topology::swept_bpffs_dir("hrbx"), datapath::bpf_pin_root("hrbx"));
 }
 
 }  // namespace
