@@ -217,7 +217,13 @@ void BM_MasqNewFlow(benchmark::State& st) {
     st.SetIterationTime(ns / 1e9);
     total += ns;
     ++n;
-    if (!verdict_is(st, verdict, kRedirect)) break;
+    if (!verdict_is(st, verdict, kRedirect)) {
+      auto c = r.progs->counters("from_pod");
+      for (int i = 0; i < HRB_R__MAX; ++i)
+        if (c[i])
+          fmt::print(stderr, "  after {} flows: {} = {}\n", n, datapath::reason_name(i), c[i]);
+      break;
+    }
   }
   st.SetLabel("a new source port every packet");
   st.counters["ns_per_packet"] = total / std::max<uint64_t>(n, 1);
