@@ -30,6 +30,10 @@ int from_uplink(struct __sk_buff *skb)
 	translated = p.icmp_error ? icmp_error_in(skb, &p) : reverse_nat(skb, &p);
 	if (translated < 0)
 		return TC_ACT_SHOT;
+	if (translated == 2) {
+		count(HRB_R_REVNAT_MISS);
+		return TC_ACT_OK;
+	}
 	ep = bpf_map_lookup_elem(&endpoints, &p.daddr);
 	if (ep) {
 		if (!translated && !ct_pod_traffic(&p, HRB_CT_F_FROM_OUTSIDE, &e))

@@ -55,7 +55,8 @@ struct hrb_probe_stats {
 	X(ICMP_ERROR_NAT, icmp_error_nat, "a pod's ICMP error about a masqueraded flow, translated") \
 	X(DROP_ICMP_ERROR_NO_STATE, drop_icmp_error_no_state, "a pod's ICMP error to the outside about no flow") \
 	X(NAT_REMAPPED, nat_remapped, "the flow's port went to another flow: a new one chosen") \
-	X(MASQ_SKIP_REPLY, masq_skip_reply, "answer in a flow opened from outside: not masqueraded")
+	X(MASQ_SKIP_REPLY, masq_skip_reply, "answer in a flow opened from outside: not masqueraded") \
+	X(REVNAT_MISS, revnat_miss, "uplink: to a masquerade port of the node IP, but no state")
 #define HRB_REASON_ENUM(id, name, doc) HRB_R_##id,
 enum hrb_reason { HRB_REASONS(HRB_REASON_ENUM) HRB_R__MAX };
 #undef HRB_REASON_ENUM

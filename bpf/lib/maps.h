@@ -22,6 +22,7 @@ struct {
 /* Connection tracking and masquerade state (ct.h, nat.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__uint(max_entries, HRB_MAX_CT);
 	__type(key, struct hrb_ct_key);
 	__type(value, struct hrb_ct_entry);

@@ -255,7 +255,9 @@ static __always_inline enum nat_verdict masquerade(struct __sk_buff *skb, struct
 }
 
 /* Reverse NAT of a reply arriving at the node IP. Returns 1 when translated (p updated to the
- * pod as destination), 0 when the packet belongs to no masqueraded flow, -1 on error. */
+ * pod as destination), 0 when the packet belongs to no masqueraded flow, 2 when it is for a
+ * masquerade port but no state matches (a reply whose state is gone: in ebpf mode the node's own
+ * sockets use other ports), -1 on error. */
 static __always_inline int reverse_nat(struct __sk_buff *skb, struct pkt *p)
 {
 	struct hrb_ct_key rk, fk;
@@ -272,7 +274,7 @@ static __always_inline int reverse_nat(struct __sk_buff *skb, struct pkt *p)
 	nat_rev_key(&rk, p->saddr, p->sport, nat_port, p->proto);
 	r = bpf_map_lookup_elem(&ct, &rk);
 	if (!r)
-		return 0;
+		goto miss;
 	pod_ip = r->nat_ip;
 	pod_port = r->nat_port;
 	now = bpf_ktime_get_ns();
@@ -297,10 +299,10 @@ static __always_inline int reverse_nat(struct __sk_buff *skb, struct pkt *p)
 			count(HRB_R_CT_EVICTED);
 		e = bpf_map_lookup_elem(&ct, &fk);
 		if (!e)
-			return 0;
+			goto miss;
 	}
 	if (!(e->flags & HRB_CT_F_MASQ) || e->nat_port != nat_port)
-		return 0; /* a stale claim: the flow was re-mapped since */
+		goto miss; /* a stale claim: the flow was re-mapped since */
 	ct_track(e, p, true, now);
 	nat_mirror(r, e);
 	if (rewrite(skb, p, false, p->daddr, pod_ip, nat_port, pod_port))
@@ -312,6 +314,10 @@ static __always_inline int reverse_nat(struct __sk_buff *skb, struct pkt *p)
 		p->dport = pod_port;
 	count(HRB_R_REVNAT_HIT);
 	return 1;
+miss:
+	if (bpf_ntohs(nat_port) >= nat_port_min && bpf_ntohs(nat_port) <= nat_port_max)
+		return 2;
+	return 0;
 }
 
 /* Translates an ICMP error about a masqueraded flow (RFC 5508, 4.2): the outer address, and in

@@ -210,9 +210,11 @@ void add_mode_options(po::options_description& d) {
       "endpoints-per-service", po::value<int>(),
       "endpoints per service (default: the topology's `endpointsPerService`)")(
       "force", "ebpf: enable even with user-installed iptables/nft rules (they are bypassed)")(
-      "allowlist", po::value<std::string>(),
-      "iptables monitor allowlist (default "
-      "config/iptables-allowlist.yaml)");
+      "ct-entries", po::value<uint32_t>(),
+      "ebpf: entries of each node's connection-tracking table (default 262144; a small one "
+      "makes the LRU evict, as the churn test does)")("allowlist", po::value<std::string>(),
+                                                      "iptables monitor allowlist (default "
+                                                      "config/iptables-allowlist.yaml)");
 }
 
 datapath::ModeOptions mode_options(const po::variables_map& vm, const std::string& name,
@@ -224,6 +226,7 @@ datapath::ModeOptions mode_options(const po::variables_map& vm, const std::strin
   o.services = vm.count("services") ? vm["services"].as<int>() : spec.services;
   o.force = vm.count("force") > 0;
   if (vm.count("allowlist")) o.allowlist = vm["allowlist"].as<std::string>();
+  if (vm.count("ct-entries")) o.ct_entries = vm["ct-entries"].as<uint32_t>();
   o.endpoints_per_service = vm.count("endpoints-per-service")
                                 ? vm["endpoints-per-service"].as<int>()
                                 : spec.endpoints_per_service;

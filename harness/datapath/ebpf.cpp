@@ -181,7 +181,9 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
   const std::string dir = node_pin_dir(l.prefix, n.name);
   fs::create_directories(dir);
   NodePrograms progs(l, n, masq_,
-                     {.delay_loops = opts_.delay_loops, .services_enabled = opts_.services > 0});
+                     {.delay_loops = opts_.delay_loops,
+                      .services_enabled = opts_.services > 0,
+                      .ct_entries = opts_.ct_entries});
   for (const char* m :
        {"counters_from_pod", "counters_from_uplink", "endpoints", "ct", "nonmasq_active"})
     pin(progs.map_fd(m), dir + "/" + m);

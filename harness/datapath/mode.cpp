@@ -12,7 +12,8 @@ nlohmann::json ModeOptions::to_json() const {
           {"masqConfig", masq_config},
           {"services", services},
           {"endpointsPerService", endpoints_per_service},
-          {"delayLoops", delay_loops}};
+          {"delayLoops", delay_loops},
+          {"ctEntries", ct_entries}};
 }
 
 ModeOptions ModeOptions::from_json(const nlohmann::json& j) {
@@ -23,6 +24,7 @@ ModeOptions ModeOptions::from_json(const nlohmann::json& j) {
   o.services = j.value("services", 0);
   o.endpoints_per_service = j.value("endpointsPerService", 1);
   o.delay_loops = j.value("delayLoops", 0u);
+  o.ct_entries = j.value("ctEntries", 0u);
   return o;
 }
 
@@ -38,6 +40,10 @@ class NoneMode : public Mode {
 std::unique_ptr<Mode> make_mode(const ModeOptions& o, topology::StateDir* state) {
   if (o.services < 0 || o.endpoints_per_service < 1)
     throw Error("services must be >= 0 and endpointsPerService >= 1", ExitCode::kUsage);
+  if (o.ct_entries && (o.ct_entries < 256 || o.ct_entries > (1u << 24)))
+    throw Error(
+        "--ct-entries must be between 256 and 16777216 (got " + std::to_string(o.ct_entries) + ")",
+        ExitCode::kUsage);
   if (o.name == "none") return std::make_unique<NoneMode>();
   MasqConfig masq =
       o.masq_config.empty() ? default_masq_config() : parse_masq_config_file(o.masq_config);

@@ -21,6 +21,7 @@ struct ModeOptions {
   int services = 0;                 // kube-proxy-scale services (legacy rules)
   int endpoints_per_service = 1;
   uint32_t delay_loops = 0;  // ebpf: calibration cost per packet (the gate's power test)
+  uint32_t ct_entries = 0;   // ebpf: connection-tracking table size per node; 0: the default
   bool force = false;        // ebpf: apply despite user-installed rules (not recorded)
   std::string allowlist;     // iptables monitor allowlist; empty: config/iptables-allowlist.yaml
   nlohmann::json to_json() const;

@@ -570,7 +570,7 @@ TEST_F(State, AReplyToAStaleClaimIsNotTranslated) {
   auto back = from_uplink(in);
   EXPECT_EQ(back.verdict, TC_ACT_OK);
   EXPECT_EQ(back.out, in);
-  EXPECT_EQ(counter("from_uplink", HRB_R_TO_STACK_NOT_OURS), 1u);
+  EXPECT_EQ(counter("from_uplink", HRB_R_REVNAT_MISS), 1u) << "a reply without state";
 }
 
 TEST_F(State, AReplyInAFlowOpenedFromOutsideKeepsThePodAddress) {

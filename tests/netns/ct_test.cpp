@@ -1,0 +1,185 @@
+// Connection tracking and masquerade under churn, with real sockets across real namespaces: two
+// pods on node1 open and close TCP connections to one ip:port of the external host, many more
+// over the run than the (deliberately small) connection-tracking table holds, so the LRU evicts
+// all the time and the pods' source ports collide and are reused. Expected, in legacy and in
+// ebpf mode alike: every connection completes, and no reply reaches node1 without state (the
+// from_uplink counter revnat_miss stays 0). Nothing here depends on how fast it runs: each
+// flow makes a fixed number of connections, and only failures are counted.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "core/fd.hpp"
+#include "core/netns.hpp"
+#include "datapath/ebpf.hpp"
+#include "support/cluster_fixture.hpp"
+
+using namespace hrb;
+using namespace hrb::test;
+
+namespace {
+
+constexpr uint16_t kPort = 7777;
+constexpr int kPods = 2, kFlowsPerPod = 4, kConnsPerFlow = 1000;  // 8,000 connections
+constexpr uint32_t kCtEntries = 4096;  // 2,048 flows: each takes two entries
+constexpr int kTimeoutMs = 5000;       // a lost SYN is retransmitted after 1 s; 5 s means broken
+
+bool wait(int fd, short ev) {
+  pollfd p{fd, ev, 0};
+  return poll(&p, 1, kTimeoutMs) == 1 && !(p.revents & (POLLERR | POLLNVAL));
+}
+
+// Accepts, answers one byte with one byte, and closes after the client did (the client closes
+// first, as tcp_crr does, so TIME_WAIT stays in the pods, where tcp_tw_reuse is on).
+class Server {
+ public:
+  explicit Server(const std::string& netns) {
+    fd_ = run_in_netns(netns, [] {
+      Fd s(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+      int one = 1;
+      setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(kPort);
+      if (bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw_errno("bind");
+      if (listen(s.get(), 1024) != 0) throw_errno("listen");
+      return s;
+    });
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~Server() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  void loop() {
+    while (!stop_) {
+      pollfd p{fd_.get(), POLLIN, 0};
+      if (poll(&p, 1, 100) != 1) continue;
+      int c = accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      std::thread([c] {
+        char b;
+        if (wait(c, POLLIN) && read(c, &b, 1) == 1) {
+          (void)!write(c, &b, 1);
+          wait(c, POLLIN);  // the client's FIN
+        }
+        close(c);
+      }).detach();
+    }
+  }
+  Fd fd_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+struct Churn {
+  std::atomic<uint64_t> ok{0}, failed{0};
+  std::mutex m;
+  std::string first_error;
+  void fail(const std::string& why) {
+    failed++;
+    std::lock_guard g(m);
+    if (first_error.empty()) first_error = why;
+  }
+};
+
+// One client flow: connect, 1 byte, 1 byte back, close; kConnsPerFlow times.
+void client(const std::string& netns, Ipv4 dst, Churn& out) {
+  NetnsGuard in(netns);
+  for (int i = 0; i < kConnsPerFlow; ++i) {
+    Fd s(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(kPort);
+    a.sin_addr.s_addr = dst.be();
+    int rc = connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+    if (rc != 0 && errno != EINPROGRESS) {
+      out.fail(std::string("connect: ") + strerror(errno));
+      continue;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (!wait(s.get(), POLLOUT) || getsockopt(s.get(), SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+      out.fail(std::string("connect: ") + (err ? strerror(err) : "timed out"));
+      continue;
+    }
+    char b = 'x';
+    if (write(s.get(), &b, 1) != 1 || !wait(s.get(), POLLIN) || read(s.get(), &b, 1) != 1) {
+      out.fail(std::string("exchange: ") + strerror(errno));
+      continue;
+    }
+    out.ok++;
+  }
+}
+
+class CtChurn : public ::testing::TestWithParam<const char*> {
+ protected:
+  static void SetUpTestSuite() {
+    if (::geteuid() != 0) return;
+    cluster_ = new ClusterGuard("topologies/two-node.yaml", "tk");
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  static ClusterGuard* cluster_;
+};
+ClusterGuard* CtChurn::cluster_ = nullptr;
+
+TEST_P(CtChurn, EveryConnectionCompletesAndNoReplyArrivesWithoutState) {
+  HRB_REQUIRE_ROOT();
+  const std::string mode = GetParam();
+  const auto& l = cluster_->layout();
+  std::vector<std::string> args{"mode", mode};
+  if (mode == "ebpf") args.insert(args.end(), {"--ct-entries", std::to_string(kCtEntries)});
+  auto r = hrbench(args, cluster_->prefix());
+  ASSERT_EQ(r.status, 0) << r.err;
+  if (mode == "ebpf") {
+    EXPECT_EQ(read_sysctl_in(l.nodes[0].netns, "net.ipv4.ip_local_port_range"), "61000\t65535")
+        << "the node's own ports lie outside the masquerade range";
+  }
+  const auto& node = l.nodes[0];
+  for (const auto& p : node.pods) write_sysctl_in(p.netns, "net.ipv4.tcp_tw_reuse", "1");
+
+  Churn churn;
+  {
+    Server server(l.externals[0].netns);
+    std::vector<std::thread> clients;
+    for (int i = 0; i < kPods; ++i)
+      for (int f = 0; f < kFlowsPerPod; ++f)
+        clients.emplace_back(client, node.pods[i].netns, l.externals[0].address, std::ref(churn));
+    for (auto& t : clients) t.join();
+  }
+  EXPECT_EQ(churn.ok.load(), uint64_t{kPods * kFlowsPerPod * kConnsPerFlow});
+  EXPECT_EQ(churn.failed.load(), 0u) << churn.first_error << " (" << churn.ok << " completed)";
+  if (mode == "ebpf") {
+    auto c = datapath::read_counters(l);
+    const auto& up = c[node.name]["from_uplink"];
+    const auto& pod = c[node.name]["from_pod"];
+    EXPECT_EQ(up[HRB_R_REVNAT_MISS], 0u)
+        << "replies without state; counters: " << datapath::counters_json(l).dump();
+    EXPECT_EQ(pod[HRB_R_DROP_NO_PORT] + pod[HRB_R_DROP_CT_FULL], 0u);
+    EXPECT_GT(pod[HRB_R_MASQ_NEW], 0u);
+    EXPECT_GT(up[HRB_R_REVNAT_HIT], 0u);
+  }
+  ASSERT_EQ(hrbench({"mode", "none"}, cluster_->prefix()).status, 0);
+  if (mode == "ebpf") {
+    EXPECT_NE(read_sysctl_in(l.nodes[0].netns, "net.ipv4.ip_local_port_range"), "61000\t65535")
+        << "restored";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, CtChurn, ::testing::Values("legacy", "ebpf"),
+                         [](const auto& info) { return std::string(info.param); });
+
+}  // namespace
