@@ -160,10 +160,12 @@ void resolve_neighbours() {
 // Repeated-packet paths. Arg 0: repeat; the path picks packet and program.
 enum Path { kLocal, kRemote, kMasqEstablished, kRevNat, kUplinkToPod, kNonIp };
 
-void BM_Path(benchmark::State& st, Path path) {
+// ct: with connection tracking of pod traffic (production), or without it (load-time constant
+// ct_enabled = false), to state its cost as a ratio measured in one run.
+void BM_Path(benchmark::State& st, Path path, bool ct = true) {
   InNode in_node;
   resolve_neighbours();
-  Runner r(masq_with(0));
+  Runner r(masq_with(0), {.ct_enabled = ct});
   const auto& p1 = N1().pods[0];
   const auto& ext = L().externals[0];
   std::vector<uint8_t> pkt;
@@ -300,6 +302,12 @@ BENCHMARK_CAPTURE(BM_Path, from_pod_local_redirect_peer, kLocal)
     ->UseManualTime()
     ->Iterations(kIters);
 BENCHMARK_CAPTURE(BM_Path, from_pod_remote_fib, kRemote)->UseManualTime()->Iterations(kIters);
+BENCHMARK_CAPTURE(BM_Path, from_pod_remote_fib_no_ct, kRemote, false)
+    ->UseManualTime()
+    ->Iterations(kIters);
+BENCHMARK_CAPTURE(BM_Path, from_pod_local_redirect_peer_no_ct, kLocal, false)
+    ->UseManualTime()
+    ->Iterations(kIters);
 BENCHMARK_CAPTURE(BM_Path, from_pod_masq_established, kMasqEstablished)
     ->UseManualTime()
     ->Iterations(kIters);
