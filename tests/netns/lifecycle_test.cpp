@@ -218,15 +218,18 @@ std::vector<uint32_t> pinned_link_ids(const std::string& prefix) {
   return ids;
 }
 
-// Whether the link with this id is gone. The kernel releases an unpinned link from a work
-// item, so this waits for that event (bounded; the bound is a failure, not a measurement).
-bool link_released(uint32_t id) {
+// The links among `ids` that still exist. The kernel releases an unpinned link from a work item,
+// so this waits for that event (bounded; the bound is a failure, not a measurement).
+std::vector<uint32_t> links_not_released(const std::vector<uint32_t>& ids) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   for (;;) {
-    int fd = bpf_link_get_fd_by_id(id);
-    if (fd < 0 && errno == ENOENT) return true;
-    if (fd >= 0) close(fd);
-    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::vector<uint32_t> left;
+    for (uint32_t id : ids) {
+      int fd = bpf_link_get_fd_by_id(id);
+      if (fd >= 0) close(fd);
+      if (fd >= 0 || errno != ENOENT) left.push_back(id);
+    }
+    if (left.empty() || std::chrono::steady_clock::now() > deadline) return left;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 }
@@ -259,7 +262,7 @@ TEST(JournalReplay, KilledModeEbpfLeavesNoPinOrLink) {
   auto r = test::hrbench({"clean"}, c.prefix());
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_FALSE(std::filesystem::exists(datapath::bpf_pin_root(c.prefix())));
-  for (uint32_t id : links) EXPECT_TRUE(link_released(id)) << "link " << id << " outlived clean";
+  EXPECT_EQ(links_not_released(links), std::vector<uint32_t>{}) << "links that outlived clean";
   EXPECT_TRUE(test::netns_with_prefix(c.prefix()).empty());
   EXPECT_FALSE(std::filesystem::exists(st.path()));
 }
@@ -295,7 +298,7 @@ TEST(JournalReplay, KilledDownIsFinishedByClean) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_FALSE(std::filesystem::exists(datapath::bpf_pin_root(c.prefix())));
   EXPECT_GE(links.size(), 2u * 3);
-  for (uint32_t id : links) EXPECT_TRUE(link_released(id)) << "link " << id << " outlived clean";
+  EXPECT_EQ(links_not_released(links), std::vector<uint32_t>{}) << "links that outlived clean";
   for (const auto& cg : cgroups) EXPECT_FALSE(std::filesystem::exists(cg)) << cg;
   EXPECT_FALSE(std::filesystem::exists(st.path()));
   for (int fd : watchers)
@@ -348,6 +351,37 @@ TEST(JournalReplay, CleanKillsAHelperItsDeadHolderLeftRunning) {
   if (!gone) syscall(SYS_pidfd_send_signal, hfd, SIGKILL, nullptr, 0);
   close(hfd);
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+  EXPECT_FALSE(std::filesystem::exists(st.path()));
+}
+
+// The state directory lost (or never fsync'ed): clean still finds what carries the prefix — the
+// netns, the guard watcher (by its command line), the pin directory and the owner cgroup.
+TEST(JournalReplay, CleanWithoutStateSweepsByPrefix) {
+  HRB_REQUIRE_ROOT();
+  test::ClusterGuard c("topologies/two-node.yaml", "tj");
+  auto m = test::hrbench({"mode", "ebpf"}, c.prefix());
+  ASSERT_EQ(m.status, 0) << m.err;
+  topology::StateDir st(c.prefix());
+  auto links = pinned_link_ids(c.prefix());
+  std::vector<std::string> cgroups;
+  std::vector<int> watchers;
+  for (const auto& e : st.journal()) {
+    if (e.kind == "cgroup") cgroups.push_back(e.name);
+    if (e.kind == "process") watchers.push_back(pidfd_of(std::stoi(e.name)));
+  }
+  std::filesystem::remove_all(st.path());
+
+  auto r = test::hrbench({"clean"}, c.prefix());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(test::netns_with_prefix(c.prefix()).empty());
+  EXPECT_FALSE(std::filesystem::exists(datapath::bpf_pin_root(c.prefix())));
+  EXPECT_EQ(links_not_released(links), std::vector<uint32_t>{}) << "links that outlived clean";
+  for (const auto& cg : cgroups) EXPECT_FALSE(std::filesystem::exists(cg)) << cg;
+  for (int fd : watchers) {
+    pollfd pf{fd, POLLIN, 0};
+    EXPECT_TRUE(fd >= 0 && poll(&pf, 1, 30000) == 1) << "the guard watcher survived clean";
+    if (fd >= 0) close(fd);
+  }
   EXPECT_FALSE(std::filesystem::exists(st.path()));
 }
 
