@@ -2,18 +2,25 @@
 /*
  * from_pod: tc ingress of each pod's node-side veth (lxc…), i.e. every packet a pod sends.
  * Every packet of pod traffic is connection-tracked (lib/ct.h).
- *   local pod            -> MACs, TTL, bpf_redirect_peer into it
- *   service CIDR         -> the stack (kube-proxy's DNAT); the client is remembered so that
- *                           replies to it go through the stack too (to be un-DNATed)
+ *   service address      -> a backend (lib/lb.h, when services are load-balanced in BPF), then
+ *                           as a packet to that backend; unknown services: the stack
+ *                           (kube-proxy's DNAT), the client remembered so that its replies go
+ *                           through the stack too
+ *   local pod            -> MACs, TTL, bpf_redirect_peer into it (a backend's reply gets its
+ *                           service address back first)
  *   elsewhere            -> FIB lookup, MTU check, masquerade unless the destination is in the
  *                           cluster or a nonMasqueradeCIDR (lib/nat.h), bpf_redirect /
  *                           redirect_neigh
  *   TTL <= 1, oversize   -> the stack, which answers with the ICMP error
  *   anything unusual     -> the stack, with a reason counter
+ * With host_routing off (bpf-lb mode) every packet goes on to the stack after tracking and load
+ * balancing: the kernel routes, iptables masquerades, and to_pod (below, on the lxc egress)
+ * tracks what the stack delivers into the pod.
  */
 #include "lib/common.h"
 #include "lib/ct.h"
 #include "lib/fwd.h"
+#include "lib/lb.h"
 #include "lib/maps.h"
 #include "lib/nat.h"
 #include "lib/parse.h"
@@ -25,40 +32,57 @@ int from_pod(struct __sk_buff *skb)
 {
 	struct pkt p;
 	enum parse_result pr = parse(skb, &p);
-	struct hrb_ct_entry *e;
 	struct hrb_endpoint *ep;
 	struct bpf_fib_lookup fib;
+	bool masq, balanced = false;
 	int rc;
 
 	injected_delay();
 	if (pr != PARSE_OK)
 		return parse_verdict(pr);
 
+	if (in_services(p.daddr)) {
+		enum lb_verdict v = lb_translate(skb, &p);
+
+		if (v == LB_DROP)
+			return TC_ACT_SHOT;
+		if (v == LB_NONE) {
+			/* kube-proxy DNATs in the stack; remember the client so its replies go
+			 * there too. */
+			if (p.has_ports) {
+				struct hrb_flow_key k = {
+				    .ip = p.saddr, .port = p.sport, .proto = p.proto};
+				__u64 now = bpf_ktime_get_ns();
+
+				bpf_map_update_elem(&stack_flows, &k, &now, BPF_ANY);
+			}
+			count(lb_enabled ? HRB_R_TO_STACK_NO_SERVICE : HRB_R_TO_STACK_SERVICE);
+			return TC_ACT_OK;
+		}
+		if (!host_routing)
+			return TC_ACT_OK;
+		balanced =
+		    true; /* tracked by lb_translate; a backend is a pod, never masqueraded */
+	}
+
 	ep = bpf_map_lookup_elem(&endpoints, &p.daddr);
 	if (ep) {
-		if (!ct_pod_traffic(&p, 0, &e))
+		if (!balanced && !ct_and_reverse_lb(skb, &p, 0))
 			return TC_ACT_SHOT;
+		if (!host_routing)
+			return TC_ACT_OK;
 		return to_local_pod(skb, p.daddr, p.dport, p.proto, ep);
 	}
-	if (in_services(p.daddr)) {
-		/* kube-proxy DNATs in the stack; remember the client so its replies go there too.
-		 */
-		if (p.has_ports) {
-			struct hrb_flow_key k = {.ip = p.saddr, .port = p.sport, .proto = p.proto};
-			__u64 now = bpf_ktime_get_ns();
-
-			bpf_map_update_elem(&stack_flows, &k, &now, BPF_ANY);
-		}
-		count(HRB_R_TO_STACK_SERVICE);
-		return TC_ACT_OK;
+	if (!host_routing) {
+		/* The stack routes; ip-masq-agent's iptables rule masquerades. */
+		return ct_and_reverse_lb(skb, &p, 0) ? TC_ACT_OK : TC_ACT_SHOT;
 	}
-	if (p.ip->ttl <= 1) {
+	if (p.ttl <= 1) {
 		count(HRB_R_TO_STACK_TTL);
 		return TC_ACT_OK;
 	}
-	bool masq = needs_masquerade(p.daddr);
-
-	rc = fib_lookup(skb, &fib, masq ? node_ip : p.saddr, p.daddr, p.proto, p.ip->tos);
+	masq = !balanced && needs_masquerade(p.daddr);
+	rc = fib_lookup(skb, &fib, masq ? node_ip : p.saddr, p.daddr, p.proto, p.tos);
 	if (!fib_forwardable(rc))
 		return fib_to_stack(rc);
 	if (!mtu_ok(skb, fib.ifindex))
@@ -70,8 +94,25 @@ int from_pod(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		if (v == NAT_DROP)
 			return TC_ACT_SHOT;
-	} else if (!ct_pod_traffic(&p, 0, &e)) {
+	} else if (!balanced && !ct_and_reverse_lb(skb, &p, 0)) {
 		return TC_ACT_SHOT;
 	}
 	return forward_fib(skb, rc, &fib);
+}
+
+/*
+ * to_pod: tc egress of each lxc… in bpf-lb mode only (ebpf mode delivers with redirect_peer and
+ * tracks in from_pod/from_uplink): what the stack delivers into the pod is tracked, and a
+ * load-balanced connection's replies get their service address back here — after the stack's
+ * forwarding, whose conntrack saw them with the backend's address.
+ */
+SEC("tc")
+int to_pod(struct __sk_buff *skb)
+{
+	struct pkt p;
+	enum parse_result pr = parse(skb, &p);
+
+	if (pr != PARSE_OK)
+		return TC_ACT_OK;
+	return ct_and_reverse_lb(skb, &p, 0) ? TC_ACT_OK : TC_ACT_SHOT;
 }

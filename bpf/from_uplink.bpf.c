@@ -3,12 +3,15 @@
  * from_uplink: tc ingress of the node's eth0, i.e. every packet arriving from the fabric.
  *   reply to a masqueraded flow      -> reverse NAT, then into the pod
  *   ICMP error about such a flow     -> outer and quoted headers translated back, into the pod
- *   a local pod                      -> connection-tracked, MACs, TTL, bpf_redirect_peer
+ *   a local pod                      -> connection-tracked (a load-balanced connection's reply
+ *                                       gets its service address back), MACs, TTL,
+ *                                       bpf_redirect_peer
  *   anything else                    -> the stack
  */
 #include "lib/common.h"
 #include "lib/ct.h"
 #include "lib/fwd.h"
+#include "lib/lb.h"
 #include "lib/maps.h"
 #include "lib/nat.h"
 #include "lib/parse.h"
@@ -20,7 +23,6 @@ int from_uplink(struct __sk_buff *skb)
 {
 	struct pkt p;
 	enum parse_result pr = parse(skb, &p);
-	struct hrb_ct_entry *e;
 	struct hrb_endpoint *ep;
 	int translated;
 
@@ -36,7 +38,7 @@ int from_uplink(struct __sk_buff *skb)
 	}
 	ep = bpf_map_lookup_elem(&endpoints, &p.daddr);
 	if (ep) {
-		if (!translated && !ct_pod_traffic(&p, HRB_CT_F_FROM_OUTSIDE, &e))
+		if (!translated && !ct_and_reverse_lb(skb, &p, HRB_CT_F_FROM_OUTSIDE))
 			return TC_ACT_SHOT;
 		return to_local_pod(skb, p.daddr, p.dport, p.proto, ep);
 	}

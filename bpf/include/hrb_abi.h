@@ -56,7 +56,12 @@ struct hrb_probe_stats {
 	X(DROP_ICMP_ERROR_NO_STATE, drop_icmp_error_no_state, "a pod's ICMP error to the outside about no flow") \
 	X(NAT_REMAPPED, nat_remapped, "the flow's port went to another flow: a new one chosen") \
 	X(MASQ_SKIP_REPLY, masq_skip_reply, "answer in a flow opened from outside: not masqueraded") \
-	X(REVNAT_MISS, revnat_miss, "uplink: to a masquerade port of the node IP, but no state")
+	X(REVNAT_MISS, revnat_miss, "uplink: to a masquerade port of the node IP, but no state") \
+	X(LB_NEW, lb_new, "service: a new connection, a backend chosen") \
+	X(LB_HIT, lb_hit, "service: a packet of a known connection, to its backend") \
+	X(LB_REVERSE, lb_reverse, "service: a backend's reply, source back to the service address") \
+	X(DROP_NO_BACKEND, drop_no_backend, "service: no backend") \
+	X(TO_STACK_NO_SERVICE, to_stack_no_service, "service CIDR, but no such service in BPF: the stack")
 #define HRB_REASON_ENUM(id, name, doc) HRB_R_##id,
 enum hrb_reason { HRB_REASONS(HRB_REASON_ENUM) HRB_R__MAX };
 #undef HRB_REASON_ENUM
@@ -77,9 +82,13 @@ struct hrb_endpoint {
  *   HRB_CT_NAT_REV  the reply side of a masqueraded flow: {remote ip, node ip, remote port,
  *                   nat port} -> the pod's ip and port. It is the port claim (inserted with
  *                   BPF_NOEXIST) and the reverse NAT lookup; the flow entry and it are one state
- *                   (each direction's packets check both, see ct.h). */
+ *                   (each direction's packets check both, see ct.h).
+ *   HRB_CT_SERVICE  a connection to a service, keyed before DNAT: nat_ip/nat_port hold the
+ *                   backend chosen for it (lib/lb.h); its flow (after DNAT) has HRB_CT_F_SVC
+ *                   and holds the service address for the replies. */
 #define HRB_CT_FLOW 0
 #define HRB_CT_NAT_REV 1
+#define HRB_CT_SERVICE 2 /* {client, service ip, client port, service port} -> the backend */
 
 struct hrb_ct_key {
 	__u32 src_ip;
@@ -96,10 +105,10 @@ struct hrb_ct_key {
 #define HRB_CT_F_FIN_ORIG 0x04	  /* TCP: FIN from the original direction */
 #define HRB_CT_F_FIN_REPLY 0x08	  /* TCP: FIN from the reply direction */
 #define HRB_CT_F_CLOSED 0x10	  /* TCP: RST, or FIN both ways: closing lifetime */
-#define HRB_CT_F_FROM_OUTSIDE                                                                      \
-	0x20		   /* first packet came in on the uplink: replies keep the pod             \
-			      address (never masqueraded) */
+/* The first packet came in on the uplink: replies keep the pod address (never masqueraded). */
+#define HRB_CT_F_FROM_OUTSIDE 0x20
 #define HRB_CT_F_MASQ 0x40 /* masqueraded: nat_ip/nat_port hold the translation */
+#define HRB_CT_F_SVC 0x80  /* to a service backend: nat_ip/nat_port hold the service */
 
 struct hrb_ct_entry {
 	__u64 expires_ns; /* CLOCK_MONOTONIC ns; compared as a signed difference */
@@ -107,6 +116,23 @@ struct hrb_ct_entry {
 	__u16 nat_port;	  /* FLOW: the source port after masquerade; NAT_REV: the pod's port */
 	__u8 flags;	  /* HRB_CT_F_* (FLOW), HRB_CT_F_CLOSED mirrored in NAT_REV */
 	__u8 pad;
+};
+
+/* The service load balancer's map (lib/lb.h): per service address, port and protocol, slot 0
+ * is the frontend (`count` backends, the service's id) and slots 1..count its backends. */
+struct hrb_lb_key {
+	__u32 addr; /* network order */
+	__u16 port; /* network order */
+	__u8 proto;
+	__u8 pad;
+	__u32 slot;
+};
+
+struct hrb_lb_value {
+	__u32 ip;	  /* backend (slot >= 1), network order */
+	__u16 port;	  /* backend's port, network order */
+	__u16 count;	  /* frontend (slot 0): number of backends */
+	__u32 service_id; /* frontend: 1-based service index */
 };
 
 /* Key of `stack_flows`: a local client whose connection to a service CIDR address went through
@@ -142,6 +168,8 @@ HRB_ABI_ASSERT(sizeof(struct hrb_endpoint) == 16, "hrb_endpoint ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_ct_key) == 16, "hrb_ct_key ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_ct_entry) == 16, "hrb_ct_entry ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_lpm_key) == 8, "hrb_lpm_key ABI");
+HRB_ABI_ASSERT(sizeof(struct hrb_lb_key) == 12, "hrb_lb_key ABI");
+HRB_ABI_ASSERT(sizeof(struct hrb_lb_value) == 12, "hrb_lb_value ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_flow_key) == 8, "hrb_flow_key ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_redirect_record) == 16, "hrb_redirect_record ABI");
 

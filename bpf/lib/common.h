@@ -51,6 +51,11 @@ const volatile __u64 ct_lifetime_other_ns = 60ull * 1000000000;
 const volatile __u64 ct_lifetime_syn_ns = 60ull * 1000000000;
 const volatile __u64 ct_lifetime_close_ns = 10ull * 1000000000;
 const volatile bool ct_enabled = true; /* microbenchmarks only: the cost of tracking pod traffic */
+/* Services are load-balanced in BPF (kube-proxy replacement; ebpf and bpf-lb modes). */
+const volatile bool lb_enabled = false;
+/* false in bpf-lb mode: after connection tracking and load balancing, the host stack routes
+ * (and iptables masquerades); true in ebpf mode: BPF host routing. */
+const volatile bool host_routing = true;
 const volatile bool record_redirects = false; /* tests only */
 const volatile __u32 delay_loops = 0;	      /* calibration: injected cost per packet */
 const volatile bool services_enabled = false; /* kube-proxy service rules are installed */

@@ -97,7 +97,8 @@ static __always_inline bool ct_track(struct hrb_ct_entry *e, const struct pkt *p
 
 	if ((f & HRB_CT_F_CLOSED) || ct_expired(e, now)) {
 		if (p->proto != IPPROTO_TCP || (!reply && is_pure_syn(p))) {
-			f &= HRB_CT_F_MASQ | HRB_CT_F_FROM_OUTSIDE; /* the translation stays */
+			/* the translation stays */
+			f &= HRB_CT_F_MASQ | HRB_CT_F_SVC | HRB_CT_F_FROM_OUTSIDE;
 			renewed = true;
 		}
 	}
@@ -159,22 +160,23 @@ static __always_inline bool ct_insert(const struct hrb_ct_key *k, const struct h
 
 /* Tracks a packet of pod traffic that is not translated. `flags` are the new entry's extra
  * flags (HRB_CT_F_FROM_OUTSIDE on the uplink). Returns false when the packet must be dropped
- * (the flow could not be tracked). The entry, when there is one, is returned in *out. */
+ * (the flow could not be tracked). An existing entry is returned in *out, with the packet's
+ * direction in *reply. */
 static __always_inline bool ct_pod_traffic(const struct pkt *p, __u8 flags,
-					   struct hrb_ct_entry **out)
+					   struct hrb_ct_entry **out, bool *reply)
 {
 	struct hrb_ct_key k;
 	struct hrb_ct_entry *e, n;
 	__u64 now;
-	bool reply;
 
 	*out = NULL;
+	*reply = false;
 	if (!ct_enabled || p->icmp_error) /* an error belongs to a flow; it starts none */
 		return true;
 	now = bpf_ktime_get_ns();
-	e = ct_lookup(p, &k, &reply);
+	e = ct_lookup(p, &k, reply);
 	if (e) {
-		ct_track(e, p, reply, now);
+		ct_track(e, p, *reply, now);
 		*out = e;
 		return true;
 	}

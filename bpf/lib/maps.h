@@ -28,6 +28,16 @@ struct {
 	__type(value, struct hrb_ct_entry);
 } ct SEC(".maps");
 
+/* Services (lib/lb.h): frontends and their backends, filled by the harness from the cluster's one
+ * service list (datapath::service_ip / service_endpoints). */
+#define HRB_MAX_LB (2 * 65536)
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HRB_MAX_LB);
+	__type(key, struct hrb_lb_key);
+	__type(value, struct hrb_lb_value);
+} lb SEC(".maps");
+
 /* Clients of services (see hrb_flow_key); value: when last seen. Only used when the cluster has
  * services (the load-time constant `services_enabled`). */
 struct {

@@ -14,7 +14,7 @@ struct pkt_inner {
 };
 
 struct pkt {
-	struct iphdr *ip;
+	struct iphdr *ip;   /* only until the first helper that rewrites the packet */
 	__u32 l4_off;	    /* offset of the L4 header in the frame (IP options included) */
 	__u32 saddr, daddr; /* network order */
 	__u16 sport, dport; /* network order; ICMP echo: id, 0 */
@@ -22,7 +22,8 @@ struct pkt {
 	__u8 tcp_flags; /* TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK, … */
 	__u8 has_ports; /* TCP, UDP or ICMP echo / echo reply */
 	__u8 icmp_type;
-	__u8 icmp_error;	/* destination unreachable, time exceeded, parameter problem */
+	__u8 icmp_error; /* destination unreachable, time exceeded, parameter problem */
+	__u8 ttl, tos;
 	struct pkt_inner inner; /* icmp_error only */
 };
 
@@ -101,6 +102,8 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
 	p->saddr = ip->saddr;
 	p->daddr = ip->daddr;
 	p->proto = ip->protocol;
+	p->ttl = ip->ttl;
+	p->tos = ip->tos;
 	p->sport = p->dport = 0;
 	p->tcp_flags = 0;
 	p->has_ports = 0;

@@ -19,10 +19,19 @@ namespace {
 std::mutex g_capture_mu;
 std::string g_captured;
 
+// Whole messages: libbpf prints a rejected program's verifier log as one "%s", often far over
+// any fixed buffer (a 4 KiB one kept the log's first lines and cut the reason at its end).
 int capture_print(enum libbpf_print_level, const char* fmt, va_list args) {
-  char buf[4096];
-  vsnprintf(buf, sizeof buf, fmt, args);
-  g_captured += buf;
+  va_list again;
+  va_copy(again, args);
+  int n = vsnprintf(nullptr, 0, fmt, args);
+  if (n > 0) {
+    std::string buf(static_cast<size_t>(n) + 1, '\0');
+    vsnprintf(buf.data(), buf.size(), fmt, again);
+    buf.resize(static_cast<size_t>(n));
+    g_captured += buf;
+  }
+  va_end(again);
   return 0;
 }
 

@@ -13,8 +13,9 @@
 
 namespace hrb {
 
-// BPF_TCX_INGRESS (kernel >= 6.6): newer than libbpf 1.1's headers, so named here, once.
+// BPF_TCX_INGRESS / _EGRESS (kernel >= 6.6): newer than libbpf 1.1's headers, named here, once.
 inline constexpr auto kTcxIngress = static_cast<bpf_attach_type>(46);
+inline constexpr auto kTcxEgress = static_cast<bpf_attach_type>(47);
 
 // While alive, libbpf's messages (warnings and the verifier log) go into text(), not stderr.
 // libbpf's print hook is process-wide: captures are serialised.

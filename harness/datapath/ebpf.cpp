@@ -95,6 +95,8 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
     ro->nat_port_max = opts.nat_port_max;
     ro->services_enabled = opts.services_enabled;
     ro->ct_enabled = opts.ct_enabled;
+    ro->lb_enabled = opts.lb_services > 0;
+    ro->host_routing = opts.host_routing;
     if (opts.ct_lifetime_close_ns) ro->ct_lifetime_close_ns = opts.ct_lifetime_close_ns;
     if (opts.ct_lifetime_other_ns) {
       ro->ct_lifetime_other_ns = opts.ct_lifetime_other_ns;
@@ -105,10 +107,16 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
   if (opts.ct_entries)
     if (int e = bpf_map__set_max_entries(pod->maps.ct, opts.ct_entries))
       throw SysError(-e, "size the ct map");
+  // Frontends: TCP and UDP per service; slots: a frontend and its backends each.
+  const uint32_t lb_slots = static_cast<uint32_t>(
+      std::max(1, 2 * opts.lb_services * (opts.lb_endpoints_per_service + 1)));
+  if (int e = bpf_map__set_max_entries(pod->maps.lb, lb_slots))
+    throw SysError(-e, "size the lb map");
   pod.load("from_pod (" + n.name + ")");
   configure(up);
   for (auto [mine, theirs] : {std::pair{up->maps.endpoints, pod->maps.endpoints},
                               {up->maps.ct, pod->maps.ct},
+                              {up->maps.lb, pod->maps.lb},
                               {up->maps.nonmasq, pod->maps.nonmasq},
                               {up->maps.nonmasq_active, pod->maps.nonmasq_active},
                               {up->maps.stack_flows, pod->maps.stack_flows}})
@@ -122,6 +130,21 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
     uint8_t one = 1;
     if (bpf_map_update_elem(map_fd("nonmasq"), &k, &one, BPF_ANY) != 0)
       throw_errno("nonmasq map update " + c.str());
+  }
+  for (int i = 0; i < opts.lb_services; ++i) {
+    const auto eps = service_endpoints(l, i, opts.lb_endpoints_per_service);
+    for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
+      hrb_lb_key k{service_ip(l, i).be(), htons(kServicePort), proto, 0, 0};
+      hrb_lb_value front{0, 0, static_cast<uint16_t>(eps.size()), static_cast<uint32_t>(i + 1)};
+      if (bpf_map_update_elem(map_fd("lb"), &k, &front, BPF_ANY) != 0)
+        throw_errno("lb map update (service " + std::to_string(i) + ")");
+      for (size_t b = 0; b < eps.size(); ++b) {
+        k.slot = static_cast<uint32_t>(b + 1);
+        hrb_lb_value be{eps[b].ip.be(), htons(kServiceTargetPort), 0, 0};
+        if (bpf_map_update_elem(map_fd("lb"), &k, &be, BPF_ANY) != 0)
+          throw_errno("lb map update (service " + std::to_string(i) + " backend)");
+      }
+    }
   }
   for (const auto& p : n.pods) {
     hrb_endpoint ep{};
@@ -144,6 +167,7 @@ NodePrograms::NodePrograms(NodePrograms&&) noexcept = default;
 ::from_uplink* NodePrograms::uplink() const { return impl_->up.get(); }
 int NodePrograms::from_pod_fd() const { return bpf_program__fd(impl_->pod->progs.from_pod); }
 int NodePrograms::from_uplink_fd() const { return bpf_program__fd(impl_->up->progs.from_uplink); }
+int NodePrograms::to_pod_fd() const { return bpf_program__fd(impl_->pod->progs.to_pod); }
 
 int NodePrograms::map_fd(const char* name) const {
   const std::string n = name;
@@ -180,10 +204,14 @@ void NodePrograms::reset_counters() {
 void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout& n) {
   const std::string dir = node_pin_dir(l.prefix, n.name);
   fs::create_directories(dir);
+  const bool host_routing = opts_.name != "bpf-lb";
   NodePrograms progs(l, n, masq_,
                      {.delay_loops = opts_.delay_loops,
                       .services_enabled = opts_.services > 0,
-                      .ct_entries = opts_.ct_entries});
+                      .ct_entries = opts_.ct_entries,
+                      .lb_services = opts_.services,
+                      .lb_endpoints_per_service = opts_.endpoints_per_service,
+                      .host_routing = host_routing});
   for (const char* m :
        {"counters_from_pod", "counters_from_uplink", "endpoints", "ct", "nonmasq_active"})
     pin(progs.map_fd(m), dir + "/" + m);
@@ -191,16 +219,25 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
   // Attach inside the node netns (ifindexes are per netns): a tcx link per device, pinned so it
   // outlives us; clsact where tcx is missing.
   run_in_netns(n.netns, [&] {
-    std::vector<std::pair<std::string, int>> targets;
-    for (const auto& p : n.pods) targets.push_back({p.lxc, progs.from_pod_fd()});
-    targets.push_back({n.uplink, progs.from_uplink_fd()});
-    for (const auto& [ifname, prog] : targets) {
+    struct Target {
+      std::string ifname;
+      int prog;
+      bool egress;
+    };
+    std::vector<Target> targets;
+    for (const auto& p : n.pods) targets.push_back({p.lxc, progs.from_pod_fd(), false});
+    if (host_routing)
+      targets.push_back({n.uplink, progs.from_uplink_fd(), false});
+    else
+      for (const auto& p : n.pods) targets.push_back({p.lxc, progs.to_pod_fd(), true});
+    for (const auto& [ifname, prog, egress] : targets) {
       unsigned ifindex = ifindex_of(ifname, n.netns);
-      Fd link(bpf_link_create(prog, ifindex, kTcxIngress, nullptr));
+      Fd link(bpf_link_create(prog, ifindex, egress ? kTcxEgress : kTcxIngress, nullptr));
       if (link) {
-        pin(link.get(), dir + "/link_" + ifname);
+        pin(link.get(), dir + (egress ? "/link_egress_" : "/link_") + ifname);
         continue;
       }
+      if (egress) throw_errno("tcx egress attach on " + ifname + " (bpf-lb needs tcx)");
       if (errno != EINVAL && errno != EOPNOTSUPP) throw_errno("tcx attach on " + ifname);
       // clsact fallback: the filter lives with the device; removal detaches it.
       bpf_tc_hook hook{};
@@ -220,9 +257,8 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
   });
 }
 
-void EbpfMode::apply(const topology::Layout& l) {
-  ensure_bpffs();
-  // The iptables monitor: rules that eBPF host routing would silently bypass refuse enablement.
+// The iptables monitor: rules that eBPF host routing would silently bypass refuse enablement.
+void EbpfMode::refuse_bypassed_rules(const topology::Layout& l) const {
   auto allow = guard::load_allowlist(opts_.allowlist.empty() ? guard::default_allowlist_path()
                                                              : opts_.allowlist);
   std::string offending;
@@ -239,23 +275,32 @@ void EbpfMode::apply(const topology::Layout& l) {
           ExitCode::kRefused);
     log::warn("--force: enabling ebpf mode although these rules will be bypassed:{}", offending);
   }
+}
+
+void EbpfMode::apply(const topology::Layout& l) {
+  ensure_bpffs();
+  // bpf-lb keeps the stack's path: nothing but kube-proxy's DNAT is bypassed, and no guard runs.
+  const bool host_routing = opts_.name != "bpf-lb";
+  if (host_routing) refuse_bypassed_rules(l);
   // Journal before creating: `down`/`clean` remove the pin directory even after a crash.
   state_->record({{"bpffs", bpf_pin_root(l.prefix)}});
   legacy_.apply(l);
   try {
     // The node's own sockets take ephemeral ports outside the masquerade range (kNatPortMin..
     // kNatPortMax); the range they had is kept in the state directory for remove().
-    nlohmann::json ranges = nlohmann::json::object();
-    for (const auto& n : l.nodes)
-      ranges[n.name] = read_sysctl_in(n.netns, "net.ipv4.ip_local_port_range");
-    state_->write(kPortRangeFile, ranges.dump());
-    for (const auto& n : l.nodes)
-      write_sysctl_in(n.netns, "net.ipv4.ip_local_port_range", kNodePortRange);
+    if (host_routing) {
+      nlohmann::json ranges = nlohmann::json::object();
+      for (const auto& n : l.nodes)
+        ranges[n.name] = read_sysctl_in(n.netns, "net.ipv4.ip_local_port_range");
+      state_->write(kPortRangeFile, ranges.dump());
+      for (const auto& n : l.nodes)
+        write_sysctl_in(n.netns, "net.ipv4.ip_local_port_range", kNodePortRange);
+    }
     for (const auto& n : l.nodes) attach_node(l, n);
     for (const auto& n : l.nodes) conntrack_flush(n.netns);
-    guard::start_blocker(l, *state_);
+    if (host_routing) guard::start_blocker(l, *state_);
   } catch (...) {
-    log::warn("ebpf mode failed to apply; detaching what was attached");
+    log::warn("{} mode failed to apply; detaching what was attached", opts_.name);
     try {
       remove(l);
     } catch (const std::exception& e) {

@@ -58,6 +58,11 @@ struct ProgramOptions {
   bool ct_enabled = true;         // microbenchmarks: the from_pod paths without tracking
   uint64_t ct_lifetime_close_ns = 0;  // 0: the object's default (10 s); tests shorten it
   uint64_t ct_lifetime_other_ns = 0;  // 0: 60 s
+  // Services load-balanced in BPF (kube-proxy replacement): the cluster's service list
+  // (service_ip / service_endpoints), TCP and UDP port kServicePort -> kServiceTargetPort.
+  int lb_services = 0;
+  int lb_endpoints_per_service = 1;
+  bool host_routing = true;  // false: bpf-lb mode (the stack routes after CT and LB)
 };
 
 // The two programs of one node, loaded (sharing their maps) and with the maps filled from the
@@ -72,6 +77,7 @@ class NodePrograms {
   ::from_uplink* uplink() const;
   int from_pod_fd() const;
   int from_uplink_fd() const;
+  int to_pod_fd() const;               // bpf-lb mode: lxc egress
   int map_fd(const char* name) const;  // endpoints, ct, stack_flows, nonmasq, counters_*
   ReasonCounters counters(const char* program) const;
   void reset_counters();
@@ -81,15 +87,20 @@ class NodePrograms {
   std::unique_ptr<Impl> impl_;
 };
 
+// ebpf: eBPF host routing, everything in BPF. bpf-lb (host_routing = false): Cilium with BPF
+// host routing off — connection tracking and service load balancing in BPF at the pod's veth
+// (from_pod on ingress, to_pod on egress), then the host stack routes and ip-masq-agent's
+// iptables rule masquerades; no from_uplink, no iptables guard.
 class EbpfMode : public Mode {
  public:
   EbpfMode(ModeOptions opts, MasqConfig masq, topology::StateDir* state);
-  std::string name() const override { return "ebpf"; }
+  std::string name() const override { return opts_.name; }
   void apply(const topology::Layout& layout) override;
   void remove(const topology::Layout& layout) override;
 
  private:
   void attach_node(const topology::Layout& l, const topology::NodeLayout& n);
+  void refuse_bypassed_rules(const topology::Layout& l) const;
   ModeOptions opts_;
   MasqConfig masq_;
   LegacyMode legacy_;

@@ -21,7 +21,7 @@ void apply_masq_config(const topology::Layout& l, const topology::StateDir& stat
                        const std::string& config) {
   MasqConfig cfg = parse_masq_config_string(slurp(config), config);  // throws: nothing changed
   ModeOptions mode = current_mode(state);
-  if (mode.name != "legacy" && mode.name != "ebpf") {
+  if (mode.name != "legacy" && mode.name != "ebpf" && mode.name != "bpf-lb") {
     log::info("masq-agent: mode {} has no masquerade; nothing to program", mode.name);
     return;
   }

@@ -48,11 +48,12 @@ std::unique_ptr<Mode> make_mode(const ModeOptions& o, topology::StateDir* state)
   MasqConfig masq =
       o.masq_config.empty() ? default_masq_config() : parse_masq_config_file(o.masq_config);
   if (o.name == "legacy") return std::make_unique<LegacyMode>(o, std::move(masq));
-  if (o.name == "ebpf") {
+  if (o.name == "ebpf" || o.name == "bpf-lb") {
     if (!state) return std::make_unique<LegacyMode>(o, std::move(masq));  // validation only
     return std::make_unique<EbpfMode>(o, std::move(masq), state);
   }
-  throw Error("unknown mode '" + o.name + "' (expected none, legacy or ebpf)", ExitCode::kUsage);
+  throw Error("unknown mode '" + o.name + "' (expected none, legacy, bpf-lb or ebpf)",
+              ExitCode::kUsage);
 }
 
 ModeOptions current_mode(const topology::StateDir& state) {

@@ -9,9 +9,11 @@
 #include <net/if.h>
 
 #include <optional>
+#include <set>
 
 #include "core/netns.hpp"
 #include "datapath/ebpf.hpp"
+#include "datapath/legacy.hpp"
 #include "support/cluster_fixture.hpp"
 #include "support/packet.hpp"
 
@@ -832,6 +834,148 @@ TEST_F(ServiceReplies, AStaleServiceClientNoLongerDivertsReplies) {
   seen = now_ns();
   ASSERT_EQ(bpf_map_update_elem(progs_->map_fd("stack_flows"), &k, &seen, BPF_ANY), 0);
   EXPECT_EQ(from_pod(reply, "lxc2").verdict, TC_ACT_OK) << "live: through the stack";
+}
+
+// Services load-balanced in BPF (kube-proxy replacement): the cluster's one service list.
+class Services : public State {
+ protected:
+  datapath::ProgramOptions opts() override {
+    return {.record_redirects = true, .lb_services = 4, .lb_endpoints_per_service = 1};
+  }
+  // Service i's backend; with one endpoint each, services 0 and 1 are on node1, 2 and 3 on node2.
+  topology::PodLayout backend(int i) { return datapath::service_endpoints(l(), i, 1)[0]; }
+  PacketSpec to_service(int i, uint16_t sport = 45000, uint8_t proto = 6, uint8_t flags = 0x02) {
+    auto s = tcp(pod(0, 0), datapath::service_ip(l(), i));
+    s.proto = proto;
+    s.sport = sport;
+    s.dport = datapath::kServicePort;
+    s.tcp_flags = flags;
+    return s;
+  }
+  PacketSpec from_backend(int i, uint16_t dport = 45000, uint8_t proto = 6) {
+    PacketSpec r;
+    r.proto = proto;
+    r.src = backend(i).ip;
+    r.dst = pod(0, 0).ip;
+    r.sport = datapath::kServiceTargetPort;
+    r.dport = dport;
+    r.tcp_flags = 0x12;
+    return r;
+  }
+};
+
+TEST_F(Services, ARemoteBackendIsReachedAndItsReplyGetsTheServiceAddressBack) {
+  resolve_neighbours();
+  ASSERT_EQ(backend(2).node, 1) << "service 2 is backed on node2";
+  auto r = from_pod(to_service(2));
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(r.redirect.helper, kFib);
+  auto d = decode(r.out);
+  EXPECT_EQ(d.dst, backend(2).ip) << d.str();
+  EXPECT_EQ(d.dport, datapath::kServiceTargetPort);
+  EXPECT_EQ(d.src, pod(0, 0).ip) << "in-cluster: never masqueraded";
+  EXPECT_CHECKSUMS_OK(r.out);
+  EXPECT_EQ(counter("from_pod", HRB_R_LB_NEW), 1u);
+  from_pod(to_service(2, 45000, 6, 0x10));
+  EXPECT_EQ(counter("from_pod", HRB_R_LB_HIT), 1u);
+
+  auto back = from_uplink(build(from_backend(2)));
+  ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(back.redirect.helper, kPeer);
+  auto b = decode(back.out);
+  EXPECT_EQ(b.src, datapath::service_ip(l(), 2)) << b.str();
+  EXPECT_EQ(b.sport, datapath::kServicePort);
+  EXPECT_EQ(b.dst, pod(0, 0).ip);
+  EXPECT_CHECKSUMS_OK(back.out);
+  EXPECT_EQ(counter("from_uplink", HRB_R_LB_REVERSE), 1u);
+}
+
+TEST_F(Services, ALocalBackendIsDeliveredDirectlyBothWays) {
+  ASSERT_EQ(backend(1).name, pod(0, 1).name);
+  auto s = to_service(1);
+  s.proto = 17;
+  auto r = from_pod(s);
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(r.redirect.helper, kPeer);
+  EXPECT_EQ(r.redirect.ifindex, ifindex(node().netns, "lxc2"));
+  EXPECT_EQ(decode(r.out).dst, pod(0, 1).ip);
+  EXPECT_CHECKSUMS_OK(r.out);
+  auto back = from_pod(from_backend(1, 45000, 17), "lxc2");
+  ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(back.redirect.ifindex, ifindex(node().netns, "lxc1"));
+  auto b = decode(back.out);
+  EXPECT_EQ(b.src, datapath::service_ip(l(), 1)) << b.str();
+  EXPECT_EQ(b.sport, datapath::kServicePort);
+  EXPECT_CHECKSUMS_OK(back.out);
+}
+
+class TwoBackends : public Services {
+ protected:
+  datapath::ProgramOptions opts() override {
+    return {.record_redirects = true, .lb_services = 4, .lb_endpoints_per_service = 2};
+  }
+};
+
+TEST_F(TwoBackends, EveryPacketOfAConnectionGoesToTheSameBackend) {
+  resolve_neighbours();
+  const auto eps = datapath::service_endpoints(l(), 1, 2);
+  ASSERT_EQ(eps.size(), 2u);
+  std::set<uint32_t> chosen;
+  for (uint16_t port = 46000; port < 46032; ++port) {
+    auto first = decode(from_pod(to_service(1, port)).out).dst;
+    EXPECT_TRUE(first == eps[0].ip || first == eps[1].ip) << first.str();
+    chosen.insert(first.v);
+    for (int i = 0; i < 3; ++i)
+      EXPECT_EQ(decode(from_pod(to_service(1, port, 6, 0x10)).out).dst, first) << port;
+  }
+  EXPECT_EQ(chosen.size(), 2u) << "32 connections, both backends chosen";
+}
+
+TEST_F(Services, NoBackendDropsAndAnUnknownPortGoesToTheStack) {
+  hrb_lb_key k{datapath::service_ip(l(), 3).be(), htons(datapath::kServicePort), 6, 0, 0};
+  hrb_lb_value front{0, 0, 0, 4};
+  ASSERT_EQ(bpf_map_update_elem(progs_->map_fd("lb"), &k, &front, BPF_ANY), 0);
+  EXPECT_EQ(from_pod(to_service(3)).verdict, TC_ACT_SHOT);
+  EXPECT_EQ(counter("from_pod", HRB_R_DROP_NO_BACKEND), 1u);
+  auto other = to_service(2);
+  other.dport = 443;
+  auto in = build(other);
+  auto r = run(progs_->from_pod_fd(), in, "lxc1");
+  EXPECT_EQ(r.verdict, TC_ACT_OK);
+  EXPECT_EQ(r.out, in);
+  EXPECT_EQ(counter("from_pod", HRB_R_TO_STACK_NO_SERVICE), 1u);
+}
+
+// bpf-lb: CT and LB at the pod's veth, then the stack; replies translated on the lxc egress.
+class BpfLb : public Services {
+ protected:
+  datapath::ProgramOptions opts() override {
+    auto o = Services::opts();
+    o.host_routing = false;
+    return o;
+  }
+};
+
+TEST_F(BpfLb, DnatThenTheStackRoutesAndToPodReversesTheReply) {
+  auto in = to_service(2);
+  auto r = from_pod(in);
+  ASSERT_EQ(r.verdict, TC_ACT_OK) << "the stack routes";
+  EXPECT_EQ(decode(r.out).dst, backend(2).ip);
+  EXPECT_EQ(decode(r.out).ttl, 64) << "not forwarded by BPF: the stack decrements the TTL";
+  EXPECT_CHECKSUMS_OK(r.out);
+  // The reply, as the stack delivers it into the client pod (lxc1 egress).
+  auto back = run(progs_->to_pod_fd(), build(from_backend(2)), "lxc1");
+  ASSERT_EQ(back.verdict, TC_ACT_OK);
+  auto b = decode(back.out);
+  EXPECT_EQ(b.src, datapath::service_ip(l(), 2)) << b.str();
+  EXPECT_EQ(b.sport, datapath::kServicePort);
+  EXPECT_CHECKSUMS_OK(back.out);
+  // Traffic to the outside is left to the stack (iptables masquerades).
+  auto ext_in = build(to_ext(50000));
+  auto e = run(progs_->from_pod_fd(), ext_in, "lxc1");
+  EXPECT_EQ(e.verdict, TC_ACT_OK);
+  EXPECT_EQ(e.out, ext_in);
+  EXPECT_EQ(counter("from_pod", HRB_R_MASQ_NEW), 0u);
 }
 
 TEST_F(Datapath, UplinkPassesWhatIsNotOurs) {

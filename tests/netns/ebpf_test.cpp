@@ -59,9 +59,7 @@ class Ebpf : public ::testing::Test {
       uint32_t ids[16], cnt = 16, flags = 0;
       int ifindex = if_nametoindex(dev.c_str());
       if (ifindex == 0) return -errno;
-      // BPF_TCX_INGRESS (46): newer than these uapi headers.
-      if (bpf_prog_query(ifindex, static_cast<bpf_attach_type>(46), 0, &flags, ids, &cnt) != 0)
-        return -errno;
+      if (bpf_prog_query(ifindex, kTcxIngress, 0, &flags, ids, &cnt) != 0) return -errno;
       return cnt;
     });
   }
@@ -148,10 +146,21 @@ TEST_F(Ebpf, SwitchingModesLeavesNoProgramBehind) {
   all_pairs_reach(false);  // no masquerade without a mode: the external host sees pod IPs
 }
 
-TEST_F(Ebpf, ClusterIpWorksWithLocalAndRemoteEndpoints) {
-  // kube-proxy DNATs in the client node's stack; the programs send the replies to that client
-  // through the stack too (to_stack_service_reply), or they would arrive un-reversed.
+TEST_F(Ebpf, ClusterIpWorksWithLocalAndRemoteEndpointsAndTouchesNoIptablesRule) {
+  // Services are load-balanced in BPF (kube-proxy replacement): DNAT at the client's veth, the
+  // replies reversed before delivery. kube-proxy's chains stay installed underneath, bypassed:
+  // no rule counter in any node netns moves, neither for service nor for pod-to-pod traffic.
   mode("ebpf", {"--services", "8"});
+  auto rule_packets = [&] {
+    uint64_t n = 0;
+    for (const auto& node : l().nodes)
+      for (const auto& c : datapath::rule_counters(node.netns, datapath::Backend::kNft))
+        n += c.packets;
+    return n;
+  };
+  ASSERT_GT(datapath::rule_counters(l().nodes[0].netns, datapath::Backend::kNft).size(), 40u)
+      << "kube-proxy's rules are installed";
+  const uint64_t before = rule_packets();
   int local = 0, remote = 0;
   for (int i = 0; i < 8; ++i) {
     auto ep = datapath::service_endpoints(l(), i, 1)[0];
@@ -168,10 +177,19 @@ TEST_F(Ebpf, ClusterIpWorksWithLocalAndRemoteEndpoints) {
   }
   EXPECT_GT(local, 0);
   EXPECT_GT(remote, 0);
-  uint64_t replies = 0;
+  all_pairs_reach(true);  // pod-to-pod (and pod-to-external, masqueraded in BPF)
+  uint64_t lb_new = 0, reversed = 0, to_stack = 0;
   for (const auto& [node, progs] : datapath::read_counters(l()))
-    for (const auto& [prog, c] : progs) replies += c[HRB_R_TO_STACK_SERVICE_REPLY];
-  EXPECT_GT(replies, 0u);
+    for (const auto& [prog, c] : progs) {
+      lb_new += c[HRB_R_LB_NEW];
+      reversed += c[HRB_R_LB_REVERSE];
+      to_stack += c[HRB_R_TO_STACK_SERVICE] + c[HRB_R_TO_STACK_NO_SERVICE] +
+                  c[HRB_R_TO_STACK_SERVICE_REPLY];
+    }
+  EXPECT_GT(lb_new, 0u);
+  EXPECT_GT(reversed, 0u);
+  EXPECT_EQ(to_stack, 0u);
+  EXPECT_EQ(rule_packets(), before) << "an iptables rule counted a packet";
 }
 
 TEST_F(Ebpf, DownRemovesThePins) {
