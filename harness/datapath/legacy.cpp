@@ -1,5 +1,7 @@
 #include "datapath/legacy.hpp"
 
+#include <netinet/in.h>
+
 #include "core/log.hpp"
 #include "core/parallel.hpp"
 #include "core/process.hpp"
@@ -47,6 +49,28 @@ std::string kube_chain_name(const std::string& kind, const std::string& key) {
 
 Ipv4 service_ip(const topology::Layout& l, int i) { return l.spec.service_cidr.at(i + 1); }
 
+const std::vector<ServicePort>& service_ports() {
+  static const std::vector<ServicePort> ports{
+      {"http", "tcp", IPPROTO_TCP, kServicePort, kServiceTargetPort},
+      {"http-udp", "udp", IPPROTO_UDP, kServicePort, kServiceTargetPort}};
+  return ports;
+}
+
+namespace {
+std::string port_name(int i, const ServicePort& sp) {
+  return "default/svc-" + std::to_string(i) + ":" + sp.name;
+}
+}  // namespace
+
+std::string kube_svc_chain(int i, const ServicePort& sp) {
+  return kube_chain_name("SVC", port_name(i, sp) + ":" + sp.protocol);
+}
+
+std::string kube_sep_chain(int i, const ServicePort& sp, const topology::PodLayout& ep) {
+  return kube_chain_name("SEP", port_name(i, sp) + ":" + sp.protocol + ":" + ep.ip.str() + ":" +
+                                    std::to_string(sp.target_port));
+}
+
 namespace {
 // Endpoint k of service i: pods taken round-robin over every pod of the cluster.
 std::vector<topology::PodLayout> endpoints_from(const std::vector<const topology::PodLayout*>& pods,
@@ -91,38 +115,44 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
           " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
 
   const std::string cluster = l.spec.cluster_cidr.str();
-  const std::string port = std::to_string(kServicePort);
-  const std::string target = std::to_string(kServiceTargetPort);
   std::vector<Rule> sep_rules;
   // Every pod of the cluster, planned once (l may hold only some nodes): every node's kube-proxy
   // must agree on the endpoints.
   const auto full = topology::plan(l.spec, l.prefix);
   const auto all_pods = full.pods();
-  for (int i = 0; i < services; ++i) {
-    const std::string name = "default/svc-" + std::to_string(i) + ":http";
-    const std::string vip = service_ip(l, i).str() + "/32";
-    const std::string svc = kube_chain_name("SVC", name + ":tcp");
-    nat.push_back(svc);
-    add("nat", "KUBE-SERVICES",
-        "-d " + vip + " -p tcp " + comment(name + " cluster IP") + " -m tcp --dport " + port +
-            " -j " + svc);
-    add("nat", svc,
-        "! -s " + cluster + " -d " + vip + " -p tcp " + comment(name + " cluster IP") +
-            " -m tcp --dport " + port + " -j KUBE-MARK-MASQ");
-    auto ends = endpoints_from(all_pods, i, eps);
-    for (size_t k = 0; k < ends.size(); ++k) {
-      const std::string ep = ends[k].ip.str() + ":" + target;
-      const std::string sep = kube_chain_name("SEP", name + ":tcp:" + ep);
-      nat.push_back(sep);
-      std::string pick = comment(name + " -> " + ep);
-      size_t left = ends.size() - k;
-      if (left > 1)
-        pick += fmt::format(" -m statistic --mode random --probability {:.11f}", 1.0 / left);
-      add("nat", svc, pick + " -j " + sep);
-      sep_rules.push_back(
-          {"nat", sep, "-s " + ends[k].ip.str() + "/32 " + comment(name) + " -j KUBE-MARK-MASQ"});
-      sep_rules.push_back(
-          {"nat", sep, "-p tcp " + comment(name) + " -m tcp -j DNAT --to-destination " + ep});
+  // One KUBE-SVC/KUBE-SEP set per service port and protocol, as kube-proxy writes them; all
+  // services' TCP port first, then their UDP port (so TCP's rules are where they always were).
+  for (const auto& sp : service_ports()) {
+    const std::string proto = sp.protocol;
+    const std::string port = std::to_string(sp.port);
+    const std::string target = std::to_string(sp.target_port);
+    for (int i = 0; i < services; ++i) {
+      const std::string name = port_name(i, sp);
+      const std::string vip = service_ip(l, i).str() + "/32";
+      const std::string svc = kube_svc_chain(i, sp);
+      nat.push_back(svc);
+      add("nat", "KUBE-SERVICES",
+          "-d " + vip + " -p " + proto + " " + comment(name + " cluster IP") + " -m " + proto +
+              " --dport " + port + " -j " + svc);
+      add("nat", svc,
+          "! -s " + cluster + " -d " + vip + " -p " + proto + " " + comment(name + " cluster IP") +
+              " -m " + proto + " --dport " + port + " -j KUBE-MARK-MASQ");
+      auto ends = endpoints_from(all_pods, i, eps);
+      for (size_t k = 0; k < ends.size(); ++k) {
+        const std::string ep = ends[k].ip.str() + ":" + target;
+        const std::string sep = kube_sep_chain(i, sp, ends[k]);
+        nat.push_back(sep);
+        std::string pick = comment(name + " -> " + ep);
+        size_t left = ends.size() - k;
+        if (left > 1)
+          pick += fmt::format(" -m statistic --mode random --probability {:.11f}", 1.0 / left);
+        add("nat", svc, pick + " -j " + sep);
+        sep_rules.push_back(
+            {"nat", sep, "-s " + ends[k].ip.str() + "/32 " + comment(name) + " -j KUBE-MARK-MASQ"});
+        sep_rules.push_back({"nat", sep,
+                             "-p " + proto + " " + comment(name) + " -m " + proto +
+                                 " -j DNAT --to-destination " + ep});
+      }
     }
   }
   rs.rules.insert(rs.rules.end(), sep_rules.begin(), sep_rules.end());

@@ -9,18 +9,32 @@
 
 namespace hrb::datapath {
 
-constexpr uint16_t kServicePort = 80;          // every generated service: TCP port 80 …
+constexpr uint16_t kServicePort = 80;          // every generated service: port 80 …
 constexpr uint16_t kServiceTargetPort = 8080;  // … to targetPort 8080 on its endpoint pods
+
+// The ports of every generated service: TCP 80 -> 8080 ("http") and UDP 80 -> 8080 ("http-udp").
+// kube-proxy writes one KUBE-SVC/KUBE-SEP set per entry (TCP's set first).
+struct ServicePort {
+  const char* name;      // the port's name: "default/svc-<i>:<name>"
+  const char* protocol;  // "tcp" | "udp", as iptables spells it
+  int ip_protocol;       // IPPROTO_TCP | IPPROTO_UDP
+  uint16_t port, target_port;
+};
+const std::vector<ServicePort>& service_ports();
 
 // ip-masq-agent's rules, as the upstream agent writes them.
 RuleSet masq_agent_rules(const MasqConfig& cfg);
-// kube-proxy iptables-mode rules for `services` ClusterIP services with `eps` endpoints each.
+// kube-proxy iptables-mode rules for `services` ClusterIP services with `eps` endpoints each,
+// every one with the ports of service_ports().
 RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps);
 // The ClusterIP of service i and the pods behind it (same rule as kube_proxy_rules).
 Ipv4 service_ip(const topology::Layout& l, int i);
 // Endpoints come from every pod of the cluster (l.spec), even when `l` holds only some nodes.
 std::vector<topology::PodLayout> service_endpoints(const topology::Layout& l, int i, int eps);
 std::string kube_chain_name(const std::string& kind, const std::string& key);  // KUBE-SVC-…
+// The KUBE-SVC chain of service i's port `sp`, and the KUBE-SEP chain of its endpoint `ep`.
+std::string kube_svc_chain(int i, const ServicePort& sp);
+std::string kube_sep_chain(int i, const ServicePort& sp, const topology::PodLayout& ep);
 
 class LegacyMode : public Mode {
  public:
