@@ -26,6 +26,7 @@
 #include "core/netns.hpp"
 #include "core/process.hpp"
 #include "datapath/ebpf.hpp"
+#include "datapath/legacy.hpp"
 #include "topology/cluster.hpp"
 
 #include "hrb_abi.h"
@@ -265,6 +266,40 @@ void BM_MasqEstablished_NatOccupancy(benchmark::State& st) {
   time_runs(st, r, r.progs->from_pod_fd(), pkt, r.lxc1, kRedirect);
 }
 
+// Services in BPF: a known connection to a service (frontend lookup, CT of the connection and
+// of its flow after DNAT, DNAT, FIB) with N services in the map; and a new connection per
+// packet (a backend chosen, two CT entries created).
+void BM_Service_Established(benchmark::State& st) {
+  InNode in_node;
+  resolve_neighbours();
+  const int services = static_cast<int>(st.range(1));
+  Runner r(masq_with(0), {.lb_services = services, .lb_endpoints_per_service = 1});
+  const int svc = 2 % services;  // backed on node2 for every N used here (round-robin endpoints)
+  auto pkt = packet(N1().pods[0].ip, datapath::service_ip(L(), svc), 40000, datapath::kServicePort);
+  time_runs(st, r, r.progs->from_pod_fd(), pkt, r.lxc1, kRedirect);
+}
+
+void BM_Service_NewConnection(benchmark::State& st) {
+  InNode in_node;
+  resolve_neighbours();
+  Runner r(masq_with(0), {.lb_services = 4, .lb_endpoints_per_service = 1});
+  uint16_t sport = 1024;
+  double total = 0;
+  uint64_t n = 0;
+  for (auto _ : st) {
+    auto pkt =
+        packet(N1().pods[0].ip, datapath::service_ip(L(), 2), sport++, datapath::kServicePort);
+    int verdict = -1;
+    double ns = r.run(r.progs->from_pod_fd(), pkt, r.lxc1, 1, &verdict);
+    st.SetIterationTime(ns / 1e9);
+    total += ns;
+    ++n;
+    if (!verdict_is(st, verdict, kRedirect)) break;
+  }
+  st.SetLabel("a new client port every packet");
+  st.counters["ns_per_packet"] = total / std::max<uint64_t>(n, 1);
+}
+
 // Scaling: the local (redirect_peer) path with N endpoints in the map.
 void BM_Local_Endpoints(benchmark::State& st) {
   InNode in_node;
@@ -325,6 +360,11 @@ BENCHMARK(BM_MasqEstablished_NatOccupancy)
     ->ArgsProduct({{1}, {0, 10, 50, 90}})
     ->UseManualTime()
     ->Iterations(kIters);
+BENCHMARK(BM_Service_Established)
+    ->ArgsProduct({{1}, {10, 1000, 10000}})
+    ->UseManualTime()
+    ->Iterations(kIters);
+BENCHMARK(BM_Service_NewConnection)->UseManualTime()->Iterations(kIters);
 BENCHMARK(BM_Local_Endpoints)
     ->ArgsProduct({{1}, {1, 64, 1024, 4000}})
     ->UseManualTime()
