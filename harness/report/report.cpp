@@ -25,7 +25,7 @@ namespace {
 
 const std::vector<std::string> kModes{"legacy", "ebpf"};
 const std::vector<std::string> kPodScenarios{"pod-pod-same-node", "pod-pod-cross-node",
-                                             "pod-external"};
+                                             "pod-service", "pod-external"};
 
 struct Stat {
   double median = NAN, lo = NAN, hi = NAN;
@@ -106,10 +106,14 @@ std::string bars(Plotter& pl, const nlohmann::json& doc, const std::string& work
                      // count it as a histogram slot)
   bool any = false;
   for (const auto& s : kPodScenarios) {
+    std::vector<Stat> per_mode;
+    for (const auto& mode : kModes)
+      per_mode.push_back(stat_of(results::series(doc, mode, s, workload, m)));
+    if (std::none_of(per_mode.begin(), per_mode.end(), [](const Stat& st) { return st.n > 0; }))
+      continue;  // a scenario this run did not measure (pod-service in older runs)
     data += s;
-    for (const auto& mode : kModes) {
-      auto st = stat_of(results::series(doc, mode, s, workload, m));
-      any |= st.n > 0;
+    for (const auto& st : per_mode) {
+      any = true;
       data += fmt::format("\t{}\t{}\t{}", std::isfinite(st.median) ? st.median : 0,
                           std::isfinite(st.lo) ? st.lo : 0, std::isfinite(st.hi) ? st.hi : 0);
     }
@@ -282,10 +286,10 @@ std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs
     body += "</div>\n";
     if (doc["config"].contains("scan") && !doc["config"]["scan"].is_null()) {
       body += "<h3>Scan</h3>\n<div class=charts>\n";
-      for (const char* wl : {"tcp_crr", "tcp_rr"})
-        if (has(doc, wl))
-          body += scan_curve(pl, doc, wl, *results::find_metric("transactionsPerSecond"),
-                             "pod-pod-cross-node");
+      for (const char* sc : {"pod-pod-cross-node", "pod-service"})
+        for (const char* wl : {"tcp_crr", "tcp_rr"})
+          if (has(doc, wl))
+            body += scan_curve(pl, doc, wl, *results::find_metric("transactionsPerSecond"), sc);
       body += "</div>\n";
     }
     body +=

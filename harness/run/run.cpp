@@ -9,6 +9,7 @@
 #include <iostream>
 #include <optional>
 #include <random>
+#include <set>
 
 #include "core/file.hpp"
 #include "core/log.hpp"
@@ -16,6 +17,7 @@
 #include "core/process.hpp"
 #include "datapath/ebpf.hpp"
 #include "datapath/iptables.hpp"
+#include "datapath/legacy.hpp"
 #include "metrics/cpu.hpp"
 #include "results/results.hpp"
 #include "topology/cluster.hpp"
@@ -41,18 +43,41 @@ void apply_preset(RunConfig& c, const std::string& p) {
 }
 
 namespace {
-const std::vector<std::string> kScenarios{"pod-pod-same-node", "pod-pod-cross-node", "pod-external",
-                                          "node-node"};
+const std::vector<std::string> kScenarios{"pod-pod-same-node", "pod-pod-cross-node", "pod-service",
+                                          "pod-external", "node-node"};
+const char* kPodService = "pod-service";
 
 struct Endpoints {
   std::string client_name, server_name, client_netns, server_netns;
   Ipv4 dst;
   const topology::NodeLayout* server_node = nullptr;  // when the server is a pod: its node
   const topology::PodLayout* server_pod = nullptr;    // … and the pod (pps sends into it)
+  // pod-service: the client sends to dst:port (the VIP), the backends listen on server_port
+  // (the targetPort); the first backend is server_netns, the others more_server_netns.
+  uint16_t port = 0, server_port = 0;
+  std::vector<std::string> more_server_netns;
+  int service = -1;  // the service's index
 };
 
-std::optional<Endpoints> scenario_endpoints(const topology::Layout& l, const std::string& s) {
+std::optional<Endpoints> scenario_endpoints(const topology::Layout& l, const std::string& s,
+                                            int eps) {
   if (l.nodes.empty()) return std::nullopt;
+  if (s == kPodService) {
+    const int i = pod_service_index(l, eps);
+    if (i < 0 || l.nodes[0].pods.empty()) return std::nullopt;
+    const auto& client = l.nodes[0].pods[0];
+    const auto backends = datapath::service_endpoints(l, i, eps);
+    Endpoints e{client.name, "", client.netns, backends[0].netns, datapath::service_ip(l, i)};
+    e.port = datapath::kServicePort;
+    e.server_port = datapath::kServiceTargetPort;
+    e.service = i;
+    e.server_name = fmt::format("svc-{} {}:{} ->", i, e.dst.str(), e.port);
+    for (size_t k = 0; k < backends.size(); ++k) {
+      e.server_name += fmt::format("{}{}:{}", k ? ", " : " ", backends[k].name, e.server_port);
+      if (k) e.more_server_netns.push_back(backends[k].netns);
+    }
+    return e;
+  }
   const auto& n1 = l.nodes[0];
   auto to_pod = [&](const topology::PodLayout& from, const topology::NodeLayout& node,
                     const topology::PodLayout& to) {
@@ -68,6 +93,15 @@ std::optional<Endpoints> scenario_endpoints(const topology::Layout& l, const std
   if (s == "node-node" && l.nodes.size() >= 2)
     return Endpoints{n1.name, l.nodes[1].name, n1.netns, l.nodes[1].netns, l.nodes[1].underlay_ip};
   return std::nullopt;
+}
+
+// The KUBE-SEP chains of service `i` (every port, every endpoint).
+std::set<std::string> sep_chains(const topology::Layout& l, int i, int eps) {
+  std::set<std::string> out;
+  for (const auto& sp : datapath::service_ports())
+    for (const auto& ep : datapath::service_endpoints(l, i, eps))
+      out.insert(datapath::kube_sep_chain(i, sp, ep));
+  return out;
 }
 
 std::string iso_now() {
@@ -134,10 +168,19 @@ nlohmann::json derive_metrics(const traffic::WorkloadResult& r, const metrics::C
   return m;
 }
 
-uint64_t iptables_packets(const topology::Layout& l, datapath::Backend b) {
-  uint64_t n = 0;
+// Packets counted by every rule in the nodes, and by the rules of the chains `in` (one
+// iptables-save per node).
+struct RulePackets {
+  uint64_t all = 0, in = 0;
+};
+RulePackets iptables_packets(const topology::Layout& l, datapath::Backend b,
+                             const std::set<std::string>& in = {}) {
+  RulePackets n;
   for (const auto& node : l.nodes)
-    for (const auto& c : datapath::rule_counters(node.netns, b)) n += c.packets;
+    for (const auto& c : datapath::rule_counters(node.netns, b)) {
+      n.all += c.packets;
+      if (in.count(c.chain)) n.in += c.packets;
+    }
   return n;
 }
 
@@ -193,6 +236,19 @@ struct PlannedTrial {
 
 }  // namespace
 
+int pod_service_index(const topology::Layout& l, int eps) {
+  if (l.nodes.size() < 2 || eps < 1) return -1;
+  const int pods = static_cast<int>(l.spec.node_count * l.spec.pods_per_node);
+  // The endpoints of service i repeat with period `pods` in i: look no further.
+  for (int i = 0; i < pods; ++i) {
+    const auto ends = datapath::service_endpoints(l, i, eps);
+    if (static_cast<int>(ends.size()) == eps &&
+        std::all_of(ends.begin(), ends.end(), [](const auto& p) { return p.node == 1; }))
+      return i;
+  }
+  return -1;
+}
+
 void validate(const RunConfig& c) {
   for (const auto& m : c.modes)
     if (m != "legacy" && m != "ebpf" && m != "none" && m != "ebpf-delay")
@@ -201,7 +257,8 @@ void validate(const RunConfig& c) {
   for (const auto& s : c.scenarios)
     if (std::find(kScenarios.begin(), kScenarios.end(), s) == kScenarios.end())
       throw Error("--scenarios: unknown scenario '" + s +
-                      "' (pod-pod-same-node, pod-pod-cross-node, pod-external, node-node)",
+                      "' (pod-pod-same-node, pod-pod-cross-node, pod-service, pod-external, "
+                      "node-node)",
                   ExitCode::kUsage);
   for (const auto& w : c.workloads)
     if (w != kPps) traffic::parse_kind(w);
@@ -278,13 +335,49 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
 
   // The plan: per repetition (and scan value), the ceiling block in mode none, then the modes in
   // an order that alternates between repetitions (ABBA…).
+  const int eps = cfg.mode_options.endpoints_per_service;
   std::vector<std::string> scenarios;
   for (const auto& s : cfg.scenarios) {
-    if (scenario_endpoints(layout, s)) {
+    if (scenario_endpoints(layout, s, eps)) {
       scenarios.push_back(s);
+    } else if (s == kPodService) {
+      log::warn(
+          "scenario pod-service is not possible on topology {}: no service with {} endpoint(s) "
+          "has them all on node2 (endpoints are pods taken round-robin; node2 has {} pods); "
+          "skipped",
+          spec.name, eps, layout.nodes.size() >= 2 ? layout.nodes[1].pods.size() : 0);
     } else {
       log::warn("scenario {} is not possible on topology {}; skipped", s, spec.name);
     }
+  }
+  // pod-service needs its service to exist: the run's service count is at least index + 1, for
+  // every trial of the run (services belong to the mode, not to a scenario), and the results
+  // record the count that was installed (config.modeOptions.services, scan values).
+  datapath::ModeOptions run_mode_options = cfg.mode_options;
+  std::vector<int> scan_values = cfg.scan_values;
+  nlohmann::json pod_service = nullptr;
+  if (std::find(scenarios.begin(), scenarios.end(), kPodService) != scenarios.end()) {
+    const auto ep = *scenario_endpoints(layout, kPodService, eps);
+    const int need = ep.service + 1;
+    if (run_mode_options.services < need) {
+      log::info("pod-service: {} service(s) instead of {} (its service svc-{} must exist)", need,
+                run_mode_options.services, ep.service);
+      run_mode_options.services = need;
+    }
+    if (cfg.scan_param == "services")
+      for (auto& v : scan_values)
+        if (v < need) {
+          log::info("pod-service: scan value services={} measured with {} services", v, need);
+          v = need;
+        }
+    pod_service = {{"serviceIndex", ep.service},
+                   {"serviceIP", ep.dst.str()},
+                   {"port", ep.port},
+                   {"targetPort", ep.server_port},
+                   {"backends", datapath::service_endpoints(layout, ep.service, eps).size()},
+                   {"server", ep.server_name},
+                   {"servicesRequested", cfg.mode_options.services},
+                   {"minimumServices", need}};
   }
   if (std::find(cfg.workloads.begin(), cfg.workloads.end(), kPps) != cfg.workloads.end()) {
     if (std::find(scenarios.begin(), scenarios.end(), "pod-pod-cross-node") == scenarios.end())
@@ -294,7 +387,6 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
           ExitCode::kUsage);
     if (scenarios.size() > 1) log::info("pps: measured in pod-pod-cross-node only");
   }
-  std::vector<int> scan_values = cfg.scan_values;
   if (cfg.scan_param.empty()) scan_values = {0};
   std::vector<PlannedTrial> plan;
   for (int sv : scan_values)
@@ -317,41 +409,43 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
         }
     }
 
-  nlohmann::json doc{
-      {"schema", "hostroute-bench/results"},
-      {"schemaVersion", results::kSchemaVersion},
-      {"runId", make_run_id()},
-      {"startedAt", iso_now()},
-      {"gitRevision", git_revision()},
-      {"command", cfg.command_line},
-      {"complete", false},
-      {"environment", results::environment()},
-      {"topology",
-       {{"file", cfg.topology},
-        {"name", spec.name},
-        {"nodes", spec.node_count},
-        {"podsPerNode", spec.pods_per_node},
-        {"yaml", yaml}}},
-      {"config",
-       {{"modes", cfg.modes},
-        {"scenarios", scenarios},
-        {"workloads", cfg.workloads},
-        {"repetitions", cfg.repetitions},
-        {"durationSeconds", cfg.duration_s},
-        {"warmupSeconds", cfg.warmup_s},
-        {"flows", cfg.flows},
-        {"messageSize", cfg.msg_size},
-        {"maxRetries", cfg.max_retries},
-        {"maxStealFraction", cfg.max_steal_fraction},
-        {"modeOptions", cfg.mode_options.to_json()},
-        {"calibrationDelayLoops", cfg.calibration_delay_loops},
-        {"scan", cfg.scan_param.empty()
-                     ? nlohmann::json(nullptr)
-                     : nlohmann::json{{"param", cfg.scan_param}, {"values", cfg.scan_values}}},
-        {"cpuTickSeconds", metrics::tick_seconds()}}},
-      {"trials", nlohmann::json::array()}};
+  nlohmann::json doc{{"schema", "hostroute-bench/results"},
+                     {"schemaVersion", results::kSchemaVersion},
+                     {"runId", make_run_id()},
+                     {"startedAt", iso_now()},
+                     {"gitRevision", git_revision()},
+                     {"command", cfg.command_line},
+                     {"complete", false},
+                     {"environment", results::environment()},
+                     {"topology",
+                      {{"file", cfg.topology},
+                       {"name", spec.name},
+                       {"nodes", spec.node_count},
+                       {"podsPerNode", spec.pods_per_node},
+                       {"yaml", yaml}}},
+                     {"config",
+                      {{"modes", cfg.modes},
+                       {"scenarios", scenarios},
+                       {"workloads", cfg.workloads},
+                       {"repetitions", cfg.repetitions},
+                       {"durationSeconds", cfg.duration_s},
+                       {"warmupSeconds", cfg.warmup_s},
+                       {"flows", cfg.flows},
+                       {"messageSize", cfg.msg_size},
+                       {"maxRetries", cfg.max_retries},
+                       {"maxStealFraction", cfg.max_steal_fraction},
+                       {"modeOptions", run_mode_options.to_json()},
+                       {"calibrationDelayLoops", cfg.calibration_delay_loops},
+                       {"scan", cfg.scan_param.empty() ? nlohmann::json(nullptr)
+                                                       : nlohmann::json{{"param", cfg.scan_param},
+                                                                        {"values", scan_values}}},
+                       {"cpuTickSeconds", metrics::tick_seconds()}}},
+                     {"trials", nlohmann::json::array()}};
   if (cfg.client_cpu >= 0 || cfg.server_cpu >= 0)
     doc["config"]["pinnedCpus"] = {cfg.client_cpu, cfg.server_cpu};
+  if (!pod_service.is_null()) doc["config"]["podService"] = pod_service;
+  if (cfg.scan_param == "services" && scan_values != cfg.scan_values)
+    doc["config"]["scan"]["requestedValues"] = cfg.scan_values;
   const std::string out = results_path(cfg.output, doc["runId"].get<std::string>());
   auto save = [&] {
     nlohmann::json copy = doc;
@@ -375,7 +469,7 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
     if (interrupted) break;
     ++k;
     // Mode and scan parameter for this trial.
-    datapath::ModeOptions mo = cfg.mode_options;
+    datapath::ModeOptions mo = run_mode_options;
     mo.name = t.mode;
     if (t.mode == "ebpf-delay") {
       mo.name = "ebpf";
@@ -388,12 +482,15 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
       current_mode = t.mode;
       current_scan = t.scan_value;
     }
-    auto ep = *scenario_endpoints(layout, t.scenario);
+    auto ep = *scenario_endpoints(layout, t.scenario, eps);
     traffic::WorkloadSpec w;
     if (t.workload != kPps) w.kind = traffic::parse_kind(t.workload);
     w.client_netns = ep.client_netns;
     w.server_netns = ep.server_netns;
     w.dst = ep.dst;
+    w.port = ep.port;
+    w.server_port = ep.server_port;
+    w.more_server_netns = ep.more_server_netns;
     w.flows = std::max(1, flows);
     w.msg_size = cfg.msg_size;
     w.duration_s = cfg.duration_s;
@@ -410,7 +507,9 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
       const auto backend = cfg.mode_options.backend;
       const bool bpf = t.mode == "ebpf" || t.mode == "ebpf-delay";
       const bool rules = t.mode == "legacy" || bpf;
-      uint64_t ipt0 = rules ? iptables_packets(layout, backend) : 0;
+      const auto seps =
+          ep.service >= 0 ? sep_chains(layout, ep.service, eps) : std::set<std::string>{};
+      const RulePackets ipt0 = rules ? iptables_packets(layout, backend, seps) : RulePackets{};
       auto bpf0 = bpf ? datapath::counters_json(layout) : nlohmann::json::object();
       auto started = iso_now();
       std::vector<std::string> flags;
@@ -466,7 +565,13 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
                {"cpu", cpu.to_json()},
                {"result", result_j}};
       if (!t.scan.is_null()) trial["scan"] = t.scan;
-      if (rules) trial["iptablesPackets"] = iptables_packets(layout, backend) - ipt0;
+      if (rules) {
+        const RulePackets ipt = iptables_packets(layout, backend, seps);
+        trial["iptablesPackets"] = ipt.all - ipt0.all;
+        // pod-service: packets kube-proxy's DNAT rules of its service translated (0 where the
+        // datapath load-balances the service itself).
+        if (ep.service >= 0) trial["serviceRulePackets"] = ipt.in - ipt0.in;
+      }
       if (bpf) trial["bpfCounters"] = counters_delta(bpf0, datapath::counters_json(layout));
       double steal = trial["metrics"]["stealFraction"].get<double>();
       if (steal > cfg.max_steal_fraction)

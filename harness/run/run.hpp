@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "datapath/mode.hpp"
+#include "topology/layout.hpp"
 
 namespace hrb::run {
 
@@ -17,8 +18,8 @@ struct RunConfig {
   std::string topology;
   std::string prefix = "hrbrun";
   std::vector<std::string> modes{"legacy", "ebpf"};
-  std::vector<std::string> scenarios{"pod-pod-same-node", "pod-pod-cross-node", "pod-external",
-                                     "node-node"};
+  std::vector<std::string> scenarios{"pod-pod-same-node", "pod-pod-cross-node", "pod-service",
+                                     "pod-external", "node-node"};
   std::vector<std::string> workloads{"tcp_rr", "tcp_crr", "tcp_stream", "udp_stream"};
   int repetitions = 3;
   double duration_s = 1.5;
@@ -56,6 +57,11 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
 // repetitions of it measure the same thing (`hrbench gate --adaptive`). The matrix (modes,
 // scenarios, workloads, repetitions) and the output are left for the caller to set.
 RunConfig config_of_results(const nlohmann::json& doc);
+
+// pod-service's service: the lowest index i whose `eps` endpoints (datapath::service_endpoints)
+// all are pods of node2 (l.nodes[1]); -1 when there is none (fewer than eps pods on node2, or
+// the round-robin never lands eps of them there). The client is node1's first pod.
+int pod_service_index(const topology::Layout& l, int eps);
 
 // Checks names before anything is built; throws Error(kUsage) naming the bad value.
 void validate(const RunConfig& cfg);

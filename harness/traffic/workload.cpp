@@ -164,14 +164,17 @@ Fd tcp_socket(int family) {
 
 uint8_t pattern(uint64_t offset) { return static_cast<uint8_t>(offset * 131 + 7); }
 
-// Binds a server socket in the server netns; returns it with its port.
-Fd server_socket(const WorkloadSpec& s, int type, uint16_t port, uint16_t* bound) {
-  return run_in_netns(s.server_netns, [&] {
+// Binds a server socket in `netns` (one of the server netns); returns it with its port.
+// `reuse_port`: several sockets share the port (the kernel spreads flows over them).
+Fd server_socket(const WorkloadSpec& s, const std::string& netns, int type, uint16_t port,
+                 uint16_t* bound, bool reuse_port = false) {
+  return run_in_netns(netns, [&] {
     const int family = s.dst.family;
     Fd fd(socket(family, type | SOCK_CLOEXEC, 0));
-    if (!fd) throw_errno("server socket in " + s.server_netns);
+    if (!fd) throw_errno("server socket in " + netns);
     int one = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuse_port) setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (family == AF_INET6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (type == SOCK_DGRAM && family == AF_INET)
       setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
@@ -181,7 +184,7 @@ Fd server_socket(const WorkloadSpec& s, int type, uint16_t port, uint16_t* bound
     setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
     SockAddr a(IpAddr::any(family), port);
     if (bind(fd.get(), a.ptr(), a.len) != 0)
-      throw_errno("bind port " + std::to_string(port) + " in " + s.server_netns);
+      throw_errno("bind port " + std::to_string(port) + " in " + netns);
     if (type == SOCK_STREAM && listen(fd.get(), 1024) != 0) throw_errno("listen");
     a.len = sizeof a.ss;
     getsockname(fd.get(), a.ptr(), &a.len);
@@ -304,10 +307,16 @@ void tcp_stream_client(const WorkloadSpec& s, Shared& sh, uint16_t port, uint64_
   }
 }
 
+// `spare`: one of several backends' servers (a service), where no connection may come: it waits
+// until `stop` instead of reporting the absence.
 void tcp_stream_server(const WorkloadSpec& s, Shared& sh, int listener, uint64_t& bytes,
-                       uint64_t& bad) {
+                       uint64_t& bad, bool spare, std::atomic<bool>& stop) {
   pin_cpu(s.server_cpu);
-  if (!wait_io(listener, POLLIN, kIoTimeoutMs + 1000)) {
+  if (spare) {
+    while (!stop && !wait_io(listener, POLLIN, 50)) {
+    }
+    if (stop) return;
+  } else if (!wait_io(listener, POLLIN, kIoTimeoutMs + 1000)) {
     sh.error("tcp_stream: no connection arrived");
     return;
   }
@@ -336,8 +345,10 @@ struct UdpFlowState {
            measured_received = 0, first_measured_seq = UINT64_MAX;
 };
 
+// Each datagram: the sequence number, then the flow's number (servers that share a port tell the
+// flows apart by it).
 void udp_stream_client(const WorkloadSpec& s, Shared& sh, uint16_t port, UdpFlowState& st,
-                       uint64_t rate) {
+                       uint64_t rate, uint64_t flow) {
   NetnsGuard ns(s.client_netns);
   pin_cpu(s.client_cpu);
   Fd c(socket(s.dst.family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -347,6 +358,7 @@ void udp_stream_client(const WorkloadSpec& s, Shared& sh, uint16_t port, UdpFlow
   SockAddr dst(s.dst, port);
   if (connect(c.get(), dst.ptr(), dst.len) != 0) throw_errno("udp connect");
   std::vector<char> buf(std::max<size_t>(s.msg_size, 16), 'u');
+  std::memcpy(buf.data() + 8, &flow, 8);
   const auto interval =
       rate ? std::chrono::nanoseconds(1'000'000'000ull / rate) : std::chrono::nanoseconds(0);
   auto next = Clock::now();
@@ -377,7 +389,10 @@ void udp_stream_client(const WorkloadSpec& s, Shared& sh, uint16_t port, UdpFlow
   }
 }
 
-void udp_stream_server(const WorkloadSpec& s, int fd, UdpFlowState& st, std::atomic<bool>& stop) {
+// `own`: the flow whose socket this is; -1: a socket shared by the flows (the flow's number in
+// each datagram picks its state; one flow's datagrams all reach one socket).
+void udp_stream_server(const WorkloadSpec& s, int fd, std::vector<UdpFlowState>& flows, int own,
+                       std::atomic<bool>& stop) {
   pin_cpu(s.server_cpu);
   std::vector<char> buf(65536);
   while (!stop) {
@@ -385,8 +400,11 @@ void udp_stream_server(const WorkloadSpec& s, int fd, UdpFlowState& st, std::ato
     for (;;) {
       ssize_t r = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
       if (r < 8) break;
-      uint64_t seq;
+      uint64_t seq, flow = 0;
       std::memcpy(&seq, buf.data(), 8);
+      if (own < 0 && r >= 16) std::memcpy(&flow, buf.data() + 8, 8);
+      if (own < 0 && flow >= flows.size()) continue;  // not one of ours
+      UdpFlowState& st = flows[own < 0 ? flow : own];
       if (seq >= st.seen.size()) st.seen.resize(std::max<size_t>(seq + 1, st.seen.size() * 2));
       if (st.seen[seq]) {
         ++st.dups;
@@ -504,16 +522,38 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
   std::vector<std::thread> servers, clients;
   const bool tcp = s.kind == Kind::kTcpRr || s.kind == Kind::kTcpCrr || s.kind == Kind::kTcpStream;
 
-  uint16_t port = 0;
+  // The servers: in server_netns and in every one of more_server_netns (a service's backends).
+  std::vector<std::string> nets{s.server_netns};
+  nets.insert(nets.end(), s.more_server_netns.begin(), s.more_server_netns.end());
+  const uint16_t bind_port = s.server_port ? s.server_port : s.port;
+  const bool shared_port = s.server_port != 0;  // UDP: every flow to the one (service) port
+  if (nets.size() > 1 && !shared_port)
+    throw Error("servers in several netns need a server port (WorkloadSpec::server_port)",
+                ExitCode::kUsage);
+  uint16_t port = 0;  // where the clients send to
   std::vector<Fd> udp_socks;
+  std::vector<int> udp_owner;  // the flow whose socket it is; -1: shared by the flows
   std::vector<uint16_t> udp_ports;
-  Fd listener;
+  std::vector<Fd> listeners;
   if (tcp) {
-    listener = server_socket(s, SOCK_STREAM, s.port, &port);
+    for (const auto& n : nets)
+      listeners.push_back(server_socket(s, n, SOCK_STREAM, bind_port, &port));
+    if (shared_port) port = s.port ? s.port : s.server_port;
+  } else if (shared_port) {
+    // Per netns one socket per flow on the same port: the kernel spreads the flows over them.
+    for (const auto& n : nets)
+      for (int f = 0; f < s.flows; ++f) {
+        uint16_t p = 0;
+        udp_socks.push_back(server_socket(s, n, SOCK_DGRAM, bind_port, &p, true));
+        udp_owner.push_back(-1);
+      }
+    udp_ports.assign(s.flows, s.port ? s.port : s.server_port);
   } else {
     for (int f = 0; f < s.flows; ++f) {
       uint16_t p = 0;
-      udp_socks.push_back(server_socket(s, SOCK_DGRAM, s.port ? s.port + f : 0, &p));
+      udp_socks.push_back(
+          server_socket(s, s.server_netns, SOCK_DGRAM, s.port ? s.port + f : 0, &p));
+      udp_owner.push_back(f);
       udp_ports.push_back(p);
     }
   }
@@ -525,7 +565,9 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
   }
 
   std::vector<metrics::Histogram> hist(s.flows);
-  std::vector<uint64_t> tx(s.flows, 0), bytes(s.flows, 0), bad(s.flows, 0), retrans(s.flows, 0);
+  std::vector<uint64_t> tx(s.flows, 0), retrans(s.flows, 0);
+  // Server side: one slot per (server netns, flow).
+  std::vector<uint64_t> bytes(nets.size() * s.flows, 0), bad(nets.size() * s.flows, 0);
   std::vector<UdpFlowState> udp(s.flows);
 
   auto start = Clock::now();
@@ -533,31 +575,44 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
                                 std::chrono::duration<double>(s.warmup_s));
   sh.end = sh.measure_from +
            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s.duration_s));
+  for (size_t j = 0; j < listeners.size(); ++j)
+    for (int f = 0; f < s.flows; ++f) {
+      const int listener = listeners[j].get();
+      const size_t slot = j * s.flows + f;
+      if (s.kind == Kind::kTcpStream)
+        servers.push_back(guarded_thread(sh, tcp_stream_server, std::cref(s), std::ref(sh),
+                                         listener, std::ref(bytes[slot]), std::ref(bad[slot]),
+                                         nets.size() > 1, std::ref(stop)));
+      else
+        servers.push_back(
+            guarded_thread(sh, tcp_rr_server, std::cref(s), listener, std::ref(stop)));
+    }
+  for (size_t j = 0; j < udp_socks.size(); ++j) {
+    const int fd = udp_socks[j].get();
+    if (s.kind == Kind::kUdpStream)
+      servers.push_back(guarded_thread(sh, udp_stream_server, std::cref(s), fd, std::ref(udp),
+                                       udp_owner[j], std::ref(stop)));
+    else
+      servers.push_back(guarded_thread(sh, udp_rr_server, std::cref(s), fd, std::ref(stop)));
+  }
   for (int f = 0; f < s.flows; ++f) {
     switch (s.kind) {
       case Kind::kTcpRr:
       case Kind::kTcpCrr:
-        servers.push_back(
-            guarded_thread(sh, tcp_rr_server, std::cref(s), listener.get(), std::ref(stop)));
         clients.push_back(guarded_thread(sh, tcp_rr_client, std::cref(s), std::ref(sh), port,
                                          std::ref(hist[f]), std::ref(tx[f]),
                                          s.kind == Kind::kTcpCrr));
         break;
       case Kind::kTcpStream:
-        servers.push_back(guarded_thread(sh, tcp_stream_server, std::cref(s), std::ref(sh),
-                                         listener.get(), std::ref(bytes[f]), std::ref(bad[f])));
         clients.push_back(guarded_thread(sh, tcp_stream_client, std::cref(s), std::ref(sh), port,
                                          std::ref(retrans[f])));
         break;
       case Kind::kUdpStream:
-        servers.push_back(guarded_thread(sh, udp_stream_server, std::cref(s), udp_socks[f].get(),
-                                         std::ref(udp[f]), std::ref(stop)));
         clients.push_back(guarded_thread(sh, udp_stream_client, std::cref(s), std::ref(sh),
-                                         udp_ports[f], std::ref(udp[f]), s.udp_rate_pps / s.flows));
+                                         udp_ports[f], std::ref(udp[f]), s.udp_rate_pps / s.flows,
+                                         static_cast<uint64_t>(f)));
         break;
       case Kind::kUdpRr:
-        servers.push_back(
-            guarded_thread(sh, udp_rr_server, std::cref(s), udp_socks[f].get(), std::ref(stop)));
         clients.push_back(guarded_thread(sh, udp_rr_client, std::cref(s), std::ref(sh),
                                          udp_ports[f], std::ref(hist[f]), std::ref(tx[f])));
         break;
@@ -580,11 +635,13 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
   for (auto& t : servers) t.join();
 
   res.seconds = s.duration_s;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    res.bytes += bytes[i];
+    res.payload_errors += bad[i];
+  }
   for (int f = 0; f < s.flows; ++f) {
     res.latency.merge(hist[f]);
     res.transactions += tx[f];
-    res.bytes += bytes[f];
-    res.payload_errors += bad[f];
     res.tcp_retransmits += retrans[f];
     const auto& u = udp[f];
     res.udp_sent += u.sent;

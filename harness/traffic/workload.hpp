@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "core/ipv4.hpp"
 #include "metrics/histogram.hpp"
@@ -26,6 +27,12 @@ struct WorkloadSpec {
   std::string client_netns, server_netns;
   IpAddr dst;         // address the client sends to (IPv4 or IPv6)
   uint16_t port = 0;  // server port (0: picked)
+  // The port the servers bind when it is not the one the client sends to (a service's targetPort
+  // behind its port); 0: `port`. With it, every UDP flow shares that one port (SO_REUSEPORT).
+  uint16_t server_port = 0;
+  // More netns running the same servers (a service's other backends): connections land on
+  // whichever one the datapath picks.
+  std::vector<std::string> more_server_netns;
   int flows = 1;
   // 0: the kind's default (1 byte rr/crr, 128 KiB tcp_stream as iperf3, 1400 udp_stream)
   size_t msg_size = 0;

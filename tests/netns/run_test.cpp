@@ -53,14 +53,15 @@ TEST(Run, QuickMatrixWritesAValidCompleteResultsFile) {
     cells.insert(t["mode"].get<std::string>() + "/" + t["scenario"].get<std::string>() + "/" +
                  t["workload"].get<std::string>() + "/" +
                  std::to_string(t["repetition"].get<int>()));
-  // 2 modes x 3 pod scenarios x 4 workloads + node-node x 4 workloads, one repetition.
-  EXPECT_EQ(cells.size(), 2u * 3 * 4 + 4);
+  // 2 modes x 4 pod scenarios x 4 workloads + node-node x 4 workloads, one repetition.
+  EXPECT_EQ(cells.size(), 2u * 4 * 4 + 4);
   EXPECT_EQ(doc["trials"].size(), cells.size());
   for (const char* c : {"legacy/pod-pod-cross-node/tcp_rr/0", "ebpf/pod-external/udp_stream/0",
                         "none/node-node/tcp_stream/0"})
     EXPECT_TRUE(cells.count(c)) << c;
   for (const auto& t : doc["trials"])
-    if (t["mode"] == "ebpf") {
+    if (t["mode"] == "ebpf" && t["scenario"] != "pod-service") {
+      // (pod-service: kube-proxy's rules DNAT it until ebpf mode load-balances services.)
       EXPECT_EQ(t["iptablesPackets"], 0) << "ebpf bypasses iptables";
     }
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
@@ -248,3 +249,63 @@ TEST(Run, OutputDirectoryGetsTheRunIdFile) {
 }
 
 }  // namespace
+
+// pod-service: node1's pod to a ClusterIP whose 2 backends are node2's pods, TCP and UDP, in
+// legacy and ebpf mode, scanning the service count from 0 (the run installs the 2 services it
+// needs, and records that count). Every trial completes transactions without an error, and in
+// legacy mode kube-proxy's KUBE-SEP rules of that service translated the traffic.
+TEST(Run, PodServiceReachesBackendsOnTheOtherNode) {
+  HRB_REQUIRE_ROOT();
+  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string prefix = test::unique_prefix("ts");
+  auto r = test::hrbench({"run",
+                          "--quick",
+                          "--scenarios",
+                          "pod-service",
+                          "--workloads",
+                          "tcp_crr,udp_rr",
+                          "--modes",
+                          "legacy,ebpf",
+                          "--endpoints-per-service",
+                          "2",
+                          "--scan",
+                          "services=0,50",
+                          "--duration",
+                          "0.4",
+                          "--warmup",
+                          "0.1",
+                          "--max-steal",
+                          "none",
+                          "--max-retries",
+                          "0",
+                          "--output",
+                          out},
+                         prefix);
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto v = validate(out);
+  EXPECT_EQ(v.status, 0) << v.err;
+  auto doc = nlohmann::json::parse(std::ifstream(out));
+  const auto& ps = doc["config"]["podService"];
+  EXPECT_EQ(ps["serviceIndex"], 1) << "svc-1's endpoints: pods 2 and 3 of 4, node2's";
+  EXPECT_EQ(ps["backends"], 2);
+  EXPECT_EQ(ps["servicesRequested"], 0);
+  EXPECT_EQ(doc["config"]["modeOptions"]["services"], 2);
+  EXPECT_EQ(doc["config"]["scan"]["values"], nlohmann::json({2, 50}));
+  EXPECT_EQ(doc["config"]["scan"]["requestedValues"], nlohmann::json({0, 50}));
+  ASSERT_EQ(doc["trials"].size(), 2u * 2 * 2);  // scan values x modes x workloads
+  for (const auto& t : doc["trials"]) {
+    const std::string what = t["mode"].get<std::string>() + " " + t["workload"].get<std::string>() +
+                             " services=" + t["scan"]["value"].dump();
+    EXPECT_EQ(t["scenario"], "pod-service");
+    EXPECT_GT(t["metrics"]["transactions"].get<uint64_t>(), 0u) << what;
+    EXPECT_EQ(t["result"]["errors"], 0) << what << ": " << t["flags"];
+    EXPECT_NE(t["server"].get<std::string>().find("node2-pod1:8080, node2-pod2:8080"),
+              std::string::npos)
+        << t["server"];
+    if (t["mode"] == "legacy") {
+      EXPECT_GT(t["serviceRulePackets"].get<uint64_t>(), 0u) << what;
+    }
+  }
+  EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+  fs::remove_all(dir);
+}

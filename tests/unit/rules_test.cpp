@@ -5,6 +5,7 @@
 #include <set>
 
 #include "datapath/legacy.hpp"
+#include "run/run.hpp"
 #include "topology/layout.hpp"
 
 using namespace hrb;
@@ -43,7 +44,8 @@ TEST(KubeProxyRules, ChainsPerServiceAndEndpoint) {
   std::set<std::string> chains(rs.chains["nat"].begin(), rs.chains["nat"].end());
   EXPECT_EQ(chains.size(), rs.chains["nat"].size()) << "chain name collision";
   auto svcs = in_chain(rs, "KUBE-SERVICES");
-  ASSERT_EQ(svcs.size(), 101u);  // one per service + the nodeports rule, which must be last
+  // One per service and port (TCP 80, then UDP 80) + the nodeports rule, which must be last.
+  ASSERT_EQ(svcs.size(), 201u);
   EXPECT_NE(svcs.back().spec.find("KUBE-NODEPORTS"), std::string::npos);
   // Service 7: three endpoints picked with probabilities 1/3, 1/2, then the rest.
   const std::string svc7 = svcs[7].spec.substr(svcs[7].spec.rfind(' ') + 1);
@@ -57,6 +59,61 @@ TEST(KubeProxyRules, ChainsPerServiceAndEndpoint) {
   auto fwd = in_chain(rs, "KUBE-FORWARD");
   ASSERT_FALSE(fwd.empty());
   EXPECT_NE(fwd[0].spec.find("--ctstate INVALID -j DROP"), std::string::npos);
+}
+
+TEST(KubeProxyRules, UdpPortBesideTcp) {
+  auto l = two_node();
+  auto rs = kube_proxy_rules(l, 100, 3);
+  auto svcs = in_chain(rs, "KUBE-SERVICES");
+  ASSERT_EQ(svcs.size(), 201u);
+  EXPECT_NE(svcs[7].spec.find("-p tcp"), std::string::npos) << svcs[7].spec;
+  EXPECT_NE(svcs[7].spec.find("-m tcp --dport 80 "), std::string::npos) << svcs[7].spec;
+  const auto& udp7 = svcs[100 + 7].spec;
+  EXPECT_NE(udp7.find("-d " + service_ip(l, 7).str() + "/32 -p udp"), std::string::npos) << udp7;
+  EXPECT_NE(udp7.find("-m udp --dport 80 -j " + kube_svc_chain(7, service_ports()[1])),
+            std::string::npos)
+      << udp7;
+  // Its endpoints: the same pods as TCP's, DNAT to targetPort 8080 over UDP.
+  const auto ends = service_endpoints(l, 7, 3);
+  ASSERT_EQ(ends.size(), 3u);
+  for (const auto& ep : ends) {
+    auto sep = in_chain(rs, kube_sep_chain(7, service_ports()[1], ep));
+    ASSERT_EQ(sep.size(), 2u);
+    EXPECT_NE(sep[1].spec.find("-p udp"), std::string::npos) << sep[1].spec;
+    EXPECT_NE(sep[1].spec.find("-m udp -j DNAT --to-destination " + ep.ip.str() + ":8080"),
+              std::string::npos)
+        << sep[1].spec;
+    EXPECT_EQ(in_chain(rs, kube_sep_chain(7, service_ports()[0], ep)).size(), 2u);
+  }
+}
+
+TEST(KubeProxyRules, CountPerServicePortAndEndpoint) {
+  // 12 fixed rules; per service and port: the KUBE-SERVICES match, the SVC chain's MARK-MASQ,
+  // and per endpoint its pick and the SEP chain's two rules.
+  auto l = two_node();
+  for (int eps : {1, 2, 3})
+    EXPECT_EQ(kube_proxy_rules(l, 1000, eps).size(),
+              12u + 1000u * service_ports().size() * (2 + 3 * eps))
+        << eps;
+  EXPECT_EQ(service_ports().size(), 2u);
+}
+
+TEST(PodService, ServiceWithEveryEndpointOnNode2) {
+  auto l = two_node();  // 2 nodes x 2 pods: endpoint k of service i is pod (i * eps + k) % 4
+  EXPECT_EQ(run::pod_service_index(l, 1), 2);
+  EXPECT_EQ(run::pod_service_index(l, 2), 1);
+  EXPECT_EQ(run::pod_service_index(l, 3), -1);  // node2 has 2 pods
+  for (int eps : {1, 2})
+    for (const auto& ep : service_endpoints(l, run::pod_service_index(l, eps), eps))
+      EXPECT_EQ(ep.node, 1) << ep.name;
+  auto big = topology::plan(
+      topology::parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/scale-8x16.yaml"),
+      "hrb");
+  for (int eps : {1, 3, 16}) {
+    const int i = run::pod_service_index(big, eps);
+    ASSERT_GE(i, 0) << eps;
+    for (const auto& ep : service_endpoints(big, i, eps)) EXPECT_EQ(ep.node, 1) << ep.name;
+  }
 }
 
 TEST(KubeProxyRules, NoServicesNoRules) {
