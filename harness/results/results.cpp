@@ -327,30 +327,41 @@ std::string summary_table(const nlohmann::json& doc) {
     return f.empty() ? NAN : metrics::median(f);
   };
   std::set<std::string> scenarios, workloads;
+  bool ladder = false;  // bpf-lb measured too: its column and its ratio to legacy
   for (const auto& t : doc["trials"]) {
     scenarios.insert(t["scenario"].get<std::string>());
     workloads.insert(t["workload"].get<std::string>());
+    ladder = ladder || t["mode"] == "bpf-lb";
   }
+  auto ratio_of = [](const std::vector<double>& base, const std::vector<double>& x) {
+    std::string ratio = "-";
+    if (auto r = metrics::paired_ratio(base, x))
+      ratio = r->pairs > 1 ? fmt::format("{:.3f} [{:.3f}, {:.3f}]", r->ratio, r->ci_low, r->ci_high)
+                           : fmt::format("{:.3f} (1 pair)", r->ratio);
+    return ratio;
+  };
   std::string out =
-      fmt::format("{:<20} {:<11} {:<30} {:>10} {:>10} {:>10} {:>22}\n", "scenario", "workload",
-                  "metric", "legacy", "ebpf", "ceiling", "ebpf/legacy [95% CI]");
+      fmt::format("{:<20} {:<11} {:<30} {:>10} ", "scenario", "workload", "metric", "legacy");
+  if (ladder) out += fmt::format("{:>10} ", "bpf-lb");
+  out += fmt::format("{:>10} {:>10} ", "ebpf", "ceiling");
+  if (ladder) out += fmt::format("{:>22} ", "bpf-lb/legacy [95% CI]");
+  out += fmt::format("{:>22}\n", "ebpf/legacy [95% CI]");
   for (const auto& scen : scenarios) {
     if (scen == "node-node") continue;
     for (const auto& wl : workloads)
       for (const auto& m : metric_catalogue()) {
         if (std::find(m.workloads.begin(), m.workloads.end(), wl) == m.workloads.end()) continue;
         auto legacy = series(doc, "legacy", scen, wl, m);
+        auto bpflb = series(doc, "bpf-lb", scen, wl, m);
         auto ebpf = series(doc, "ebpf", scen, wl, m);
         auto ceiling = series(doc, "none", "node-node", wl, m);
-        if (finite(legacy).empty() && finite(ebpf).empty()) continue;
-        std::string ratio = "-";
-        if (auto r = metrics::paired_ratio(legacy, ebpf))
-          ratio = r->pairs > 1
-                      ? fmt::format("{:.3f} [{:.3f}, {:.3f}]", r->ratio, r->ci_low, r->ci_high)
-                      : fmt::format("{:.3f} (1 pair)", r->ratio);
-        out += fmt::format("{:<20} {:<11} {:<30} {:>10} {:>10} {:>10} {:>22}\n", scen, wl,
-                           m.name + " (" + m.unit + ")", num(med(legacy)), num(med(ebpf)),
-                           num(med(ceiling)), ratio);
+        if (finite(legacy).empty() && finite(ebpf).empty() && finite(bpflb).empty()) continue;
+        out += fmt::format("{:<20} {:<11} {:<30} {:>10} ", scen, wl, m.name + " (" + m.unit + ")",
+                           num(med(legacy)));
+        if (ladder) out += fmt::format("{:>10} ", num(med(bpflb)));
+        out += fmt::format("{:>10} {:>10} ", num(med(ebpf)), num(med(ceiling)));
+        if (ladder) out += fmt::format("{:>22} ", ratio_of(legacy, bpflb));
+        out += fmt::format("{:>22}\n", ratio_of(legacy, ebpf));
       }
   }
   return out;
