@@ -9,7 +9,7 @@
 
 namespace hrb {
 
-// Exit codes of hrbench; docs/cli.md documents them.
+// Exit codes of hrbench; the README ("hrbench") documents them.
 enum class ExitCode : int {
   kOk = 0,
   kFailure = 1,         // a runtime step failed (kernel, command, traffic)
