@@ -60,6 +60,10 @@ TEST(Run, QuickMatrixWritesAValidCompleteResultsFile) {
                         "none/node-node/tcp_stream/0"})
     EXPECT_TRUE(cells.count(c)) << c;
   for (const auto& t : doc["trials"])
+    if (t["scenario"] == "pod-service") {  // every default workload through the service
+      EXPECT_TRUE(t["valid"].get<bool>()) << t["mode"] << " " << t["workload"] << t["flags"];
+    }
+  for (const auto& t : doc["trials"])
     if (t["mode"] == "ebpf" && t["scenario"] != "pod-service") {
       // (pod-service: kube-proxy's rules DNAT it until ebpf mode load-balances services.)
       EXPECT_EQ(t["iptablesPackets"], 0) << "ebpf bypasses iptables";
