@@ -14,7 +14,6 @@ struct pkt_inner {
 };
 
 struct pkt {
-	struct iphdr *ip;   /* only until the first helper that rewrites the packet */
 	__u32 l4_off;	    /* offset of the L4 header in the frame (IP options included) */
 	__u32 saddr, daddr; /* network order */
 	__u16 sport, dport; /* network order; ICMP echo: id, 0 */
@@ -97,7 +96,6 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
 	l4 = (void *)ip + ihl;
 	if (l4 > end)
 		return PARSE_MALFORMED;
-	p->ip = ip;
 	p->l4_off = ETH_HLEN + ihl;
 	p->saddr = ip->saddr;
 	p->daddr = ip->daddr;

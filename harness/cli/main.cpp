@@ -235,9 +235,9 @@ datapath::ModeOptions mode_options(const po::variables_map& vm, const std::strin
 
 int cmd_mode(const std::vector<std::string>& args) {
   po::options_description d(
-      "hrbench mode NAME: switch the running cluster's datapath (none | legacy | ebpf) without "
-      "rebuilding it; without NAME, print the current mode");
-  d.add_options()("name", po::value<std::string>(), "none | legacy | ebpf")(
+      "hrbench mode NAME: switch the running cluster's datapath (none | legacy | bpf-lb | ebpf) "
+      "without rebuilding it; without NAME, print the current mode");
+  d.add_options()("name", po::value<std::string>(), "none | legacy | bpf-lb | ebpf")(
       "print-rules", "print the iptables-restore input legacy mode would install, change nothing");
   add_mode_options(d);
   po::positional_options_description pos;
@@ -388,8 +388,9 @@ int cmd_run(const std::vector<std::string>& args) {
       "hrbench run: build a cluster, measure every mode on every scenario and workload "
       "(interleaved, repeated), write a results file and print the comparison");
   d.add_options()("topology,t", po::value<std::string>()->default_value(kDefaultTopology),
-                  "topology file")("modes", po::value<std::string>()->default_value("legacy,ebpf"),
-                                   "modes, comma-separated")(
+                  "topology file")(
+      "modes", po::value<std::string>()->default_value("legacy,ebpf"),
+      "modes, comma-separated (legacy, bpf-lb, ebpf; the ladder: all three)")(
       "scenarios",
       po::value<std::string>()->default_value(
           "pod-pod-same-node,pod-pod-cross-node,pod-service,pod-external,node-node"),
@@ -781,7 +782,7 @@ int cmd_up(const std::vector<std::string>& args) {
   po::options_description d("hrbench up: build the cluster of a topology file");
   d.add_options()("topology,t", po::value<std::string>()->default_value(kDefaultTopology),
                   "topology file")("mode,m", po::value<std::string>()->default_value("none"),
-                                   "datapath mode to apply once up: none | legacy | ebpf");
+                                   "datapath mode to apply once up: none | legacy | bpf-lb | ebpf");
   add_mode_options(d);
   auto vm = parse(args, d, "hrbench up [--topology FILE] [--prefix P]");
   if (!vm) return 0;
@@ -828,7 +829,7 @@ int cmd_status(const std::vector<std::string>& args) {
   if (vm->count("json")) {
     auto j = layout_json(l, st);
     j["mode"] = mode.to_json();
-    if (mode.name == "ebpf") j["bpfCounters"] = datapath::counters_json(l);
+    if (mode.name == "ebpf" || mode.name == "bpf-lb") j["bpfCounters"] = datapath::counters_json(l);
     std::cout << j.dump(2) << "\n";
   } else {
     print_layout(l, st);
@@ -844,6 +845,8 @@ int cmd_status(const std::vector<std::string>& args) {
       std::cout << fmt::format(
           "  iptables blocker: {} ({}); x_tables writes refused {}, nftables objects undone {}\n",
           g.active ? "active" : "NOT active", g.variant, g.refused_setsockopt, g.undone_nft);
+    }
+    if (mode.name == "ebpf" || mode.name == "bpf-lb") {
       for (const auto& [node, progs] : datapath::read_counters(l))
         for (const auto& [prog, c] : progs) {
           std::string line;

@@ -23,7 +23,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> kModes{"legacy", "ebpf"};
+// The ladder, in order: legacy, bpf-lb (when the run measured it), ebpf; and their bar colours.
+std::vector<std::string> modes_of(const nlohmann::json& doc) {
+  bool ladder = false;
+  for (const auto& t : doc["trials"]) ladder = ladder || t.value("mode", "") == "bpf-lb";
+  if (ladder) return {"legacy", "bpf-lb", "ebpf"};
+  return {"legacy", "ebpf"};
+}
+const char* mode_colour(const std::string& m) {
+  return m == "legacy" ? "#d08c2e" : m == "bpf-lb" ? "#6a9a3a" : "#2e7dd0";
+}
 const std::vector<std::string> kPodScenarios{"pod-pod-same-node", "pod-pod-cross-node",
                                              "pod-service", "pod-external"};
 
@@ -105,9 +114,10 @@ std::string bars(Plotter& pl, const nlohmann::json& doc, const std::string& work
   std::string data;  // scenario, then per mode: median, low, high (no header line: gnuplot would
                      // count it as a histogram slot)
   bool any = false;
+  const auto modes = modes_of(doc);
   for (const auto& s : kPodScenarios) {
     std::vector<Stat> per_mode;
-    for (const auto& mode : kModes)
+    for (const auto& mode : modes)
       per_mode.push_back(stat_of(results::series(doc, mode, s, workload, m)));
     if (std::none_of(per_mode.begin(), per_mode.end(), [](const Stat& st) { return st.n > 0; }))
       continue;  // a scenario this run did not measure (pod-service in older runs)
@@ -125,9 +135,10 @@ std::string bars(Plotter& pl, const nlohmann::json& doc, const std::string& work
       "set title '{} {} ({})'\nset style data histogram\nset style histogram errorbars gap 1 lw 1\n"
       "set style fill solid 0.8 border -1\nset yrange [0:*]\nset ylabel '{}'\n",
       workload, m.name, m.higher_is_better ? "higher is better" : "lower is better", m.unit);
-  script +=
-      "plot D using 2:3:4:xtic(1) title 'legacy' lc rgb '#d08c2e', "
-      "'' using 5:6:7 title 'ebpf' lc rgb '#2e7dd0'";
+  for (size_t j = 0; j < modes.size(); ++j)
+    script += fmt::format("{}{} using {}:{}:{}{} title '{}' lc rgb '{}'", j ? ", " : "plot ",
+                          j ? "''" : "D", 2 + 3 * j, 3 + 3 * j, 4 + 3 * j, j ? "" : ":xtic(1)",
+                          modes[j], mode_colour(modes[j]));
   if (std::isfinite(ceil.median))
     script += fmt::format(", {} with lines lw 2 dt 2 lc rgb '#333333' title 'node-node ceiling'",
                           ceil.median);

@@ -251,8 +251,8 @@ int pod_service_index(const topology::Layout& l, int eps) {
 
 void validate(const RunConfig& c) {
   for (const auto& m : c.modes)
-    if (m != "legacy" && m != "ebpf" && m != "none" && m != "ebpf-delay")
-      throw Error("--modes: unknown mode '" + m + "' (legacy, ebpf, none, ebpf-delay)",
+    if (m != "legacy" && m != "bpf-lb" && m != "ebpf" && m != "none" && m != "ebpf-delay")
+      throw Error("--modes: unknown mode '" + m + "' (legacy, bpf-lb, ebpf, none, ebpf-delay)",
                   ExitCode::kUsage);
   for (const auto& s : c.scenarios)
     if (std::find(kScenarios.begin(), kScenarios.end(), s) == kScenarios.end())
@@ -505,7 +505,7 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
                             attempt > 1 ? fmt::format(" (retry {})", attempt - 1) : ""));
       for (const auto& n : layout.nodes) datapath::conntrack_flush(n.netns);
       const auto backend = cfg.mode_options.backend;
-      const bool bpf = t.mode == "ebpf" || t.mode == "ebpf-delay";
+      const bool bpf = t.mode == "ebpf" || t.mode == "ebpf-delay" || t.mode == "bpf-lb";
       const bool rules = t.mode == "legacy" || bpf;
       const auto seps =
           ep.service >= 0 ? sep_chains(layout, ep.service, eps) : std::set<std::string>{};
