@@ -12,6 +12,7 @@
  *                           cluster or a nonMasqueradeCIDR (lib/nat.h), bpf_redirect /
  *                           redirect_neigh
  *   TTL <= 1, oversize   -> the stack, which answers with the ICMP error
+ *   a source address that is not the sending pod's -> dropped
  *   anything unusual     -> the stack, with a reason counter
  * With host_routing off (bpf-lb mode) every packet goes on to the stack after tracking and load
  * balancing: the kernel routes, iptables masquerades, and to_pod (below, on the lxc egress)
@@ -40,6 +41,12 @@ int from_pod(struct __sk_buff *skb)
 	injected_delay();
 	if (pr != PARSE_OK)
 		return parse_verdict(pr);
+	/* A pod sends with its own address only (Cilium: source IP verification in bpf_lxc). */
+	ep = bpf_map_lookup_elem(&endpoints, &p.saddr);
+	if (!ep || ep->ifindex != skb->ingress_ifindex) {
+		count(HRB_R_DROP_SOURCE);
+		return TC_ACT_SHOT;
+	}
 
 	if (in_services(p.daddr)) {
 		enum lb_verdict v = lb_translate(skb, &p);
@@ -69,13 +76,18 @@ int from_pod(struct __sk_buff *skb)
 	if (ep) {
 		if (!balanced && !ct_and_reverse_lb(skb, &p, 0))
 			return TC_ACT_SHOT;
-		if (!host_routing)
+		if (!host_routing) {
+			count(HRB_R_STACK_ROUTES);
 			return TC_ACT_OK;
+		}
 		return to_local_pod(skb, p.daddr, p.dport, p.proto, ep);
 	}
 	if (!host_routing) {
 		/* The stack routes; ip-masq-agent's iptables rule masquerades. */
-		return ct_and_reverse_lb(skb, &p, 0) ? TC_ACT_OK : TC_ACT_SHOT;
+		if (!ct_and_reverse_lb(skb, &p, 0))
+			return TC_ACT_SHOT;
+		count(HRB_R_STACK_ROUTES);
+		return TC_ACT_OK;
 	}
 	if (p.ttl <= 1) {
 		count(HRB_R_TO_STACK_TTL);
@@ -113,6 +125,9 @@ int to_pod(struct __sk_buff *skb)
 	enum parse_result pr = parse(skb, &p);
 
 	if (pr != PARSE_OK)
-		return TC_ACT_OK;
-	return ct_and_reverse_lb(skb, &p, 0) ? TC_ACT_OK : TC_ACT_SHOT;
+		return parse_verdict(pr);
+	if (!ct_and_reverse_lb(skb, &p, 0))
+		return TC_ACT_SHOT;
+	count(HRB_R_TO_POD);
+	return TC_ACT_OK;
 }

@@ -61,7 +61,10 @@ struct hrb_probe_stats {
 	X(LB_HIT, lb_hit, "service: a packet of a known connection, to its backend") \
 	X(LB_REVERSE, lb_reverse, "service: a backend's reply, source back to the service address") \
 	X(DROP_NO_BACKEND, drop_no_backend, "service: no backend") \
-	X(TO_STACK_NO_SERVICE, to_stack_no_service, "service CIDR, but no such service in BPF: the stack")
+	X(TO_STACK_NO_SERVICE, to_stack_no_service, "service CIDR, but no such service in BPF: the stack") \
+	X(DROP_SOURCE, drop_source, "a pod sent with a source address that is not its own") \
+	X(STACK_ROUTES, stack_routes, "bpf-lb: tracked (and load-balanced); the stack routes") \
+	X(TO_POD, to_pod, "bpf-lb: delivered into the pod by the stack, tracked")
 #define HRB_REASON_ENUM(id, name, doc) HRB_R_##id,
 enum hrb_reason { HRB_REASONS(HRB_REASON_ENUM) HRB_R__MAX };
 #undef HRB_REASON_ENUM

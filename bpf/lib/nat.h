@@ -191,12 +191,17 @@ static __always_inline enum nat_verdict masquerade(struct __sk_buff *skb, struct
 	bool reply;
 
 	e = ct_lookup(p, &k, &reply);
-	if (e && reply) {
-		/* The pod answers a flow opened towards it (from outside): the answer keeps the
+	if (e && reply && (e->flags & HRB_CT_F_FROM_OUTSIDE)) {
+		/* The pod answers a flow opened towards it from outside: the answer keeps the
 		 * address that flow was opened to. */
 		ct_track(e, p, true, now);
 		count(HRB_R_MASQ_SKIP_REPLY);
 		return NAT_FORWARD;
+	}
+	if (e && reply) {
+		/* A "reply" in a flow not opened from outside: this packet starts its own flow. */
+		ct_key_orig(p, &k);
+		e = NULL;
 	}
 	if (!p->has_ports) {
 		count(HRB_R_TO_STACK_NO_PORTS);
@@ -396,16 +401,17 @@ static __always_inline int icmp_error_in(struct __sk_buff *skb, struct pkt *p)
 }
 
 /* A pod's ICMP error towards a destination that is masqueraded. The quoted packet is one the pod
- * received: remote -> pod. In a flow the pod opened (masqueraded) the error takes the node's
- * address; in a flow opened towards the pod it keeps the pod's; about no flow it is dropped, so
- * that no pod address leaves for the outside unasked. */
+ * received: remote -> pod, and the error goes back to its sender. In a flow the pod opened
+ * (masqueraded) the error takes the node's address; in a flow opened towards the pod from outside
+ * it keeps the pod's; anything else (another destination than the quoted sender, no such flow) is
+ * dropped, so that no pod address leaves for the outside unasked (found by the packet fuzzer). */
 static __always_inline enum nat_verdict icmp_error_out(struct __sk_buff *skb, struct pkt *p)
 {
 	struct pkt_inner *in = &p->inner;
 	struct hrb_ct_key k = {};
 	struct hrb_ct_entry *e;
 
-	if (!in->ok)
+	if (!in->ok || in->saddr != p->daddr || in->daddr != p->saddr)
 		goto no_state;
 	k.src_ip = in->daddr;
 	k.dst_ip = in->saddr;
@@ -414,9 +420,7 @@ static __always_inline enum nat_verdict icmp_error_out(struct __sk_buff *skb, st
 	k.proto = in->proto;
 	k.kind = HRB_CT_FLOW;
 	e = bpf_map_lookup_elem(&ct, &k);
-	if (e) {
-		if (!(e->flags & HRB_CT_F_MASQ))
-			return NAT_FORWARD;
+	if (e && (e->flags & HRB_CT_F_MASQ)) {
 		__u16 pod_port = in->proto == IPPROTO_ICMP ? in->sport : in->dport;
 
 		if (icmp_error_rewrite(skb, p, false, in->daddr, e->nat_ip, pod_port, e->nat_port))
@@ -430,7 +434,8 @@ static __always_inline enum nat_verdict icmp_error_out(struct __sk_buff *skb, st
 	k.dst_ip = in->daddr;
 	k.src_port = in->sport;
 	k.dst_port = in->proto == IPPROTO_ICMP ? 0 : in->dport;
-	if (bpf_map_lookup_elem(&ct, &k))
+	e = bpf_map_lookup_elem(&ct, &k);
+	if (e && (e->flags & HRB_CT_F_FROM_OUTSIDE))
 		return NAT_FORWARD;
 no_state:
 	count(HRB_R_DROP_ICMP_ERROR_NO_STATE);

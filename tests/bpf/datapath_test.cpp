@@ -202,7 +202,7 @@ TEST_F(Datapath, UdpZeroChecksumStaysZeroAndIcmpEchoIsMasqueraded) {
   auto s = tcp(pod(0, 1), ext().address);
   s.proto = 17;
   s.udp_zero_csum = true;
-  auto r = from_pod(s);
+  auto r = from_pod(s, "lxc2");
   ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
   auto d = decode(r.out);
   EXPECT_EQ(d.src, node().underlay_ip);
@@ -212,7 +212,7 @@ TEST_F(Datapath, UdpZeroChecksumStaysZeroAndIcmpEchoIsMasqueraded) {
   auto u = tcp(pod(0, 1), ext().address);
   u.proto = 17;
   u.sport = 5353;
-  auto ru = from_pod(u);
+  auto ru = from_pod(u, "lxc2");
   EXPECT_EQ(decode(ru.out).src, node().underlay_ip);
   EXPECT_CHECKSUMS_OK(ru.out);
 
@@ -720,6 +720,47 @@ TEST_F(State, APodsIcmpErrorInAFlowFromOutsideKeepsThePodAddress) {
   ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
   EXPECT_EQ(decode(r.out).src, pod(0, 0).ip);
   EXPECT_EQ(counter("from_pod", HRB_R_ICMP_ERROR_NAT), 0u);
+}
+
+// Found by the packet fuzzer (tests/bpf/packet_fuzz_test.cpp).
+TEST_F(State, APodCannotSendWithAnotherAddress) {
+  resolve_neighbours();
+  auto s = tcp(pod(0, 1), ext().address);  // pod 2's address, sent from pod 1's veth
+  auto in = build(s);
+  EXPECT_EQ(run(progs_->from_pod_fd(), in, "lxc1").verdict, TC_ACT_SHOT);
+  EXPECT_EQ(counter("from_pod", HRB_R_DROP_SOURCE), 1u);
+  PacketSpec spoof = tcp(pod(0, 0), pod(0, 1).ip);
+  spoof.src = Ipv4::parse("11.244.0.3").value();
+  EXPECT_EQ(from_pod(spoof).verdict, TC_ACT_SHOT) << "not even towards a local pod";
+}
+
+TEST_F(State, AReplyToAFlowNotFromOutsideIsMasqueraded) {
+  resolve_neighbours();
+  // An entry {ext:443 -> pod:50000} that the uplink did not create (no FROM_OUTSIDE).
+  put(flow_key(ext().address, pod(0, 0).ip, 443, 50000),
+      {now_ns() + 3600 * kSec, 0, 0, HRB_CT_F_ESTABLISHED, 0});
+  auto r = from_pod(to_ext(50000));
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(decode(r.out).src, node().underlay_ip);
+  EXPECT_EQ(counter("from_pod", HRB_R_MASQ_SKIP_REPLY), 0u);
+}
+
+TEST_F(State, APodsIcmpErrorGoesOnlyToTheSenderOfWhatItQuotes) {
+  resolve_neighbours();
+  auto s = to_ext(50000, 5353);
+  s.proto = 17;
+  from_pod(s);
+  auto reply = from_ext(50000, 5353);
+  reply.proto = 17;
+  auto got = from_uplink(build(reply));
+  ASSERT_EQ(got.verdict, TC_ACT_REDIRECT);
+  // To another outside address than the quoted sender: dropped.
+  auto err = icmp_error(pod(0, 0).ip, Ipv4::parse("192.106.200.10").value(), 3, 3, got.out);
+  EXPECT_EQ(run(progs_->from_pod_fd(), err, "lxc1").verdict, TC_ACT_SHOT);
+  // From pod 2, about pod 1's flow: dropped (it would translate another pod's flow).
+  auto other = icmp_error(pod(0, 1).ip, ext().address, 3, 3, got.out);
+  EXPECT_EQ(run(progs_->from_pod_fd(), other, "lxc2").verdict, TC_ACT_SHOT);
+  EXPECT_EQ(counter("from_pod", HRB_R_DROP_ICMP_ERROR_NO_STATE), 2u);
 }
 
 // NAT port collision and exhaustion with a narrow port range.

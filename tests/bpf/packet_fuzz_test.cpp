@@ -166,15 +166,13 @@ IcmpError icmp_error_of(const Bytes& b) {
   return e;
 }
 
-// Violations of a known cause, reported (docs/fuzzing.md, "BPF packet fuzzer", findings) and
-// awaiting a fix in bpf/: counted and printed, but they fail the test only with
-// HRB_PACKET_FUZZ_STRICT=1 (also through scripts/fuzz-packets). Remove a class with its fix.
+// Violations of a known cause awaiting a fix in bpf/: counted and printed, but they fail the test
+// only with HRB_PACKET_FUZZ_STRICT=1 (also through scripts/fuzz-packets). Remove a class with
+// its fix.
 const std::set<std::string> kKnown = {
-    "1-pod-source/icmp-error-out-unbound",          // finding 1
-    "3-checksum/icmp-error-out-other-pod",          // finding 2
-    "1-pod-source/reverse-entry-not-from-outside",  // finding 3
-    "4-counted/icmp-error-not-tracked",             // finding 4
-    "4-counted/to-pod-not-parsed",                  // finding 4
+    // Empty: the five classes found first (docs/fuzzing.md) were fixed in bpf/ (source address
+    // check, FROM_OUTSIDE-only reply exemption, ICMP errors bound to their quoted sender,
+    // bpf-lb counting every run); each has a packet test in tests/bpf/datapath_test.cpp.
 };
 
 enum Prog { kFromPod = 0, kFromUplink = 1, kToPod = 2 };
