@@ -266,6 +266,34 @@ void BM_MasqEstablished_NatOccupancy(benchmark::State& st) {
   time_runs(st, r, r.progs->from_pod_fd(), pkt, r.lxc1, kRedirect);
 }
 
+// The cost of connection tracking as a ratio measured in one loop: the same packet alternately
+// through the programs with and without CT (ct_enabled), so that the machine's drift hits both
+// alike. Arg 1: 0 the remote-pod path, 1 the local-pod path. Counters: ns of each, and ct/no_ct.
+void BM_CtCost(benchmark::State& st) {
+  InNode in_node;
+  resolve_neighbours();
+  Runner with(masq_with(0)), without(masq_with(0), {.ct_enabled = false});
+  const auto& p1 = N1().pods[0];
+  const Ipv4 dst = st.range(1) ? N1().pods[1].ip : L().nodes[1].pods[0].ip;
+  auto pkt = packet(p1.ip, dst, 40000, 80);
+  double t_with = 0, t_without = 0;
+  for (auto _ : st) {
+    int v1 = -1, v2 = -1;
+    auto a = pkt, b = pkt;  // each run rewrites its packet (TTL, MACs)
+    double ns1 = with.run(with.progs->from_pod_fd(), a, with.lxc1, 1, &v1);
+    double ns2 = without.run(without.progs->from_pod_fd(), b, without.lxc1, 1, &v2);
+    st.SetIterationTime((ns1 + ns2) / 1e9);
+    t_with += ns1;
+    t_without += ns2;
+    if (!verdict_is(st, v1, kRedirect) || !verdict_is(st, v2, kRedirect)) break;
+  }
+  const double n = std::max<double>(st.iterations(), 1);
+  st.counters["ct_ns"] = t_with / n;
+  st.counters["no_ct_ns"] = t_without / n;
+  st.counters["ct_over_no_ct"] = t_without > 0 ? t_with / t_without : 0;
+  st.SetLabel(st.range(1) ? "local pod" : "remote pod");
+}
+
 // Services in BPF: a known connection to a service (frontend lookup, CT of the connection and
 // of its flow after DNAT, DNAT, FIB) with N services in the map; and a new connection per
 // packet (a backend chosen, two CT entries created).
@@ -360,6 +388,7 @@ BENCHMARK(BM_MasqEstablished_NatOccupancy)
     ->ArgsProduct({{1}, {0, 10, 50, 90}})
     ->UseManualTime()
     ->Iterations(kIters);
+BENCHMARK(BM_CtCost)->ArgsProduct({{1}, {0, 1}})->UseManualTime()->Iterations(kIters);
 BENCHMARK(BM_Service_Established)
     ->ArgsProduct({{1}, {10, 1000, 10000}})
     ->UseManualTime()
