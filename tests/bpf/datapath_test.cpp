@@ -419,6 +419,17 @@ class State : public Datapath {
     s.tcp_flags = flags;
     return s;
   }
+  // A masqueraded UDP flow pod 1:50000 -> ext:5353, and the external host's reply as the
+  // programs deliver it into the pod.
+  RunResult masqueraded_udp_reply() {
+    resolve_neighbours();
+    auto s = to_ext(50000, 5353);
+    s.proto = 17;
+    from_pod(s);
+    auto reply = from_ext(50000, 5353);
+    reply.proto = 17;
+    return from_uplink(build(reply));
+  }
   PacketSpec from_ext(uint16_t nat_port, uint16_t sport = 443, uint8_t flags = 0x18) {
     PacketSpec s;
     s.src = ext().address;
@@ -680,14 +691,8 @@ INSTANTIATE_TEST_SUITE_P(Masqueraded, IcmpErrors,
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST_F(State, APodsIcmpErrorAboutAMasqueradedFlowLeavesWithTheNodeAddress) {
-  resolve_neighbours();
-  auto s = to_ext(50000, 5353);
-  s.proto = 17;
-  from_pod(s);
   // The reply arrives, translated back to the pod; the pod answers it with port unreachable.
-  auto reply = from_ext(50000, 5353);
-  reply.proto = 17;
-  auto got = from_uplink(build(reply));
+  auto got = masqueraded_udp_reply();
   ASSERT_EQ(got.verdict, TC_ACT_REDIRECT);
   auto err = icmp_error(pod(0, 0).ip, ext().address, 3, 3, got.out);
   auto r = run(progs_->from_pod_fd(), err, "lxc1");
@@ -746,13 +751,7 @@ TEST_F(State, AReplyToAFlowNotFromOutsideIsMasqueraded) {
 }
 
 TEST_F(State, APodsIcmpErrorGoesOnlyToTheSenderOfWhatItQuotes) {
-  resolve_neighbours();
-  auto s = to_ext(50000, 5353);
-  s.proto = 17;
-  from_pod(s);
-  auto reply = from_ext(50000, 5353);
-  reply.proto = 17;
-  auto got = from_uplink(build(reply));
+  auto got = masqueraded_udp_reply();
   ASSERT_EQ(got.verdict, TC_ACT_REDIRECT);
   // To another outside address than the quoted sender: dropped.
   auto err = icmp_error(pod(0, 0).ip, Ipv4::parse("192.106.200.10").value(), 3, 3, got.out);
