@@ -72,6 +72,16 @@ double num(const std::string& label, const YAML::Node& n, const std::string& key
   return d;
 }
 
+// A whole number in [lo, hi] (a cast of a negative or huge double to an integer type is
+// undefined behaviour: found by fuzz_gate_policy with `minPairs: -13`).
+double whole(const std::string& label, const YAML::Node& n, const std::string& key, double lo,
+             double hi) {
+  double d = num(label, n, key);
+  if (d != std::floor(d) || d < lo || d > hi)
+    bad(label, n, key, fmt::format("expected a whole number from {:.0f} to {:.0f}", lo, hi));
+  return d;
+}
+
 void only_keys(const std::string& label, const YAML::Node& n, const std::string& path,
                const std::set<std::string>& allowed) {
   if (!n.IsMap()) bad(label, n, path, "expected a mapping");
@@ -103,9 +113,11 @@ Policy parse_policy_string(const std::string& yaml, const std::string& label) {
   if (root["confidence"]) p.confidence = num(label, root["confidence"], "confidence");
   if (p.confidence <= 0.5 || p.confidence >= 1)
     bad(label, root["confidence"], "confidence", "must be between 0.5 and 1");
-  if (root["resamples"]) p.resamples = static_cast<int>(num(label, root["resamples"], "resamples"));
-  if (root["seed"]) p.seed = static_cast<uint64_t>(num(label, root["seed"], "seed"));
-  if (root["minPairs"]) p.min_pairs = static_cast<size_t>(num(label, root["minPairs"], "minPairs"));
+  if (root["resamples"])
+    p.resamples = static_cast<int>(whole(label, root["resamples"], "resamples", 1, 1e7));
+  if (root["seed"]) p.seed = static_cast<uint64_t>(whole(label, root["seed"], "seed", 0, 9e15));
+  if (root["minPairs"])
+    p.min_pairs = static_cast<size_t>(whole(label, root["minPairs"], "minPairs", 1, 1e6));
   YAML::Node checks = root["checks"];
   if (!checks.IsSequence() || checks.size() == 0)
     bad(label, checks, "checks", "expected a non-empty list of checks");

@@ -173,6 +173,30 @@ TEST(GatePolicy, RejectsBadPolicies) {
   EXPECT_NO_THROW(parse_policy_file(test::source_path("results/gate.yaml")));
 }
 
+// Whole numbers out of range (a negative double cast to size_t was undefined behaviour; found by
+// fuzz_gate_policy, tests/fixtures/gate/fuzz/minpairs-negative.yaml).
+TEST(GatePolicy, RejectsNumbersOutOfRange) {
+  const std::string checks =
+      "checks:\n  - {name: x, kind: relative, workload: tcp_rr, metric: transactionsPerSecond,"
+      " a: {mode: legacy, scenario: s}, b: {mode: ebpf, scenario: s}, ratio: {min: 1}}\n";
+  for (const char* head : {"minPairs: -13\n", "minPairs: 2.5\n", "resamples: 1e300\n", "seed: -1\n",
+                           "resamples: 0\n"}) {
+    try {
+      parse_policy_string(head + checks, "p.yaml");
+      FAIL() << "accepted: " << head;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::kBadInput);
+      EXPECT_NE(std::string(e.what()).find("whole number"), std::string::npos) << e.what();
+    }
+  }
+  try {
+    parse_policy_file(test::source_path("tests/fixtures/gate/fuzz/minpairs-negative.yaml"));
+    FAIL() << "the fuzzer's input was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kBadInput) << e.what();
+  }
+}
+
 TEST(GateStats, MannWhitney) {
   std::vector<double> a{1, 2, 3, 4, 5, 6, 7, 8}, b{11, 12, 13, 14, 15, 16, 17, 18};
   EXPECT_LT(metrics::mann_whitney_p(a, b), 0.01);
