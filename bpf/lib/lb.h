@@ -76,6 +76,12 @@ static __always_inline enum lb_verdict lb_translate(struct __sk_buff *skb, struc
 		n.nat_port = bport;
 		if (!ct_insert(&sk, &n))
 			return LB_DROP;
+		/* Another CPU may have created the connection first: its backend wins. */
+		se = bpf_map_lookup_elem(&ct, &sk);
+		if (se) {
+			bip = se->nat_ip;
+			bport = se->nat_port;
+		}
 		count(HRB_R_LB_NEW);
 	}
 	if (rewrite(skb, p, false, vip, bip, vport, bport))
