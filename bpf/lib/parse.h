@@ -30,7 +30,6 @@ enum parse_result {
 	PARSE_OK = 0,
 	PARSE_NOT_IPV4,
 	PARSE_FRAGMENT,
-	PARSE_OPTIONS, /* unused: IP options are parsed (l4_off) since issue 22 */
 	PARSE_MALFORMED,
 };
 
@@ -149,9 +148,6 @@ static __always_inline int parse_verdict(enum parse_result r)
 		return TC_ACT_OK;
 	case PARSE_FRAGMENT:
 		count(HRB_R_TO_STACK_FRAGMENT);
-		return TC_ACT_OK;
-	case PARSE_OPTIONS:
-		count(HRB_R_TO_STACK_IP_OPTIONS);
 		return TC_ACT_OK;
 	default:
 		count(HRB_R_DROP_MALFORMED);
