@@ -32,7 +32,6 @@
 #include <cstdio>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -42,6 +41,7 @@
 #include "datapath/legacy.hpp"
 #include "support/cluster_fixture.hpp"
 #include "support/packet.hpp"
+#include "support/pcap.hpp"
 
 #include "hrb_abi.h"
 
@@ -67,29 +67,6 @@ uint32_t get32(const Bytes& b, size_t off) {
 void put16(Bytes& b, size_t off, uint16_t v) {
   b[off] = v >> 8;
   b[off + 1] = v & 0xff;
-}
-
-// A pcap file (link type 1, Ethernet) of the given frames.
-void write_pcap(const std::filesystem::path& path, const std::vector<Bytes>& frames) {
-  std::filesystem::create_directories(path.parent_path());
-  std::ofstream f(path, std::ios::binary);
-  auto u32 = [&](uint32_t v) { f.write(reinterpret_cast<const char*>(&v), 4); };
-  auto u16 = [&](uint16_t v) { f.write(reinterpret_cast<const char*>(&v), 2); };
-  u32(0xa1b2c3d4);  // native byte order, microseconds
-  u16(2);
-  u16(4);
-  u32(0);  // thiszone
-  u32(0);  // sigfigs
-  u32(65535);
-  u32(1);  // LINKTYPE_ETHERNET
-  uint32_t t = 0;
-  for (const auto& b : frames) {
-    u32(t++);
-    u32(0);
-    u32(static_cast<uint32_t>(b.size()));
-    u32(static_cast<uint32_t>(b.size()));
-    f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-  }
 }
 
 std::string describe(const Bytes& b) {
