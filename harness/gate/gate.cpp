@@ -392,4 +392,11 @@ std::string compare_runs(const nlohmann::json& a, const nlohmann::json& b, bool 
   return s;
 }
 
+Policy only_workloads(Policy p, const std::vector<std::string>& workloads) {
+  std::erase_if(p.checks, [&](const Check& k) {
+    return std::find(workloads.begin(), workloads.end(), k.workload) == workloads.end();
+  });
+  return p;
+}
+
 }  // namespace hrb::gate

@@ -44,6 +44,10 @@ struct Policy {
 Policy parse_policy_file(const std::string& path);
 Policy parse_policy_string(const std::string& yaml, const std::string& label);
 
+// The policy with only the checks about one of `workloads` (`hrbench gate --workloads`); the
+// result may have no checks left.
+Policy only_workloads(Policy p, const std::vector<std::string>& workloads);
+
 struct CheckResult {
   Check check;
   Verdict verdict = Verdict::kInconclusive;

@@ -320,4 +320,18 @@ std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs
          body + "</body></html>\n";
 }
 
+nlohmann::json read_input(const std::string& path) {
+  std::ifstream in(path);
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (!j.is_discarded() && j.value("schema", "") == "hostroute-bench/lab") return j;
+  return results::read_results(path);
+}
+
+std::vector<std::pair<std::string, nlohmann::json>> read_inputs(
+    const std::vector<std::string>& files) {
+  std::vector<std::pair<std::string, nlohmann::json>> runs;
+  for (const auto& f : files) runs.push_back({f, read_input(f)});
+  return runs;
+}
+
 }  // namespace hrb::report

@@ -446,3 +446,27 @@ TEST(ReportCli, MarkdownAndHtmlShowEachRunAndItsTable) {
   EXPECT_NE(page.find(a[0] + "   " + a[1]), std::string::npos) << "the summary table";
   EXPECT_NE(page.find("</html>"), std::string::npos);
 }
+
+TEST(GatePolicy, OnlyWorkloadsKeepsTheChecksOfThoseWorkloads) {
+  auto p = parse_policy_string(R"(
+checks:
+  - {name: rr, kind: relative, workload: tcp_rr, metric: transactionsPerSecond,
+     a: {mode: legacy, scenario: pod-pod-cross-node}, b: {mode: ebpf, scenario: pod-pod-cross-node},
+     ratio: {min: 1.0}}
+  - {name: stream, kind: relative, workload: tcp_crr, metric: transactionsPerSecond,
+     a: {mode: legacy, scenario: pod-pod-cross-node}, b: {mode: ebpf, scenario: pod-pod-cross-node},
+     ratio: {min: 1.0}}
+  - {name: rr2, kind: relative, workload: tcp_rr, metric: transactionsPerSecond,
+     a: {mode: legacy, scenario: pod-pod-same-node}, b: {mode: ebpf, scenario: pod-pod-same-node},
+     ratio: {min: 1.0}}
+)",
+                               "policy");
+  ASSERT_EQ(p.checks.size(), 3u);
+  auto kept = only_workloads(p, {"tcp_rr"});
+  ASSERT_EQ(kept.checks.size(), 2u);
+  EXPECT_EQ(kept.checks[0].name, "rr");
+  EXPECT_EQ(kept.checks[1].name, "rr2");
+  EXPECT_EQ(only_workloads(p, {"tcp_crr", "tcp_rr"}).checks.size(), 3u);
+  EXPECT_TRUE(only_workloads(p, {"no-such-workload"}).checks.empty());
+  EXPECT_EQ(kept.file, p.file);
+}
