@@ -43,8 +43,9 @@ void apply_preset(RunConfig& c, const std::string& p) {
 }
 
 namespace {
-const std::vector<std::string> kScenarios{"pod-pod-same-node", "pod-pod-cross-node", "pod-service",
-                                          "pod-external",      "node-node",          "external-nodeport"};
+const std::vector<std::string> kScenarios{"pod-pod-same-node", "pod-pod-cross-node",
+                                          "pod-service",       "pod-external",
+                                          "node-node",         "external-nodeport"};
 const std::string kPodService = "pod-service";
 const std::string kExternalNodePort = "external-nodeport";
 // The scenarios that measure a service of the cluster's service list (pod_service_index).
@@ -76,7 +77,8 @@ std::optional<Endpoints> scenario_endpoints(const topology::Layout& l, const std
     const auto backends = datapath::service_endpoints(l, i, eps);
     Endpoints e;
     if (nodeport) {
-      e = {l.externals[0].name, "", l.externals[0].netns, backends[0].netns, l.nodes[0].underlay_ip};
+      e = {l.externals[0].name, "", l.externals[0].netns, backends[0].netns,
+           l.nodes[0].underlay_ip};
       e.port = *datapath::node_port(i);
     } else {
       const auto& client = l.nodes[0].pods[0];
@@ -85,8 +87,8 @@ std::optional<Endpoints> scenario_endpoints(const topology::Layout& l, const std
     }
     e.server_port = datapath::kServiceTargetPort;
     e.service = i;
-    e.server_name = fmt::format("svc-{} {}{}:{} ->", i, nodeport ? "NodePort " : "", e.dst.str(),
-                                e.port);
+    e.server_name =
+        fmt::format("svc-{} {}{}:{} ->", i, nodeport ? "NodePort " : "", e.dst.str(), e.port);
     for (size_t k = 0; k < backends.size(); ++k) {
       e.server_name += fmt::format("{}{}:{}", k ? ", " : " ", backends[k].name, e.server_port);
       if (k) e.more_server_netns.push_back(backends[k].netns);

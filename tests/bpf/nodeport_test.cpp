@@ -103,7 +103,9 @@ class NodePort : public ::testing::Test {
       return r;
     });
   }
-  RunResult from_uplink(const PacketSpec& s) { return run(progs_->from_uplink_fd(), build(s), "eth0"); }
+  RunResult from_uplink(const PacketSpec& s) {
+    return run(progs_->from_uplink_fd(), build(s), "eth0");
+  }
   RunResult from_pod(const PacketSpec& s, const std::string& lxc) {
     return run(progs_->from_pod_fd(), build(s), lxc);
   }

@@ -641,10 +641,10 @@ void PacketFuzz::fuzz(const std::string& config, bool host_routing) {
       if (verdict == TC_ACT_REDIRECT && f.prog == kFromUplink && rec.helper != 1) {
         const bool ipv4 = out.size() >= 34 && get16(out, 12) == 0x0800;
         if (!ipv4 || decode(out).src != node().underlay_ip)
-          found.push_back({"5-uplink-out", fmt::format("from_uplink redirected out ({}) with "
-                                                       "source {}",
-                                                       rec.helper,
-                                                       ipv4 ? decode(out).src.str() : "non-IPv4")});
+          found.push_back(
+              {"5-uplink-out", fmt::format("from_uplink redirected out ({}) with "
+                                           "source {}",
+                                           rec.helper, ipv4 ? decode(out).src.str() : "non-IPv4")});
       }
 
       // 1: no pod source towards the outside.

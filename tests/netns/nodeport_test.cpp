@@ -61,8 +61,8 @@ TEST_P(NodePortNetns, TheExternalHostReachesLocalAndRemoteBackends) {
                            datapath::kServiceTargetPort};
       s.dst_port = *datapath::node_port(i);
       auto r = traffic::reach(s);
-      EXPECT_TRUE(r.ok) << m << ": ext1 -> " << node1.underlay_ip.str() << ":" << s.dst_port
-                        << " " << traffic::proto_name(proto) << " (backend " << ep.name
+      EXPECT_TRUE(r.ok) << m << ": ext1 -> " << node1.underlay_ip.str() << ":" << s.dst_port << " "
+                        << traffic::proto_name(proto) << " (backend " << ep.name
                         << "): " << r.error;
       if (!r.ok) continue;
       // externalTrafficPolicy Cluster: kube-proxy masquerades every NodePort connection (to a
