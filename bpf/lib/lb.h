@@ -30,11 +30,13 @@ enum lb_verdict {
 
 /* The backend of p's connection to the frontend fe (p: the packet before DNAT): the one recorded
  * in the connection's HRB_CT_SERVICE entry, or for a new connection one picked at random and
- * recorded. Counts r_hit or r_new. False when the packet must be dropped (no backend, or the
+ * recorded — unless `syn_only` and p is TCP but no pure SYN (a NodePort connection starts with
+ * one: lib/nodeport.h). Counts r_hit or r_new. LB_DONE with the backend, LB_NONE when no
+ * connection was found or made, LB_DROP when the packet must be dropped (no backend, or the
  * table refused the entry). */
-static __always_inline bool lb_backend(const struct pkt *p, const struct hrb_lb_value *fe,
-				       struct hrb_lb_key *fk, __u64 now, enum hrb_reason r_new,
-				       enum hrb_reason r_hit, __u32 *bip, __u16 *bport)
+static __always_inline enum lb_verdict
+lb_backend(const struct pkt *p, const struct hrb_lb_value *fe, struct hrb_lb_key *fk, __u64 now,
+	   bool syn_only, enum hrb_reason r_new, enum hrb_reason r_hit, __u32 *bip, __u16 *bport)
 {
 	struct hrb_ct_entry *se, n;
 	struct hrb_lb_value *be;
@@ -53,17 +55,19 @@ static __always_inline bool lb_backend(const struct pkt *p, const struct hrb_lb_
 		*bip = se->nat_ip;
 		*bport = se->nat_port;
 		count(r_hit);
-		return true;
+		return LB_DONE;
 	}
+	if (syn_only && p->proto == IPPROTO_TCP && !is_pure_syn(p))
+		return LB_NONE;
 	if (!fe->count) {
 		count(HRB_R_DROP_NO_BACKEND);
-		return false;
+		return LB_DROP;
 	}
 	fk->slot = bpf_get_prandom_u32() % fe->count + 1;
 	be = bpf_map_lookup_elem(&lb, fk);
 	if (!be) {
 		count(HRB_R_DROP_NO_BACKEND);
-		return false;
+		return LB_DROP;
 	}
 	*bip = be->ip;
 	*bport = be->port;
@@ -71,7 +75,7 @@ static __always_inline bool lb_backend(const struct pkt *p, const struct hrb_lb_
 	n.nat_ip = *bip;
 	n.nat_port = *bport;
 	if (!ct_insert(&sk, &n))
-		return false;
+		return LB_DROP;
 	/* Another CPU may have created the connection first: its backend wins. */
 	se = bpf_map_lookup_elem(&ct, &sk);
 	if (se) {
@@ -79,7 +83,7 @@ static __always_inline bool lb_backend(const struct pkt *p, const struct hrb_lb_
 		*bport = se->nat_port;
 	}
 	count(r_new);
-	return true;
+	return LB_DONE;
 }
 
 /* Tracks p (after DNAT to a backend) in its flow, marked as load-balanced from the service
@@ -121,7 +125,7 @@ static __always_inline enum lb_verdict lb_translate(struct __sk_buff *skb, struc
 	if (!fe)
 		return LB_NONE;
 	now = bpf_ktime_get_ns();
-	if (!lb_backend(p, fe, &fk, now, HRB_R_LB_NEW, HRB_R_LB_HIT, &bip, &bport))
+	if (lb_backend(p, fe, &fk, now, false, HRB_R_LB_NEW, HRB_R_LB_HIT, &bip, &bport) != LB_DONE)
 		return LB_DROP;
 	if (rewrite(skb, p, false, vip, bip, vport, bport))
 		return LB_DROP;

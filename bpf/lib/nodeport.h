@@ -20,6 +20,8 @@
  *     back to the uplink for the SNAT port: reverse_nat() sees the claim's owner and hands it
  *     here — reverse SNAT (destination: the client), then reverse DNAT (source: node IP and
  *     NodePort), and along the FIB back to the client.
+ * A TCP connection starts with a pure SYN: a TCP packet without one and without state goes to
+ * the stack (it may answer a flow the stack masqueraded to a port in the NodePort range).
  * TTL <= 1 and what the FIB cannot forward go to the stack untranslated, where kube-proxy's
  * NodePort rules (installed underneath) translate them and the kernel sends any ICMP error.
  * ICMP errors about NodePort connections are not translated (yet): they go to the stack.
@@ -141,8 +143,19 @@ static __always_inline enum np_verdict nodeport_in(struct __sk_buff *skb, struct
 		return NP_TO_STACK;
 	}
 	now = bpf_ktime_get_ns();
-	if (!lb_backend(p, fe, &fk, now, HRB_R_NODEPORT_NEW, HRB_R_NODEPORT_HIT, &bip, &bport))
+	switch (lb_backend(p, fe, &fk, now, true, HRB_R_NODEPORT_NEW, HRB_R_NODEPORT_HIT, &bip,
+			   &bport)) {
+	case LB_DONE:
+		break;
+	case LB_NONE:
+		/* TCP without SYN and no connection: not one opened here — e.g. a reply to a flow
+		 * the stack's MASQUERADE (kube-proxy, ip-masq-agent) gave a source port in the
+		 * NodePort range. The stack's conntrack knows it. */
+		count(HRB_R_NODEPORT_TO_STACK);
+		return NP_TO_STACK;
+	default:
 		return NP_DROP;
+	}
 	v = *p;
 	v.daddr = bip;
 	v.dport = bport;

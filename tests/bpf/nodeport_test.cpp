@@ -355,6 +355,22 @@ TEST_F(NodePort, NoBackendDrops) {
   EXPECT_EQ(counter("from_uplink", HRB_R_DROP_NO_BACKEND), 1u);
 }
 
+// A TCP connection starts with a SYN: a packet without one and without state at a NodePort (say
+// a reply to a flow the stack's MASQUERADE gave a source port in the NodePort range) goes to the
+// stack untranslated; UDP has no such sign and opens a connection with any packet.
+TEST_F(NodePort, TcpWithoutSynAndStateGoesToTheStack) {
+  for (uint8_t flags : {kAck, kSynAck}) {
+    auto in = build(to_nodeport(2, ext().address, 44000, flags));
+    auto r = run(progs_->from_uplink_fd(), in, "eth0");
+    EXPECT_EQ(r.verdict, TC_ACT_OK) << int(flags);
+    EXPECT_EQ(r.out, in);
+  }
+  EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_TO_STACK), 2u);
+  EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_NEW), 0u);
+  EXPECT_EQ(from_uplink(to_nodeport(2, ext().address, 44000, 0, 17)).verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_NEW), 1u);
+}
+
 // TTL 1: untranslated to the stack, where kube-proxy's rules DNAT and the kernel answers.
 TEST_F(NodePort, TtlOneGoesToTheStackUntranslated) {
   auto s = to_nodeport(2, ext().address);
