@@ -151,7 +151,9 @@ int cmd_run(const Args& args) {
           ->default_value(
               "pod-pod-same-node,pod-pod-cross-node,pod-service,pod-external,node-node"),
       "scenarios, comma-separated (pod-service: node1's pod to a ClusterIP, port 80, whose "
-      "backends, port 8080, are node2's pods; node-node is the ceiling, measured in mode none)")(
+      "backends, port 8080, are node2's pods; external-nodeport, not in the default list: the "
+      "external host to node1's IP at that service's NodePort; node-node is the ceiling, "
+      "measured in mode none)")(
       "workloads", po::value(&o.workloads)->default_value("tcp_rr,tcp_crr,tcp_stream,udp_stream"),
       "workloads, comma-separated (also udp_rr; pps: XDP frames into the cross-node server pod)")(
       "repetitions,r", po::value(&o.repetitions), "repetitions of the matrix (default 3)")(

@@ -33,8 +33,10 @@ std::vector<std::string> modes_of(const nlohmann::json& doc) {
 const char* mode_colour(const std::string& m) {
   return m == "legacy" ? "#d08c2e" : m == "bpf-lb" ? "#6a9a3a" : "#2e7dd0";
 }
+// The scenarios a mode is compared in (node-node is the ceiling line), in the order they are
+// drawn; external-nodeport: the external host to a NodePort, not in the default run.
 const std::vector<std::string> kPodScenarios{"pod-pod-same-node", "pod-pod-cross-node",
-                                             "pod-service", "pod-external"};
+                                             "pod-service", "pod-external", "external-nodeport"};
 
 struct Stat {
   double median = NAN, lo = NAN, hi = NAN;
@@ -297,7 +299,7 @@ std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs
     body += "</div>\n";
     if (doc["config"].contains("scan") && !doc["config"]["scan"].is_null()) {
       body += "<h3>Scan</h3>\n<div class=charts>\n";
-      for (const char* sc : {"pod-pod-cross-node", "pod-service"})
+      for (const char* sc : {"pod-pod-cross-node", "pod-service", "external-nodeport"})
         for (const char* wl : {"tcp_crr", "tcp_rr"})
           if (has(doc, wl))
             body += scan_curve(pl, doc, wl, *results::find_metric("transactionsPerSecond"), sc);

@@ -15,6 +15,11 @@
 //    always, the L4 checksum when the frame is neither truncated nor padded nor a fragment, and
 //    for ICMP errors the quoted IP header (and the quoted L4 checksum when all of it is quoted).
 //  4 every run increments at least one reason counter of its program.
+//  5 what from_uplink sends back out of the node (redirect along the FIB, not into a pod) is
+//    NodePort traffic (bpf/lib/nodeport.h) and has the node IP as its source: the only address
+//    NodePort adds to what may leave.
+// Invariant 1's exemption excludes NodePort connections (HRB_CT_F_SVC): a local backend's answer
+// to a NodePort client must leave with the node IP and the NodePort.
 //
 // HRB_PACKET_FUZZ_SEED (default: random, printed), HRB_PACKET_FUZZ_FRAMES (per configuration,
 // default 100000; a run also stops after HRB_PACKET_FUZZ_SECONDS, default 30). A violation prints
@@ -246,6 +251,7 @@ class Generator {
     if (r < 60) return static_cast<uint16_t>(40000 + pick(32));
     if (r < 75) return static_cast<uint16_t>(32768 + pick(64));  // NAT range: claims collide
     if (r < 80) return static_cast<uint16_t>(61000 + pick(16));  // the node's own range
+    if (r < 86) return static_cast<uint16_t>(30000 + pick(6));   // NodePorts (4 services)
     return static_cast<uint16_t>(rng_());
   }
   uint8_t tcp_flags() {
@@ -325,6 +331,8 @@ class Generator {
             : d < 85 ? local_pods_[pick(local_pods_.size())].ip
                      : any_addr();
     if (is_local_pod(s.src)) s.src = ext_;
+    if (s.dst == l_.nodes[0].underlay_ip && !services_.empty() && chance(40))
+      s.dport = static_cast<uint16_t>(datapath::kNodePortFirst + pick(services_.size()));
     return place(s.src, s.dst, build(s), "fresh-outside");
   }
 
@@ -606,6 +614,16 @@ void PacketFuzz::fuzz(const std::string& config, bool host_routing) {
         check(a.inner_l4 && a.inner_l4_ok, b.inner_l4, b.inner_l4_ok, "quoted L4");
       }
 
+      // 5: from_uplink sends out of the node only with the node IP as source (NodePort).
+      if (verdict == TC_ACT_REDIRECT && f.prog == kFromUplink && rec.helper != 1) {
+        const bool ipv4 = out.size() >= 34 && get16(out, 12) == 0x0800;
+        if (!ipv4 || decode(out).src != node().underlay_ip)
+          found.push_back(
+              {"5-uplink-out", fmt::format("from_uplink redirected out ({}) with "
+                                           "source {}",
+                                           rec.helper, ipv4 ? decode(out).src.str() : "non-IPv4")});
+      }
+
       // 1: no pod source towards the outside.
       if (verdict == TC_ACT_REDIRECT && out.size() >= 34 && get16(out, 12) == 0x0800) {
         const auto d = decode(out);
@@ -655,8 +673,8 @@ void PacketFuzz::fuzz(const std::string& config, bool host_routing) {
           }
           k.kind = HRB_CT_FLOW;
           hrb_ct_entry e{};
-          const bool exempt =
-              have_key && bpf_map_lookup_elem(ct, &k, &e) == 0 && (e.flags & HRB_CT_F_FROM_OUTSIDE);
+          const bool exempt = have_key && bpf_map_lookup_elem(ct, &k, &e) == 0 &&
+                              (e.flags & HRB_CT_F_FROM_OUTSIDE) && !(e.flags & HRB_CT_F_SVC);
           if (error && !have_key)
             pod_source_cause = "icmp-error-out-unbound";
           else if (have_key && !exempt && bpf_map_lookup_elem(ct, &k, &e) == 0)
