@@ -20,6 +20,7 @@ struct GateOptions {
   boost::optional<std::string> baseline;
   boost::optional<std::string> markdown, junit;
   bool inconclusive_ok = false;
+  bool allow_other_environment = false;
   boost::optional<std::string> workloads;
   int adaptive = 0;
   boost::optional<std::string> output;
@@ -43,6 +44,7 @@ int run_gate(const GateOptions& o) {
     base = results::read_results(base_file);
   }
   run::AdaptiveOptions a{.max_extra_repetitions = o.adaptive};
+  a.evaluate.allow_other_environment = o.allow_other_environment;
   if (o.adaptive > 0) a.prefix = own_cluster_prefix(o.common, a.prefix);
   // The interrupt flag is polled but no handler is installed: a signal ends `gate` at once.
   auto result = run::adaptive_gate(policy, cur, cur_file, base_file.empty() ? nullptr : &base,
@@ -74,7 +76,8 @@ int cmd_gate(const Args& args) {
   GateOptions o;
   po::options_description d(
       "hrbench gate RESULTS.json: evaluate the checks of a policy file; exit 0 pass, 1 "
-      "regression, 2 inconclusive, 3 usage or input error");
+      "regression, 2 inconclusive, 3 usage or input error, or a baseline that is not "
+      "comparable");
   d.add_options()("current", po::value(&o.current), "the run to judge")(
       "policy", po::value(&o.policy)->default_value(HRB_SOURCE_DIR "/results/gate.yaml"),
       "policy file")("baseline", po::value(&o.baseline), "baseline run for baseline checks")(
@@ -82,6 +85,10 @@ int cmd_gate(const Args& args) {
       "junit", po::value(&o.junit), "also write JUnit XML to FILE")(
       "inconclusive-ok", po::bool_switch(&o.inconclusive_ok),
       "exit 0 when the verdict is inconclusive")(
+      "allow-other-environment", po::bool_switch(&o.allow_other_environment),
+      "judge baseline checks although the baseline was measured in another environment (CPU, "
+      "vCPUs, kernel, virtualisation); every output says so. Without it such a baseline is not "
+      "comparable: exit 3")(
       "workloads", po::value(&o.workloads),
       "evaluate only the policy's checks of these workloads (comma-separated)")(
       "adaptive", po::value(&o.adaptive)->default_value(0),

@@ -48,7 +48,7 @@ gate::GateResult adaptive_gate(const gate::Policy& policy, nlohmann::json& curre
                                const std::string& current_file, const nlohmann::json* baseline,
                                const std::string& baseline_file, const AdaptiveOptions& o,
                                const std::atomic<bool>& interrupted) {
-  auto result = gate::evaluate(policy, current, current_file, baseline, baseline_file);
+  auto result = gate::evaluate(policy, current, current_file, baseline, baseline_file, o.evaluate);
   int extra_left = o.max_extra_repetitions;
   while (result.overall() == gate::Verdict::kInconclusive && extra_left > 0) {
     RunConfig c = adaptive_config(current, current_file, result, std::min(2, extra_left));
@@ -60,7 +60,7 @@ gate::GateResult adaptive_gate(const gate::Policy& policy, nlohmann::json& curre
     gate::require_comparable(current, current_file, extra, "the --adaptive repetitions");
     merge_repetitions(current, extra);
     extra_left -= c.repetitions;
-    result = gate::evaluate(policy, current, current_file, baseline, baseline_file);
+    result = gate::evaluate(policy, current, current_file, baseline, baseline_file, o.evaluate);
   }
   return result;
 }

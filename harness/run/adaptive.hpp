@@ -15,6 +15,7 @@ namespace hrb::run {
 struct AdaptiveOptions {
   int max_extra_repetitions = 0;   // 0: judge once, measure nothing
   std::string prefix = "hrbgate";  // of the cluster the extra repetitions are measured on
+  gate::EvaluateOptions evaluate;  // e.g. allow_other_environment
 };
 
 // Evaluates `policy` on `current` (and `baseline` when given), then, while the verdict is
