@@ -302,6 +302,7 @@ TeardownReport tear_down(StateDir& state) {
     if (std::sscanf(e.name.c_str(), "%d %" SCNu64, &p.pid, &p.start_time) != 2) continue;
     if (kill_and_wait(p, 10000)) ++r.helpers_killed;
   }
+  r.helpers_killed += state.helpers_killed_by_lock();  // those that held the lock
   // 2. Processes the cluster started (the ebpf mode's guard watcher, `hrbench guard watch
   //    --prefix P`): the journalled pids, and (a journal torn or lost) any such process.
   std::set<int> pids;

@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -38,7 +40,9 @@ Fd StateDir::lock() const {
   if (!fd) throw_errno("open " + lp);
   // A holder SIGKILLed a moment ago can leave the lock held for a few milliseconds by helpers
   // forked but not yet exec'ed (they share the lock's open file and die with the holder).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + std::chrono::seconds(10);
+  bool helpers_killed = false;
   while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) throw_errno("flock " + lp);
     char buf[32] = {};
@@ -53,7 +57,21 @@ Fd StateDir::lock() const {
       throw Error("another hrbench (pid " + pid + ") is working on prefix '" + prefix_ +
                       "'; wait for it, or use another --prefix",
                   ExitCode::kBusy);
-    ::usleep(1000);  // the holder is dead: its last helpers are exiting
+    // The holder is dead: its last helpers are exiting. One that still holds the lock after
+    // 200 ms will not let go by itself (stopped before its exec, or started without
+    // PR_SET_PDEATHSIG): kill the journalled helpers that are still the recorded processes.
+    if (!helpers_killed &&
+        std::chrono::steady_clock::now() - start > std::chrono::milliseconds(200)) {
+      helpers_killed = true;
+      for (const auto& e : journal()) {
+        ProcessId p;
+        if (e.kind != "helper" ||
+            std::sscanf(e.name.c_str(), "%d %" SCNu64, &p.pid, &p.start_time) != 2)
+          continue;
+        if (kill_and_wait(p, 10000)) ++helpers_killed_by_lock_;
+      }
+    }
+    ::usleep(1000);
   }
   std::string pid = std::to_string(::getpid());
   if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0)

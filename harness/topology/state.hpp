@@ -33,9 +33,12 @@ class StateDir {
   // Takes the prefix's lock for the lifetime of the returned Fd; throws Error(kBusy) naming the
   // holder's pid when another hrbench has it. When the recorded holder is dead (SIGKILLed), waits
   // for the lock: its helpers, which share the lock's open file until they exec or die, are
-  // dying with it. From then on every helper this process starts (run_cmd) is journalled here,
-  // as long as the journal exists (until remove(), or another lock() in this process).
+  // dying with it; a journalled helper still holding it after 200 ms (stopped, or without
+  // PR_SET_PDEATHSIG) is killed (helpers_killed_by_lock()). From then on every helper this
+  // process starts (run_cmd) is journalled here, as long as the journal exists (until remove(),
+  // or another lock() in this process).
   Fd lock() const;
+  int helpers_killed_by_lock() const { return helpers_killed_by_lock_; }
 
   void begin(const std::string& topology_yaml);           // creates the dir and an empty journal
   void record(const std::vector<JournalEntry>& entries);  // append + fsync
@@ -51,6 +54,7 @@ class StateDir {
   static std::vector<std::string> all_prefixes();
 
  private:
+  mutable int helpers_killed_by_lock_ = 0;
   std::string prefix_;
 };
 

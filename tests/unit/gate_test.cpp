@@ -457,15 +457,16 @@ TEST(GateCli, MarkdownAndJunitFilesAreWritten) {
 
 namespace {
 
-// A real run (results/baseline.json) and a copy of it with ebpf's tcp_rr transaction rate halved
-// in every trial: what `compare` and `report` print must show exactly that change.
+// A real run (tests/fixtures/results/real-run-2026-11-27.json, the baseline once committed) and a
+// copy of it with ebpf's tcp_rr transaction rate halved in every trial: what `compare` and `report`
+// print must show exactly that change.
 struct HalvedRuns {
   std::string dir, base, half;
   nlohmann::json doc;
   HalvedRuns() {
     char t[] = "/tmp/hrb-cmp-XXXXXX";
     dir = mkdtemp(t);
-    base = test::source_path("results/baseline.json");
+    base = test::source_path("tests/fixtures/results/real-run-2026-11-27.json");
     half = dir + "/halved.json";
     doc = nlohmann::json::parse(std::ifstream(base));
     auto copy = doc;
