@@ -1,5 +1,7 @@
 #include "support/cluster_fixture.hpp"
 
+#include <bpf/bpf.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -9,10 +11,30 @@
 #include <sstream>
 
 #include "core/netns.hpp"
+#include "core/pins.hpp"
 #include "topology/cluster.hpp"
 #include "topology/state.hpp"
 
 namespace hrb::test {
+
+std::set<uint32_t> cgroup_setsockopt_programs() {
+  int fd = open("/sys/fs/cgroup/unified", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fd = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  uint32_t ids[64], cnt = 64, flags = 0;
+  int r = bpf_prog_query(fd, BPF_CGROUP_SETSOCKOPT, 0, &flags, ids, &cnt);
+  close(fd);
+  return r == 0 ? std::set<uint32_t>(ids, ids + cnt) : std::set<uint32_t>{};
+}
+
+uint32_t guard_prog_id(const std::string& prefix) {
+  int fd = bpf_obj_get(pins::guard(prefix, "link_setsockopt").c_str());
+  if (fd < 0) return 0;
+  bpf_link_info info{};
+  uint32_t len = sizeof info;
+  int r = bpf_obj_get_info_by_fd(fd, &info, &len);
+  close(fd);
+  return r == 0 ? info.prog_id : 0;
+}
 
 std::string unique_prefix(const std::string& tag) {
   static std::atomic<int> n{0};
