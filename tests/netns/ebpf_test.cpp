@@ -56,13 +56,7 @@ class Ebpf : public ::testing::Test {
   // does). A query that fails (no such device, ...) is a test failure, never "0 programs".
   // The count, or -errno.
   int64_t tcx_query(const std::string& netns, const std::string& dev) {
-    return run_in_netns(netns, [&]() -> int64_t {
-      uint32_t ids[16], cnt = 16, flags = 0;
-      int ifindex = if_nametoindex(dev.c_str());
-      if (ifindex == 0) return -errno;
-      if (bpf_prog_query(ifindex, kTcxIngress, 0, &flags, ids, &cnt) != 0) return -errno;
-      return cnt;
-    });
+    return test::tcx_query(netns, dev);
   }
   uint32_t tcx_programs(const std::string& netns, const std::string& dev) {
     const int64_t n = tcx_query(netns, dev);

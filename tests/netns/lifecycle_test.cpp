@@ -424,6 +424,9 @@ TEST(JournalReplay, CleanUndoesTheJournalledAttachmentsOfACrashedHolder) {
     if (a.kind != Attachment::Kind::kClsact) {
       EXPECT_TRUE(std::filesystem::exists(a.pin)) << "journalled, not pinned: " << a.str();
     }
+    if (a.kind == Attachment::Kind::kTcx && a.hook == "ingress") {
+      EXPECT_EQ(test::tcx_query(a.netns, a.target), 1) << "journalled, not attached: " << a.str();
+    }
   }
   EXPECT_EQ(tcx, 2u * 3) << "two nodes: eth0 and one lxc per pod (two each)";
   EXPECT_EQ(cgroup, 1u) << "the blocker's cgroup/setsockopt link (BPF LSM is unavailable here)";
@@ -469,6 +472,11 @@ TEST(JournalReplay, AStateOfTheVersionBeforeStillSwitchesAndCleans) {
 
   auto m = test::hrbench({"mode", "legacy"}, c.prefix());
   ASSERT_EQ(m.status, 0) << m.err;
+  // Detached by the switch itself, not left to the kernel's deferred release of unpinned links.
+  for (const auto& n : c.layout().nodes) {
+    EXPECT_EQ(test::tcx_query(n.netns, n.uplink), 0) << n.name;
+    for (const auto& p : n.pods) EXPECT_EQ(test::tcx_query(n.netns, p.lxc), 0) << p.lxc;
+  }
   EXPECT_FALSE(test::cgroup_setsockopt_programs().count(blocker)) << "the blocker is attached";
   EXPECT_FALSE(std::filesystem::exists(pins::root(c.prefix())));
   EXPECT_EQ(links_not_released(links), std::vector<uint32_t>{}) << "links left attached";

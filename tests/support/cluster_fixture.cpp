@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/bpf.hpp"
 #include "core/netns.hpp"
 #include "core/pins.hpp"
 #include "topology/cluster.hpp"
@@ -24,6 +26,16 @@ std::set<uint32_t> cgroup_setsockopt_programs() {
   int r = bpf_prog_query(fd, BPF_CGROUP_SETSOCKOPT, 0, &flags, ids, &cnt);
   close(fd);
   return r == 0 ? std::set<uint32_t>(ids, ids + cnt) : std::set<uint32_t>{};
+}
+
+int64_t tcx_query(const std::string& netns, const std::string& dev) {
+  return run_in_netns(netns, [&]() -> int64_t {
+    uint32_t ids[16], cnt = 16, flags = 0;
+    int ifindex = if_nametoindex(dev.c_str());
+    if (ifindex == 0) return -errno;
+    if (bpf_prog_query(ifindex, kTcxIngress, 0, &flags, ids, &cnt) != 0) return -errno;
+    return cnt;
+  });
 }
 
 uint32_t guard_prog_id(const std::string& prefix) {

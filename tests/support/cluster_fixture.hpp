@@ -33,6 +33,8 @@ uint64_t softnet_dropped();
 // attaches (other tests running in parallel may attach their own: look for ours by id, never by
 // count).
 std::set<uint32_t> cgroup_setsockopt_programs();
+// Programs attached with tcx to the ingress of `dev` in `netns`, or -errno.
+int64_t tcx_query(const std::string& netns, const std::string& dev);
 // The program behind the blocker's pinned link (pins::guard(prefix, "link_setsockopt")); 0: none.
 uint32_t guard_prog_id(const std::string& prefix);
 
