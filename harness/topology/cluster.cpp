@@ -352,7 +352,7 @@ TeardownReport tear_down(StateDir& state) {
     if (!std::filesystem::exists(dir, ec)) continue;
     std::filesystem::remove_all(dir, ec);
     if (ec) log::warn("cannot remove {}: {}", dir, ec.message());
-    // The shared parent (/sys/fs/bpf/hrbench) goes too once no cluster uses it.
+    // The shared parent (pins::parent()) goes too once no cluster uses it.
     std::filesystem::remove(std::filesystem::path(dir).parent_path(), ec);
   }
   // 6. cgroups (the blocker's owner cgroup): empty once its short-lived writers have exited.
