@@ -3,6 +3,10 @@
  * from_uplink: tc ingress of the node's eth0, i.e. every packet arriving from the fabric.
  *   reply to a masqueraded flow      -> reverse NAT, then into the pod
  *   ICMP error about such a flow     -> outer and quoted headers translated back, into the pod
+ *   to the node IP at a NodePort     -> a backend (lib/nodeport.h): on this node DNAT and
+ *                                       bpf_redirect_peer; on another DNAT + SNAT to the node
+ *                                       IP and out along the FIB
+ *   a remote backend's reply to such -> reverse SNAT, reverse DNAT, back along the FIB
  *   a local pod                      -> connection-tracked (a load-balanced connection's reply
  *                                       gets its service address back), MACs, TTL,
  *                                       bpf_redirect_peer
@@ -14,6 +18,7 @@
 #include "lib/lb.h"
 #include "lib/maps.h"
 #include "lib/nat.h"
+#include "lib/nodeport.h"
 #include "lib/parse.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -23,8 +28,10 @@ int from_uplink(struct __sk_buff *skb)
 {
 	struct pkt p;
 	enum parse_result pr = parse(skb, &p);
-	struct hrb_endpoint *ep;
-	int translated;
+	struct hrb_endpoint *ep = NULL;
+	struct bpf_fib_lookup fib;
+	enum np_verdict np = NP_NONE;
+	int translated, rc = 0;
 
 	injected_delay();
 	if (pr != PARSE_OK)
@@ -32,6 +39,22 @@ int from_uplink(struct __sk_buff *skb)
 	translated = p.icmp_error ? icmp_error_in(skb, &p) : reverse_nat(skb, &p);
 	if (translated < 0)
 		return TC_ACT_SHOT;
+	if (translated == 3)
+		np = nodeport_reply(skb, &p, &fib, &rc);
+	else if (translated == 0)
+		np = nodeport_in(skb, &p, &fib, &rc, &ep);
+	switch (np) {
+	case NP_NONE:
+		break;
+	case NP_LOCAL:
+		return ep ? deliver_local(skb, ep) : TC_ACT_SHOT;
+	case NP_FORWARD:
+		return forward_fib(skb, rc, &fib);
+	case NP_TO_STACK:
+		return TC_ACT_OK;
+	default:
+		return TC_ACT_SHOT;
+	}
 	if (translated == 2) {
 		count(HRB_R_REVNAT_MISS);
 		return TC_ACT_OK;

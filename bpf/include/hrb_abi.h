@@ -64,7 +64,14 @@ struct hrb_probe_stats {
 	X(TO_STACK_NO_SERVICE, to_stack_no_service, "service CIDR, but no such service in BPF: the stack") \
 	X(DROP_SOURCE, drop_source, "a pod sent with a source address that is not its own") \
 	X(STACK_ROUTES, stack_routes, "bpf-lb: tracked (and load-balanced); the stack routes") \
-	X(TO_POD, to_pod, "bpf-lb: delivered into the pod by the stack, tracked")
+	X(TO_POD, to_pod, "bpf-lb: delivered into the pod by the stack, tracked") \
+	X(NODEPORT_NEW, nodeport_new, "NodePort: a new connection from outside, a backend chosen") \
+	X(NODEPORT_HIT, nodeport_hit, "NodePort: a packet of a known connection, to its backend") \
+	X(NODEPORT_LOCAL, nodeport_local, "NodePort: DNATed to a backend on this node") \
+	X(NODEPORT_REMOTE, nodeport_remote, "NodePort: DNATed and SNATed to the node IP, out to the backend's node") \
+	X(NODEPORT_REPLY, nodeport_reply, "NodePort: a remote backend's reply, rev-SNATed and rev-DNATed") \
+	X(NODEPORT_REPLY_MISS, nodeport_reply_miss, "NodePort: a reply to a NodePort SNAT port whose connection is gone") \
+	X(NODEPORT_TO_STACK, nodeport_to_stack, "NodePort: untranslated to the stack (TTL <= 1, not forwardable, TCP without SYN or state)")
 #define HRB_REASON_ENUM(id, name, doc) HRB_R_##id,
 enum hrb_reason { HRB_REASONS(HRB_REASON_ENUM) HRB_R__MAX };
 #undef HRB_REASON_ENUM
@@ -88,10 +95,17 @@ struct hrb_endpoint {
  *                   (each direction's packets check both, see ct.h).
  *   HRB_CT_SERVICE  a connection to a service, keyed before DNAT: nat_ip/nat_port hold the
  *                   backend chosen for it (lib/lb.h); its flow (after DNAT) has HRB_CT_F_SVC
- *                   and holds the service address for the replies. */
+ *                   and holds the service address for the replies. A NodePort connection's
+ *                   is keyed {client, node ip, client port, NodePort} (lib/nodeport.h).
+ *   HRB_CT_NODEPORT a NodePort connection to a backend on another node, DNATed and SNATed to
+ *                   the node IP, keyed after DNAT and before SNAT {client -> backend}:
+ *                   nat_port holds the SNAT port, node_port the NodePort; its HRB_CT_NAT_REV
+ *                   claim {backend, node ip, backend port, SNAT port} -> {client, client port}
+ *                   has owner HRB_CT_NODEPORT. */
 #define HRB_CT_FLOW 0
 #define HRB_CT_NAT_REV 1
 #define HRB_CT_SERVICE 2 /* {client, service ip, client port, service port} -> the backend */
+#define HRB_CT_NODEPORT 3
 
 struct hrb_ct_key {
 	__u32 src_ip;
@@ -99,7 +113,7 @@ struct hrb_ct_key {
 	__u16 src_port;
 	__u16 dst_port;
 	__u8 proto;
-	__u8 kind; /* HRB_CT_FLOW | HRB_CT_NAT_REV */
+	__u8 kind; /* HRB_CT_FLOW | HRB_CT_NAT_REV | HRB_CT_SERVICE | HRB_CT_NODEPORT */
 	__u8 pad[2];
 };
 
@@ -115,10 +129,19 @@ struct hrb_ct_key {
 
 struct hrb_ct_entry {
 	__u64 expires_ns; /* CLOCK_MONOTONIC ns; compared as a signed difference */
-	__u32 nat_ip;	  /* FLOW: the node IP if masqueraded; NAT_REV: the pod's IP */
-	__u16 nat_port;	  /* FLOW: the source port after masquerade; NAT_REV: the pod's port */
-	__u8 flags;	  /* HRB_CT_F_* (FLOW), HRB_CT_F_CLOSED mirrored in NAT_REV */
-	__u8 pad;
+	union {
+		__u32 nat_ip; /* FLOW: the node IP if masqueraded; NAT_REV: the pod's (NodePort
+			       * client's) IP; SERVICE: the backend */
+		struct {      /* NODEPORT: both addresses are the node IP, so the NodePort */
+			__u16 node_port; /* the client connected to (network order) */
+			__u16 node_port_pad;
+		};
+	};
+	__u16 nat_port; /* FLOW: the source port after masquerade; NAT_REV: the pod's port;
+			 * NODEPORT: the SNAT port */
+	__u8 flags;	/* HRB_CT_F_* (FLOW, NODEPORT), HRB_CT_F_CLOSED mirrored in NAT_REV */
+	__u8 owner;	/* NAT_REV: the kind that owns the claim, HRB_CT_FLOW (a masqueraded pod
+			 * flow) or HRB_CT_NODEPORT; 0 elsewhere */
 };
 
 /* The service load balancer's map (lib/lb.h): per service address, port and protocol, slot 0

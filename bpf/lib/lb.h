@@ -28,23 +28,20 @@ enum lb_verdict {
 	LB_DROP,
 };
 
-static __always_inline enum lb_verdict lb_translate(struct __sk_buff *skb, struct pkt *p)
+/* The backend of p's connection to the frontend fe (p: the packet before DNAT): the one recorded
+ * in the connection's HRB_CT_SERVICE entry, or for a new connection one picked at random and
+ * recorded — unless `syn_only` and p is TCP but no pure SYN (a NodePort connection starts with
+ * one: lib/nodeport.h). Counts r_hit or r_new. LB_DONE with the backend, LB_NONE when no
+ * connection was found or made, LB_DROP when the packet must be dropped (no backend, or the
+ * table refused the entry). */
+static __always_inline enum lb_verdict
+lb_backend(const struct pkt *p, const struct hrb_lb_value *fe, struct hrb_lb_key *fk, __u64 now,
+	   bool syn_only, enum hrb_reason r_new, enum hrb_reason r_hit, __u32 *bip, __u16 *bport)
 {
-	struct hrb_lb_key fk = {.addr = p->daddr, .port = p->dport, .proto = p->proto};
-	struct hrb_ct_key sk, k;
-	struct hrb_ct_entry *se, *e, n;
-	struct hrb_lb_value *fe, *be;
-	__u32 bip, vip = p->daddr;
-	__u16 bport, vport = p->dport;
-	__u64 now;
-	bool reply;
+	struct hrb_ct_entry *se, n;
+	struct hrb_lb_value *be;
+	struct hrb_ct_key sk;
 
-	if (!lb_enabled || !p->has_ports || p->proto == IPPROTO_ICMP)
-		return LB_NONE;
-	fe = bpf_map_lookup_elem(&lb, &fk);
-	if (!fe)
-		return LB_NONE;
-	now = bpf_ktime_get_ns();
 	ct_key_orig(p, &sk);
 	sk.kind = HRB_CT_SERVICE;
 	se = bpf_map_lookup_elem(&ct, &sk);
@@ -55,74 +52,94 @@ static __always_inline enum lb_verdict lb_translate(struct __sk_buff *skb, struc
 			se->flags |= HRB_CT_F_CLOSED;
 			se->expires_ns = now + ct_lifetime_close_ns;
 		}
-		bip = se->nat_ip;
-		bport = se->nat_port;
-		count(HRB_R_LB_HIT);
-	} else {
-		if (!fe->count) {
-			count(HRB_R_DROP_NO_BACKEND);
-			return LB_DROP;
-		}
-		fk.slot = bpf_get_prandom_u32() % fe->count + 1;
-		be = bpf_map_lookup_elem(&lb, &fk);
-		if (!be) {
-			count(HRB_R_DROP_NO_BACKEND);
-			return LB_DROP;
-		}
-		bip = be->ip;
-		bport = be->port;
-		ct_init(&n, p, 0, now);
-		n.nat_ip = bip;
-		n.nat_port = bport;
-		if (!ct_insert(&sk, &n))
-			return LB_DROP;
-		/* Another CPU may have created the connection first: its backend wins. */
-		se = bpf_map_lookup_elem(&ct, &sk);
-		if (se) {
-			bip = se->nat_ip;
-			bport = se->nat_port;
-		}
-		count(HRB_R_LB_NEW);
+		*bip = se->nat_ip;
+		*bport = se->nat_port;
+		count(r_hit);
+		return LB_DONE;
 	}
-	if (rewrite(skb, p, false, vip, bip, vport, bport))
+	if (syn_only && p->proto == IPPROTO_TCP && !is_pure_syn(p))
+		return LB_NONE;
+	if (!fe->count) {
+		count(HRB_R_DROP_NO_BACKEND);
 		return LB_DROP;
-	p->daddr = bip;
-	p->dport = bport;
+	}
+	fk->slot = bpf_get_prandom_u32() % fe->count + 1;
+	be = bpf_map_lookup_elem(&lb, fk);
+	if (!be) {
+		count(HRB_R_DROP_NO_BACKEND);
+		return LB_DROP;
+	}
+	*bip = be->ip;
+	*bport = be->port;
+	ct_init(&n, p, 0, now);
+	n.nat_ip = *bip;
+	n.nat_port = *bport;
+	if (!ct_insert(&sk, &n))
+		return LB_DROP;
+	/* Another CPU may have created the connection first: its backend wins. */
+	se = bpf_map_lookup_elem(&ct, &sk);
+	if (se) {
+		*bip = se->nat_ip;
+		*bport = se->nat_port;
+	}
+	count(r_new);
+	return LB_DONE;
+}
 
-	/* The flow after DNAT, which the backend's replies find. */
+/* Tracks p (after DNAT to a backend) in its flow, marked as load-balanced from the service
+ * address vip:vport, with `flags` added to a new entry. False when the table refused it. */
+static __always_inline bool lb_track(const struct pkt *p, __u32 vip, __u16 vport, __u8 flags,
+				     __u64 now)
+{
+	struct hrb_ct_entry *e, n;
+	struct hrb_ct_key k;
+	bool reply;
+
 	e = ct_lookup(p, &k, &reply);
 	if (e) {
 		ct_track(e, p, reply, now);
 		if (!(e->flags & HRB_CT_F_SVC) || e->nat_ip != vip || e->nat_port != vport) {
 			e->nat_ip = vip;
 			e->nat_port = vport;
-			e->flags |= HRB_CT_F_SVC;
+			e->flags |= HRB_CT_F_SVC | flags;
 		}
-	} else {
-		ct_init(&n, p, HRB_CT_F_SVC, now);
-		n.nat_ip = vip;
-		n.nat_port = vport;
-		if (!ct_insert(&k, &n))
-			return LB_DROP;
+		return true;
 	}
+	ct_init(&n, p, HRB_CT_F_SVC | flags, now);
+	n.nat_ip = vip;
+	n.nat_port = vport;
+	return ct_insert(&k, &n);
+}
+
+static __always_inline enum lb_verdict lb_translate(struct __sk_buff *skb, struct pkt *p)
+{
+	struct hrb_lb_key fk = {.addr = p->daddr, .port = p->dport, .proto = p->proto};
+	struct hrb_lb_value *fe;
+	__u32 bip, vip = p->daddr;
+	__u16 bport, vport = p->dport;
+	__u64 now;
+
+	if (!lb_enabled || !p->has_ports || p->proto == IPPROTO_ICMP)
+		return LB_NONE;
+	fe = bpf_map_lookup_elem(&lb, &fk);
+	if (!fe)
+		return LB_NONE;
+	now = bpf_ktime_get_ns();
+	if (lb_backend(p, fe, &fk, now, false, HRB_R_LB_NEW, HRB_R_LB_HIT, &bip, &bport) != LB_DONE)
+		return LB_DROP;
+	if (rewrite(skb, p, false, vip, bip, vport, bport))
+		return LB_DROP;
+	p->daddr = bip;
+	p->dport = bport;
+
+	/* The flow after DNAT, which the backend's replies find. */
+	if (!lb_track(p, vip, vport, 0, now))
+		return LB_DROP;
 	return LB_DONE;
 }
 
-/* A backend's reply in a load-balanced connection (e: its flow, found in the reply direction):
- * the source becomes the service address again. */
-static __always_inline int lb_reverse(struct __sk_buff *skb, struct pkt *p,
-				      const struct hrb_ct_entry *e)
-{
-	__u32 vip = e->nat_ip;
-	__u16 vport = e->nat_port;
-
-	if (rewrite(skb, p, true, p->saddr, vip, p->sport, vport))
-		return -1;
-	p->saddr = vip;
-	p->sport = vport;
-	count(HRB_R_LB_REVERSE);
-	return 0;
-}
+/* lb_reverse (a backend's reply gets the service address back) is in nat.h, which masquerade()
+ * needs it in too. */
 
 /* Connection tracking of pod traffic that is not masqueraded, with the reverse translation of
  * load-balanced replies. Returns false when the packet must be dropped. */

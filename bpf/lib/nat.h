@@ -90,6 +90,23 @@ static __always_inline int rewrite(struct __sk_buff *skb, const struct pkt *p, b
 	return 0;
 }
 
+/* A backend's reply in a load-balanced connection (e: its flow, found in the reply direction,
+ * HRB_CT_F_SVC): the source becomes the service address again (Cilium's lb4_rev_nat). Used by
+ * lib/lb.h, and by masquerade() for a local backend's answer to a NodePort client. */
+static __always_inline int lb_reverse(struct __sk_buff *skb, struct pkt *p,
+				      const struct hrb_ct_entry *e)
+{
+	__u32 vip = e->nat_ip;
+	__u16 vport = e->nat_port;
+
+	if (rewrite(skb, p, true, p->saddr, vip, p->sport, vport))
+		return -1;
+	p->saddr = vip;
+	p->sport = vport;
+	count(HRB_R_LB_REVERSE);
+	return 0;
+}
+
 /* The claim of nat_port towards remote:remote_port (ICMP: no remote port). */
 static __always_inline void nat_rev_key(struct hrb_ct_key *k, __u32 remote, __u16 remote_port,
 					__u16 nat_port, __u8 proto)
@@ -110,11 +127,15 @@ static __always_inline void nat_rev_key(struct hrb_ct_key *k, __u32 remote, __u1
  * probability occupancy^32. Each claim is a BPF_NOEXIST insert, so an existing flow's
  * port is never taken; an expired claim is taken over by whichever CPU wins the
  * compare-and-swap of its lifetime. Returns the port (network order), 0 when none was free;
- * *rk is the claim's key. */
-static __always_inline __u16 nat_claim(const struct pkt *p, __u64 expires, struct hrb_ct_key *rk)
+ * *rk is the claim's key. p is the packet as it is before SNAT: its source is what the claim
+ * translates back to; `kind` the claim's owner (HRB_CT_FLOW: a masqueraded pod flow,
+ * HRB_CT_NODEPORT: a NodePort connection, lib/nodeport.h). Both draw from one port range and
+ * one key space, so a NodePort SNAT port and a masqueraded flow's can never be the same claim. */
+static __always_inline __u16 nat_claim(const struct pkt *p, __u64 expires, struct hrb_ct_key *rk,
+				       __u8 kind)
 {
 	struct hrb_ct_entry owner = {
-	    .expires_ns = expires, .nat_ip = p->saddr, .nat_port = p->sport};
+	    .expires_ns = expires, .nat_ip = p->saddr, .nat_port = p->sport, .owner = kind};
 	__u32 range = (__u32)nat_port_max - nat_port_min + 1;
 	__u16 orig = bpf_ntohs(p->sport);
 	__u64 now = bpf_ktime_get_ns();
@@ -140,6 +161,7 @@ static __always_inline __u16 nat_claim(const struct pkt *p, __u64 expires, struc
 			old->nat_ip = owner.nat_ip;
 			old->nat_port = owner.nat_port;
 			old->flags = 0;
+			old->owner = kind;
 			count(HRB_R_NAT_RECLAIMED);
 			return rk->dst_port;
 		}
@@ -167,7 +189,7 @@ static __always_inline __u16 nat_check_claim(const struct pkt *p, const struct h
 	nat_rev_key(&rk, p->daddr, p->dport, e->nat_port, p->proto);
 	r = bpf_map_lookup_elem(&ct, &rk);
 	if (r) {
-		if (r->nat_ip != p->saddr || r->nat_port != p->sport)
+		if (r->nat_ip != p->saddr || r->nat_port != p->sport || r->owner != HRB_CT_FLOW)
 			return 0;
 		nat_mirror(r, e);
 		return e->nat_port;
@@ -193,8 +215,11 @@ static __always_inline enum nat_verdict masquerade(struct __sk_buff *skb, struct
 	e = ct_lookup(p, &k, &reply);
 	if (e && reply && (e->flags & HRB_CT_F_FROM_OUTSIDE)) {
 		/* The pod answers a flow opened towards it from outside: the answer keeps the
-		 * address that flow was opened to. */
+		 * address that flow was opened to — the NodePort's (node IP, NodePort) when the
+		 * pod is the connection's local backend (lib/nodeport.h). */
 		ct_track(e, p, true, now);
+		if (e->flags & HRB_CT_F_SVC)
+			return lb_reverse(skb, p, e) ? NAT_DROP : NAT_FORWARD;
 		count(HRB_R_MASQ_SKIP_REPLY);
 		return NAT_FORWARD;
 	}
@@ -218,7 +243,7 @@ static __always_inline enum nat_verdict masquerade(struct __sk_buff *skb, struct
 	}
 	if (!nat_port) {
 		ct_init(&n, p, HRB_CT_F_MASQ, now);
-		nat_port = nat_claim(p, n.expires_ns, &rk);
+		nat_port = nat_claim(p, n.expires_ns, &rk, HRB_CT_FLOW);
 		if (!nat_port) {
 			count(HRB_R_DROP_NO_PORT);
 			return NAT_DROP;
@@ -262,7 +287,8 @@ static __always_inline enum nat_verdict masquerade(struct __sk_buff *skb, struct
 /* Reverse NAT of a reply arriving at the node IP. Returns 1 when translated (p updated to the
  * pod as destination), 0 when the packet belongs to no masqueraded flow, 2 when it is for a
  * masquerade port but no state matches (a reply whose state is gone: in ebpf mode the node's own
- * sockets use other ports), -1 on error. */
+ * sockets use other ports), 3 when the port is claimed by a NodePort connection (p untouched:
+ * lib/nodeport.h translates it), -1 on error. */
 static __always_inline int reverse_nat(struct __sk_buff *skb, struct pkt *p)
 {
 	struct hrb_ct_key rk, fk;
@@ -279,6 +305,10 @@ static __always_inline int reverse_nat(struct __sk_buff *skb, struct pkt *p)
 	nat_rev_key(&rk, p->saddr, p->sport, nat_port, p->proto);
 	r = bpf_map_lookup_elem(&ct, &rk);
 	if (!r)
+		goto miss;
+	if (r->owner == HRB_CT_NODEPORT)
+		return 3;
+	if (r->owner != HRB_CT_FLOW)
 		goto miss;
 	pod_ip = r->nat_ip;
 	pod_port = r->nat_port;
@@ -389,7 +419,8 @@ static __always_inline int icmp_error_in(struct __sk_buff *skb, struct pkt *p)
 	/* The quoted packet is one the node sent: node:nat -> remote:port. */
 	nat_rev_key(&rk, in->daddr, in->dport, in->sport, in->proto);
 	r = bpf_map_lookup_elem(&ct, &rk);
-	if (!r)
+	/* Errors about NodePort connections are not translated (yet): the stack gets them. */
+	if (!r || r->owner != HRB_CT_FLOW)
 		return 0;
 	pod_ip = r->nat_ip;
 	pod_port = r->nat_port;
@@ -435,7 +466,9 @@ static __always_inline enum nat_verdict icmp_error_out(struct __sk_buff *skb, st
 	k.src_port = in->sport;
 	k.dst_port = in->proto == IPPROTO_ICMP ? 0 : in->dport;
 	e = bpf_map_lookup_elem(&ct, &k);
-	if (e && (e->flags & HRB_CT_F_FROM_OUTSIDE))
+	/* Not in a NodePort connection: its client connected to the node, not to the pod (the
+	 * quoted header would need the NodePort's translation, which is not done yet). */
+	if (e && (e->flags & HRB_CT_F_FROM_OUTSIDE) && !(e->flags & HRB_CT_F_SVC))
 		return NAT_FORWARD;
 no_state:
 	count(HRB_R_DROP_ICMP_ERROR_NO_STATE);

@@ -27,4 +27,10 @@ std::string read_text_file(const std::string& path, const std::string& what) {
   return *text;
 }
 
+void write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::trunc);
+  f << text;
+  if (!f) throw Error("cannot write " + path);
+}
+
 }  // namespace hrb

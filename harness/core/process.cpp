@@ -40,6 +40,18 @@ std::string shell_join(const std::vector<std::string>& argv) {
   return s;
 }
 
+void exec_in_netns(const std::string& netns, const std::vector<std::string>& argv) {
+  if (argv.empty()) throw Error("exec in " + netns + ": no command", ExitCode::kUsage);
+  Fd ns = open_netns(netns);
+  if (setns(ns.get(), CLONE_NEWNET) != 0) throw_errno("setns into " + netns);
+  std::vector<std::string> args = argv;
+  std::vector<char*> cargv;
+  for (auto& a : args) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  execvp(cargv[0], cargv.data());
+  throw_errno("exec " + argv[0]);
+}
+
 std::string find_program(const std::string& name) {
   if (name.find('/') != std::string::npos) return access(name.c_str(), X_OK) == 0 ? name : "";
   std::string path = getenv("PATH") ? getenv("PATH") : "";

@@ -68,6 +68,11 @@ bool wait_process_exit(int pid, int timeout_ms);
 // argv[0]) once the helper may exec and before it is given its input.
 void fault_point(const std::string& stage);
 
+// Replaces the calling process with `argv` (looked up on PATH) inside netns `netns`: only the
+// network namespace is entered (setns), the root mount namespace is kept, so bpffs stays
+// visible, unlike `ip netns exec`. Returns only by throwing SysError (setns or exec failed).
+[[noreturn]] void exec_in_netns(const std::string& netns, const std::vector<std::string>& argv);
+
 // Finds an executable on PATH (and /usr/sbin, /sbin); empty when absent.
 std::string find_program(const std::string& name);
 

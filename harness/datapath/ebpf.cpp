@@ -91,9 +91,11 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
   if (opts.ct_entries)
     if (int e = bpf_map__set_max_entries(pod->maps.ct, opts.ct_entries))
       throw SysError(-e, "size the ct map");
-  // Frontends: TCP and UDP per service; slots: a frontend and its backends each.
-  const uint32_t lb_slots = static_cast<uint32_t>(
-      std::max(1, 2 * opts.lb_services * (opts.lb_endpoints_per_service + 1)));
+  // Frontends: TCP and UDP per service, and per NodePort (this node's IP; lib/nodeport.h);
+  // slots: a frontend and its backends each.
+  const int frontends = opts.lb_services + std::min(opts.lb_services, kNodePortServices);
+  const uint32_t lb_slots =
+      static_cast<uint32_t>(std::max(1, 2 * frontends * (opts.lb_endpoints_per_service + 1)));
   if (int e = bpf_map__set_max_entries(pod->maps.lb, lb_slots))
     throw SysError(-e, "size the lb map");
   pod.load("from_pod (" + n.name + ")");
@@ -117,18 +119,22 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
   }
   for (int i = 0; i < opts.lb_services; ++i) {
     const auto eps = service_endpoints(l, i, opts.lb_endpoints_per_service);
-    for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
-      hrb_lb_key k{service_ip(l, i).be(), htons(kServicePort), proto, 0, 0};
-      hrb_lb_value front{0, 0, static_cast<uint16_t>(eps.size()), static_cast<uint32_t>(i + 1)};
-      if (bpf_map_update_elem(map_fd("lb"), &k, &front, BPF_ANY) != 0)
-        throw_errno("lb map update (service " + std::to_string(i) + ")");
-      for (size_t b = 0; b < eps.size(); ++b) {
-        k.slot = static_cast<uint32_t>(b + 1);
-        hrb_lb_value be{eps[b].ip.be(), htons(kServiceTargetPort), 0, 0};
-        if (bpf_map_update_elem(map_fd("lb"), &k, &be, BPF_ANY) != 0)
-          throw_errno("lb map update (service " + std::to_string(i) + " backend)");
+    // The ClusterIP's frontends, and the NodePort's on this node's IP, with the same backends.
+    std::vector<std::pair<Ipv4, uint16_t>> fronts{{service_ip(l, i), kServicePort}};
+    if (const auto np = node_port(i)) fronts.push_back({n.underlay_ip, *np});
+    for (const auto& [addr, port] : fronts)
+      for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
+        hrb_lb_key k{addr.be(), htons(port), proto, 0, 0};
+        hrb_lb_value front{0, 0, static_cast<uint16_t>(eps.size()), static_cast<uint32_t>(i + 1)};
+        if (bpf_map_update_elem(map_fd("lb"), &k, &front, BPF_ANY) != 0)
+          throw_errno("lb map update (service " + std::to_string(i) + ")");
+        for (size_t b = 0; b < eps.size(); ++b) {
+          k.slot = static_cast<uint32_t>(b + 1);
+          hrb_lb_value be{eps[b].ip.be(), htons(kServiceTargetPort), 0, 0};
+          if (bpf_map_update_elem(map_fd("lb"), &k, &be, BPF_ANY) != 0)
+            throw_errno("lb map update (service " + std::to_string(i) + " backend)");
+        }
       }
-    }
   }
   for (const auto& p : n.pods) {
     hrb_endpoint ep{};

@@ -56,7 +56,8 @@ struct ProgramOptions {
   uint64_t ct_lifetime_close_ns = 0;  // 0: the object's default (10 s); tests shorten it
   uint64_t ct_lifetime_other_ns = 0;  // 0: 60 s
   // Services load-balanced in BPF (kube-proxy replacement): the cluster's service list
-  // (service_ip / service_endpoints), TCP and UDP port kServicePort -> kServiceTargetPort.
+  // (service_ip / service_endpoints), TCP and UDP port kServicePort -> kServiceTargetPort, and
+  // their NodePorts (node_port) on the node IP.
   int lb_services = 0;
   int lb_endpoints_per_service = 1;
   bool host_routing = true;  // false: bpf-lb mode (the stack routes after CT and LB)

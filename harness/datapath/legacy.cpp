@@ -49,6 +49,11 @@ std::string kube_chain_name(const std::string& kind, const std::string& key) {
 
 Ipv4 service_ip(const topology::Layout& l, int i) { return l.spec.service_cidr.at(i + 1); }
 
+std::optional<uint16_t> node_port(int i) {
+  if (i < 0 || i >= kNodePortServices) return std::nullopt;
+  return static_cast<uint16_t>(kNodePortFirst + i);
+}
+
 const std::vector<ServicePort>& service_ports() {
   static const std::vector<ServicePort> ports{
       {"http", "tcp", IPPROTO_TCP, kServicePort, kServiceTargetPort},
@@ -64,6 +69,10 @@ std::string port_name(int i, const ServicePort& sp) {
 
 std::string kube_svc_chain(int i, const ServicePort& sp) {
   return kube_chain_name("SVC", port_name(i, sp) + ":" + sp.protocol);
+}
+
+std::string kube_ext_chain(int i, const ServicePort& sp) {
+  return kube_chain_name("EXT", port_name(i, sp) + ":" + sp.protocol);
 }
 
 std::string kube_sep_chain(int i, const ServicePort& sp, const topology::PodLayout& ep) {
@@ -115,7 +124,7 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
           " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
 
   const std::string cluster = l.spec.cluster_cidr.str();
-  std::vector<Rule> sep_rules;
+  std::vector<Rule> sep_rules, nodeport_rules;
   // Every pod of the cluster, planned once (l may hold only some nodes): every node's kube-proxy
   // must agree on the endpoints.
   const auto full = topology::plan(l.spec, l.prefix);
@@ -137,6 +146,20 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
       add("nat", svc,
           "! -s " + cluster + " -d " + vip + " -p " + proto + " " + comment(name + " cluster IP") +
               " -m " + proto + " --dport " + port + " -j KUBE-MARK-MASQ");
+      // NodePort, externalTrafficPolicy Cluster: KUBE-NODEPORTS -> KUBE-EXT (masquerade mark,
+      // so the backend answers through this node) -> the service's KUBE-SVC.
+      if (const auto np = node_port(i)) {
+        const std::string ext = kube_ext_chain(i, sp);
+        nat.push_back(ext);
+        nodeport_rules.push_back({"nat", "KUBE-NODEPORTS",
+                                  "-p " + proto + " " + comment(name) + " -m " + proto +
+                                      " --dport " + std::to_string(*np) + " -j " + ext});
+        nodeport_rules.push_back(
+            {"nat", ext,
+             comment("masquerade traffic for " + name + " external destinations") +
+                 " -j KUBE-MARK-MASQ"});
+        nodeport_rules.push_back({"nat", ext, "-j " + svc});
+      }
       auto ends = endpoints_from(all_pods, i, eps);
       for (size_t k = 0; k < ends.size(); ++k) {
         const std::string ep = ends[k].ip.str() + ":" + target;
@@ -156,6 +179,7 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
     }
   }
   rs.rules.insert(rs.rules.end(), sep_rules.begin(), sep_rules.end());
+  rs.rules.insert(rs.rules.end(), nodeport_rules.begin(), nodeport_rules.end());
   add("nat", "KUBE-SERVICES",
       comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain") +
           " -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS");
@@ -194,6 +218,9 @@ void drop_empty_nft_tables(const std::string& netns) {
 }  // namespace
 
 void LegacyMode::apply(const topology::Layout& l) {
+  if (opts_.services > kNodePortServices)
+    log::info("services {}..{} have no NodePort: the range {}-{} holds {}", kNodePortServices,
+              opts_.services - 1, kNodePortFirst, kNodePortLast, kNodePortServices);
   const RuleSet rs = rules(l);
   const std::string input = rs.restore_apply();
   std::vector<std::function<void()>> jobs;

@@ -2,6 +2,8 @@
 // Legacy host routing: kernel forwarding plus the iptables rules a real node has — the
 // ip-masq-agent's IP-MASQ-AGENT chain and kube-proxy's (iptables mode) service chains — in the
 // node netns, installed in one iptables-restore batch per node.
+#include <optional>
+
 #include "datapath/iptables.hpp"
 #include "datapath/masq_config.hpp"
 #include "datapath/mode.hpp"
@@ -22,18 +24,31 @@ struct ServicePort {
 };
 const std::vector<ServicePort>& service_ports();
 
+// NodePorts (externalTrafficPolicy Cluster): every port of service i gets NodePort
+// kNodePortFirst + i (TCP and UDP the same number, which Kubernetes allows across protocols),
+// for the first kNodePortServices services — the 2,768 ports of Kubernetes' default range
+// 30000-32767. Services beyond it have no NodePort (ClusterIP only), as in a cluster whose
+// range is exhausted; `hrbench mode`/`run` with more services say so once.
+// (Not to be confused with ebpf.hpp's kNodePortRange, the node netns' own ephemeral ports.)
+constexpr uint16_t kNodePortFirst = 30000, kNodePortLast = 32767;
+constexpr int kNodePortServices = kNodePortLast - kNodePortFirst + 1;
+std::optional<uint16_t> node_port(int i);
+
 // ip-masq-agent's rules, as the upstream agent writes them.
 RuleSet masq_agent_rules(const MasqConfig& cfg);
-// kube-proxy iptables-mode rules for `services` ClusterIP services with `eps` endpoints each,
-// every one with the ports of service_ports().
+// kube-proxy iptables-mode rules for `services` services with `eps` endpoints each, every one
+// with the ports of service_ports(): ClusterIP, and NodePort (node_port()) for the first
+// kNodePortServices.
 RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps);
 // The ClusterIP of service i and the pods behind it (same rule as kube_proxy_rules).
 Ipv4 service_ip(const topology::Layout& l, int i);
 // Endpoints come from every pod of the cluster (l.spec), even when `l` holds only some nodes.
 std::vector<topology::PodLayout> service_endpoints(const topology::Layout& l, int i, int eps);
 std::string kube_chain_name(const std::string& kind, const std::string& key);  // KUBE-SVC-…
-// The KUBE-SVC chain of service i's port `sp`, and the KUBE-SEP chain of its endpoint `ep`.
+// The KUBE-SVC chain of service i's port `sp`, its KUBE-EXT chain (NodePort traffic: the same
+// hash, as kube-proxy names them), and the KUBE-SEP chain of its endpoint `ep`.
 std::string kube_svc_chain(int i, const ServicePort& sp);
+std::string kube_ext_chain(int i, const ServicePort& sp);
 std::string kube_sep_chain(int i, const ServicePort& sp, const topology::PodLayout& ep);
 
 class LegacyMode : public Mode {

@@ -36,6 +36,9 @@ Verdict GateResult::overall() const {
 }
 
 int exit_code(const GateResult& r, bool inconclusive_ok) {
+  // A regression found by the checks that could be judged still fails; otherwise a baseline
+  // that is not comparable says so, never as a failure.
+  if (r.not_comparable() && r.overall() != Verdict::kFail) return 3;
   switch (r.overall()) {
     case Verdict::kPass:
       return 0;
@@ -229,12 +232,35 @@ void require_comparable(const nlohmann::json& a, const std::string& a_file, cons
   }
 }
 
+std::vector<EnvironmentDifference> environment_differences(const nlohmann::json& base,
+                                                           const nlohmann::json& cur) {
+  static const char* kFields[] = {"cpuModel", "cpus",           "arch",
+                                  "kernel",   "virtualization", "container"};
+  auto text = [](const nlohmann::json& doc, const char* f) -> std::string {
+    const auto it = doc.find("environment");
+    if (it == doc.end() || !it->is_object() || !it->contains(f)) return "(not recorded)";
+    const auto& v = (*it)[f];
+    return v.is_string() ? v.get<std::string>() : v.dump();
+  };
+  std::vector<EnvironmentDifference> out;
+  for (const char* f : kFields) {
+    std::string b = text(base, f), c = text(cur, f);
+    if (b != c) out.push_back({f, b, c});
+  }
+  return out;
+}
+
 GateResult evaluate(const Policy& p, const nlohmann::json& cur, const std::string& cur_file,
-                    const nlohmann::json* base, const std::string& base_file) {
+                    const nlohmann::json* base, const std::string& base_file,
+                    const EvaluateOptions& options) {
   GateResult out;
+  out.baseline_file = base_file;
   if (base && std::any_of(p.checks.begin(), p.checks.end(),
-                          [](const Check& k) { return k.kind == "baseline"; }))
+                          [](const Check& k) { return k.kind == "baseline"; })) {
     require_comparable(*base, base_file, cur, cur_file);
+    out.other_environment = environment_differences(*base, cur);
+    out.other_environment_allowed = options.allow_other_environment;
+  }
   for (const auto& k : p.checks) {
     CheckResult r;
     r.check = k;
@@ -258,6 +284,10 @@ GateResult evaluate(const Policy& p, const nlohmann::json& cur, const std::strin
     } else {
       if (!base) {
         out.skipped.push_back(k.name);
+        continue;
+      }
+      if (out.not_comparable()) {
+        out.not_judged.push_back(k.name);
         continue;
       }
       r.a_values = results::finite(values_of(*base, base_file, k.cell, k));
@@ -287,6 +317,30 @@ std::string describe(const Check& k) {
                      k.cell.scenario);
 }
 
+// "kernel: 'A' (baseline) vs 'B' (this run); cpus: …"
+std::string differences(const GateResult& r) {
+  std::string s;
+  for (const auto& d : r.other_environment)
+    s += fmt::format("{}{}: '{}' (baseline) vs '{}' (this run)", s.empty() ? "" : "; ", d.field,
+                     d.baseline, d.current);
+  return s;
+}
+
+// Empty when the baseline's environment is this run's.
+std::string environment_note(const GateResult& r) {
+  if (r.other_environment.empty()) return "";
+  if (r.other_environment_allowed)
+    return fmt::format(
+        "baseline {} is from another environment ({}); its checks were judged anyway because of "
+        "--allow-other-environment: absolute figures differ up to 5x between machines of one kind",
+        r.baseline_file, differences(r));
+  return fmt::format(
+      "baseline not comparable: {} was measured in another environment ({}); its checks were "
+      "not judged (exit 3). Measure the baseline on this runner, or pass "
+      "--allow-other-environment",
+      r.baseline_file, differences(r));
+}
+
 std::string samples(const std::vector<double>& v) {
   std::string s;
   for (double x : v) s += (s.empty() ? "" : ", ") + fmt::format("{:.4g}", x);
@@ -309,13 +363,21 @@ std::string render_text(const GateResult& r) {
                        samples(c.b_values));
   for (const auto& k : r.skipped)
     s += fmt::format("\nskipped — {}: a baseline check, and no --baseline run was given\n", k);
-  s += fmt::format("\ngate: {}\n", verdict_name(r.overall()));
+  for (const auto& k : r.not_judged)
+    s += fmt::format("\nnot judged — {}: the baseline is not comparable\n", k);
+  if (auto note = environment_note(r); !note.empty()) s += "\n" + note + "\n";
+  s += fmt::format("\ngate: {}\n", r.not_comparable() && r.overall() != Verdict::kFail
+                                       ? "not comparable"
+                                       : verdict_name(r.overall()));
   return s;
 }
 
 std::string render_markdown(const GateResult& r, const std::string& title) {
   static const char* icon[] = {"✅ pass", "❌ **fail**", "⚠️ inconclusive"};
-  std::string s = fmt::format("### {} — {}\n\n", title, icon[static_cast<int>(r.overall())]);
+  std::string s = fmt::format("### {} — {}\n\n", title,
+                              r.not_comparable() && r.overall() != Verdict::kFail
+                                  ? "⚠️ baseline not comparable"
+                                  : icon[static_cast<int>(r.overall())]);
   s += "| check | what | ratio | 95% CI | bound | pairs | Mann–Whitney p | verdict |\n";
   s += "|---|---|---|---|---|---|---|---|\n";
   for (const auto& c : r.checks)
@@ -324,7 +386,10 @@ std::string render_markdown(const GateResult& r, const std::string& title) {
                      c.pairs, c.mann_whitney_p, icon[static_cast<int>(c.verdict)]);
   for (const auto& k : r.skipped)
     s += fmt::format("\n- *{}*: skipped (baseline check, no baseline run given)", k);
-  if (!r.skipped.empty()) s += "\n";
+  for (const auto& k : r.not_judged)
+    s += fmt::format("\n- *{}*: not judged (the baseline is not comparable)", k);
+  if (!r.skipped.empty() || !r.not_judged.empty()) s += "\n";
+  if (auto note = environment_note(r); !note.empty()) s += "\n> " + note + "\n";
   bool any = false;
   for (const auto& c : r.checks)
     if (c.verdict != Verdict::kPass) {
@@ -344,7 +409,18 @@ std::string render_junit(const GateResult& r, const std::string& suite) {
   }
   std::string s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   s += fmt::format("<testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n",
-                   xml_escape(suite), r.checks.size(), failures, skipped);
+                   xml_escape(suite), r.checks.size() + r.not_judged.size(), failures,
+                   skipped + r.not_judged.size());
+  const std::string note = environment_note(r);
+  if (!note.empty())
+    s += fmt::format(
+        "  <properties><property name=\"baselineEnvironment\" value=\"{}\"/></properties>\n",
+        xml_escape(note));
+  for (const auto& k : r.not_judged)
+    s += fmt::format(
+        "  <testcase classname=\"hrbench.gate.baseline\" name=\"{}\">\n    <skipped "
+        "message=\"{}\"/>\n  </testcase>\n",
+        xml_escape(k), xml_escape(note));
   for (const auto& c : r.checks) {
     s += fmt::format("  <testcase classname=\"hrbench.gate.{}\" name=\"{}\">\n", c.check.kind,
                      xml_escape(c.check.name));
@@ -390,6 +466,13 @@ std::string compare_runs(const nlohmann::json& a, const nlohmann::json& b, bool 
                             scen, wl, m.name, ma, mb, ratio, p);
     }
   return s;
+}
+
+Policy only_workloads(Policy p, const std::vector<std::string>& workloads) {
+  std::erase_if(p.checks, [&](const Check& k) {
+    return std::find(workloads.begin(), workloads.end(), k.workload) == workloads.end();
+  });
+  return p;
 }
 
 }  // namespace hrb::gate

@@ -44,6 +44,10 @@ struct Policy {
 Policy parse_policy_file(const std::string& path);
 Policy parse_policy_string(const std::string& yaml, const std::string& label);
 
+// The policy with only the checks about one of `workloads` (`hrbench gate --workloads`); the
+// result may have no checks left.
+Policy only_workloads(Policy p, const std::vector<std::string>& workloads);
+
 struct CheckResult {
   Check check;
   Verdict verdict = Verdict::kInconclusive;
@@ -56,16 +60,43 @@ struct CheckResult {
   std::string message;
 };
 
+// A field of the environment fingerprint (results' "environment") that differs between a
+// baseline and the current run.
+struct EnvironmentDifference {
+  std::string field, baseline, current;
+};
+
+// The fields that change absolute figures: CPU model, vCPU count, architecture, kernel,
+// virtualisation (VM and container). A field missing from one document and present in the other
+// differs ("(not recorded)"). The hrbench version is recorded but not compared: comparing two
+// versions is what a baseline check is for. Pinned CPUs and the other run settings are checked
+// by require_comparable.
+std::vector<EnvironmentDifference> environment_differences(const nlohmann::json& baseline,
+                                                           const nlohmann::json& current);
+
 struct GateResult {
   std::vector<CheckResult> checks;
   std::vector<std::string> skipped;  // baseline checks without a baseline run
-  Verdict overall() const;           // fail if any fails, else inconclusive if any is, else pass
+  // The baseline's environment differs from the current run's (the baseline checks are in
+  // not_judged unless other_environment_allowed).
+  std::vector<EnvironmentDifference> other_environment;
+  bool other_environment_allowed = false;
+  std::vector<std::string> not_judged;  // baseline checks skipped: baseline not comparable
+  std::string baseline_file;
+  Verdict overall() const;  // fail if any fails, else inconclusive if any is, else pass
+  bool not_comparable() const { return !other_environment.empty() && !other_environment_allowed; }
+};
+
+struct EvaluateOptions {
+  bool allow_other_environment = false;  // judge baseline checks across environments anyway
 };
 
 // Evaluates every check; throws Error(kBadInput) for a check whose data is missing, empty or
-// non-finite, naming the file and the metric.
+// non-finite, naming the file and the metric. A baseline from another environment (see
+// environment_differences) is not comparable: its checks are not judged, unless allowed.
 GateResult evaluate(const Policy& p, const nlohmann::json& current, const std::string& current_file,
-                    const nlohmann::json* baseline, const std::string& baseline_file);
+                    const nlohmann::json* baseline, const std::string& baseline_file,
+                    const EvaluateOptions& options = {});
 
 // Throws Error(kBadInput) naming both files and the setting when two runs were measured with
 // different settings that change what a trial measures (topology, pinned CPUs, flows, message
@@ -77,7 +108,8 @@ std::string render_text(const GateResult& r);
 std::string render_markdown(const GateResult& r, const std::string& title);
 std::string render_junit(const GateResult& r, const std::string& suite);
 
-// Exit code of `hrbench gate`: 0 pass, 1 regression, 2 inconclusive (0 with inconclusive_ok).
+// Exit code of `hrbench gate`: 0 pass, 1 regression, 2 inconclusive (0 with inconclusive_ok),
+// 3 when the baseline is not comparable (another environment) and no check failed.
 int exit_code(const GateResult& r, bool inconclusive_ok);
 
 // Two runs side by side (`hrbench compare A B`): every metric of every cell both have.

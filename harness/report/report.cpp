@@ -33,8 +33,10 @@ std::vector<std::string> modes_of(const nlohmann::json& doc) {
 const char* mode_colour(const std::string& m) {
   return m == "legacy" ? "#d08c2e" : m == "bpf-lb" ? "#6a9a3a" : "#2e7dd0";
 }
+// The scenarios a mode is compared in (node-node is the ceiling line), in the order they are
+// drawn; external-nodeport: the external host to a NodePort, not in the default run.
 const std::vector<std::string> kPodScenarios{"pod-pod-same-node", "pod-pod-cross-node",
-                                             "pod-service", "pod-external"};
+                                             "pod-service", "pod-external", "external-nodeport"};
 
 struct Stat {
   double median = NAN, lo = NAN, hi = NAN;
@@ -297,7 +299,7 @@ std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs
     body += "</div>\n";
     if (doc["config"].contains("scan") && !doc["config"]["scan"].is_null()) {
       body += "<h3>Scan</h3>\n<div class=charts>\n";
-      for (const char* sc : {"pod-pod-cross-node", "pod-service"})
+      for (const char* sc : {"pod-pod-cross-node", "pod-service", "external-nodeport"})
         for (const char* wl : {"tcp_crr", "tcp_rr"})
           if (has(doc, wl))
             body += scan_curve(pl, doc, wl, *results::find_metric("transactionsPerSecond"), sc);
@@ -318,6 +320,20 @@ std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs
          "repetitions, whiskers: bootstrap 95 % interval of the median; dashed line: the "
          "node-node ceiling (no pod hop).</p>\n" +
          body + "</body></html>\n";
+}
+
+nlohmann::json read_input(const std::string& path) {
+  std::ifstream in(path);
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (!j.is_discarded() && j.value("schema", "") == "hostroute-bench/lab") return j;
+  return results::read_results(path);
+}
+
+std::vector<std::pair<std::string, nlohmann::json>> read_inputs(
+    const std::vector<std::string>& files) {
+  std::vector<std::pair<std::string, nlohmann::json>> runs;
+  for (const auto& f : files) runs.push_back({f, read_input(f)});
+  return runs;
 }
 
 }  // namespace hrb::report

@@ -7,6 +7,14 @@
 
 namespace hrb::report {
 
+// A report's input, told apart by its content: a lab document (schema "hostroute-bench/lab",
+// from `hrbench lab -o`) as it is; anything else is read as a results file
+// (results::read_results, which checks the schema and throws Error(kBadInput) naming the file).
+nlohmann::json read_input(const std::string& path);
+// read_input of each file, paired with its name, in order.
+std::vector<std::pair<std::string, nlohmann::json>> read_inputs(
+    const std::vector<std::string>& files);
+
 std::string markdown(const std::vector<std::pair<std::string, nlohmann::json>>& runs);
 // Needs gnuplot (gnuplot-nox); throws Error naming the fix when it is missing.
 std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs);

@@ -75,12 +75,30 @@ std::string file_value(const std::string& path, const std::string& key) {
     }
   return "";
 }
+
+// "kvm", "qemu" (TCG), "microsoft", … or "none"; the same for containers. systemd-detect-virt
+// prints "none" (exit 1) when there is none; without it, the CPU's hypervisor flag says whether
+// there is a hypervisor, but not which.
+std::string detect_virt(const char* what) {
+  if (!find_program("systemd-detect-virt").empty()) {
+    std::string v = first_line_of({"systemd-detect-virt", what});
+    if (!v.empty()) return v;
+  }
+  if (std::string(what) == "--container") return "unknown";
+  const std::string flags = " " + file_value("/proc/cpuinfo", "flags") + " ";
+  return flags.find(" hypervisor ") != std::string::npos ? "hypervisor" : "none";
+}
 }  // namespace
+
+const char* hrbench_version() { return HRB_VERSION; }
 
 nlohmann::json environment() {
   utsname u{};
   uname(&u);
   return {
+      {"hrbenchVersion", hrbench_version()},
+      {"virtualization", detect_virt("--vm")},
+      {"container", detect_virt("--container")},
       {"hostname", u.nodename},
       {"kernel", std::string(u.sysname) + " " + u.release},
       {"arch", u.machine},
@@ -159,7 +177,10 @@ void check_shape(nlohmann::json& doc, const std::string& path) {
     bad("complete", "expected true or false");
   strings(object(doc, "topology", "topology"), {"name", "file"}, "topology.");
   json& env = object(doc, "environment", "environment");
-  strings(env, {"hostname", "kernel", "distro", "cpuModel"}, "environment.");
+  strings(
+      env,
+      {"hostname", "kernel", "distro", "cpuModel", "virtualization", "container", "hrbenchVersion"},
+      "environment.");
   if (env.contains("cpus")) integer(env["cpus"], "environment.cpus", 0, 1 << 20);
   strings(object(env, "tools", "environment.tools"), {"libbpf", "clang", "iptables"},
           "environment.tools.");

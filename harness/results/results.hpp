@@ -26,8 +26,13 @@ const std::vector<Metric>& metric_catalogue();
 const Metric* find_metric(const std::string& name);
 std::optional<double> metric_value(const nlohmann::json& trial, const Metric& m);
 
-// Host, kernel, CPU, distribution and tool versions, for the document's "environment".
+// Host, kernel, CPU, virtualisation (VM and container), distribution, tool and hrbench versions,
+// for the document's "environment". gate::environment_differences says which of them make two
+// runs' absolute figures incomparable.
 nlohmann::json environment();
+
+// The project version and the git revision it was configured from ("0.1.0+g1a2b3c4").
+const char* hrbench_version();
 
 // Replaces NaN and infinities by null (JSON has neither); returns how many it replaced.
 size_t sanitize(nlohmann::json& j);

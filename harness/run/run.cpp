@@ -43,9 +43,13 @@ void apply_preset(RunConfig& c, const std::string& p) {
 }
 
 namespace {
-const std::vector<std::string> kScenarios{"pod-pod-same-node", "pod-pod-cross-node", "pod-service",
-                                          "pod-external", "node-node"};
-const char* kPodService = "pod-service";
+const std::vector<std::string> kScenarios{"pod-pod-same-node", "pod-pod-cross-node",
+                                          "pod-service",       "pod-external",
+                                          "node-node",         "external-nodeport"};
+const std::string kPodService = "pod-service";
+const std::string kExternalNodePort = "external-nodeport";
+// The scenarios that measure a service of the cluster's service list (pod_service_index).
+bool service_scenario(const std::string& s) { return s == kPodService || s == kExternalNodePort; }
 
 struct Endpoints {
   std::string client_name, server_name, client_netns, server_netns;
@@ -62,16 +66,29 @@ struct Endpoints {
 std::optional<Endpoints> scenario_endpoints(const topology::Layout& l, const std::string& s,
                                             int eps) {
   if (l.nodes.empty()) return std::nullopt;
-  if (s == kPodService) {
+  if (service_scenario(s)) {
+    // pod-service: node1's first pod to the ClusterIP; external-nodeport: the external host to
+    // node1's IP at the service's NodePort. Either way the backends are node2's pods.
     const int i = pod_service_index(l, eps);
-    if (i < 0 || l.nodes[0].pods.empty()) return std::nullopt;
-    const auto& client = l.nodes[0].pods[0];
+    if (i < 0) return std::nullopt;
+    const bool nodeport = s == kExternalNodePort;
+    if (nodeport ? l.externals.empty() || !datapath::node_port(i) : l.nodes[0].pods.empty())
+      return std::nullopt;
     const auto backends = datapath::service_endpoints(l, i, eps);
-    Endpoints e{client.name, "", client.netns, backends[0].netns, datapath::service_ip(l, i)};
-    e.port = datapath::kServicePort;
+    Endpoints e;
+    if (nodeport) {
+      e = {l.externals[0].name, "", l.externals[0].netns, backends[0].netns,
+           l.nodes[0].underlay_ip};
+      e.port = *datapath::node_port(i);
+    } else {
+      const auto& client = l.nodes[0].pods[0];
+      e = {client.name, "", client.netns, backends[0].netns, datapath::service_ip(l, i)};
+      e.port = datapath::kServicePort;
+    }
     e.server_port = datapath::kServiceTargetPort;
     e.service = i;
-    e.server_name = fmt::format("svc-{} {}:{} ->", i, e.dst.str(), e.port);
+    e.server_name =
+        fmt::format("svc-{} {}{}:{} ->", i, nodeport ? "NodePort " : "", e.dst.str(), e.port);
     for (size_t k = 0; k < backends.size(); ++k) {
       e.server_name += fmt::format("{}{}:{}", k ? ", " : " ", backends[k].name, e.server_port);
       if (k) e.more_server_netns.push_back(backends[k].netns);
@@ -258,7 +275,7 @@ void validate(const RunConfig& c) {
     if (std::find(kScenarios.begin(), kScenarios.end(), s) == kScenarios.end())
       throw Error("--scenarios: unknown scenario '" + s +
                       "' (pod-pod-same-node, pod-pod-cross-node, pod-service, pod-external, "
-                      "node-node)",
+                      "node-node, external-nodeport)",
                   ExitCode::kUsage);
   for (const auto& w : c.workloads)
     if (w != kPps) traffic::parse_kind(w);
@@ -340,44 +357,52 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
   for (const auto& s : cfg.scenarios) {
     if (scenario_endpoints(layout, s, eps)) {
       scenarios.push_back(s);
-    } else if (s == kPodService) {
+    } else if (service_scenario(s) && pod_service_index(layout, eps) < 0) {
       log::warn(
-          "scenario pod-service is not possible on topology {}: no service with {} endpoint(s) "
+          "scenario {} is not possible on topology {}: no service with {} endpoint(s) "
           "has them all on node2 (endpoints are pods taken round-robin; node2 has {} pods); "
           "skipped",
-          spec.name, eps, layout.nodes.size() >= 2 ? layout.nodes[1].pods.size() : 0);
+          s, spec.name, eps, layout.nodes.size() >= 2 ? layout.nodes[1].pods.size() : 0);
     } else {
       log::warn("scenario {} is not possible on topology {}; skipped", s, spec.name);
     }
   }
-  // pod-service needs its service to exist: the run's service count is at least index + 1, for
-  // every trial of the run (services belong to the mode, not to a scenario), and the results
-  // record the count that was installed (config.modeOptions.services, scan values).
+  // pod-service and external-nodeport need their service to exist: the run's service count is
+  // at least index + 1, for every trial of the run (services belong to the mode, not to a
+  // scenario), and the results record the count that was installed (config.modeOptions.services,
+  // scan values).
   datapath::ModeOptions run_mode_options = cfg.mode_options;
   std::vector<int> scan_values = cfg.scan_values;
-  nlohmann::json pod_service = nullptr;
-  if (std::find(scenarios.begin(), scenarios.end(), kPodService) != scenarios.end()) {
-    const auto ep = *scenario_endpoints(layout, kPodService, eps);
+  nlohmann::json pod_service = nullptr, external_nodeport = nullptr;
+  for (const auto& s : scenarios) {
+    if (!service_scenario(s)) continue;
+    const auto ep = *scenario_endpoints(layout, s, eps);
     const int need = ep.service + 1;
     if (run_mode_options.services < need) {
-      log::info("pod-service: {} service(s) instead of {} (its service svc-{} must exist)", need,
+      log::info("{}: {} service(s) instead of {} (its service svc-{} must exist)", s, need,
                 run_mode_options.services, ep.service);
       run_mode_options.services = need;
     }
     if (cfg.scan_param == "services")
       for (auto& v : scan_values)
         if (v < need) {
-          log::info("pod-service: scan value services={} measured with {} services", v, need);
+          log::info("{}: scan value services={} measured with {} services", s, v, need);
           v = need;
         }
-    pod_service = {{"serviceIndex", ep.service},
-                   {"serviceIP", ep.dst.str()},
-                   {"port", ep.port},
-                   {"targetPort", ep.server_port},
-                   {"backends", datapath::service_endpoints(layout, ep.service, eps).size()},
-                   {"server", ep.server_name},
-                   {"servicesRequested", cfg.mode_options.services},
-                   {"minimumServices", need}};
+    nlohmann::json j = {{"serviceIndex", ep.service},
+                        {"port", ep.port},
+                        {"targetPort", ep.server_port},
+                        {"backends", datapath::service_endpoints(layout, ep.service, eps).size()},
+                        {"server", ep.server_name},
+                        {"servicesRequested", cfg.mode_options.services},
+                        {"minimumServices", need}};
+    if (s == kPodService) {
+      j["serviceIP"] = ep.dst.str();
+      pod_service = j;
+    } else {
+      j["nodeIP"] = ep.dst.str();
+      external_nodeport = j;
+    }
   }
   if (std::find(cfg.workloads.begin(), cfg.workloads.end(), kPps) != cfg.workloads.end()) {
     if (std::find(scenarios.begin(), scenarios.end(), "pod-pod-cross-node") == scenarios.end())
@@ -444,6 +469,7 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
   if (cfg.client_cpu >= 0 || cfg.server_cpu >= 0)
     doc["config"]["pinnedCpus"] = {cfg.client_cpu, cfg.server_cpu};
   if (!pod_service.is_null()) doc["config"]["podService"] = pod_service;
+  if (!external_nodeport.is_null()) doc["config"]["externalNodePort"] = external_nodeport;
   if (cfg.scan_param == "services" && scan_values != cfg.scan_values)
     doc["config"]["scan"]["requestedValues"] = cfg.scan_values;
   const std::string out = results_path(cfg.output, doc["runId"].get<std::string>());
@@ -568,8 +594,8 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
       if (rules) {
         const RulePackets ipt = iptables_packets(layout, backend, seps);
         trial["iptablesPackets"] = ipt.all - ipt0.all;
-        // pod-service: packets kube-proxy's DNAT rules of its service translated (0 where the
-        // datapath load-balances the service itself).
+        // pod-service, external-nodeport: packets kube-proxy's DNAT rules of its service
+        // translated (0 where the datapath load-balances the service itself).
         if (ep.service >= 0) trial["serviceRulePackets"] = ipt.in - ipt0.in;
       }
       if (bpf) trial["bpfCounters"] = counters_delta(bpf0, datapath::counters_json(layout));

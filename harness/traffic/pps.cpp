@@ -69,6 +69,19 @@ Ipv4 pps_source(const topology::Layout& l) {
   return l.externals.empty() ? l.nodes.at(0).underlay_ip : l.externals[0].address;
 }
 
+PpsSpec pps_spec_for_pod(const topology::Layout& l, const std::string& pod) {
+  PpsSpec ps;
+  for (const auto& n : l.nodes)
+    for (const auto& p : n.pods)
+      if (p.name == pod) {
+        ps.node = &n;
+        ps.pod = &p;
+      }
+  if (!ps.pod) throw Error("pps: no pod named '" + pod + "'", ExitCode::kNotFound);
+  ps.src = pps_source(l);
+  return ps;
+}
+
 PpsResult run_pps(const topology::Layout& l, const PpsSpec& s) {
   if (!s.node || !s.pod) throw Error("pps: node and pod are required", ExitCode::kUsage);
   const auto& node = *s.node;

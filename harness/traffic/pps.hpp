@@ -31,6 +31,10 @@ struct PpsResult {
 
 PpsResult run_pps(const topology::Layout& l, const PpsSpec& spec);
 
+// The spec of frames into pod `pod` (by name): its node, the source address of pps_source, the
+// other fields left at their defaults. Throws Error(kNotFound) when no pod has that name.
+PpsSpec pps_spec_for_pod(const topology::Layout& l, const std::string& pod);
+
 // The frames' source address: the first external host's (traffic from outside the cluster), or
 // the first node's underlay address on a topology without one.
 Ipv4 pps_source(const topology::Layout& l);

@@ -15,6 +15,11 @@
 //    always, the L4 checksum when the frame is neither truncated nor padded nor a fragment, and
 //    for ICMP errors the quoted IP header (and the quoted L4 checksum when all of it is quoted).
 //  4 every run increments at least one reason counter of its program.
+//  5 what from_uplink sends back out of the node (redirect along the FIB, not into a pod) is
+//    NodePort traffic (bpf/lib/nodeport.h) and has the node IP as its source: the only address
+//    NodePort adds to what may leave.
+// Invariant 1's exemption excludes NodePort connections (HRB_CT_F_SVC): a local backend's answer
+// to a NodePort client must leave with the node IP and the NodePort.
 //
 // HRB_PACKET_FUZZ_SEED (default: random, printed), HRB_PACKET_FUZZ_FRAMES (per configuration,
 // default 100000; a run also stops after HRB_PACKET_FUZZ_SECONDS, default 30). A violation prints
@@ -32,7 +37,6 @@
 #include <cstdio>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -42,6 +46,7 @@
 #include "datapath/legacy.hpp"
 #include "support/cluster_fixture.hpp"
 #include "support/packet.hpp"
+#include "support/pcap.hpp"
 
 #include "hrb_abi.h"
 
@@ -67,29 +72,6 @@ uint32_t get32(const Bytes& b, size_t off) {
 void put16(Bytes& b, size_t off, uint16_t v) {
   b[off] = v >> 8;
   b[off + 1] = v & 0xff;
-}
-
-// A pcap file (link type 1, Ethernet) of the given frames.
-void write_pcap(const std::filesystem::path& path, const std::vector<Bytes>& frames) {
-  std::filesystem::create_directories(path.parent_path());
-  std::ofstream f(path, std::ios::binary);
-  auto u32 = [&](uint32_t v) { f.write(reinterpret_cast<const char*>(&v), 4); };
-  auto u16 = [&](uint16_t v) { f.write(reinterpret_cast<const char*>(&v), 2); };
-  u32(0xa1b2c3d4);  // native byte order, microseconds
-  u16(2);
-  u16(4);
-  u32(0);  // thiszone
-  u32(0);  // sigfigs
-  u32(65535);
-  u32(1);  // LINKTYPE_ETHERNET
-  uint32_t t = 0;
-  for (const auto& b : frames) {
-    u32(t++);
-    u32(0);
-    u32(static_cast<uint32_t>(b.size()));
-    u32(static_cast<uint32_t>(b.size()));
-    f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-  }
 }
 
 std::string describe(const Bytes& b) {
@@ -269,6 +251,7 @@ class Generator {
     if (r < 60) return static_cast<uint16_t>(40000 + pick(32));
     if (r < 75) return static_cast<uint16_t>(32768 + pick(64));  // NAT range: claims collide
     if (r < 80) return static_cast<uint16_t>(61000 + pick(16));  // the node's own range
+    if (r < 86) return static_cast<uint16_t>(30000 + pick(6));   // NodePorts (4 services)
     return static_cast<uint16_t>(rng_());
   }
   uint8_t tcp_flags() {
@@ -348,6 +331,8 @@ class Generator {
             : d < 85 ? local_pods_[pick(local_pods_.size())].ip
                      : any_addr();
     if (is_local_pod(s.src)) s.src = ext_;
+    if (s.dst == l_.nodes[0].underlay_ip && !services_.empty() && chance(40))
+      s.dport = static_cast<uint16_t>(datapath::kNodePortFirst + pick(services_.size()));
     return place(s.src, s.dst, build(s), "fresh-outside");
   }
 
@@ -629,6 +614,16 @@ void PacketFuzz::fuzz(const std::string& config, bool host_routing) {
         check(a.inner_l4 && a.inner_l4_ok, b.inner_l4, b.inner_l4_ok, "quoted L4");
       }
 
+      // 5: from_uplink sends out of the node only with the node IP as source (NodePort).
+      if (verdict == TC_ACT_REDIRECT && f.prog == kFromUplink && rec.helper != 1) {
+        const bool ipv4 = out.size() >= 34 && get16(out, 12) == 0x0800;
+        if (!ipv4 || decode(out).src != node().underlay_ip)
+          found.push_back(
+              {"5-uplink-out", fmt::format("from_uplink redirected out ({}) with "
+                                           "source {}",
+                                           rec.helper, ipv4 ? decode(out).src.str() : "non-IPv4")});
+      }
+
       // 1: no pod source towards the outside.
       if (verdict == TC_ACT_REDIRECT && out.size() >= 34 && get16(out, 12) == 0x0800) {
         const auto d = decode(out);
@@ -678,8 +673,8 @@ void PacketFuzz::fuzz(const std::string& config, bool host_routing) {
           }
           k.kind = HRB_CT_FLOW;
           hrb_ct_entry e{};
-          const bool exempt =
-              have_key && bpf_map_lookup_elem(ct, &k, &e) == 0 && (e.flags & HRB_CT_F_FROM_OUTSIDE);
+          const bool exempt = have_key && bpf_map_lookup_elem(ct, &k, &e) == 0 &&
+                              (e.flags & HRB_CT_F_FROM_OUTSIDE) && !(e.flags & HRB_CT_F_SVC);
           if (error && !have_key)
             pod_source_cause = "icmp-error-out-unbound";
           else if (have_key && !exempt && bpf_map_lookup_elem(ct, &k, &e) == 0)

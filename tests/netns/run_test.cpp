@@ -314,3 +314,63 @@ TEST(Run, PodServiceReachesBackendsOnTheOtherNode) {
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
   fs::remove_all(dir);
 }
+
+// external-nodeport: the external host to node1's IP at the NodePort of the service pod-service
+// measures (2 backends, node2's pods), TCP and UDP, in all three modes, scanning the service
+// count from 0. Every trial completes transactions without an error; kube-proxy's KUBE-SEP rules
+// of the service translated the traffic in legacy and bpf-lb mode (bpf-lb leaves NodePort to
+// kube-proxy), and in ebpf mode no iptables rule counted a packet.
+TEST(Run, ExternalNodePortReachesBackendsOnTheOtherNode) {
+  HRB_REQUIRE_ROOT();
+  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string prefix = test::unique_prefix("ts");
+  auto r = test::hrbench({"run",
+                          "--quick",
+                          "--scenarios",
+                          "external-nodeport",
+                          "--workloads",
+                          "tcp_crr,udp_rr",
+                          "--modes",
+                          "legacy,bpf-lb,ebpf",
+                          "--endpoints-per-service",
+                          "2",
+                          "--scan",
+                          "services=0,50",
+                          "--duration",
+                          "0.4",
+                          "--warmup",
+                          "0.1",
+                          "--max-steal",
+                          "none",
+                          "--max-retries",
+                          "0",
+                          "--output",
+                          out},
+                         prefix);
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto v = validate(out);
+  EXPECT_EQ(v.status, 0) << v.err;
+  auto doc = nlohmann::json::parse(std::ifstream(out));
+  const auto& np = doc["config"]["externalNodePort"];
+  EXPECT_EQ(np["serviceIndex"], 1);
+  EXPECT_EQ(np["port"], 30001);
+  EXPECT_EQ(np["backends"], 2);
+  EXPECT_EQ(doc["config"]["scan"]["values"], nlohmann::json({2, 50}));
+  EXPECT_EQ(doc["trials"].size(), 3u * 2u * 2u);
+  for (const auto& t : doc["trials"]) {
+    const std::string what = t["mode"].get<std::string>() + " " + t["workload"].get<std::string>() +
+                             " services=" + t["scan"]["value"].dump();
+    EXPECT_EQ(t["scenario"], "external-nodeport");
+    EXPECT_EQ(t["client"], "ext1");
+    EXPECT_GT(t["metrics"]["transactions"].get<uint64_t>(), 0u) << what;
+    EXPECT_EQ(t["result"]["errors"], 0) << what << ": " << t["flags"];
+    if (t["mode"] == "ebpf") {
+      EXPECT_EQ(t["iptablesPackets"], 0) << what;
+      EXPECT_NE(t["bpfCounters"].dump().find("nodeport_new"), std::string::npos) << what;
+    } else {
+      EXPECT_GT(t["serviceRulePackets"].get<uint64_t>(), 0u) << what;
+    }
+  }
+  EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+  fs::remove_all(dir);
+}

@@ -39,8 +39,8 @@ Bytes build(const PacketSpec& s) {
   const size_t ihl = 20 + 4 * s.ip_option_words;
   const size_t l4h = s.proto == 6 ? 20 : 8;
   Bytes b(14 + ihl + l4h + s.payload, 0);
-  std::copy(s.dst_mac, s.dst_mac + 6, b.begin());
-  std::copy(s.src_mac, s.src_mac + 6, b.begin() + 6);
+  std::copy(s.dst_mac.begin(), s.dst_mac.end(), b.begin());
+  std::copy(s.src_mac.begin(), s.src_mac.end(), b.begin() + 6);
   put16(b, 12, 0x0800);
   const size_t ip = 14;
   b[ip] = 0x40 | (ihl / 4);
@@ -83,12 +83,20 @@ Bytes build(const PacketSpec& s) {
 }
 
 Bytes icmp_error(Ipv4 src, Ipv4 dst, uint8_t type, uint8_t code, const Bytes& about, size_t quote) {
+  PacketSpec outer;
+  outer.src = src;
+  outer.dst = dst;
+  return icmp_error(outer, type, code, about, quote);
+}
+
+Bytes icmp_error(const PacketSpec& outer, uint8_t type, uint8_t code, const Bytes& about,
+                 size_t quote) {
   Bytes inner(about.begin() + 14, about.end());
   if (inner.size() > quote) inner.resize(quote);
-  PacketSpec s;
+  PacketSpec s = outer;
   s.proto = 1;
-  s.src = src;
-  s.dst = dst;
+  s.frag = 0;
+  s.ip_option_words = 0;
   s.payload = 0;
   Bytes b = build(s);  // 14 + 20 + 8: the ICMP header
   b.insert(b.end(), inner.begin(), inner.end());
@@ -102,13 +110,6 @@ Bytes icmp_error(Ipv4 src, Ipv4 dst, uint8_t type, uint8_t code, const Bytes& ab
   put16(b, l4 + 2, 0);
   put16(b, l4 + 2, csum16(&b[l4], b.size() - l4));
   return b;
-}
-
-Bytes quoted(const Bytes& b) {
-  Bytes f(b.size() - 28);
-  std::copy(b.begin(), b.begin() + 14, f.begin());
-  std::copy(b.begin() + 42, b.end(), f.begin() + 14);
-  return f;
 }
 
 Bytes arp_frame() {

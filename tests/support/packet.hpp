@@ -1,6 +1,7 @@
 #pragma once
 // Test packets: built byte by byte, checked with a full RFC 1071 checksum computation that shares
 // no code with the BPF programs' incremental updates, and decoded for failure messages.
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 namespace hrb::test {
 
 using Bytes = std::vector<uint8_t>;
+using Mac = std::array<uint8_t, 6>;
 
 struct PacketSpec {
   uint8_t proto = 6;  // 6 TCP, 17 UDP, 1 ICMP
@@ -22,8 +24,8 @@ struct PacketSpec {
   uint16_t frag = 0;        // IPv4 flags+offset field (host order)
   int ip_option_words = 0;  // IPv4 options, 4 bytes each (NOPs)
   size_t payload = 32;
-  uint8_t src_mac[6] = {0x02, 0, 0, 0, 0, 0x01};
-  uint8_t dst_mac[6] = {0x02, 0, 0, 0, 0, 0x02};
+  Mac src_mac = {0x02, 0, 0, 0, 0, 0x01};
+  Mac dst_mac = {0x02, 0, 0, 0, 0, 0x02};
 };
 
 Bytes build(const PacketSpec& s);
@@ -32,9 +34,10 @@ Bytes arp_frame();
 // packet from the header on, cut to `quote` bytes when shorter).
 Bytes icmp_error(Ipv4 src, Ipv4 dst, uint8_t type, uint8_t code, const Bytes& about,
                  size_t quote = 576);
-// The packet an ICMP error quotes, as a frame (for decode and the checksum checks; the quoted
-// L4 checksum can only be checked when the whole packet was quoted).
-Bytes quoted(const Bytes& icmp_error_frame);
+// The same with the outer header's MACs, addresses and TTL taken from `outer` (its proto,
+// ports and payload are ignored).
+Bytes icmp_error(const PacketSpec& outer, uint8_t type, uint8_t code, const Bytes& about,
+                 size_t quote = 576);
 
 uint16_t csum16(const uint8_t* p, size_t n, uint32_t seed = 0);  // RFC 1071
 // True when the IPv4 header checksum and the L4 checksum (TCP/UDP with pseudo-header, ICMP

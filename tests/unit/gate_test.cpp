@@ -312,6 +312,127 @@ TEST(GateCli, ExitCodes) {
   EXPECT_NE(none.err.find("--workloads tcp_crr"), std::string::npos) << none.err;
 }
 
+namespace {
+
+// The fixture run, its environment set to a machine's fingerprint; `kernel` varies.
+nlohmann::json with_environment(const std::string& kernel) {
+  auto doc =
+      nlohmann::json::parse(std::ifstream(test::source_path("tests/fixtures/gate/run.json")));
+  doc["environment"] = {{"cpuModel", "Intel(R) Xeon(R) Processor"},
+                        {"cpus", 2},
+                        {"arch", "x86_64"},
+                        {"kernel", kernel},
+                        {"virtualization", "kvm"},
+                        {"container", "none"},
+                        {"hrbenchVersion", "0.1.0+gdeadbeef"}};
+  return doc;
+}
+
+}  // namespace
+
+TEST(GateEnvironment, DifferencesNameEachFieldAndBothValues) {
+  auto a = with_environment("Linux 6.18.44-fc-v669");
+  auto b = with_environment("Linux 6.18.44-fc-v973");
+  b["environment"]["hrbenchVersion"] = "0.1.0+gcafe";  // recorded, never compared
+  EXPECT_TRUE(environment_differences(a, a).empty());
+  auto d = environment_differences(a, b);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].field, "kernel");
+  EXPECT_EQ(d[0].baseline, "Linux 6.18.44-fc-v669");
+  EXPECT_EQ(d[0].current, "Linux 6.18.44-fc-v973");
+  b["environment"]["cpus"] = 4;
+  b["environment"].erase("virtualization");
+  d = environment_differences(a, b);
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(d[0].field, "cpus");
+  EXPECT_EQ(d[0].current, "4");
+  EXPECT_EQ(d[2].field, "virtualization");
+  EXPECT_EQ(d[2].current, "(not recorded)");
+}
+
+// A baseline from another environment is not comparable: its checks are not judged, exit 3,
+// never a FAIL — even for the fixture, whose baseline checks would fail against it.
+TEST(GateEnvironment, OtherEnvironmentIsNotComparableUnlessAllowed) {
+  auto policy = parse_policy_string(R"(
+checks:
+  - name: ebpf not worse than baseline
+    kind: baseline
+    metric: transactionsPerSecond
+    workload: tcp_rr
+    mode: ebpf
+    scenario: pod-pod-cross-node
+    maxRegression: 0.05
+)",
+                                    "policy.yaml");
+  auto base = with_environment("Linux 6.18.44-fc-v669");
+  auto cur = with_environment("Linux 6.18.44-fc-v973");
+  // Halve the current ebpf rate: judged, this is a regression.
+  for (auto& t : cur["trials"])
+    if (t["mode"] == "ebpf" && t["metrics"].contains("transactionsPerSecond"))
+      t["metrics"]["transactionsPerSecond"] =
+          t["metrics"]["transactionsPerSecond"].get<double>() / 2;
+
+  auto r = evaluate(policy, cur, "cur.json", &base, "base.json");
+  EXPECT_TRUE(r.not_comparable());
+  EXPECT_TRUE(r.checks.empty());
+  ASSERT_EQ(r.not_judged.size(), 1u);
+  EXPECT_EQ(exit_code(r, false), 3);
+  EXPECT_EQ(exit_code(r, true), 3) << "--inconclusive-ok does not hide it";
+  const auto text = render_text(r);
+  EXPECT_NE(text.find("baseline not comparable"), std::string::npos) << text;
+  EXPECT_NE(text.find("kernel: 'Linux 6.18.44-fc-v669' (baseline) vs 'Linux 6.18.44-fc-v973'"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("fail"), std::string::npos) << text;
+  EXPECT_NE(render_markdown(r, "t").find("baseline not comparable"), std::string::npos);
+  EXPECT_NE(render_junit(r, "t").find("skipped=\"1\""), std::string::npos) << render_junit(r, "t");
+
+  auto allowed =
+      evaluate(policy, cur, "cur.json", &base, "base.json", {.allow_other_environment = true});
+  EXPECT_FALSE(allowed.not_comparable());
+  ASSERT_EQ(allowed.checks.size(), 1u);
+  EXPECT_EQ(allowed.checks[0].verdict, Verdict::kFail);
+  EXPECT_EQ(exit_code(allowed, false), 1);
+  for (const auto& out :
+       {render_text(allowed), render_markdown(allowed, "t"), render_junit(allowed, "t")})
+    EXPECT_NE(out.find("--allow-other-environment"), std::string::npos) << out;
+
+  // Same environment: judged as before.
+  auto same = evaluate(policy, cur, "cur.json", &cur, "cur.json");
+  EXPECT_TRUE(same.other_environment.empty());
+  EXPECT_EQ(exit_code(same, false), 0);
+}
+
+TEST(GateCli, BaselineFromAnotherEnvironmentExits3NamingTheField) {
+  char t[] = "/tmp/hrb-gate-env-XXXXXX";
+  const std::string tmp = mkdtemp(t);
+  std::ofstream(tmp + "/base.json") << with_environment("Linux 6.1.0-other").dump();
+  std::ofstream(tmp + "/cur.json") << with_environment("Linux 6.18.44-this").dump();
+  // The fixture's baseline check alone (its failing relative check would decide the exit code).
+  std::ofstream(tmp + "/policy.yaml") << R"(checks:
+  - name: ebpf same as baseline within 1 %
+    kind: baseline
+    workload: tcp_rr
+    metric: transactionsPerSecond
+    mode: ebpf
+    scenario: pod-pod-cross-node
+    maxRegression: 0.01
+)";
+  auto r = test::hrbench({"gate", tmp + "/cur.json", "--policy", tmp + "/policy.yaml", "--baseline",
+                          tmp + "/base.json"},
+                         "");
+  EXPECT_EQ(r.status, 3) << r.out << r.err;
+  EXPECT_NE(r.out.find("kernel: 'Linux 6.1.0-other' (baseline)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("gate: not comparable"), std::string::npos) << r.out;
+  auto allowed = test::hrbench({"gate", tmp + "/cur.json", "--policy", tmp + "/policy.yaml",
+                                "--baseline", tmp + "/base.json", "--allow-other-environment"},
+                               "");
+  EXPECT_EQ(allowed.status, 2) << "judged: the fixture's baseline check is inconclusive\n"
+                               << allowed.out;
+  EXPECT_NE(allowed.out.find("another environment"), std::string::npos) << allowed.out;
+  std::filesystem::remove_all(tmp);
+}
+
 // --markdown and --junit write the renderings of what the gate printed: for the fixture, the
 // golden files.
 TEST(GateCli, MarkdownAndJunitFilesAreWritten) {
@@ -445,4 +566,28 @@ TEST(ReportCli, MarkdownAndHtmlShowEachRunAndItsTable) {
   EXPECT_NE(page.find("<h3>Comparison table</h3>"), std::string::npos);
   EXPECT_NE(page.find(a[0] + "   " + a[1]), std::string::npos) << "the summary table";
   EXPECT_NE(page.find("</html>"), std::string::npos);
+}
+
+TEST(GatePolicy, OnlyWorkloadsKeepsTheChecksOfThoseWorkloads) {
+  auto p = parse_policy_string(R"(
+checks:
+  - {name: rr, kind: relative, workload: tcp_rr, metric: transactionsPerSecond,
+     a: {mode: legacy, scenario: pod-pod-cross-node}, b: {mode: ebpf, scenario: pod-pod-cross-node},
+     ratio: {min: 1.0}}
+  - {name: stream, kind: relative, workload: tcp_crr, metric: transactionsPerSecond,
+     a: {mode: legacy, scenario: pod-pod-cross-node}, b: {mode: ebpf, scenario: pod-pod-cross-node},
+     ratio: {min: 1.0}}
+  - {name: rr2, kind: relative, workload: tcp_rr, metric: transactionsPerSecond,
+     a: {mode: legacy, scenario: pod-pod-same-node}, b: {mode: ebpf, scenario: pod-pod-same-node},
+     ratio: {min: 1.0}}
+)",
+                               "policy");
+  ASSERT_EQ(p.checks.size(), 3u);
+  auto kept = only_workloads(p, {"tcp_rr"});
+  ASSERT_EQ(kept.checks.size(), 2u);
+  EXPECT_EQ(kept.checks[0].name, "rr");
+  EXPECT_EQ(kept.checks[1].name, "rr2");
+  EXPECT_EQ(only_workloads(p, {"tcp_crr", "tcp_rr"}).checks.size(), 3u);
+  EXPECT_TRUE(only_workloads(p, {"no-such-workload"}).checks.empty());
+  EXPECT_EQ(kept.file, p.file);
 }

@@ -156,3 +156,14 @@ TEST(Process, KillAndWaitLeavesARecycledPidAlone) {
   EXPECT_FALSE(kill_and_wait({child, start}, 1000)) << "gone: nothing to kill";
   close(fd);
 }
+
+TEST(ExecInNetns, NamesTheNetnsItCannotEnter) {
+  try {
+    exec_in_netns("hrb-no-such-netns-for-test", {"true"});
+    FAIL() << "returned";
+  } catch (const SysError& e) {
+    EXPECT_NE(std::string(e.what()).find("hrb-no-such-netns-for-test"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(exec_in_netns("hrb-x", {}), Error);
+}

@@ -89,13 +89,45 @@ TEST(KubeProxyRules, UdpPortBesideTcp) {
 
 TEST(KubeProxyRules, CountPerServicePortAndEndpoint) {
   // 12 fixed rules; per service and port: the KUBE-SERVICES match, the SVC chain's MARK-MASQ,
-  // and per endpoint its pick and the SEP chain's two rules.
+  // and per endpoint its pick and the SEP chain's two rules; per service and port with a
+  // NodePort (the first 2,768 services): the KUBE-NODEPORTS match and the EXT chain's two.
   auto l = two_node();
   for (int eps : {1, 2, 3})
     EXPECT_EQ(kube_proxy_rules(l, 1000, eps).size(),
-              12u + 1000u * service_ports().size() * (2 + 3 * eps))
+              12u + 1000u * service_ports().size() * (2 + 3 * eps + 3))
         << eps;
+  EXPECT_EQ(kube_proxy_rules(l, 3000, 1).size(),
+            12u + 3000u * service_ports().size() * 5 + 2768u * service_ports().size() * 3);
   EXPECT_EQ(service_ports().size(), 2u);
+}
+
+TEST(KubeProxyRules, NodePortsGoThroughExtChainsToTheService) {
+  auto l = two_node();
+  auto rs = kube_proxy_rules(l, 3000, 2);
+  auto nodeports = in_chain(rs, "KUBE-NODEPORTS");
+  ASSERT_EQ(nodeports.size(), 2u * 2768u) << "TCP and UDP of the first 2,768 services";
+  for (size_t p = 0; p < service_ports().size(); ++p) {
+    const auto& sp = service_ports()[p];
+    const auto& r = nodeports[p * 2768 + 7];
+    EXPECT_EQ(r.spec, std::string("-p ") + sp.protocol +
+                          " -m comment --comment \"default/svc-7:" + sp.name + "\" -m " +
+                          sp.protocol + " --dport 30007 -j " + kube_ext_chain(7, sp));
+    auto ext = in_chain(rs, kube_ext_chain(7, sp));
+    ASSERT_EQ(ext.size(), 2u);
+    EXPECT_NE(ext[0].spec.find("external destinations\" -j KUBE-MARK-MASQ"), std::string::npos)
+        << ext[0].spec;
+    EXPECT_EQ(ext[1].spec, "-j " + kube_svc_chain(7, sp));
+    // The same hash as the service's chain, as kube-proxy names them.
+    EXPECT_EQ(kube_ext_chain(7, sp).substr(9), kube_svc_chain(7, sp).substr(9));
+  }
+  EXPECT_TRUE(in_chain(rs, kube_ext_chain(2768, service_ports()[0])).empty());
+  EXPECT_EQ(node_port(0), 30000);
+  EXPECT_EQ(node_port(2767), 32767);
+  EXPECT_FALSE(node_port(2768));
+  // The masquerade mark is honoured in POSTROUTING (MASQUERADE to the node IP).
+  auto post = in_chain(rs, "KUBE-POSTROUTING");
+  ASSERT_EQ(post.size(), 3u);
+  EXPECT_NE(post[2].spec.find("-j MASQUERADE"), std::string::npos);
 }
 
 TEST(PodService, ServiceWithEveryEndpointOnNode2) {

@@ -1,0 +1,57 @@
+// hrbench report: HTML or Markdown from results files (and lab documents).
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "core/file.hpp"
+#include "core/log.hpp"
+#include "report/report.hpp"
+
+namespace hrb::cli {
+
+namespace {
+
+struct ReportOptions {
+  CommonOptions common;
+  std::vector<std::string> files;
+  std::string format;
+  boost::optional<std::string> output;
+};
+
+int run_report(const ReportOptions& o) {
+  auto runs = report::read_inputs(o.files);
+  std::string text;
+  if (o.format == "html")
+    text = report::html(runs);
+  else if (o.format == "md")
+    text = report::markdown(runs);
+  else
+    throw Error("--format: '" + o.format + "' (expected html or md)", ExitCode::kUsage);
+  if (o.output) {
+    write_text_file(*o.output, text);
+    log::info("report written to {}", *o.output);
+  } else {
+    std::cout << text;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int cmd_report(const Args& args) {
+  ReportOptions o;
+  po::options_description d(
+      "hrbench report RESULTS.json…: a report from results files (self-contained HTML with "
+      "charts, or Markdown)");
+  d.add_options()("files", po::value(&o.files), "results files")(
+      "format", po::value(&o.format)->default_value("html"), "html | md")(
+      "output,o", po::value(&o.output), "file to write (default: stdout)");
+  po::positional_options_description pos;
+  pos.add("files", -1);
+  if (!parse(args, d, "hrbench report RESULTS.json… [--format html|md] [-o FILE]", o.common, pos))
+    return 0;
+  if (o.files.empty()) throw Error("give at least one results file", ExitCode::kUsage);
+  return run_report(o);
+}
+
+}  // namespace hrb::cli

@@ -1,0 +1,131 @@
+// hrbench traffic: one workload (or pps) between two members of the running cluster.
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "metrics/cpu.hpp"
+#include "topology/cluster.hpp"
+#include "traffic/pps.hpp"
+#include "traffic/workload.hpp"
+
+namespace hrb::cli {
+
+namespace {
+
+struct TrafficOptions {
+  CommonOptions common;
+  boost::optional<std::string> workload;
+  boost::optional<std::string> from;
+  std::string to;
+  double duration = 5;
+  double warmup = 1;
+  int flows = 1;
+  size_t size = 0;
+  uint64_t rate = 0;
+  bool verify = false;
+  int client_cpu = -1;
+  int server_cpu = -1;
+  boost::optional<std::string> dst;
+  bool json = false;
+};
+
+// A member of the cluster named by --KEY: pod, node or external host (not the fabric).
+topology::Endpoint member(const topology::Layout& l, const std::string& key,
+                          const std::string& name) {
+  auto ep = l.find(name);
+  if (!ep || ep->kind == topology::Endpoint::Kind::kFabric)
+    throw Error("--" + key + " " + name + ": no such pod, node or external host",
+                ExitCode::kNotFound);
+  return *ep;
+}
+
+int run_pps(const TrafficOptions& o, const topology::StateDir& st, const topology::Layout& l,
+            const topology::Endpoint& to) {
+  if (to.kind != topology::Endpoint::Kind::kPod)
+    throw Error("pps: --to must be a pod", ExitCode::kUsage);
+  traffic::PpsSpec ps = traffic::pps_spec_for_pod(l, to.name);
+  ps.duration_s = o.duration;
+  auto cpu0 = metrics::read_cpu_times();
+  auto r = traffic::run_pps(l, ps);
+  auto j = r.to_json();
+  j["cpu"] = (metrics::read_cpu_times() - cpu0).to_json();
+  j["to"] = to.name;
+  j["mode"] = datapath::current_mode(st).name;
+  std::cout << j.dump(2) << "\n";
+  return r.received ? 0 : static_cast<int>(ExitCode::kFailure);
+}
+
+int run_traffic(const TrafficOptions& o) {
+  topology::StateDir st = existing_cluster(o.common);
+  auto l = topology::load_layout(st);
+  auto to = member(l, "to", o.to);
+  if (*o.workload == "pps") return run_pps(o, st, l, to);
+  if (!o.from) throw Error("--from is required", ExitCode::kUsage);
+  auto from = member(l, "from", *o.from);
+  traffic::WorkloadSpec w;
+  w.kind = traffic::parse_kind(*o.workload);
+  w.client_netns = from.netns;
+  w.server_netns = to.netns;
+  w.dst = to.ip;
+  if (o.dst) {
+    auto a = traffic::IpAddr::parse(*o.dst);
+    if (!a) throw Error("--dst " + *o.dst + ": not an IPv4 or IPv6 address", ExitCode::kUsage);
+    w.dst = *a;
+  }
+  w.duration_s = o.duration;
+  w.warmup_s = o.warmup;
+  w.flows = o.flows;
+  w.msg_size = o.size;
+  w.udp_rate_pps = o.rate;
+  w.verify_payload = o.verify;
+  w.client_cpu = o.client_cpu;
+  w.server_cpu = o.server_cpu;
+  auto cpu0 = metrics::read_cpu_times();
+  auto r = traffic::run_workload(w);
+  auto cpu = metrics::read_cpu_times() - cpu0;
+  auto j = r.to_json();
+  j["cpu"] = cpu.to_json();
+  j["from"] = from.name;
+  j["to"] = to.name;
+  j["dst"] = w.dst.str();
+  j["mode"] = datapath::current_mode(st).name;
+  if (!o.json) j.erase("latencyHistogram");
+  std::cout << j.dump(2) << "\n";
+  return r.errors ? static_cast<int>(ExitCode::kFailure) : 0;
+}
+
+}  // namespace
+
+int cmd_traffic(const Args& args) {
+  TrafficOptions o;
+  po::options_description d(
+      "hrbench traffic WORKLOAD --from NAME --to NAME: run one workload between two members of "
+      "the running cluster and print its figures");
+  d.add_options()("workload", po::value(&o.workload),
+                  "tcp_rr | tcp_crr | tcp_stream | udp_stream | udp_rr | pps")(
+      "from", po::value(&o.from),
+      "client: pod, node or external host (not for pps: the frames come from the fabric side "
+      "of --to's node)")("to", po::value(&o.to)->required(), "server: pod, node or external host")(
+      "duration", po::value(&o.duration)->default_value(5), "measured seconds")(
+      "warmup", po::value(&o.warmup)->default_value(1), "seconds discarded first")(
+      "flows", po::value(&o.flows)->default_value(1), "parallel flows")(
+      "size", po::value(&o.size)->default_value(0), "message size in bytes (0: default)")(
+      "rate", po::value(&o.rate)->default_value(0), "udp_stream datagrams/s (0: flat out)")(
+      "verify", po::bool_switch(&o.verify), "tcp_stream: check every byte received")(
+      "client-cpu", po::value(&o.client_cpu)->default_value(-1),
+      "pin the client threads to this CPU")("server-cpu",
+                                            po::value(&o.server_cpu)->default_value(-1),
+                                            "pin the server threads to this CPU")(
+      "dst", po::value(&o.dst),
+      "send to this address of --to (IPv4 or IPv6; default: its IPv4 address)")(
+      "json", po::bool_switch(&o.json), "print JSON");
+  po::positional_options_description pos;
+  pos.add("workload", 1);
+  if (!parse(args, d, "hrbench traffic WORKLOAD --from NAME --to NAME [--duration S]", o.common,
+             pos))
+    return 0;
+  if (!o.workload) throw Error("name a workload", ExitCode::kUsage);
+  return run_traffic(o);
+}
+
+}  // namespace hrb::cli

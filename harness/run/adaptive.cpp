@@ -1,0 +1,68 @@
+#include "run/adaptive.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "core/error.hpp"
+#include "core/log.hpp"
+
+namespace hrb::run {
+
+void merge_repetitions(nlohmann::json& doc, const nlohmann::json& extra) {
+  int base = doc["config"].value("repetitions", 1);
+  for (auto t : extra["trials"]) {
+    t["repetition"] = t["repetition"].get<int>() + base;
+    doc["trials"].push_back(t);
+  }
+  doc["config"]["repetitions"] = base + extra["config"].value("repetitions", 0);
+}
+
+RunConfig adaptive_config(const nlohmann::json& current, const std::string& current_file,
+                          const gate::GateResult& result, int repetitions) {
+  RunConfig c;
+  try {
+    c = config_of_results(current);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: --adaptive cannot repeat this run: {}", current_file, e.what()),
+                ExitCode::kBadInput);
+  }
+  c.repetitions = repetitions;
+  auto add = [](std::vector<std::string>& v, const std::string& x) {
+    if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
+  };
+  for (const auto& r : result.checks) {
+    if (r.verdict != gate::Verdict::kInconclusive) continue;
+    for (const auto& cell : {r.check.a, r.check.b, r.check.cell}) {
+      if (cell.mode.empty()) continue;
+      if (cell.mode != "none") add(c.modes, cell.mode);
+      add(c.scenarios, cell.scenario);
+    }
+    add(c.workloads, r.check.workload);
+  }
+  return c;
+}
+
+gate::GateResult adaptive_gate(const gate::Policy& policy, nlohmann::json& current,
+                               const std::string& current_file, const nlohmann::json* baseline,
+                               const std::string& baseline_file, const AdaptiveOptions& o,
+                               const std::atomic<bool>& interrupted) {
+  auto result = gate::evaluate(policy, current, current_file, baseline, baseline_file, o.evaluate);
+  int extra_left = o.max_extra_repetitions;
+  while (result.overall() == gate::Verdict::kInconclusive && extra_left > 0) {
+    RunConfig c = adaptive_config(current, current_file, result, std::min(2, extra_left));
+    c.prefix = o.prefix;
+    c.output = "/tmp/hrbench-gate-adaptive-" + std::to_string(getpid()) + ".json";
+    log::info("gate: inconclusive; measuring {} more repetition(s)", c.repetitions);
+    auto extra = run_matrix(c, interrupted, {.tty = false});
+    std::filesystem::remove(c.output);
+    gate::require_comparable(current, current_file, extra, "the --adaptive repetitions");
+    merge_repetitions(current, extra);
+    extra_left -= c.repetitions;
+    result = gate::evaluate(policy, current, current_file, baseline, baseline_file, o.evaluate);
+  }
+  return result;
+}
+
+}  // namespace hrb::run

@@ -1,0 +1,63 @@
+// What `hrbench status` prints of a cluster, on the planned two-node layout (no netns needed:
+// which namespaces are present is given).
+#include <gtest/gtest.h>
+
+#include "topology/view.hpp"
+
+using namespace hrb::topology;
+
+namespace {
+
+Layout two_node() {
+  return plan(parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/two-node.yaml"), "tst");
+}
+
+bool all_but_node2_pod2(const std::string& ns) { return ns != "tst-node2-pod2"; }
+
+}  // namespace
+
+TEST(ClusterView, TableOfTwoNode) {
+  EXPECT_EQ(
+      to_table(two_node(), true, all_but_node2_pod2),
+      "cluster 'two-node' (prefix tst, up), fabric netns tst-fabric\n"
+      "  name             kind     address          netns                details\n"
+      "  node1            node     172.18.0.1       tst-node1            podCIDR 10.244.0.0/24 "
+      "router 10.244.0.1\n"
+      "  node1-pod1       pod      10.244.0.2       tst-node1-pod1       lxc1 on node1\n"
+      "  node1-pod2       pod      10.244.0.3       tst-node1-pod2       lxc2 on node1\n"
+      "  node2            node     172.18.0.2       tst-node2            podCIDR 10.244.1.0/24 "
+      "router 10.244.1.1\n"
+      "  node2-pod1       pod      10.244.1.2       tst-node2-pod1       lxc1 on node2\n"
+      "  node2-pod2       pod      10.244.1.3       tst-node2-pod2       lxc2 on node2  "
+      "(MISSING)\n"
+      "  ext1             external 192.168.200.10   tst-ext1             underlay "
+      "172.18.0.254\n");
+}
+
+TEST(ClusterView, IncompleteAndMissingFabricAreShown) {
+  auto t = to_table(two_node(), false, [](const std::string&) { return false; });
+  EXPECT_EQ(t.substr(0, t.find('\n')),
+            "cluster 'two-node' (prefix tst, INCOMPLETE: run hrbench clean), fabric netns "
+            "tst-fabric  (MISSING)");
+}
+
+TEST(ClusterView, JsonOfTwoNode) {
+  auto j = to_json(two_node(), true, all_but_node2_pod2);
+  EXPECT_EQ(j["name"], "two-node");
+  EXPECT_EQ(j["prefix"], "tst");
+  EXPECT_EQ(j["complete"], true);
+  EXPECT_EQ(j["fabricNetns"], "tst-fabric");
+  ASSERT_EQ(j["nodes"].size(), 2u);
+  EXPECT_EQ(j["nodes"][1]["podCIDR"], "10.244.1.0/24");
+  EXPECT_EQ(j["nodes"][1]["routerIP"], "10.244.1.1");
+  EXPECT_EQ(j["nodes"][1]["present"], true);
+  ASSERT_EQ(j["nodes"][1]["pods"].size(), 2u);
+  EXPECT_EQ(j["nodes"][1]["pods"][1], (nlohmann::json{{"name", "node2-pod2"},
+                                                      {"ip", "10.244.1.3"},
+                                                      {"netns", "tst-node2-pod2"},
+                                                      {"lxc", "lxc2"},
+                                                      {"present", false}}));
+  ASSERT_EQ(j["externalHosts"].size(), 1u);
+  EXPECT_EQ(j["externalHosts"][0]["address"], "192.168.200.10");
+  EXPECT_EQ(j["externalHosts"][0]["underlayIP"], "172.18.0.254");
+}
