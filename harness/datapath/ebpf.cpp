@@ -4,22 +4,19 @@
 #include <bpf/bpf.h>
 #include <fcntl.h>
 #include <net/if.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/attach.hpp"
 #include "core/bpf.hpp"
 #include "core/fd.hpp"
 #include "core/log.hpp"
 #include "core/netns.hpp"
-#include "guard/blocker.hpp"
-#include "guard/monitor.hpp"
+#include "core/pins.hpp"
 
 #include "hrb_abi.h"
 
@@ -40,10 +37,6 @@ const char* const kReasonNames[] = {HRB_REASONS(HRB_REASON_NAME)};
 #undef HRB_REASON_NAME
 static_assert(std::size(kReasonNames) == HRB_R__MAX, "a name for every hrb_reason");
 
-std::string node_pin_dir(const std::string& prefix, const std::string& node) {
-  return bpf_pin_root(prefix) + "/" + node;
-}
-
 unsigned ifindex_of(const std::string& ifname, const std::string& netns) {
   unsigned i = if_nametoindex(ifname.c_str());
   if (!i) throw_errno("if_nametoindex(" + ifname + ") in " + netns);
@@ -57,18 +50,9 @@ void pin(int fd, const std::string& path) {
 
 const char* reason_name(int r) { return r >= 0 && r < HRB_R__MAX ? kReasonNames[r] : "?"; }
 
-std::string bpf_pin_root(const std::string& prefix) { return "/sys/fs/bpf/hrbench/" + prefix; }
-
-void ensure_bpffs() {
-  struct statfs st {};
-  if (statfs("/sys/fs/bpf", &st) == 0 && st.f_type == 0xcafe4a11) return;
-  fs::create_directories("/sys/fs/bpf");
-  if (mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr) != 0)
-    throw_errno("mount bpffs at /sys/fs/bpf (scripts/setup does this)");
-}
-
-EbpfMode::EbpfMode(ModeOptions opts, MasqConfig masq, topology::StateDir* state)
-    : opts_(opts), masq_(masq), legacy_(opts, masq), state_(state) {
+EbpfMode::EbpfMode(ModeOptions opts, MasqConfig masq, topology::StateDir* state,
+                   std::unique_ptr<BypassGuard> guard)
+    : opts_(opts), masq_(masq), legacy_(opts, masq), state_(state), guard_(std::move(guard)) {
   if (!state_) throw Error("ebpf mode needs the cluster's state directory");
 }
 
@@ -208,7 +192,7 @@ void NodePrograms::reset_counters() {
 }
 
 void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout& n) {
-  const std::string dir = node_pin_dir(l.prefix, n.name);
+  const std::string dir = pins::node_dir(l.prefix, n.name);
   fs::create_directories(dir);
   const bool host_routing = opts_.name != "bpf-lb";
   NodePrograms progs(l, n, masq_,
@@ -220,32 +204,53 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
                       .host_routing = host_routing});
   for (const char* m :
        {"counters_from_pod", "counters_from_uplink", "endpoints", "ct", "nonmasq_active"})
-    pin(progs.map_fd(m), dir + "/" + m);
+    pin(progs.map_fd(m), pins::map(l.prefix, n.name, m));
 
   // Attach inside the node netns (ifindexes are per netns): a tcx link per device, pinned so it
-  // outlives us; clsact where tcx is missing.
+  // outlives us; clsact where tcx is missing. Each is journalled before it is made (one fsync for
+  // the node's tcx links), so removal and `clean` undo exactly these.
+  struct Target {
+    std::string ifname;
+    int prog;
+    bool egress;
+    Attachment tcx;
+  };
+  std::vector<Target> targets;
+  auto add = [&](const std::string& ifname, int prog, bool egress) {
+    targets.push_back({ifname,
+                       prog,
+                       egress,
+                       {.kind = Attachment::Kind::kTcx,
+                        .netns = n.netns,
+                        .target = ifname,
+                        .hook = egress ? "egress" : "ingress",
+                        .pin = pins::tc_link(l.prefix, n.name, ifname, egress)}});
+  };
+  for (const auto& p : n.pods) add(p.lxc, progs.from_pod_fd(), false);
+  if (host_routing)
+    add(n.uplink, progs.from_uplink_fd(), false);
+  else
+    for (const auto& p : n.pods) add(p.lxc, progs.to_pod_fd(), true);
+  std::vector<Attachment> planned;
+  for (const auto& t : targets) planned.push_back(t.tcx);
+  state_->record_attached(planned);
   run_in_netns(n.netns, [&] {
-    struct Target {
-      std::string ifname;
-      int prog;
-      bool egress;
-    };
-    std::vector<Target> targets;
-    for (const auto& p : n.pods) targets.push_back({p.lxc, progs.from_pod_fd(), false});
-    if (host_routing)
-      targets.push_back({n.uplink, progs.from_uplink_fd(), false});
-    else
-      for (const auto& p : n.pods) targets.push_back({p.lxc, progs.to_pod_fd(), true});
-    for (const auto& [ifname, prog, egress] : targets) {
+    for (const auto& [ifname, prog, egress, tcx] : targets) {
       unsigned ifindex = ifindex_of(ifname, n.netns);
       Fd link(bpf_link_create(prog, ifindex, egress ? kTcxEgress : kTcxIngress, nullptr));
       if (link) {
-        pin(link.get(), dir + (egress ? "/link_egress_" : "/link_") + ifname);
+        pin(link.get(), tcx.pin);
         continue;
       }
       if (egress) throw_errno("tcx egress attach on " + ifname + " (bpf-lb needs tcx)");
       if (errno != EINVAL && errno != EOPNOTSUPP) throw_errno("tcx attach on " + ifname);
-      // clsact fallback: the filter lives with the device; removal detaches it.
+      // clsact fallback: the filter lives with the device; removal deletes it.
+      state_->record_attached({{.kind = Attachment::Kind::kClsact,
+                                .netns = n.netns,
+                                .target = ifname,
+                                .hook = "ingress",
+                                .handle = kClsactHandle,
+                                .priority = kClsactPriority}});
       bpf_tc_hook hook{};
       hook.sz = sizeof hook;
       hook.ifindex = ifindex;
@@ -255,41 +260,21 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
       bpf_tc_opts o{};
       o.sz = sizeof o;
       o.prog_fd = prog;
-      o.handle = 0x4842;  // "HB"
-      o.priority = 1;
+      o.handle = kClsactHandle;
+      o.priority = kClsactPriority;
       if (int e = bpf_tc_attach(&hook, &o)) throw SysError(-e, "tc attach on " + ifname);
-      std::ofstream(dir + "/clsact_" + ifname) << ifindex << "\n";
     }
   });
 }
 
-// The iptables monitor: rules that eBPF host routing would silently bypass refuse enablement.
-void EbpfMode::refuse_bypassed_rules(const topology::Layout& l) const {
-  auto allow = guard::load_allowlist(opts_.allowlist.empty() ? guard::default_allowlist_path()
-                                                             : opts_.allowlist);
-  std::string offending;
-  for (const auto& n : l.nodes)
-    for (const auto& r : guard::user_rules(guard::list_rules(n.netns, allow)))
-      offending += "\n  " + n.name + ": " + r.text();
-  if (!offending.empty()) {
-    if (!opts_.force)
-      throw Error(
-          "ebpf mode refused: user-installed rules in the node netns would be silently "
-          "bypassed by eBPF host routing (not matched by " +
-              allow.file + "):" + offending +
-              "\nremove them, extend the allowlist, or pass --force",
-          ExitCode::kRefused);
-    log::warn("--force: enabling ebpf mode although these rules will be bypassed:{}", offending);
-  }
-}
-
 void EbpfMode::apply(const topology::Layout& l) {
-  ensure_bpffs();
-  // bpf-lb keeps the stack's path: nothing but kube-proxy's DNAT is bypassed, and no guard runs.
+  pins::ensure_bpffs();
+  // bpf-lb keeps the stack's path: nothing but kube-proxy's DNAT is bypassed, and it runs
+  // without a guard (make_mode gives it none).
   const bool host_routing = opts_.name != "bpf-lb";
-  if (host_routing) refuse_bypassed_rules(l);
+  if (guard_) guard_->refuse_bypassed_rules(l);
   // Journal before creating: `down`/`clean` remove the pin directory even after a crash.
-  state_->record({{"bpffs", bpf_pin_root(l.prefix)}});
+  state_->record({{"bpffs", pins::root(l.prefix)}});
   legacy_.apply(l);
   try {
     // The node's own sockets take ephemeral ports outside the masquerade range (kNatPortMin..
@@ -304,7 +289,7 @@ void EbpfMode::apply(const topology::Layout& l) {
     }
     for (const auto& n : l.nodes) attach_node(l, n);
     for (const auto& n : l.nodes) conntrack_flush(n.netns);
-    if (host_routing) guard::start_blocker(l, *state_);
+    if (guard_) guard_->start(l, *state_);
   } catch (...) {
     log::warn("{} mode failed to apply; detaching what was attached", opts_.name);
     try {
@@ -317,35 +302,13 @@ void EbpfMode::apply(const topology::Layout& l) {
 }
 
 void EbpfMode::remove(const topology::Layout& l) {
-  guard::stop_blocker(l, *state_);
-  for (const auto& n : l.nodes) {
-    const std::string dir = node_pin_dir(l.prefix, n.name);
-    std::error_code ec;
-    for (auto& e : fs::directory_iterator(dir, ec)) {
-      const std::string f = e.path().filename().string();
-      if (f.rfind("link_", 0) == 0) {
-        // Detach now (BPF_LINK_DETACH is synchronous); only unpinning would leave the program
-        // attached until the kernel's deferred release runs, and a packet or two would still
-        // take the BPF path after the switch.
-        Fd link(bpf_obj_get(e.path().c_str()));
-        if (link && bpf_link_detach(link.get()) != 0)
-          log::warn("detach {}: {}", e.path().string(), std::strerror(errno));
-      }
-      if (f.rfind("clsact_", 0) == 0 && netns_exists(n.netns)) {
-        run_in_netns(n.netns, [&] {
-          bpf_tc_hook hook{};
-          hook.sz = sizeof hook;
-          hook.ifindex = if_nametoindex(f.substr(7).c_str());
-          hook.attach_point = BPF_TC_INGRESS;
-          bpf_tc_opts o{};
-          o.sz = sizeof o;
-          o.handle = 0x4842;
-          o.priority = 1;
-          if (hook.ifindex) bpf_tc_detach(&hook, &o);
-        });
-      }
-    }
-  }
+  if (guard_) guard_->stop(l, *state_);
+  // What the journal says this mode attached (tc: tcx links, clsact filters), newest first.
+  // Detached now, not only unpinned: a packet or two would otherwise still take the BPF path
+  // after the switch, until the kernel's deferred release runs.
+  topology::detach_journalled(*state_, [](const Attachment& a) {
+    return a.kind == Attachment::Kind::kTcx || a.kind == Attachment::Kind::kClsact;
+  });
   auto saved = state_->read(kPortRangeFile);
   if (!saved.empty()) {
     auto ranges = nlohmann::json::parse(saved);
@@ -354,16 +317,16 @@ void EbpfMode::remove(const topology::Layout& l) {
         write_sysctl_in(n.netns, "net.ipv4.ip_local_port_range", ranges[n.name].get<std::string>());
     state_->write(kPortRangeFile, "");
   }
-  // Unpinning the links detaches them (nothing else holds them); the maps go with the programs.
+  // The maps go with the programs once their pins are gone.
   std::error_code ec;
-  fs::remove_all(bpf_pin_root(l.prefix), ec);
-  if (ec) throw Error("remove " + bpf_pin_root(l.prefix) + ": " + ec.message());
+  fs::remove_all(pins::root(l.prefix), ec);
+  if (ec) throw Error("remove " + pins::root(l.prefix) + ": " + ec.message());
   legacy_.remove(l);
 }
 
 void swap_nonmasq(const topology::Layout& l, const MasqConfig& masq) {
   for (const auto& n : l.nodes) {
-    const std::string pin_path = node_pin_dir(l.prefix, n.name) + "/nonmasq_active";
+    const std::string pin_path = pins::map(l.prefix, n.name, "nonmasq_active");
     Fd outer(bpf_obj_get(pin_path.c_str()));
     if (!outer) throw_errno("open " + pin_path + " (is ebpf mode on?)");
     LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
@@ -396,7 +359,7 @@ std::map<std::string, std::map<std::string, ReasonCounters>> read_counters(
   std::map<std::string, std::map<std::string, ReasonCounters>> out;
   for (const auto& n : l.nodes)
     for (const char* prog : kPrograms) {
-      std::string path = node_pin_dir(l.prefix, n.name) + "/counters_" + prog;
+      std::string path = pins::map(l.prefix, n.name, std::string("counters_") + prog);
       Fd fd(bpf_obj_get(path.c_str()));
       if (!fd) continue;  // not in ebpf mode
       out[n.name][prog] = sum_counters(fd.get());

@@ -5,8 +5,9 @@
 // ip-masq-agent and kube-proxy chains remain while eBPF host routing is on — so their counters
 // prove the bypass and a switch back to legacy needs no reconfiguration.
 //
-// Links and maps are pinned under /sys/fs/bpf/hrbench/<prefix>/<node>/ so they outlive the
-// hrbench process; the directory is in the cluster's journal, so `down`/`clean` remove it.
+// Links and maps are pinned under /sys/fs/bpf/hrbench/<prefix>/<node>/ (core/pins.hpp) so they
+// outlive the hrbench process. The directory and each attachment are in the cluster's journal
+// before they are made; removal (and `down`/`clean`) undo what the journal holds.
 #include <array>
 #include <cstdint>
 #include <map>
@@ -23,8 +24,7 @@ struct from_uplink;
 
 namespace hrb::datapath {
 
-const char* reason_name(int reason);                  // HRB_R_* -> "redirect_peer", …
-std::string bpf_pin_root(const std::string& prefix);  // /sys/fs/bpf/hrbench/<prefix>
+const char* reason_name(int reason);  // HRB_R_* -> "redirect_peer", …
 
 using ReasonCounters = std::array<uint64_t, HRB_R__MAX>;
 // node name -> program ("from_pod" | "from_uplink") -> counters summed over CPUs.
@@ -37,9 +37,6 @@ void swap_nonmasq(const topology::Layout& l, const MasqConfig& masq);
 
 // The same, as JSON {node: {program: {reason: count}}}, non-zero counts only.
 nlohmann::json counters_json(const topology::Layout& l);
-
-// Mounts bpffs at /sys/fs/bpf when it is not there (as scripts/setup does).
-void ensure_bpffs();
 
 // Masquerade ports: Linux's default ephemeral range, so that a pod's own source port is usually
 // kept. ebpf mode moves the node netns' own ephemeral range (ip_local_port_range) to
@@ -88,24 +85,40 @@ class NodePrograms {
   std::unique_ptr<Impl> impl_;
 };
 
+// What guards a node while eBPF host routing bypasses its iptables: harness/guard/'s monitor and
+// blocker, given to EbpfMode by the code that composes it (make_mode), so that the mode itself
+// does not know them.
+class BypassGuard {
+ public:
+  virtual ~BypassGuard() = default;
+  // Before anything changes: throws Error(kRefused) when rules in the nodes would be silently
+  // bypassed (or, forced, warns).
+  virtual void refuse_bypassed_rules(const topology::Layout& l) = 0;
+  virtual void start(const topology::Layout& l, topology::StateDir& state) = 0;
+  virtual void stop(const topology::Layout& l, topology::StateDir& state) = 0;  // idempotent
+};
+
 // ebpf: eBPF host routing, everything in BPF. bpf-lb (host_routing = false): Cilium with BPF
 // host routing off — connection tracking and service load balancing in BPF at the pod's veth
 // (from_pod on ingress, to_pod on egress), then the host stack routes and ip-masq-agent's
-// iptables rule masquerades; no from_uplink, no iptables guard.
+// iptables rule masquerades; no from_uplink, and no guard.
 class EbpfMode : public Mode {
  public:
-  EbpfMode(ModeOptions opts, MasqConfig masq, topology::StateDir* state);
+  // `guard`: checked before and started after the programs attach, stopped first on removal;
+  // null for none.
+  EbpfMode(ModeOptions opts, MasqConfig masq, topology::StateDir* state,
+           std::unique_ptr<BypassGuard> guard = nullptr);
   std::string name() const override { return opts_.name; }
   void apply(const topology::Layout& layout) override;
   void remove(const topology::Layout& layout) override;
 
  private:
   void attach_node(const topology::Layout& l, const topology::NodeLayout& n);
-  void refuse_bypassed_rules(const topology::Layout& l) const;
   ModeOptions opts_;
   MasqConfig masq_;
   LegacyMode legacy_;
   topology::StateDir* state_;
+  std::unique_ptr<BypassGuard> guard_;
 };
 
 }  // namespace hrb::datapath

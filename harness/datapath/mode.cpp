@@ -3,6 +3,8 @@
 #include "core/log.hpp"
 #include "datapath/ebpf.hpp"
 #include "datapath/legacy.hpp"
+#include "guard/blocker.hpp"
+#include "guard/monitor.hpp"
 
 namespace hrb::datapath {
 
@@ -35,6 +37,44 @@ class NoneMode : public Mode {
   void apply(const topology::Layout&) override {}
   void remove(const topology::Layout&) override {}
 };
+
+// ebpf mode's guard (docs/acns.md): the iptables monitor refuses enablement over user-installed
+// rules that host routing would silently bypass, and the blocker keeps new ones out while it is
+// on. Composed here, the one place every mode is made, so that neither EbpfMode nor guard/ knows
+// the other.
+class IptablesGuard : public BypassGuard {
+ public:
+  IptablesGuard(std::string allowlist, bool force)
+      : allowlist_(std::move(allowlist)), force_(force) {}
+
+  void refuse_bypassed_rules(const topology::Layout& l) override {
+    auto allow =
+        guard::load_allowlist(allowlist_.empty() ? guard::default_allowlist_path() : allowlist_);
+    std::string offending;
+    for (const auto& n : l.nodes)
+      for (const auto& r : guard::user_rules(guard::list_rules(n.netns, allow)))
+        offending += "\n  " + n.name + ": " + r.text();
+    if (offending.empty()) return;
+    if (!force_)
+      throw Error(
+          "ebpf mode refused: user-installed rules in the node netns would be silently "
+          "bypassed by eBPF host routing (not matched by " +
+              allow.file + "):" + offending +
+              "\nremove them, extend the allowlist, or pass --force",
+          ExitCode::kRefused);
+    log::warn("--force: enabling ebpf mode although these rules will be bypassed:{}", offending);
+  }
+  void start(const topology::Layout& l, topology::StateDir& state) override {
+    guard::start_blocker(l, state);
+  }
+  void stop(const topology::Layout& l, topology::StateDir& state) override {
+    guard::stop_blocker(l, state);
+  }
+
+ private:
+  std::string allowlist_;
+  bool force_;
+};
 }  // namespace
 
 std::unique_ptr<Mode> make_mode(const ModeOptions& o, topology::StateDir* state) {
@@ -50,7 +90,9 @@ std::unique_ptr<Mode> make_mode(const ModeOptions& o, topology::StateDir* state)
   if (o.name == "legacy") return std::make_unique<LegacyMode>(o, std::move(masq));
   if (o.name == "ebpf" || o.name == "bpf-lb") {
     if (!state) return std::make_unique<LegacyMode>(o, std::move(masq));  // validation only
-    return std::make_unique<EbpfMode>(o, std::move(masq), state);
+    std::unique_ptr<BypassGuard> guard;
+    if (o.name == "ebpf") guard = std::make_unique<IptablesGuard>(o.allowlist, o.force);
+    return std::make_unique<EbpfMode>(o, std::move(masq), state, std::move(guard));
   }
   throw Error("unknown mode '" + o.name + "' (expected none, legacy, bpf-lb or ebpf)",
               ExitCode::kUsage);

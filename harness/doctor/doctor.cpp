@@ -17,6 +17,7 @@
 
 #include "core/bpf.hpp"
 #include "core/fd.hpp"
+#include "core/pins.hpp"
 #include "core/process.hpp"
 
 #include "hrb_abi.h"
@@ -27,7 +28,6 @@
 namespace hrb::doctor {
 namespace {
 
-constexpr unsigned kBpfFsMagic = 0xcafe4a11;
 constexpr unsigned kXdpLiveFrames = 1u << 1;  // BPF_F_TEST_XDP_LIVE_FRAMES
 
 using Probe = std::function<std::string()>;  // returns detail on success, throws on failure
@@ -127,11 +127,12 @@ std::vector<Check> run_checks() {
       if (l.rfind("PRETTY_NAME=", 0) == 0) distro = l.substr(13, l.size() - 14);
     return std::string(u.sysname) + " " + u.release + " " + u.machine + ", " + distro;
   }));
-  out.push_back(probe("bpffs", "bpffs mounted at /sys/fs/bpf", true,
-                      "mount -t bpf bpf /sys/fs/bpf (" + setup + ")", [] {
+  const std::string bpffs = pins::kBpffs;
+  out.push_back(probe("bpffs", "bpffs mounted at " + bpffs, true,
+                      "mount -t bpf bpf " + bpffs + " (" + setup + ")", [bpffs] {
                         struct statfs st {};
-                        if (statfs("/sys/fs/bpf", &st) != 0 || st.f_type != kBpfFsMagic)
-                          throw Error("/sys/fs/bpf is not a bpf filesystem");
+                        if (statfs(bpffs.c_str(), &st) != 0 || st.f_type != pins::kBpffsMagic)
+                          throw Error(bpffs + " is not a bpf filesystem");
                         return std::string("mounted");
                       }));
   out.push_back(probe("btf", "kernel BTF (/sys/kernel/btf/vmlinux)", true,

@@ -24,12 +24,13 @@
 #include <set>
 #include <sstream>
 
+#include "core/attach.hpp"
 #include "core/bpf.hpp"
 #include "core/fd.hpp"
 #include "core/log.hpp"
 #include "core/netns.hpp"
+#include "core/pins.hpp"
 #include "core/process.hpp"
-#include "datapath/ebpf.hpp"
 
 #include "hrb_abi.h"
 
@@ -43,9 +44,8 @@ namespace hrb::guard {
 
 namespace {
 
-std::string guard_dir(const std::string& prefix) {
-  return datapath::bpf_pin_root(prefix) + "/guard";
-}
+bool is_lsm(const Attachment& a) { return a.kind == Attachment::Kind::kLsm; }
+bool is_cgroup(const Attachment& a) { return a.kind == Attachment::Kind::kCgroup; }
 
 std::string cgroup2_root() {
   for (const char* c : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
@@ -73,8 +73,7 @@ void guard_nodes(int map_fd, const topology::Layout& l) {
 }
 
 void attach_sockopt(const topology::Layout& l, topology::StateDir& state) {
-  const std::string dir = guard_dir(l.prefix);
-  fs::create_directories(dir);
+  fs::create_directories(pins::guard_dir(l.prefix));
   Skeleton<guard_sockopt> s;
   s.load("guard_sockopt");
   guard_nodes(bpf_map__fd(s->maps.guarded_netns), l);
@@ -94,24 +93,27 @@ void attach_sockopt(const topology::Layout& l, topology::StateDir& state) {
   const std::string root = cgroup2_root();
   Fd cg(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!cg) throw_errno("open " + root);
+  // On the root cgroup, outside every netns: journalled before it is made.
+  const Attachment a{.kind = Attachment::Kind::kCgroup,
+                     .target = root,
+                     .hook = "setsockopt",
+                     .pin = pins::guard(l.prefix, "link_setsockopt")};
+  state.record_attached({a});
   Fd link(bpf_link_create(bpf_program__fd(s->progs.guard_setsockopt), cg.get(),
                           BPF_CGROUP_SETSOCKOPT, nullptr));
   if (!link) throw_errno("attach cgroup/setsockopt to " + root);
-  if (bpf_obj_pin(link.get(), (dir + "/link_setsockopt").c_str()) != 0)
-    throw_errno("pin " + dir + "/link_setsockopt");
-  if (bpf_obj_pin(bpf_map__fd(s->maps.bss), (dir + "/counters").c_str()) != 0)
-    throw_errno("pin " + dir + "/counters");
+  if (bpf_obj_pin(link.get(), a.pin.c_str()) != 0) throw_errno("pin " + a.pin);
+  const std::string counters = pins::guard(l.prefix, "counters");
+  if (bpf_obj_pin(bpf_map__fd(s->maps.bss), counters.c_str()) != 0) throw_errno("pin " + counters);
 }
 
-void detach_sockopt(const std::string& prefix) {
-  const std::string dir = guard_dir(prefix);
-  Fd link(bpf_obj_get((dir + "/link_setsockopt").c_str()));
-  if (link && bpf_link_detach(link.get()) != 0)
-    log::warn("detach the setsockopt guard: {}", std::strerror(errno));
+// Undoes attach_sockopt: the journalled cgroup link, the guard's pins, the owner cgroup.
+void detach_sockopt(topology::StateDir& state) {
+  topology::detach_journalled(state, is_cgroup);
   std::error_code ec;
-  fs::remove_all(dir, ec);
+  fs::remove_all(pins::guard_dir(state.prefix()), ec);
   // Empty once its writers have exited; rmdir is what removes a cgroup.
-  const std::string owner = owner_cgroup(prefix);
+  const std::string owner = owner_cgroup(state.prefix());
   if (rmdir(owner.c_str()) != 0 && errno != ENOENT)
     log::warn("remove the owner cgroup {}: {}", owner, std::strerror(errno));
 }
@@ -174,36 +176,41 @@ bool owner_writing(const topology::StateDir& state) {
 
 // The AKS-style variant: BPF LSM on socket_setsockopt and netlink_send. Returns false (with the
 // reason logged) where the kernel refuses BPF LSM programs, as this project's VM does.
-bool attach_lsm(const topology::Layout& l, std::string* why) {
+bool attach_lsm(const topology::Layout& l, topology::StateDir& state, std::string* why) {
   try {
     Skeleton<guard_lsm> s;
     s.load("guard_lsm");
     guard_nodes(bpf_map__fd(s->maps.guarded_netns), l);
-    const std::string dir = guard_dir(l.prefix);
-    fs::create_directories(dir);
+    fs::create_directories(pins::guard_dir(l.prefix));
     for (auto* prog : {s->progs.guard_socket_setsockopt, s->progs.guard_netlink_send}) {
+      const std::string name = bpf_program__name(prog);
+      const Attachment a{.kind = Attachment::Kind::kLsm,
+                         .hook = name,
+                         .pin = pins::guard(l.prefix, "lsm_" + name)};
+      state.record_attached({a});
       bpf_link* link = bpf_program__attach_lsm(prog);
-      if (!link) throw_errno(std::string("attach ") + bpf_program__name(prog));
-      std::string pin = dir + "/lsm_" + bpf_program__name(prog);
-      int e = bpf_link__pin(link, pin.c_str());
+      if (!link) throw_errno("attach " + name);
+      int e = bpf_link__pin(link, a.pin.c_str());
       bpf_link__destroy(link);  // the pin keeps it attached
-      if (e) throw SysError(-e, "pin " + pin);
+      if (e) throw SysError(-e, "pin " + a.pin);
     }
-    if (bpf_obj_pin(bpf_map__fd(s->maps.bss), (dir + "/counters_lsm").c_str()) != 0)
+    const std::string counters = pins::guard(l.prefix, "counters_lsm");
+    if (bpf_obj_pin(bpf_map__fd(s->maps.bss), counters.c_str()) != 0)
       throw_errno("pin the LSM counters");
     return true;
   } catch (const std::exception& e) {
     *why = e.what();
     *why = why->substr(0, why->find('\n'));
+    topology::detach_journalled(state, is_lsm);
     std::error_code ec;
-    fs::remove_all(guard_dir(l.prefix), ec);
+    fs::remove_all(pins::guard_dir(l.prefix), ec);
     return false;
   }
 }
 
 void start_blocker(const topology::Layout& l, topology::StateDir& state) {
   std::string why;
-  if (attach_lsm(l, &why)) {
+  if (attach_lsm(l, state, &why)) {
     state.write("guard.variant", "bpf-lsm");
     log::info("iptables blocker: BPF LSM (socket_setsockopt + netlink_send)");
     return;
@@ -250,20 +257,15 @@ void start_blocker(const topology::Layout& l, topology::StateDir& state) {
   if (poll(&pf, 1, 10000) != 1 || read(rd.get(), &b, 1) != 1) {
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
-    detach_sockopt(l.prefix);
+    detach_sockopt(state);
     throw Error("the guard watcher did not start; see " + logf);
   }
   state.write("guard.pid", std::to_string(pid));
 }
 
-void stop_blocker(const topology::Layout& l, topology::StateDir& state) {
-  // LSM links: detach now (unpinning alone defers the release).
-  std::error_code ec;
-  for (auto& e : fs::directory_iterator(guard_dir(l.prefix), ec))
-    if (e.path().filename().string().rfind("lsm_", 0) == 0) {
-      Fd link(bpf_obj_get(e.path().c_str()));
-      if (link) bpf_link_detach(link.get());
-    }
+void stop_blocker(const topology::Layout&, topology::StateDir& state) {
+  // LSM links, as the journal has them: detached now (unpinning alone defers the release).
+  topology::detach_journalled(state, is_lsm);
   std::string pid_s = state.read("guard.pid");
   if (!pid_s.empty()) {
     pid_t pid = std::stoi(pid_s);
@@ -274,12 +276,12 @@ void stop_blocker(const topology::Layout& l, topology::StateDir& state) {
     }
     fs::remove(state.path() + "/guard.pid");
   }
-  detach_sockopt(l.prefix);
+  detach_sockopt(state);
 }
 
 OwnerWrite::OwnerWrite(topology::StateDir& state) : state_(state) {
   state_.write("guard.owner", std::to_string(getpid()));
-  if (fs::exists(guard_dir(state.prefix()) + "/link_setsockopt"))
+  if (fs::exists(pins::guard(state.prefix(), "link_setsockopt")))
     cgroup_ = owner_cgroup(state.prefix());
 }
 
@@ -290,8 +292,7 @@ OwnerWrite::~OwnerWrite() {
 
 BlockerCounters read_blocker_counters(const topology::StateDir& state) {
   BlockerCounters c;
-  const std::string dir = guard_dir(state.prefix());
-  Fd bss(bpf_obj_get((dir + "/counters").c_str()));
+  Fd bss(bpf_obj_get(pins::guard(state.prefix(), "counters").c_str()));
   if (bss) {
     c.active = true;
     // .bss layout of guard_sockopt: refused, allowed_owner (two u64, in declaration order).
@@ -299,7 +300,7 @@ BlockerCounters read_blocker_counters(const topology::StateDir& state) {
     uint64_t vals[2] = {};
     if (bpf_map_lookup_elem(bss.get(), &key, vals) == 0) c.refused_setsockopt = vals[0];
   }
-  Fd lsm(bpf_obj_get((dir + "/counters_lsm").c_str()));
+  Fd lsm(bpf_obj_get(pins::guard(state.prefix(), "counters_lsm").c_str()));
   if (lsm) {
     c.active = true;
     uint32_t key = 0;

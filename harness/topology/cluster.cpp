@@ -22,11 +22,13 @@
 #include <set>
 #include <thread>
 
+#include "core/attach.hpp"
 #include "core/fd.hpp"
 #include "core/file.hpp"
 #include "core/log.hpp"
 #include "core/netns.hpp"
 #include "core/parallel.hpp"
+#include "core/pins.hpp"
 #include "core/process.hpp"
 
 namespace hrb::topology {
@@ -317,7 +319,13 @@ TeardownReport tear_down(StateDir& state) {
     }
   }
   fault_point("down:processes");
-  // 3. Network namespaces: the journal's, and anything carrying our prefix (a journal entry may
+  // 3. BPF attachments, as the journal has them (pin names only for a journal of the version
+  //    before): detached now, synchronously — the deletion of a netns frees what is attached
+  //    inside it only later, and the guard's cgroup link is outside every netns. Not recorded:
+  //    the journal goes below, and detaching again is harmless.
+  const auto attached = state.attachments();
+  for (auto it = attached.rbegin(); it != attached.rend(); ++it) detach(*it);
+  // 4. Network namespaces: the journal's, and anything carrying our prefix (a journal entry may
   //    be torn, or the state dir lost), after killing what still runs inside them.
   std::set<std::string> names;
   for (const auto& e : journal)
@@ -335,21 +343,20 @@ TeardownReport tear_down(StateDir& state) {
   r.processes_killed += kill_processes_in(inodes);
   if (!script.empty()) ip_batch(script, "", /*force=*/true);
   fault_point("down:netns");
-  // 4. bpffs pins (ebpf mode's links and maps; the guard's cgroup link on the root cgroup lives
-  //    outside every netns): removing them detaches what is left.
-  std::set<std::string> pins;
+  // 5. bpffs pins (ebpf mode's links and maps, the guard's): removing them releases what is left.
+  std::set<std::string> pin_dirs;
   for (const auto& e : journal)
-    if (e.kind == "bpffs") pins.insert(e.name);
-  pins.insert(swept_bpffs_dir(state.prefix()));
-  for (const auto& dir : pins) {
+    if (e.kind == "bpffs") pin_dirs.insert(e.name);
+  pin_dirs.insert(pins::root(state.prefix()));
+  for (const auto& dir : pin_dirs) {
     std::error_code ec;
     if (!std::filesystem::exists(dir, ec)) continue;
     std::filesystem::remove_all(dir, ec);
     if (ec) log::warn("cannot remove {}: {}", dir, ec.message());
-    // The shared parent (/sys/fs/bpf/hrbench) goes too once no cluster uses it.
+    // The shared parent (pins::parent()) goes too once no cluster uses it.
     std::filesystem::remove(std::filesystem::path(dir).parent_path(), ec);
   }
-  // 5. cgroups (the blocker's owner cgroup): empty once its short-lived writers have exited.
+  // 6. cgroups (the blocker's owner cgroup): empty once its short-lived writers have exited.
   std::set<std::string> cgroups;
   for (const auto& e : journal)
     if (e.kind == "cgroup") cgroups.insert(e.name);
@@ -360,8 +367,6 @@ TeardownReport tear_down(StateDir& state) {
   state.remove();
   return r;
 }
-
-std::string swept_bpffs_dir(const std::string& prefix) { return "/sys/fs/bpf/hrbench/" + prefix; }
 
 std::vector<std::string> swept_cgroups(const std::string& prefix) {
   std::vector<std::string> v;

@@ -19,10 +19,11 @@ void bring_up(const Layout& layout, StateDir& state, const std::string& topology
               const Progress& progress = {});
 
 // Removes every object the journal records — first killing the helpers and processes it names
-// that still run — plus what carries the prefix (so a journal torn by SIGKILL, or a lost state
-// dir, still cleans): netns "<prefix>-…" (after killing processes inside them), `hrbench guard
-// watch --prefix P`, swept_bpffs_dir(P), swept_cgroups(P). Idempotent. Test hooks
-// (HRBENCH_FAULT_STOP_AT): "down:processes", "down:netns" once each step is done.
+// that still run, then detaching the BPF attachments it holds — plus what carries the prefix (so
+// a journal torn by SIGKILL, or a lost state dir, still cleans): netns "<prefix>-…" (after
+// killing processes inside them), `hrbench guard watch --prefix P`, pins::root(P),
+// swept_cgroups(P). Idempotent. Test hooks (HRBENCH_FAULT_STOP_AT): "down:processes",
+// "down:netns" once each step is done.
 struct TeardownReport {
   int netns_removed = 0;
   int processes_killed = 0;
@@ -30,9 +31,8 @@ struct TeardownReport {
 };
 TeardownReport tear_down(StateDir& state);
 
-// What the prefix sweep removes besides netns: the pin root (= datapath::bpf_pin_root, checked by
-// a test) and the blocker's owner cgroup under either cgroup v2 mount point.
-std::string swept_bpffs_dir(const std::string& prefix);
+// What the prefix sweep removes besides netns and the pin root: the blocker's owner cgroup under
+// either cgroup v2 mount point.
 std::vector<std::string> swept_cgroups(const std::string& prefix);
 
 // Loads the layout of a recorded cluster (re-planned from its saved topology.yaml).

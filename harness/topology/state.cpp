@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
@@ -14,7 +15,9 @@
 
 #include "core/error.hpp"
 #include "core/file.hpp"
+#include "core/pins.hpp"
 #include "core/process.hpp"
+#include "topology/layout.hpp"
 
 namespace fs = std::filesystem;
 
@@ -125,6 +128,57 @@ std::vector<JournalEntry> StateDir::journal() const {
     out.push_back({line.substr(0, sp), line.substr(sp + 1)});
   }
   return out;
+}
+
+void StateDir::record_attached(const std::vector<Attachment>& attachments) {
+  std::vector<JournalEntry> entries;
+  for (const auto& a : attachments) entries.push_back({"attach", a.str()});
+  if (!entries.empty()) record(entries);
+}
+
+void StateDir::record_detached(const Attachment& a) {
+  const std::string line = "detach " + a.str() + "\n", jp = path() + "/journal";
+  Fd fd(::open(jp.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));  // no O_CREAT: nothing to undo
+  if (!fd) {
+    if (errno == ENOENT) return;
+    throw_errno("open " + jp);
+  }
+  if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+    throw_errno("append to " + jp);
+  if (::fsync(fd.get()) != 0) throw_errno("fsync " + jp);
+}
+
+std::vector<Attachment> StateDir::attachments() const {
+  const auto entries = journal();
+  std::vector<Attachment> live;
+  // No attach line: a journal of the version before attachments were journalled (or none at all).
+  // Its pin names stand for the attach lines it did not write.
+  if (std::none_of(entries.begin(), entries.end(),
+                   [](const auto& e) { return e.kind == "attach"; }))
+    live = old_layout_attachments(pins::root(prefix_), [this](const std::string& node) {
+      return netns_prefix(prefix_) + node;  // the layout's rule for a node's netns
+    });
+  for (const auto& e : entries) {
+    if (e.kind != "attach" && e.kind != "detach") continue;
+    auto a = Attachment::parse(e.name);
+    if (!a) continue;  // torn by a crash (it was written before the attach, which never ran)
+    if (e.kind == "attach") {
+      live.push_back(*a);
+    } else {
+      auto it = std::find(live.rbegin(), live.rend(), *a);
+      if (it != live.rend()) live.erase(std::next(it).base());
+    }
+  }
+  return live;
+}
+
+void detach_journalled(StateDir& state, const std::function<bool(const Attachment&)>& which) {
+  auto live = state.attachments();
+  for (auto it = live.rbegin(); it != live.rend(); ++it) {
+    if (which && !which(*it)) continue;
+    detach(*it);
+    state.record_detached(*it);
+  }
 }
 
 std::string StateDir::topology_yaml() const {

@@ -6,17 +6,21 @@
 //   journal        one line per object, written and fsync'ed BEFORE the object is created,
 //                  so `down`/`clean` can remove everything even after SIGKILL; also one line
 //                  ("helper PID STARTTIME") per helper process (ip, iptables-restore, …) before
-//                  it may exec, so `clean` kills helpers a SIGKILLed holder left running
+//                  it may exec, so `clean` kills helpers a SIGKILLed holder left running; and
+//                  one line per BPF attachment ("attach tcx netns=… target=lxc1 …", before it
+//                  is made; "detach …" once it is undone), which removal replays
 //   complete       present once `up` finished
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "core/attach.hpp"
 #include "core/fd.hpp"
 
 namespace hrb::topology {
 
 struct JournalEntry {
-  std::string kind;  // "netns", "bpffs", "cgroup", "process", "helper"
+  std::string kind;  // "netns", "bpffs", "cgroup", "process", "helper", "attach", "detach"
   std::string name;
 };
 
@@ -43,6 +47,15 @@ class StateDir {
   void begin(const std::string& topology_yaml);           // creates the dir and an empty journal
   void record(const std::vector<JournalEntry>& entries);  // append + fsync
   std::vector<JournalEntry> journal() const;
+  // BPF attachments: record_attached before attaching (one fsync for the batch), record_detached
+  // once undone (a no-op when the journal is gone).
+  void record_attached(const std::vector<Attachment>& attachments);
+  void record_detached(const Attachment& a);
+  // The journal replayed: what is attached — recorded and not detached since — oldest first. A
+  // journal without any attach line was made by the version before attachments were journalled
+  // (or is lost): there the pin names under pins::root(prefix) stand for the attach lines it did
+  // not write (old_layout_attachments).
+  std::vector<Attachment> attachments() const;
   std::string topology_yaml() const;
   void mark_complete();
   // Small named files beside the journal (mode.json, …): read() gives "" when absent; write()
@@ -57,5 +70,9 @@ class StateDir {
   mutable int helpers_killed_by_lock_ = 0;
   std::string prefix_;
 };
+
+// Undoes the attachments state.attachments() holds that `which` selects (every one when empty),
+// newest first, recording each as detached. Idempotent: what is gone already is skipped.
+void detach_journalled(StateDir& state, const std::function<bool(const Attachment&)>& which = {});
 
 }  // namespace hrb::topology

@@ -13,6 +13,7 @@
 #include "core/bpf.hpp"
 #include "core/fd.hpp"
 #include "core/netns.hpp"
+#include "core/pins.hpp"
 #include "datapath/ebpf.hpp"
 #include "datapath/iptables.hpp"
 #include "datapath/legacy.hpp"
@@ -55,13 +56,7 @@ class Ebpf : public ::testing::Test {
   // does). A query that fails (no such device, ...) is a test failure, never "0 programs".
   // The count, or -errno.
   int64_t tcx_query(const std::string& netns, const std::string& dev) {
-    return run_in_netns(netns, [&]() -> int64_t {
-      uint32_t ids[16], cnt = 16, flags = 0;
-      int ifindex = if_nametoindex(dev.c_str());
-      if (ifindex == 0) return -errno;
-      if (bpf_prog_query(ifindex, kTcxIngress, 0, &flags, ids, &cnt) != 0) return -errno;
-      return cnt;
-    });
+    return test::tcx_query(netns, dev);
   }
   uint32_t tcx_programs(const std::string& netns, const std::string& dev) {
     const int64_t n = tcx_query(netns, dev);
@@ -135,7 +130,7 @@ TEST_F(Ebpf, SwitchingModesLeavesNoProgramBehind) {
     EXPECT_EQ(tcx_programs(n.netns, n.uplink), 0u) << n.name;
     for (const auto& p : n.pods) EXPECT_EQ(tcx_programs(n.netns, p.lxc), 0u) << p.lxc;
   }
-  EXPECT_FALSE(std::filesystem::exists(datapath::bpf_pin_root(cluster_->prefix())));
+  EXPECT_FALSE(std::filesystem::exists(pins::root(cluster_->prefix())));
   EXPECT_EQ(tcx_query(n1.netns, "no-such-dev"), -ENODEV) << "a failed query must not read as 0";
   all_pairs_reach(true);  // legacy works right after the switch: nothing stale in the way
   mode("ebpf");
@@ -194,10 +189,10 @@ TEST_F(Ebpf, ClusterIpWorksWithLocalAndRemoteEndpointsAndTouchesNoIptablesRule) 
 
 TEST_F(Ebpf, DownRemovesThePins) {
   mode("ebpf");
-  std::string pins = datapath::bpf_pin_root(cluster_->prefix());
-  EXPECT_TRUE(std::filesystem::exists(pins));
+  std::string pin_root = pins::root(cluster_->prefix());
+  EXPECT_TRUE(std::filesystem::exists(pin_root));
   cluster_.reset();
-  EXPECT_FALSE(std::filesystem::exists(pins));
+  EXPECT_FALSE(std::filesystem::exists(pin_root));
 }
 
 // Through the BPF masquerade both ways: every byte of a stream arrives as sent, and no UDP

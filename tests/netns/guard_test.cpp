@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "core/netns.hpp"
+#include "core/pins.hpp"
 #include "support/cluster_fixture.hpp"
 #include "topology/state.hpp"
 #include "traffic/reach.hpp"
@@ -23,17 +24,6 @@ using namespace hrb;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-// Program ids attached to the cgroup v2 root's setsockopt hook (other tests running in parallel
-// may attach their own: look for ours by id, never by count).
-std::set<uint32_t> cgroup_setsockopt_programs() {
-  int fd = open("/sys/fs/cgroup/unified", O_RDONLY | O_DIRECTORY);
-  if (fd < 0) fd = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY);
-  uint32_t ids[64], cnt = 64, flags = 0;
-  int r = bpf_prog_query(fd, BPF_CGROUP_SETSOCKOPT, 0, &flags, ids, &cnt);
-  close(fd);
-  return r == 0 ? std::set<uint32_t>(ids, ids + cnt) : std::set<uint32_t>{};
-}
 
 // Polls `cond` until it holds or a generous deadline passes: a barrier, not a timing claim (on a
 // loaded machine the deadline is never what ends a passing test).
@@ -83,17 +73,6 @@ struct TmpDir {
   }
   ~TmpDir() { std::filesystem::remove_all(path); }
 };
-
-// The program behind the blocker's pinned link.
-uint32_t guard_prog_id(const std::string& prefix) {
-  int fd = bpf_obj_get(("/sys/fs/bpf/hrbench/" + prefix + "/guard/link_setsockopt").c_str());
-  if (fd < 0) return 0;
-  bpf_link_info info{};
-  uint32_t len = sizeof info;
-  int r = bpf_obj_get_info_by_fd(fd, &info, &len);
-  close(fd);
-  return r == 0 ? info.prog_id : 0;
-}
 
 class Guard : public ::testing::Test {
  protected:
@@ -159,9 +138,9 @@ TEST_F(Guard, UserRulesRefuseEbpfModeUntilRemoved) {
 
 TEST_F(Guard, BlockerRefusesAndUndoesWritesOnlyInNodes) {
   ASSERT_EQ(mode({"ebpf"}).status, 0);
-  const uint32_t ours = guard_prog_id(c_->prefix());
+  const uint32_t ours = test::guard_prog_id(c_->prefix());
   ASSERT_NE(ours, 0u) << "no pinned blocker link";
-  EXPECT_TRUE(cgroup_setsockopt_programs().count(ours)) << "the blocker is not attached";
+  EXPECT_TRUE(test::cgroup_setsockopt_programs().count(ours)) << "the blocker is not attached";
 
   // x_tables: refused by the kernel in the node netns.
   auto legacy =
@@ -211,8 +190,8 @@ TEST_F(Guard, BlockerRefusesAndUndoesWritesOnlyInNodes) {
   ASSERT_FALSE(watcher.empty()) << "no guard.pid";
   ASSERT_EQ(mode({"legacy"}).status, 0);
   EXPECT_FALSE(process_running(std::stoi(watcher))) << "the watcher outlived the blocker";
-  EXPECT_FALSE(cgroup_setsockopt_programs().count(ours)) << "the blocker is still attached";
-  EXPECT_FALSE(std::filesystem::exists("/sys/fs/bpf/hrbench/" + c_->prefix()));
+  EXPECT_FALSE(test::cgroup_setsockopt_programs().count(ours)) << "the blocker is still attached";
+  EXPECT_FALSE(std::filesystem::exists(pins::root(c_->prefix())));
   EXPECT_EQ(
       in(node1().netns, {"iptables-legacy", "-A", "FORWARD", "-s", "10.3.0.0/16", "-j", "DROP"})
           .status,

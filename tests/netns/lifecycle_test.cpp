@@ -16,7 +16,10 @@
 #include <thread>
 
 #include "core/netns.hpp"
+#include "core/pins.hpp"
+#include "core/process.hpp"
 #include "datapath/ebpf.hpp"
+#include "datapath/mode.hpp"
 #include "support/cluster_fixture.hpp"
 #include "topology/cluster.hpp"
 #include "topology/state.hpp"
@@ -205,8 +208,7 @@ void kill_stopped(pid_t pid) {
 std::vector<uint32_t> pinned_link_ids(const std::string& prefix) {
   std::vector<uint32_t> ids;
   std::error_code ec;
-  for (auto& e :
-       std::filesystem::recursive_directory_iterator(datapath::bpf_pin_root(prefix), ec)) {
+  for (auto& e : std::filesystem::recursive_directory_iterator(pins::root(prefix), ec)) {
     if (e.path().filename().string().rfind("link_", 0) != 0) continue;
     int fd = bpf_obj_get(e.path().c_str());
     if (fd < 0) continue;
@@ -256,12 +258,12 @@ TEST(JournalReplay, KilledModeEbpfLeavesNoPinOrLink) {
   topology::StateDir st(c.prefix());
   bool journalled = false;
   for (const auto& e : st.journal())
-    journalled |= e.kind == "bpffs" && e.name == datapath::bpf_pin_root(c.prefix());
+    journalled |= e.kind == "bpffs" && e.name == pins::root(c.prefix());
   EXPECT_TRUE(journalled) << "the pin directory is journalled before it is created";
 
   auto r = test::hrbench({"clean"}, c.prefix());
   EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_FALSE(std::filesystem::exists(datapath::bpf_pin_root(c.prefix())));
+  EXPECT_FALSE(std::filesystem::exists(pins::root(c.prefix())));
   EXPECT_EQ(links_not_released(links), std::vector<uint32_t>{}) << "links that outlived clean";
   EXPECT_TRUE(test::netns_with_prefix(c.prefix()).empty());
   EXPECT_FALSE(std::filesystem::exists(st.path()));
@@ -290,13 +292,13 @@ TEST(JournalReplay, KilledDownIsFinishedByClean) {
   kill_stopped(pid);
   EXPECT_TRUE(test::netns_with_prefix(c.prefix()).empty()) << "down had deleted the netns";
   EXPECT_TRUE(st.exists()) << "the journal outlives the killed down";
-  ASSERT_TRUE(std::filesystem::exists(datapath::bpf_pin_root(c.prefix())))
+  ASSERT_TRUE(std::filesystem::exists(pins::root(c.prefix())))
       << "the kill point is before the pins are removed";
   for (int fd : watchers) EXPECT_TRUE(fd >= 0 && exited(fd)) << "down had killed the watcher";
 
   auto r = test::hrbench({"clean"}, c.prefix());
   EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_FALSE(std::filesystem::exists(datapath::bpf_pin_root(c.prefix())));
+  EXPECT_FALSE(std::filesystem::exists(pins::root(c.prefix())));
   EXPECT_GE(links.size(), 2u * 3);
   EXPECT_EQ(links_not_released(links), std::vector<uint32_t>{}) << "links that outlived clean";
   for (const auto& cg : cgroups) EXPECT_FALSE(std::filesystem::exists(cg)) << cg;
@@ -374,7 +376,7 @@ TEST(JournalReplay, CleanWithoutStateSweepsByPrefix) {
   auto r = test::hrbench({"clean"}, c.prefix());
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(test::netns_with_prefix(c.prefix()).empty());
-  EXPECT_FALSE(std::filesystem::exists(datapath::bpf_pin_root(c.prefix())));
+  EXPECT_FALSE(std::filesystem::exists(pins::root(c.prefix())));
   EXPECT_EQ(links_not_released(links), std::vector<uint32_t>{}) << "links that outlived clean";
   for (const auto& cg : cgroups) EXPECT_FALSE(std::filesystem::exists(cg)) << cg;
   for (int fd : watchers) {
@@ -385,10 +387,112 @@ TEST(JournalReplay, CleanWithoutStateSweepsByPrefix) {
   EXPECT_FALSE(std::filesystem::exists(st.path()));
 }
 
-// The prefix sweep's pin directory is the one ebpf mode pins into (defined twice: topology knows
-// nothing of datapath).
-TEST(JournalReplay, SweptPinDirectoryIsTheModesPinRoot) {
-  EXPECT_EQ(topology::swept_bpffs_dir("hrbx"), datapath::bpf_pin_root("hrbx"));
+// What a journal of the version before journalled attachments holds: this version's journal
+// without its attach/detach lines (the pin layout is the same).
+void make_journal_of_the_version_before(const topology::StateDir& st) {
+  std::string kept;
+  {
+    std::ifstream in(st.path() + "/journal");
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("attach ", 0) != 0 && line.rfind("detach ", 0) != 0) kept += line + "\n";
+  }
+  std::ofstream(st.path() + "/journal", std::ios::trunc) << kept;
+}
+
+// The process that attached dies without removing anything. Simulated in this process: ebpf mode
+// applied under the prefix's lock, then the mode, the lock and the journalling of helpers dropped
+// — what a crash leaves is the state directory and the kernel's objects. The journal holds every
+// attachment before clean runs; clean undoes them, and the blocker's link on the root cgroup,
+// outside every netns, is detached by the time clean returns (not only unpinned).
+TEST(JournalReplay, CleanUndoesTheJournalledAttachmentsOfACrashedHolder) {
+  HRB_REQUIRE_ROOT();
+  test::ClusterGuard c("topologies/two-node.yaml", "tj");
+  topology::StateDir st(c.prefix());
+  {
+    Fd lock = st.lock();
+    auto l = topology::load_layout(st);
+    datapath::ModeOptions o;
+    o.name = "ebpf";
+    datapath::make_mode(o, &st)->apply(l);
+  }
+  set_spawn_observer({});  // the dead holder's; our own helpers below are not the cluster's
+
+  size_t tcx = 0, cgroup = 0;
+  for (const auto& a : st.attachments()) {
+    tcx += a.kind == Attachment::Kind::kTcx;
+    cgroup += a.kind == Attachment::Kind::kCgroup;
+    if (a.kind != Attachment::Kind::kClsact) {
+      EXPECT_TRUE(std::filesystem::exists(a.pin)) << "journalled, not pinned: " << a.str();
+    }
+    if (a.kind == Attachment::Kind::kTcx && a.hook == "ingress") {
+      EXPECT_EQ(test::tcx_query(a.netns, a.target), 1) << "journalled, not attached: " << a.str();
+    }
+  }
+  EXPECT_EQ(tcx, 2u * 3) << "two nodes: eth0 and one lxc per pod (two each)";
+  EXPECT_EQ(cgroup, 1u) << "the blocker's cgroup/setsockopt link (BPF LSM is unavailable here)";
+  const uint32_t blocker = test::guard_prog_id(c.prefix());
+  ASSERT_NE(blocker, 0u);
+  EXPECT_TRUE(test::cgroup_setsockopt_programs().count(blocker));
+  auto links = pinned_link_ids(c.prefix());
+  std::vector<std::string> cgroups;
+  std::vector<int> watchers;
+  for (const auto& e : st.journal()) {
+    if (e.kind == "cgroup") cgroups.push_back(e.name);
+    if (e.kind == "process") watchers.push_back(std::stoi(e.name));
+  }
+
+  auto r = test::hrbench({"clean"}, c.prefix());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(test::cgroup_setsockopt_programs().count(blocker))
+      << "the blocker is still attached to the root cgroup after clean";
+  EXPECT_FALSE(std::filesystem::exists(pins::root(c.prefix())));
+  EXPECT_EQ(links_not_released(links), std::vector<uint32_t>{}) << "links that outlived clean";
+  EXPECT_TRUE(test::netns_with_prefix(c.prefix()).empty());
+  for (const auto& cg : cgroups) EXPECT_FALSE(std::filesystem::exists(cg)) << cg;
+  for (int pid : watchers) {
+    EXPECT_FALSE(process_running(pid)) << "the guard watcher survived clean";
+    waitpid(pid, nullptr, 0);  // ours: this process started it
+  }
+  EXPECT_FALSE(std::filesystem::exists(st.path()));
+}
+
+// A cluster whose journal was written by the version before (no attach lines): removal reads the
+// pin names as that version did, so switching the mode off detaches everything and clean
+// finishes a second ebpf mode.
+TEST(JournalReplay, AStateOfTheVersionBeforeStillSwitchesAndCleans) {
+  HRB_REQUIRE_ROOT();
+  test::ClusterGuard c("topologies/two-node.yaml", "tj");
+  topology::StateDir st(c.prefix());
+  ASSERT_EQ(test::hrbench({"mode", "ebpf"}, c.prefix()).status, 0);
+  make_journal_of_the_version_before(st);
+  auto from_pins = st.attachments();
+  EXPECT_EQ(from_pins.size(), 2u * 3 + 1) << "six tcx links and the blocker's, by pin name";
+  uint32_t blocker = test::guard_prog_id(c.prefix());
+  auto links = pinned_link_ids(c.prefix());
+
+  auto m = test::hrbench({"mode", "legacy"}, c.prefix());
+  ASSERT_EQ(m.status, 0) << m.err;
+  // Detached by the switch itself, not left to the kernel's deferred release of unpinned links.
+  for (const auto& n : c.layout().nodes) {
+    EXPECT_EQ(test::tcx_query(n.netns, n.uplink), 0) << n.name;
+    for (const auto& p : n.pods) EXPECT_EQ(test::tcx_query(n.netns, p.lxc), 0) << p.lxc;
+  }
+  EXPECT_FALSE(test::cgroup_setsockopt_programs().count(blocker)) << "the blocker is attached";
+  EXPECT_FALSE(std::filesystem::exists(pins::root(c.prefix())));
+  EXPECT_EQ(links_not_released(links), std::vector<uint32_t>{}) << "links left attached";
+  EXPECT_TRUE(st.attachments().empty());
+
+  ASSERT_EQ(test::hrbench({"mode", "ebpf"}, c.prefix()).status, 0);
+  make_journal_of_the_version_before(st);
+  blocker = test::guard_prog_id(c.prefix());
+  links = pinned_link_ids(c.prefix());
+  auto r = test::hrbench({"clean"}, c.prefix());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(test::cgroup_setsockopt_programs().count(blocker)) << "the blocker is attached";
+  EXPECT_FALSE(std::filesystem::exists(pins::root(c.prefix())));
+  EXPECT_EQ(links_not_released(links), std::vector<uint32_t>{}) << "links that outlived clean";
+  EXPECT_TRUE(test::netns_with_prefix(c.prefix()).empty());
+  EXPECT_FALSE(std::filesystem::exists(st.path()));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "core/pins.hpp"
 #include "support/cluster_fixture.hpp"
 
 using namespace hrb;
@@ -119,7 +120,7 @@ TEST(Run, SigintLeavesAValidPartialFileAndACleanMachine) {
   EXPECT_GE(doc["trials"].size(), 2u);
   EXPECT_LT(doc["trials"].size(), 84u);
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty()) << "the cluster was not torn down";
-  EXPECT_FALSE(fs::exists("/sys/fs/bpf/hrbench/" + prefix));
+  EXPECT_FALSE(fs::exists(pins::root(prefix)));
   fs::remove_all(dir);
 }
 
@@ -212,7 +213,7 @@ TEST(Run, GateAdaptiveAddsRepetitionsMeasuredLikeTheRun) {
   EXPECT_EQ(modes.count("ebpf"), 3u);
   EXPECT_EQ(modes.count("ebpf-delay"), 3u);
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty()) << "the adaptive cluster was left behind";
-  EXPECT_FALSE(fs::exists("/sys/fs/bpf/hrbench/" + prefix));
+  EXPECT_FALSE(fs::exists(pins::root(prefix)));
   fs::remove_all(dir);
 }
 

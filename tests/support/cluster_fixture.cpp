@@ -1,5 +1,8 @@
 #include "support/cluster_fixture.hpp"
 
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -8,11 +11,42 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/bpf.hpp"
 #include "core/netns.hpp"
+#include "core/pins.hpp"
 #include "topology/cluster.hpp"
 #include "topology/state.hpp"
 
 namespace hrb::test {
+
+std::set<uint32_t> cgroup_setsockopt_programs() {
+  int fd = open("/sys/fs/cgroup/unified", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fd = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  uint32_t ids[64], cnt = 64, flags = 0;
+  int r = bpf_prog_query(fd, BPF_CGROUP_SETSOCKOPT, 0, &flags, ids, &cnt);
+  close(fd);
+  return r == 0 ? std::set<uint32_t>(ids, ids + cnt) : std::set<uint32_t>{};
+}
+
+int64_t tcx_query(const std::string& netns, const std::string& dev) {
+  return run_in_netns(netns, [&]() -> int64_t {
+    uint32_t ids[16], cnt = 16, flags = 0;
+    int ifindex = if_nametoindex(dev.c_str());
+    if (ifindex == 0) return -errno;
+    if (bpf_prog_query(ifindex, kTcxIngress, 0, &flags, ids, &cnt) != 0) return -errno;
+    return cnt;
+  });
+}
+
+uint32_t guard_prog_id(const std::string& prefix) {
+  int fd = bpf_obj_get(pins::guard(prefix, "link_setsockopt").c_str());
+  if (fd < 0) return 0;
+  bpf_link_info info{};
+  uint32_t len = sizeof info;
+  int r = bpf_obj_get_info_by_fd(fd, &info, &len);
+  close(fd);
+  return r == 0 ? info.prog_id : 0;
+}
 
 std::string unique_prefix(const std::string& tag) {
   static std::atomic<int> n{0};

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,15 @@ std::vector<std::string> root_veths();
 // machine-wide: a veth hands every packet to one).
 std::map<std::string, uint64_t> udp_snmp(const std::string& netns);
 uint64_t softnet_dropped();
+
+// Program ids attached to the cgroup v2 root's setsockopt hook, where the iptables blocker
+// attaches (other tests running in parallel may attach their own: look for ours by id, never by
+// count).
+std::set<uint32_t> cgroup_setsockopt_programs();
+// Programs attached with tcx to the ingress of `dev` in `netns`, or -errno.
+int64_t tcx_query(const std::string& netns, const std::string& dev);
+// The program behind the blocker's pinned link (pins::guard(prefix, "link_setsockopt")); 0: none.
+uint32_t guard_prog_id(const std::string& prefix);
 
 // Skips the test (with the reason) when not root: netns tests need CAP_NET_ADMIN/CAP_SYS_ADMIN.
 #define HRB_REQUIRE_ROOT()                                           \
