@@ -302,9 +302,15 @@ TeardownReport tear_down(StateDir& state) {
     if (e.kind != "helper") continue;
     ProcessId p;
     if (std::sscanf(e.name.c_str(), "%d %" SCNu64, &p.pid, &p.start_time) != 2) continue;
+    // Killed already by lock() (they held the lock); a zombie until its new parent reaps it.
+    const auto& by_lock = state.helpers_killed_by_lock();
+    if (std::any_of(by_lock.begin(), by_lock.end(), [&](const ProcessId& k) {
+          return k.pid == p.pid && k.start_time == p.start_time;
+        }))
+      continue;
     if (kill_and_wait(p, 10000)) ++r.helpers_killed;
   }
-  r.helpers_killed += state.helpers_killed_by_lock();  // those that held the lock
+  r.helpers_killed += static_cast<int>(state.helpers_killed_by_lock().size());
   // 2. Processes the cluster started (the ebpf mode's guard watcher, `hrbench guard watch
   //    --prefix P`): the journalled pids, and (a journal torn or lost) any such process.
   std::set<int> pids;

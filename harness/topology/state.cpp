@@ -71,7 +71,7 @@ Fd StateDir::lock() const {
         if (e.kind != "helper" ||
             std::sscanf(e.name.c_str(), "%d %" SCNu64, &p.pid, &p.start_time) != 2)
           continue;
-        if (kill_and_wait(p, 10000)) ++helpers_killed_by_lock_;
+        if (kill_and_wait(p, 10000)) helpers_killed_by_lock_.push_back(p);
       }
     }
     ::usleep(1000);
