@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdlib>
 #include <regex>
 #include <set>
 
@@ -65,7 +66,10 @@ int parse_duration_ms(const std::string& label, const YAML::Node& n) {
   size_t pos = 0;
   for (std::sregex_iterator it(s.begin(), s.end(), part), end; it != end; ++it) {
     if (static_cast<size_t>(it->position()) != pos) break;
-    double v = std::stod((*it)[1]);
+    // strtod, not stod: 400 digits are out of range for stod (which throws), infinite here, and
+    // rejected below like any too-long interval (found by fuzz_masq_config).
+    const std::string digits = (*it)[1];
+    double v = std::strtod(digits.c_str(), nullptr);
     std::string u = (*it)[2];
     total += v * (u == "ms" ? 1 : u == "s" ? 1000 : u == "m" ? 60000 : 3600000);
     pos += it->length();

@@ -77,4 +77,5 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(BadMasq{"bad-cidr.yaml", "nonMasqueradeCIDRs[1]", ":3:5"},
                       BadMasq{"bad-unknown-key.yaml", "resync", ":3:1"},
                       BadMasq{"bad-wrong-type.yaml", "masqLinkLocal", ":2:16"},
-                      BadMasq{"bad-not-a-list.json", "nonMasqueradeCIDRs", ":1:24"}));
+                      BadMasq{"bad-not-a-list.json", "nonMasqueradeCIDRs", ":1:24"},
+                      BadMasq{"bad-duration-overflow.yaml", "resyncInterval", ":3:17"}));
