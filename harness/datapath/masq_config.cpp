@@ -3,7 +3,6 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
-#include <regex>
 #include <set>
 
 #include "core/error.hpp"
@@ -57,26 +56,40 @@ bool as_bool(const std::string& label, const YAML::Node& n, const std::string& k
   return b;
 }
 
-// Go-style durations as the agent takes them: "60s", "1m30s", "500ms", "2h".
+// Go-style durations as the agent takes them: "60s", "1m30s", "500ms", "2h" — parts of digits
+// (with an optional fraction) and a unit. Scanned by hand: std::regex backtracked on long inputs
+// (fuzz_masq_config ran at ~60 inputs/s), and 400 digits are infinite here, then out of range.
 int parse_duration_ms(const std::string& label, const YAML::Node& n) {
   if (!n.IsScalar()) fail(label, n, "resyncInterval", "expected a duration such as \"60s\"");
-  static const std::regex part("([0-9]+(?:\\.[0-9]+)?)(ms|s|m|h)");
   const std::string s = n.Scalar();
+  auto digit = [&](size_t i) { return i < s.size() && s[i] >= '0' && s[i] <= '9'; };
   double total = 0;
   size_t pos = 0;
-  for (std::sregex_iterator it(s.begin(), s.end(), part), end; it != end; ++it) {
-    if (static_cast<size_t>(it->position()) != pos) break;
-    // strtod, not stod: 400 digits are out of range for stod (which throws), infinite here, and
-    // rejected below like any too-long interval (found by fuzz_masq_config).
-    const std::string digits = (*it)[1];
-    double v = std::strtod(digits.c_str(), nullptr);
-    std::string u = (*it)[2];
-    total += v * (u == "ms" ? 1 : u == "s" ? 1000 : u == "m" ? 60000 : 3600000);
-    pos += it->length();
+  bool ok = !s.empty();
+  while (ok && pos < s.size()) {
+    const size_t start = pos;
+    while (digit(pos)) ++pos;
+    if (pos == start) {
+      ok = false;
+      break;
+    }
+    if (pos < s.size() && s[pos] == '.' && digit(pos + 1))
+      for (++pos; digit(pos);) ++pos;
+    const double v = std::strtod(s.substr(start, pos - start).c_str(), nullptr);
+    double unit = 0;
+    if (s.compare(pos, 2, "ms") == 0) {
+      unit = 1;
+      pos += 2;
+    } else if (pos < s.size() && (s[pos] == 's' || s[pos] == 'm' || s[pos] == 'h')) {
+      unit = s[pos] == 's' ? 1000 : s[pos] == 'm' ? 60000 : 3600000;
+      ++pos;
+    } else {
+      ok = false;
+    }
+    total += v * unit;
   }
-  if (s.empty() || pos != s.size())
-    fail(label, n, "resyncInterval", "'" + s + "' is not a duration (e.g. 60s, 1m, 500ms)");
-  if (total < 1 || total > 86400000.0)
+  if (!ok) fail(label, n, "resyncInterval", "'" + s + "' is not a duration (e.g. 60s, 1m, 500ms)");
+  if (!(total >= 1 && total <= 86400000.0))
     fail(label, n, "resyncInterval", "must be between 1ms and 24h");
   return static_cast<int>(total);
 }

@@ -49,6 +49,11 @@ TEST(MasqConfig, Durations) {
   EXPECT_EQ(parse_masq_config_string("resyncInterval: 2m", "x").resync_interval_ms, 120000);
   EXPECT_THROW(parse_masq_config_string("resyncInterval: soon", "x"), Error);
   EXPECT_THROW(parse_masq_config_string("resyncInterval: 0s", "x"), Error);
+  EXPECT_EQ(parse_masq_config_string("resyncInterval: 1.5s", "x").resync_interval_ms, 1500);
+  EXPECT_EQ(parse_masq_config_string("resyncInterval: 1h0m2s5ms", "x").resync_interval_ms, 3602005);
+  for (const char* bad : {"s", "1.s", "10x", "5", "1m30", "-1s", "1e3s", "25h"})
+    EXPECT_THROW(parse_masq_config_string(std::string("resyncInterval: ") + bad, "x"), Error)
+        << bad;
 }
 
 struct BadMasq {
