@@ -122,6 +122,24 @@ static __always_inline __u16 np_snat_port(const struct pkt *v, __u16 np, __u64 n
 }
 
 /* A packet from outside to the node IP: a NodePort connection's, or NP_NONE. */
+/* The route from the node IP to dst: false (counted) when the stack must take the packet — the
+ * FIB cannot forward it, or it is too big for the egress device. */
+static __always_inline bool np_route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, int *rc,
+				     __u32 dst, const struct pkt *p)
+{
+	*rc = fib_lookup(skb, fib, node_ip, dst, p->proto, p->tos);
+	if (!fib_forwardable(*rc)) {
+		fib_to_stack(*rc);
+		count(HRB_R_NODEPORT_TO_STACK);
+		return false;
+	}
+	if (!mtu_ok(skb, fib->ifindex)) {
+		count(HRB_R_NODEPORT_TO_STACK);
+		return false;
+	}
+	return true;
+}
+
 static __always_inline enum np_verdict nodeport_in(struct __sk_buff *skb, struct pkt *p,
 						   struct bpf_fib_lookup *fib, int *rc,
 						   struct hrb_endpoint **ep)
@@ -169,16 +187,8 @@ static __always_inline enum np_verdict nodeport_in(struct __sk_buff *skb, struct
 		count(HRB_R_NODEPORT_LOCAL);
 		return NP_LOCAL;
 	}
-	*rc = fib_lookup(skb, fib, node_ip, bip, p->proto, p->tos);
-	if (!fib_forwardable(*rc)) {
-		fib_to_stack(*rc);
-		count(HRB_R_NODEPORT_TO_STACK);
+	if (!np_route(skb, fib, rc, bip, p))
 		return NP_TO_STACK;
-	}
-	if (!mtu_ok(skb, fib->ifindex)) {
-		count(HRB_R_NODEPORT_TO_STACK);
-		return NP_TO_STACK;
-	}
 	sp = np_snat_port(&v, np, now);
 	if (!sp)
 		return NP_DROP;
@@ -226,16 +236,8 @@ static __always_inline enum np_verdict nodeport_reply(struct __sk_buff *skb, str
 		count(HRB_R_NODEPORT_TO_STACK);
 		return NP_TO_STACK;
 	}
-	*rc = fib_lookup(skb, fib, node_ip, cip, p->proto, p->tos);
-	if (!fib_forwardable(*rc)) {
-		fib_to_stack(*rc);
-		count(HRB_R_NODEPORT_TO_STACK);
+	if (!np_route(skb, fib, rc, cip, p))
 		return NP_TO_STACK;
-	}
-	if (!mtu_ok(skb, fib->ifindex)) {
-		count(HRB_R_NODEPORT_TO_STACK);
-		return NP_TO_STACK;
-	}
 	ct_track(e, p, true, bpf_ktime_get_ns());
 	nat_mirror(r, e);
 	if (rewrite(skb, p, false, node_ip, cip, sp, cport) ||
