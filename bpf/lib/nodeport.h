@@ -122,6 +122,21 @@ static __always_inline __u16 np_snat_port(const struct pkt *v, __u16 np, __u64 n
 }
 
 /* A packet from outside to the node IP: a NodePort connection's, or NP_NONE. */
+/* Both ends of the packet rewritten (destination first, then source) and p updated; -1 when a
+ * rewrite failed. */
+static __always_inline int np_rewrite(struct __sk_buff *skb, struct pkt *p, __u32 saddr,
+				      __u16 sport, __u32 daddr, __u16 dport)
+{
+	if (rewrite(skb, p, false, p->daddr, daddr, p->dport, dport) ||
+	    rewrite(skb, p, true, p->saddr, saddr, p->sport, sport))
+		return -1;
+	p->saddr = saddr;
+	p->sport = sport;
+	p->daddr = daddr;
+	p->dport = dport;
+	return 0;
+}
+
 /* The route from the node IP to dst: false (counted) when the stack must take the packet — the
  * FIB cannot forward it, or it is too big for the egress device. */
 static __always_inline bool np_route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, int *rc,
@@ -192,13 +207,8 @@ static __always_inline enum np_verdict nodeport_in(struct __sk_buff *skb, struct
 	sp = np_snat_port(&v, np, now);
 	if (!sp)
 		return NP_DROP;
-	if (rewrite(skb, p, false, node_ip, bip, np, bport) ||
-	    rewrite(skb, p, true, p->saddr, node_ip, p->sport, sp))
+	if (np_rewrite(skb, p, node_ip, sp, bip, bport))
 		return NP_DROP;
-	p->saddr = node_ip;
-	p->sport = sp;
-	p->daddr = bip;
-	p->dport = bport;
 	count(HRB_R_NODEPORT_REMOTE);
 	return NP_FORWARD;
 }
@@ -240,13 +250,8 @@ static __always_inline enum np_verdict nodeport_reply(struct __sk_buff *skb, str
 		return NP_TO_STACK;
 	ct_track(e, p, true, bpf_ktime_get_ns());
 	nat_mirror(r, e);
-	if (rewrite(skb, p, false, node_ip, cip, sp, cport) ||
-	    rewrite(skb, p, true, bip, node_ip, bport, np))
+	if (np_rewrite(skb, p, node_ip, np, cip, cport))
 		return NP_DROP;
-	p->daddr = cip;
-	p->dport = cport;
-	p->saddr = node_ip;
-	p->sport = np;
 	count(HRB_R_NODEPORT_REPLY);
 	return NP_FORWARD;
 miss:
