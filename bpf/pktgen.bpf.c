@@ -7,6 +7,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "hrb_abi.h" /* hrb_abi_version: every object carries it */
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

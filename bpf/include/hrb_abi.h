@@ -12,6 +12,26 @@
 #include <linux/types.h>
 #endif
 
+/* The ABI version. Every object built from bpf/ carries it as the global `hrb_abi_version` (in
+ * .rodata, defined below for the BPF side), and the loader refuses an object of another build
+ * (`hrbench run --modes ebpf,ebpf@DIR`, docs/gate.md) whose version is not this one, naming the
+ * file and both versions.
+ * Bump rule: add 1 in the same commit as any change after which this loader cannot drive an
+ * object of the previous commit exactly as before (or the reverse):
+ *   - a map's name, type, key or value (any struct below), or its max_entries where C++ sizes it;
+ *   - a program's name or section;
+ *   - a load-time constant (`const volatile` in .rodata) or a .bss variable added, removed,
+ *     renamed, retyped or reordered — C++ writes them through this build's skeleton layout;
+ *   - the meaning of an existing HRB_REASONS index, an HRB_CT_* kind or flag.
+ * Not a bump: appending to HRB_REASONS, changing what a program does with the same maps and
+ * constants (that is what an A/B of two builds measures). The loader also compares the .rodata
+ * and .bss layout of the two objects and refuses a difference under the same version (a missed
+ * bump), so a forgotten bump cannot corrupt a run silently. */
+#define HRB_ABI_VERSION 1
+#ifdef __BPF__
+const volatile __u32 hrb_abi_version = HRB_ABI_VERSION;
+#endif
+
 /* Counters of the doctor probe program (bpf/doctor_probe.bpf.c). */
 struct hrb_probe_stats {
 	__u64 packets;

@@ -4,6 +4,8 @@
 #ifndef HRB_GUARD_H
 #define HRB_GUARD_H
 
+#include "hrb_abi.h" /* hrb_abi_version: every object carries it */
+
 #define SOL_IP 0
 #define SOL_IPV6 41
 #define IPT_SO_SET_REPLACE 64 /* also IP6T_SO_SET_REPLACE at SOL_IPV6 */

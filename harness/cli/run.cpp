@@ -108,6 +108,13 @@ run::RunConfig run_config(const RunOptions& o, const Args& args) {
   if (o.scan) std::tie(c.scan_param, c.scan_values) = parse_scan(*o.scan);
   auto spec = topology::parse_spec_file(c.topology);
   c.mode_options = mode_options(o.mode_flags, "none", spec);
+  // KIND@NAME=DIR: measured with the BPF objects in DIR, recorded (and named by gate policies)
+  // as KIND@NAME; DIR is kept in modeOptions.objectAliases (datapath/mode.hpp).
+  try {
+    datapath::define_mode_aliases(c.modes, c.mode_options);
+  } catch (const Error& e) {
+    throw Error(std::string("--modes: ") + e.what(), e.code());
+  }
   c.command_line = command_line("run", args);
   check_exports(o.exports);
   run::validate(c);
@@ -145,7 +152,9 @@ int cmd_run(const Args& args) {
   d.add_options()("topology,t", po::value(&o.topology)->default_value(kDefaultTopology),
                   "topology file")(
       "modes", po::value(&o.modes)->default_value("legacy,ebpf"),
-      "modes, comma-separated (legacy, bpf-lb, ebpf; the ladder: all three)")(
+      "modes, comma-separated (legacy, bpf-lb, ebpf; the ladder: all three). KIND@DIR or "
+      "KIND@NAME=DIR (recorded as KIND@NAME): ebpf, bpf-lb or ebpf-delay with the BPF objects "
+      "of another build (DIR: its build directory or its bpf/)")(
       "scenarios",
       po::value(&o.scenarios)
           ->default_value(

@@ -5,14 +5,18 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <bpf/btf.h>
+
 #include <cstdarg>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "core/fd.hpp"
+#include "core/log.hpp"
 
 namespace hrb {
 namespace {
@@ -82,6 +86,101 @@ void run_in_scratch_netns_impl(const std::function<void()>& fn) {
   });
   t.join();
   if (err) std::rethrow_exception(err);
+}
+
+}  // namespace hrb
+
+namespace hrb {
+namespace {
+// One variable of a data section (.rodata, .bss) as the object's BTF describes it.
+struct DataVar {
+  std::string name;
+  uint32_t offset, size;
+  bool operator==(const DataVar&) const = default;
+};
+
+std::vector<DataVar> data_vars(const bpf_object* obj, const char* section) {
+  std::vector<DataVar> out;
+  const btf* b = bpf_object__btf(obj);
+  if (!b) return out;
+  const int id = btf__find_by_name_kind(b, section, BTF_KIND_DATASEC);
+  if (id < 0) return out;
+  const btf_type* t = btf__type_by_id(b, id);
+  const btf_var_secinfo* v = btf_var_secinfos(t);
+  for (int i = 0; i < btf_vlen(t); ++i, ++v)
+    out.push_back(
+        {btf__name_by_offset(b, btf__type_by_id(b, v->type)->name_off), v->offset, v->size});
+  return out;
+}
+
+std::string describe(const std::vector<DataVar>& vars) {
+  std::string s;
+  for (const auto& v : vars)
+    s += fmt::format("{}{}@{}:{}", s.empty() ? "" : " ", v.name, v.offset, v.size);
+  return s.empty() ? "(none)" : s;
+}
+
+std::string version_str(std::optional<uint32_t> v) {
+  return v ? std::to_string(*v) : std::string("none (no hrb_abi_version)");
+}
+}  // namespace
+
+std::optional<uint32_t> object_abi_version(const bpf_object* obj) {
+  for (const auto& v : data_vars(obj, ".rodata")) {
+    if (v.name != "hrb_abi_version" || v.size != sizeof(uint32_t)) continue;
+    for (bpf_map* m = bpf_object__next_map(obj, nullptr); m; m = bpf_object__next_map(obj, m)) {
+      const std::string name = bpf_map__name(m);
+      if (!bpf_map__is_internal(m) || !name.ends_with(".rodata")) continue;
+      size_t size = 0;
+      const auto* data = static_cast<const char*>(bpf_map__initial_value(m, &size));
+      if (!data || v.offset + sizeof(uint32_t) > size) return std::nullopt;
+      uint32_t version;
+      std::memcpy(&version, data + v.offset, sizeof version);
+      return version;
+    }
+  }
+  return std::nullopt;
+}
+
+void check_same_abi(const bpf_object* ours, const bpf_object* theirs, const std::string& file) {
+  const auto mine = object_abi_version(ours), other = object_abi_version(theirs);
+  if (mine != other)
+    throw Error(fmt::format("{}: BPF ABI version {}, this build's is {}: the loader refuses an "
+                            "object of another ABI (HRB_ABI_VERSION, bpf/include/hrb_abi.h); "
+                            "build both from revisions with the same ABI version",
+                            file, version_str(other), version_str(mine)),
+                ExitCode::kBadInput);
+  for (const char* sec : {".rodata", ".bss"}) {
+    const auto a = data_vars(ours, sec), b = data_vars(theirs, sec);
+    if (a != b)
+      throw Error(fmt::format("{}: BPF ABI version {} as this build, but its {} layout differs "
+                              "(this build: {}; {}: {}) — HRB_ABI_VERSION should have been "
+                              "bumped (bpf/include/hrb_abi.h)",
+                              file, version_str(mine), sec, describe(a), file, describe(b)),
+                  ExitCode::kBadInput);
+  }
+}
+
+void reopen_skeleton_from_file(bpf_object_skeleton* s, const std::string& file,
+                               std::vector<char>& data) {
+  {
+    std::ifstream in(file, std::ios::binary);
+    if (!in)
+      throw Error(file + ": cannot read the BPF object (" + strerror(errno) + ")",
+                  ExitCode::kBadInput);
+    data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  // This build's object stays open for the comparison; the skeleton is re-pointed at the file's.
+  std::unique_ptr<bpf_object, void (*)(bpf_object*)> ours(*s->obj, bpf_object__close);
+  *s->obj = nullptr;
+  s->data = data.data();
+  s->data_sz = data.size();
+  LibbpfLogCapture cap;
+  if (int err = bpf_object__open_skeleton(s, nullptr))
+    throw Error(fmt::format("{}: not a usable BPF object for {} ({}):\n{}", file, s->name,
+                            strerror(-err), log_tail(cap.text(), 10)),
+                ExitCode::kBadInput);
+  check_same_abi(ours.get(), *s->obj, file);
 }
 
 }  // namespace hrb

@@ -6,8 +6,10 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -31,6 +33,20 @@ class LibbpfLogCapture {
 // The last `max_lines` lines of a verifier log: the rejection reason is at the end.
 std::string log_tail(const std::string& log, size_t max_lines = 40);
 
+// The ABI version an object carries (its .rodata global `hrb_abi_version`, from HRB_ABI_VERSION
+// in bpf/include/hrb_abi.h); nullopt for an object without one.
+std::optional<uint32_t> object_abi_version(const bpf_object* obj);
+
+// Throws Error(kBadInput), naming `file` and both values, unless `theirs` (opened from `file`)
+// carries the ABI version of `ours` (this build's embedded object) and the same .rodata and .bss
+// layout (each variable's name, offset and size), which this build's skeleton writes and reads.
+void check_same_abi(const bpf_object* ours, const bpf_object* theirs, const std::string& file);
+
+// Re-opens skeleton `s` (opened from its embedded object) from the object file `file`, kept in
+// `data` while the skeleton lives, after check_same_abi. Throws Error(kBadInput) naming the file.
+void reopen_skeleton_from_file(bpf_object_skeleton* s, const std::string& file,
+                               std::vector<char>& data);
+
 // Owns a generated skeleton (bpftool's C++ statics T::open/load/destroy).
 template <typename T>
 class Skeleton {
@@ -39,7 +55,20 @@ class Skeleton {
     skel_ = T::open();
     if (!skel_) throw_errno("open BPF skeleton");
   }
-  Skeleton(Skeleton&& o) noexcept : skel_(std::exchange(o.skel_, nullptr)) {}
+  // The same skeleton on another build's object file (an A/B of two builds: the same loader,
+  // other objects); empty: this build's embedded object. Refused unless the file has this
+  // build's ABI version and layout (check_same_abi).
+  explicit Skeleton(const std::string& object_file) : Skeleton() {
+    if (object_file.empty()) return;
+    try {
+      reopen_skeleton_from_file(skel_->skeleton, object_file, data_);
+    } catch (...) {
+      T::destroy(std::exchange(skel_, nullptr));
+      throw;
+    }
+  }
+  Skeleton(Skeleton&& o) noexcept
+      : skel_(std::exchange(o.skel_, nullptr)), data_(std::move(o.data_)) {}
   Skeleton(const Skeleton&) = delete;
   Skeleton& operator=(const Skeleton&) = delete;
   ~Skeleton() {
@@ -60,6 +89,7 @@ class Skeleton {
 
  private:
   T* skel_ = nullptr;
+  std::vector<char> data_;  // another build's object file, read by libbpf until load
 };
 
 // Runs fn() on a thread inside a brand-new, anonymous network namespace with `lo` up. The

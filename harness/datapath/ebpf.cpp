@@ -57,13 +57,24 @@ EbpfMode::EbpfMode(ModeOptions opts, MasqConfig masq, topology::StateDir* state,
 }
 
 struct NodePrograms::Impl {
+  explicit Impl(const std::string& dir)
+      : pod(object_file(dir, "from_pod")), up(object_file(dir, "from_uplink")) {}
   Skeleton<::from_pod> pod;
   Skeleton<::from_uplink> up;
 };
 
+std::string object_file(const std::string& objects_dir, const std::string& object) {
+  return objects_dir.empty() ? std::string() : objects_dir + "/" + object + ".bpf.o";
+}
+
+void check_objects(const std::string& objects_dir) {
+  Skeleton<::from_pod> pod(object_file(objects_dir, "from_pod"));
+  Skeleton<::from_uplink> up(object_file(objects_dir, "from_uplink"));
+}
+
 NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout& n,
                            const MasqConfig& masq, const ProgramOptions& opts)
-    : impl_(std::make_unique<Impl>()) {
+    : impl_(std::make_unique<Impl>(opts.objects_dir)) {
   auto& pod = impl_->pod;
   auto& up = impl_->up;
   auto configure = [&](auto& skel) {
@@ -201,7 +212,8 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
                       .ct_entries = opts_.ct_entries,
                       .lb_services = opts_.services,
                       .lb_endpoints_per_service = opts_.endpoints_per_service,
-                      .host_routing = host_routing});
+                      .host_routing = host_routing,
+                      .objects_dir = opts_.objects_dir});
   for (const char* m :
        {"counters_from_pod", "counters_from_uplink", "endpoints", "ct", "nonmasq_active"})
     pin(progs.map_fd(m), pins::map(l.prefix, n.name, m));

@@ -61,7 +61,19 @@ struct ProgramOptions {
   int lb_services = 0;
   int lb_endpoints_per_service = 1;
   bool host_routing = true;  // false: bpf-lb mode (the stack routes after CT and LB)
+  // Another build's objects (from_pod.bpf.o, from_uplink.bpf.o in this directory, as
+  // resolve_objects_dir returns it); empty: this build's. Same loader, same ABI (hrb_abi.h).
+  std::string objects_dir;
 };
+
+// The datapath objects a mode loads from another build's objects directory: from_pod and
+// from_uplink (the guard's objects are this build's). object_file: "<dir>/<object>.bpf.o", or
+// empty (this build's embedded object) for an empty dir.
+inline constexpr const char* kDatapathObjects[] = {"from_pod", "from_uplink"};
+std::string object_file(const std::string& objects_dir, const std::string& object);
+// Opens (does not load: no root needed) each datapath object of `objects_dir` and checks its ABI
+// version and layout against this build's; throws Error(kBadInput) naming the file and both.
+void check_objects(const std::string& objects_dir);
 
 // The two programs of one node, loaded (sharing their maps) and with the maps filled from the
 // cluster — not attached. EbpfMode attaches them; tests run them with BPF_PROG_TEST_RUN.

@@ -1,5 +1,10 @@
 #include "datapath/mode.hpp"
 
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <optional>
+
 #include "core/log.hpp"
 #include "datapath/ebpf.hpp"
 #include "datapath/legacy.hpp"
@@ -8,14 +13,152 @@
 
 namespace hrb::datapath {
 
+const char* kind_name(ModeKind k) {
+  switch (k) {
+    case ModeKind::kNone:
+      return "none";
+    case ModeKind::kLegacy:
+      return "legacy";
+    case ModeKind::kBpfLb:
+      return "bpf-lb";
+    case ModeKind::kEbpf:
+      return "ebpf";
+  }
+  return "?";
+}
+
+namespace {
+std::optional<ModeKind> kind_of(const std::string& name) {
+  for (auto k : {ModeKind::kNone, ModeKind::kLegacy, ModeKind::kBpfLb, ModeKind::kEbpf})
+    if (name == kind_name(k)) return k;
+  return std::nullopt;
+}
+
+bool valid_alias(const std::string& a) {
+  if (a.empty() || a[0] == '.') return false;
+  return std::all_of(a.begin(), a.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+  });
+}
+}  // namespace
+
+ModeKind ModeOptions::kind() const {
+  if (auto k = kind_of(name)) return *k;
+  throw Error("unknown mode '" + name + "' (expected none, legacy, bpf-lb or ebpf)",
+              ExitCode::kUsage);
+}
+
+std::string resolve_objects_dir(const std::string& dir, const std::string& mode_name) {
+  namespace fs = std::filesystem;
+  const std::string expected =
+      "expected a build directory, whose bpf/ holds from_pod.bpf.o and from_uplink.bpf.o, or "
+      "that objects directory itself";
+  if (dir.empty())
+    throw Error(mode_name + ": no objects directory after '@' (" + expected + ")",
+                ExitCode::kUsage);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw Error(mode_name + ": objects directory " + dir + " does not exist (" + expected + ")",
+                ExitCode::kBadInput);
+  auto has_all = [&](const fs::path& d) {
+    return std::all_of(std::begin(kDatapathObjects), std::end(kDatapathObjects),
+                       [&](const char* o) { return fs::exists(object_file(d, o), ec); });
+  };
+  for (const fs::path& d : {fs::path(dir), fs::path(dir) / "bpf"})
+    if (has_all(d)) return fs::absolute(d).lexically_normal().string();
+  // Name the first object missing where the objects were looked for: DIR/bpf when there is one.
+  const fs::path where =
+      fs::is_directory(fs::path(dir) / "bpf", ec) ? fs::path(dir) / "bpf" : fs::path(dir);
+  std::string missing;
+  for (const char* o : kDatapathObjects)
+    if (!fs::exists(object_file(where, o), ec)) {
+      missing = object_file(where, o);
+      break;
+    }
+  throw Error(mode_name + ": " + missing + " is missing (" + expected +
+                  "; build them with: cmake --build BUILD --target from_pod_skel "
+                  "from_uplink_skel)",
+              ExitCode::kBadInput);
+}
+
+ParsedMode parse_mode(const std::string& name, const ModeOptions& defaults) {
+  ParsedMode p;
+  p.label = name;
+  p.options = defaults;
+  p.options.objects_dir.clear();
+  const auto at = name.find('@');
+  const std::string base = name.substr(0, at);
+  if (base == "ebpf-delay") {
+    p.kind = ModeKind::kEbpf;
+    p.calibration_delay = true;
+  } else if (auto k = kind_of(base)) {
+    p.kind = *k;
+  } else {
+    throw Error("unknown mode '" + name + "' (legacy, bpf-lb, ebpf, none, ebpf-delay)",
+                ExitCode::kUsage);
+  }
+  p.options.name = kind_name(p.kind);
+  if (at == std::string::npos) return p;
+  if (p.kind == ModeKind::kNone || p.kind == ModeKind::kLegacy)
+    throw Error(name + ": " + base +
+                    " has no BPF objects (@DIR takes the objects of another build: ebpf, "
+                    "ebpf-delay and bpf-lb only)",
+                ExitCode::kUsage);
+  const std::string rest = name.substr(at + 1);
+  auto check_alias = [&](const std::string& a) {
+    if (!valid_alias(a))
+      throw Error(name + ": '" + a +
+                      "' is not a name for an objects directory (letters, digits, '-', '_', "
+                      "'.'; a directory needs a '/', e.g. " +
+                      base + "@./DIR)",
+                  ExitCode::kUsage);
+  };
+  std::string dir;  // empty (nothing after '@'): resolve_objects_dir says so
+  if (const auto eq = rest.find('='); eq != std::string::npos) {  // KIND@ALIAS=DIR
+    p.alias = rest.substr(0, eq);
+    check_alias(p.alias);
+    dir = rest.substr(eq + 1);
+    p.label = base + "@" + p.alias;
+  } else if (rest.find('/') != std::string::npos) {  // KIND@DIR
+    dir = rest;
+  } else if (!rest.empty()) {  // KIND@ALIAS
+    p.alias = rest;
+    check_alias(p.alias);
+    const auto it = defaults.object_aliases.find(rest);
+    if (it == defaults.object_aliases.end())
+      throw Error(name + ": no objects directory named '" + rest + "' (define it with " + base +
+                      "@" + rest + "=DIR; a directory needs a '/', e.g. " + base + "@./" + rest +
+                      ")",
+                  ExitCode::kUsage);
+    dir = it->second;
+  }
+  p.options.objects_dir = resolve_objects_dir(dir, name);
+  return p;
+}
+
+void define_mode_aliases(std::vector<std::string>& modes, ModeOptions& opts) {
+  for (auto& m : modes) {
+    auto p = parse_mode(m, opts);
+    if (!p.alias.empty() && m.find('=') != std::string::npos) {
+      auto [it, added] = opts.object_aliases.emplace(p.alias, p.options.objects_dir);
+      if (!added && it->second != p.options.objects_dir)
+        throw Error(m + ": '" + p.alias + "' already names " + it->second, ExitCode::kUsage);
+      m = p.label;
+    }
+  }
+}
+
 nlohmann::json ModeOptions::to_json() const {
-  return {{"mode", name},
-          {"backend", backend_name(backend)},
-          {"masqConfig", masq_config},
-          {"services", services},
-          {"endpointsPerService", endpoints_per_service},
-          {"delayLoops", delay_loops},
-          {"ctEntries", ct_entries}};
+  nlohmann::json j = {{"mode", name},
+                      {"backend", backend_name(backend)},
+                      {"masqConfig", masq_config},
+                      {"services", services},
+                      {"endpointsPerService", endpoints_per_service},
+                      {"delayLoops", delay_loops},
+                      {"ctEntries", ct_entries}};
+  if (!objects_dir.empty()) j["objectsDir"] = objects_dir;
+  if (!object_aliases.empty()) j["objectAliases"] = object_aliases;
+  return j;
 }
 
 ModeOptions ModeOptions::from_json(const nlohmann::json& j) {
@@ -27,6 +170,9 @@ ModeOptions ModeOptions::from_json(const nlohmann::json& j) {
   o.endpoints_per_service = j.value("endpointsPerService", 1);
   o.delay_loops = j.value("delayLoops", 0u);
   o.ct_entries = j.value("ctEntries", 0u);
+  o.objects_dir = j.value("objectsDir", "");
+  if (j.contains("objectAliases"))
+    o.object_aliases = j["objectAliases"].get<std::map<std::string, std::string>>();
   return o;
 }
 
@@ -84,6 +230,12 @@ std::unique_ptr<Mode> make_mode(const ModeOptions& o, topology::StateDir* state)
     throw Error(
         "--ct-entries must be between 256 and 16777216 (got " + std::to_string(o.ct_entries) + ")",
         ExitCode::kUsage);
+  if (!o.objects_dir.empty()) {
+    if (o.name != "ebpf" && o.name != "bpf-lb")
+      throw Error(o.name + " has no BPF objects (objects directory " + o.objects_dir + ")",
+                  ExitCode::kUsage);
+    check_objects(o.objects_dir);  // ABI version and layout, before anything changes
+  }
   if (o.name == "none") return std::make_unique<NoneMode>();
   MasqConfig masq =
       o.masq_config.empty() ? default_masq_config() : parse_masq_config_file(o.masq_config);
@@ -114,7 +266,8 @@ void switch_mode(topology::StateDir& state, const topology::Layout& layout,
   }
   state.write("mode.json", ModeOptions{}.to_json().dump());
   if (next.name == "none") return;
-  log::info("mode: applying {}", next.name);
+  log::info("mode: applying {}{}", next.name,
+            next.objects_dir.empty() ? "" : " with the objects of " + next.objects_dir);
   incoming->apply(layout);
   state.write("mode.json", next.to_json().dump(2));
 }

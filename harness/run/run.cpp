@@ -267,10 +267,13 @@ int pod_service_index(const topology::Layout& l, int eps) {
 }
 
 void validate(const RunConfig& c) {
-  for (const auto& m : c.modes)
-    if (m != "legacy" && m != "bpf-lb" && m != "ebpf" && m != "none" && m != "ebpf-delay")
-      throw Error("--modes: unknown mode '" + m + "' (legacy, bpf-lb, ebpf, none, ebpf-delay)",
-                  ExitCode::kUsage);
+  for (const auto& m : c.modes) {
+    try {
+      datapath::parse_mode(m, c.mode_options);  // KIND or KIND@DIR (datapath/mode.hpp)
+    } catch (const Error& e) {
+      throw Error(std::string("--modes: ") + e.what(), e.code());
+    }
+  }
   for (const auto& s : c.scenarios)
     if (std::find(kScenarios.begin(), kScenarios.end(), s) == kScenarios.end())
       throw Error("--scenarios: unknown scenario '" + s +
@@ -345,9 +348,7 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
   auto spec = topology::parse_spec_string(yaml, cfg.topology);
   auto layout = topology::plan(spec, cfg.prefix);
   for (const auto& m : cfg.modes) {  // each mode's input (masq config, …) before anything is built
-    datapath::ModeOptions check = cfg.mode_options;
-    check.name = m == "ebpf-delay" ? "ebpf" : m;
-    datapath::make_mode(check);
+    datapath::make_mode(datapath::parse_mode(m, cfg.mode_options).options);
   }
 
   // The plan: per repetition (and scan value), the ceiling block in mode none, then the modes in
@@ -495,12 +496,9 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
     if (interrupted) break;
     ++k;
     // Mode and scan parameter for this trial.
-    datapath::ModeOptions mo = run_mode_options;
-    mo.name = t.mode;
-    if (t.mode == "ebpf-delay") {
-      mo.name = "ebpf";
-      mo.delay_loops = cfg.calibration_delay_loops;
-    }
+    const auto parsed = datapath::parse_mode(t.mode, run_mode_options);
+    datapath::ModeOptions mo = parsed.options;  // kind, and another build's objects (KIND@DIR)
+    if (parsed.calibration_delay) mo.delay_loops = cfg.calibration_delay_loops;
     if (cfg.scan_param == "services") mo.services = t.scan_value;
     int flows = cfg.scan_param == "flows" ? t.scan_value : cfg.flows;
     if (t.mode != current_mode || (cfg.scan_param == "services" && t.scan_value != current_scan)) {
@@ -531,8 +529,8 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
                             attempt > 1 ? fmt::format(" (retry {})", attempt - 1) : ""));
       for (const auto& n : layout.nodes) datapath::conntrack_flush(n.netns);
       const auto backend = cfg.mode_options.backend;
-      const bool bpf = t.mode == "ebpf" || t.mode == "ebpf-delay" || t.mode == "bpf-lb";
-      const bool rules = t.mode == "legacy" || bpf;
+      const bool bpf = mo.name == "ebpf" || mo.name == "bpf-lb";
+      const bool rules = mo.name == "legacy" || bpf;
       const auto seps =
           ep.service >= 0 ? sep_chains(layout, ep.service, eps) : std::set<std::string>{};
       const RulePackets ipt0 = rules ? iptables_packets(layout, backend, seps) : RulePackets{};
