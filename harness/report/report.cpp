@@ -23,15 +23,26 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The ladder, in order: legacy, bpf-lb (when the run measured it), ebpf; and their bar colours.
+// The ladder, in order: legacy, bpf-lb (when the run measured it), ebpf; then any other mode the
+// run measured (ebpf-delay, another build's KIND@NAME), in the order first measured; and their
+// bar colours.
 std::vector<std::string> modes_of(const nlohmann::json& doc) {
   bool ladder = false;
   for (const auto& t : doc["trials"]) ladder = ladder || t.value("mode", "") == "bpf-lb";
-  if (ladder) return {"legacy", "bpf-lb", "ebpf"};
-  return {"legacy", "ebpf"};
+  std::vector<std::string> modes{"legacy", "ebpf"};
+  if (ladder) modes = {"legacy", "bpf-lb", "ebpf"};
+  for (const auto& t : doc["trials"]) {
+    const std::string m = t.value("mode", "");
+    if (m != "none" && !m.empty() && std::find(modes.begin(), modes.end(), m) == modes.end())
+      modes.push_back(m);
+  }
+  return modes;
 }
 const char* mode_colour(const std::string& m) {
-  return m == "legacy" ? "#d08c2e" : m == "bpf-lb" ? "#6a9a3a" : "#2e7dd0";
+  if (m == "legacy") return "#d08c2e";
+  if (m == "bpf-lb") return "#6a9a3a";
+  if (m == "ebpf") return "#2e7dd0";
+  return "#8a8a8a";  // another build (KIND@NAME), ebpf-delay
 }
 // The scenarios a mode is compared in (node-node is the ceiling line), in the order they are
 // drawn; external-nodeport: the external host to a NodePort, not in the default run.

@@ -173,6 +173,32 @@ TEST(GatePolicy, RejectsBadPolicies) {
   EXPECT_NO_THROW(parse_policy_file(test::source_path("results/gate.yaml")));
 }
 
+// results/gate-base.yaml (scripts/ci-gate --base): head (ebpf) against another build's objects,
+// recorded as ebpf@base, in one run. The mode names another build's mode by its stable name.
+TEST(GatePolicy, TheBasePolicyJudgesHeadAgainstEbpfAtBase) {
+  auto p = parse_policy_file(test::source_path("results/gate-base.yaml"));
+  for (const auto& k : p.checks) EXPECT_EQ(k.a.mode, "ebpf@base") << k.name;
+  auto doc_with = [](double head) {
+    nlohmann::json doc{{"schema", "hostroute-bench/results"},
+                       {"schemaVersion", 1},
+                       {"config", {{"repetitions", 9}}},
+                       {"trials", nlohmann::json::array()}};
+    for (int r = 0; r < 9; ++r)
+      for (const char* wl : {"tcp_rr", "tcp_crr"}) {
+        const double v = 1000 + 5 * r;
+        doc["trials"].push_back(trial("ebpf@base", "pod-pod-cross-node", wl, r, v));
+        doc["trials"].push_back(trial("ebpf", "pod-pod-cross-node", wl, r, head * v));
+      }
+    return doc;
+  };
+  p = only_workloads(std::move(p), {"tcp_rr", "tcp_crr"});
+  ASSERT_EQ(p.checks.size(), 2u);
+  auto same = evaluate(p, doc_with(1.0), "aa.json", nullptr, "");
+  EXPECT_EQ(same.overall(), Verdict::kPass);
+  auto slower = evaluate(p, doc_with(0.9), "ab.json", nullptr, "");
+  EXPECT_EQ(slower.overall(), Verdict::kFail) << "head 10 % slower than base";
+}
+
 // Whole numbers out of range (a negative double cast to size_t was undefined behaviour; found by
 // fuzz_gate_policy, tests/fixtures/gate/fuzz/minpairs-negative.yaml).
 TEST(GatePolicy, RejectsNumbersOutOfRange) {
