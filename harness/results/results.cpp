@@ -349,11 +349,18 @@ std::string summary_table(const nlohmann::json& doc) {
   };
   std::set<std::string> scenarios, workloads;
   bool ladder = false;  // bpf-lb measured too: its column and its ratio to legacy
+  // Modes of another build (KIND@NAME, KIND@DIR): a column each, and KIND's ratio to it.
+  std::vector<std::string> builds;
   for (const auto& t : doc["trials"]) {
     scenarios.insert(t["scenario"].get<std::string>());
     workloads.insert(t["workload"].get<std::string>());
     ladder = ladder || t["mode"] == "bpf-lb";
+    const std::string mode = t["mode"];
+    if (mode.find('@') != std::string::npos &&
+        std::find(builds.begin(), builds.end(), mode) == builds.end())
+      builds.push_back(mode);
   }
+  auto kind_of = [](const std::string& b) { return b.substr(0, b.find('@')); };
   auto ratio_of = [](const std::vector<double>& base, const std::vector<double>& x) {
     std::string ratio = "-";
     if (auto r = metrics::paired_ratio(base, x))
@@ -366,7 +373,10 @@ std::string summary_table(const nlohmann::json& doc) {
   if (ladder) out += fmt::format("{:>10} ", "bpf-lb");
   out += fmt::format("{:>10} {:>10} ", "ebpf", "ceiling");
   if (ladder) out += fmt::format("{:>22} ", "bpf-lb/legacy [95% CI]");
-  out += fmt::format("{:>22}\n", "ebpf/legacy [95% CI]");
+  out += fmt::format("{:>22}", "ebpf/legacy [95% CI]");
+  for (const auto& b : builds)
+    out += fmt::format(" {:>12} {:>24}", b, kind_of(b) + "/" + b + " [95% CI]");
+  out += "\n";
   for (const auto& scen : scenarios) {
     if (scen == "node-node") continue;
     for (const auto& wl : workloads)
@@ -376,13 +386,24 @@ std::string summary_table(const nlohmann::json& doc) {
         auto bpflb = series(doc, "bpf-lb", scen, wl, m);
         auto ebpf = series(doc, "ebpf", scen, wl, m);
         auto ceiling = series(doc, "none", "node-node", wl, m);
-        if (finite(legacy).empty() && finite(ebpf).empty() && finite(bpflb).empty()) continue;
+        std::vector<std::vector<double>> other;
+        bool any = false;
+        for (const auto& b : builds) {
+          other.push_back(series(doc, b, scen, wl, m));
+          any = any || !finite(other.back()).empty();
+        }
+        if (finite(legacy).empty() && finite(ebpf).empty() && finite(bpflb).empty() && !any)
+          continue;
         out += fmt::format("{:<20} {:<11} {:<30} {:>10} ", scen, wl, m.name + " (" + m.unit + ")",
                            num(med(legacy)));
         if (ladder) out += fmt::format("{:>10} ", num(med(bpflb)));
         out += fmt::format("{:>10} {:>10} ", num(med(ebpf)), num(med(ceiling)));
         if (ladder) out += fmt::format("{:>22} ", ratio_of(legacy, bpflb));
-        out += fmt::format("{:>22}\n", ratio_of(legacy, ebpf));
+        out += fmt::format("{:>22}", ratio_of(legacy, ebpf));
+        for (size_t i = 0; i < builds.size(); ++i)
+          out += fmt::format(" {:>12} {:>24}", num(med(other[i])),
+                             ratio_of(other[i], series(doc, kind_of(builds[i]), scen, wl, m)));
+        out += "\n";
       }
   }
   return out;
