@@ -260,6 +260,7 @@ void switch_mode(topology::StateDir& state, const topology::Layout& layout,
                  const ModeOptions& next) {
   auto incoming = make_mode(next, &state);  // bad input fails here, before anything changes
   ModeOptions cur = current_mode(state);
+  cur.objects_dir.clear();  // removal loads nothing: another build's objects may be gone by now
   if (cur.name != "none") {
     log::info("mode: removing {}", cur.name);
     make_mode(cur, &state)->remove(layout);
