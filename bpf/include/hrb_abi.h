@@ -71,7 +71,8 @@ struct hrb_probe_stats {
 	X(NODEPORT_REMOTE, nodeport_remote, "NodePort: DNATed and SNATed to the node IP, out to the backend's node") \
 	X(NODEPORT_REPLY, nodeport_reply, "NodePort: a remote backend's reply, rev-SNATed and rev-DNATed") \
 	X(NODEPORT_REPLY_MISS, nodeport_reply_miss, "NodePort: a reply to a NodePort SNAT port whose connection is gone") \
-	X(NODEPORT_TO_STACK, nodeport_to_stack, "NodePort: untranslated to the stack (TTL <= 1, not forwardable, TCP without SYN or state)")
+	X(NODEPORT_TO_STACK, nodeport_to_stack, "NodePort: untranslated to the stack (TTL <= 1, not forwardable, TCP without SYN or state)") \
+	X(ICMP_ERROR_LB, icmp_error_lb, "ICMP error about a load-balanced connection (ClusterIP, NodePort), translated")
 #define HRB_REASON_ENUM(id, name, doc) HRB_R_##id,
 enum hrb_reason { HRB_REASONS(HRB_REASON_ENUM) HRB_R__MAX };
 #undef HRB_REASON_ENUM

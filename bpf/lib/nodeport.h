@@ -24,7 +24,8 @@
  * the stack (it may answer a flow the stack masqueraded to a port in the NodePort range).
  * TTL <= 1 and what the FIB cannot forward go to the stack untranslated, where kube-proxy's
  * NodePort rules (installed underneath) translate them and the kernel sends any ICMP error.
- * ICMP errors about NodePort connections are not translated (yet): they go to the stack.
+ * ICMP errors about NodePort connections are translated both ways (nodeport_error_to_client,
+ * nodeport_error_to_backend; a local backend's own errors in nat.h's icmp_error_out).
  */
 #ifndef HRB_NODEPORT_H
 #define HRB_NODEPORT_H
@@ -257,6 +258,115 @@ static __always_inline enum np_verdict nodeport_reply(struct __sk_buff *skb, str
 miss:
 	count(HRB_R_NODEPORT_REPLY_MISS);
 	return NP_TO_STACK;
+}
+
+
+/* An ICMP error for the node IP about a request the node forwarded to a remote backend (quoted:
+ * node:snat -> backend; icmp_error_in() returned 3): back to the client, quoting the request as
+ * the client sent it (client -> node:NodePort). The outer source becomes the node IP when the
+ * backend sent the error; a router's address stays. */
+static __always_inline enum np_verdict nodeport_error_to_client(struct __sk_buff *skb,
+								struct pkt *p,
+								struct bpf_fib_lookup *fib, int *rc)
+{
+	struct pkt_inner *in = &p->inner;
+	struct hrb_ct_key rk, k;
+	struct hrb_ct_entry *r, *e;
+	__u32 cip, bip = in->daddr;
+	__u16 cport, bport = in->dport, sp = in->sport;
+	bool from_backend = p->saddr == bip;
+
+	nat_rev_key(&rk, bip, bport, sp, in->proto);
+	r = bpf_map_lookup_elem(&ct, &rk);
+	if (!r || r->owner != HRB_CT_NODEPORT)
+		goto miss;
+	cip = r->nat_ip;
+	cport = r->nat_port;
+	__builtin_memset(&k, 0, sizeof(k));
+	k.src_ip = cip;
+	k.dst_ip = bip;
+	k.src_port = cport;
+	k.dst_port = bport;
+	k.proto = in->proto;
+	k.kind = HRB_CT_NODEPORT;
+	e = bpf_map_lookup_elem(&ct, &k);
+	if (!e || e->nat_port != sp)
+		goto miss;
+	if (p->ttl <= 1) {
+		count(HRB_R_NODEPORT_TO_STACK);
+		return NP_TO_STACK;
+	}
+	if (!np_route(skb, fib, rc, cip, p))
+		return NP_TO_STACK;
+	if (icmp_error_rewrite(skb, p, true, node_ip, cip, sp, cport, true) ||
+	    icmp_error_rewrite(skb, p, false, bip, node_ip, bport, e->node_port, from_backend))
+		return NP_DROP;
+	p->daddr = cip;
+	if (from_backend)
+		p->saddr = node_ip;
+	count(HRB_R_ICMP_ERROR_LB);
+	return NP_FORWARD;
+miss:
+	count(HRB_R_NODEPORT_REPLY_MISS);
+	return NP_TO_STACK;
+}
+
+/* A client's ICMP error to the node IP about a NodePort reply it got (quoted: node:NodePort ->
+ * client): to the connection's backend, quoting the reply as the backend sent it — on this node
+ * (NP_LOCAL, *ep), or on another, where the reply came from the SNAT port (NP_FORWARD). NP_NONE
+ * when the quote is of no NodePort connection. */
+static __always_inline enum np_verdict nodeport_error_to_backend(struct __sk_buff *skb,
+								 struct pkt *p,
+								 struct bpf_fib_lookup *fib, int *rc,
+								 struct hrb_endpoint **ep)
+{
+	struct pkt_inner *in = &p->inner;
+	struct hrb_ct_key k = {};
+	struct hrb_ct_entry *se, *e;
+	__u32 bip, cip = p->saddr;
+	__u16 bport, np = in->sport, cport = in->dport;
+
+	if (!lb_enabled || !in->ok || p->daddr != node_ip || in->saddr != node_ip ||
+	    in->daddr != cip || in->proto == IPPROTO_ICMP)
+		return NP_NONE;
+	k.src_ip = cip;
+	k.dst_ip = node_ip;
+	k.src_port = cport;
+	k.dst_port = np;
+	k.proto = in->proto;
+	k.kind = HRB_CT_SERVICE;
+	se = bpf_map_lookup_elem(&ct, &k);
+	if (!se)
+		return NP_NONE;
+	bip = se->nat_ip;
+	bport = se->nat_port;
+	*ep = bpf_map_lookup_elem(&endpoints, &bip);
+	if (*ep) {
+		if (icmp_error_rewrite(skb, p, true, node_ip, bip, np, bport, true))
+			return NP_DROP;
+		p->daddr = bip;
+		count(HRB_R_ICMP_ERROR_LB);
+		return NP_LOCAL;
+	}
+	k.dst_ip = bip;
+	k.dst_port = bport;
+	k.kind = HRB_CT_NODEPORT;
+	e = bpf_map_lookup_elem(&ct, &k);
+	if (!e)
+		return NP_NONE;
+	if (p->ttl <= 1) {
+		count(HRB_R_NODEPORT_TO_STACK);
+		return NP_TO_STACK;
+	}
+	if (!np_route(skb, fib, rc, bip, p))
+		return NP_TO_STACK;
+	if (icmp_error_rewrite(skb, p, true, node_ip, bip, np, bport, true) ||
+	    icmp_error_rewrite(skb, p, false, cip, node_ip, cport, e->nat_port, true))
+		return NP_DROP;
+	p->daddr = bip;
+	p->saddr = node_ip;
+	count(HRB_R_ICMP_ERROR_LB);
+	return NP_FORWARD;
 }
 
 #endif
