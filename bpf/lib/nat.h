@@ -355,6 +355,17 @@ miss:
 	return 0;
 }
 
+/* An ICMP error's outer source or destination address: the IP header checksum only (ICMP has no
+ * pseudo-header). */
+static __always_inline int icmp_outer_rewrite(struct __sk_buff *skb, bool source, __u32 old_ip,
+					      __u32 new_ip)
+{
+	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_ip, new_ip, 4) ||
+	    bpf_skb_store_bytes(skb, source ? IP_SRC_OFF : IP_DST_OFF, &new_ip, 4, 0))
+		return -1;
+	return 0;
+}
+
 /* Translates an ICMP error about a translated flow (RFC 5508, 4.2): in the quoted header the
  * address, the port (or echo id) and both checksums, each change also folded into the ICMP
  * checksum, and with `outer` the outer address too. inbound: the quoted source and the outer
@@ -397,13 +408,7 @@ static __always_inline int icmp_error_rewrite(struct __sk_buff *skb, const struc
 	if (bpf_skb_store_bytes(skb, port_off, &new_port, 2, 0) ||
 	    bpf_l4_csum_replace(skb, icsum, old_port, new_port, 2))
 		return -1;
-	/* The outer address: IP header checksum only (ICMP has no pseudo-header). */
-	if (!outer)
-		return 0;
-	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_ip, new_ip, 4) ||
-	    bpf_skb_store_bytes(skb, inbound ? IP_DST_OFF : IP_SRC_OFF, &new_ip, 4, 0))
-		return -1;
-	return 0;
+	return outer ? icmp_outer_rewrite(skb, !inbound, old_ip, new_ip) : 0;
 }
 
 /* An ICMP error to a load-balanced connection's client about one of its requests, quoted as the

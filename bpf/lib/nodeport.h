@@ -263,8 +263,10 @@ miss:
 
 /* An ICMP error for the node IP about a request the node forwarded to a remote backend (quoted:
  * node:snat -> backend; icmp_error_in() returned 3): back to the client, quoting the request as
- * the client sent it (client -> node:NodePort). The outer source becomes the node IP when the
- * backend sent the error; a router's address stays. */
+ * the client sent it (client -> node:NodePort). The outer source becomes the node IP whoever
+ * sent the error — the backend or a router between the nodes: the client only ever talks to the
+ * node, no pod or fabric address goes out (the packet fuzzer found spoofed ones going out), and
+ * the stack's conntrack translates such an error's outer header the same way. */
 static __always_inline enum np_verdict nodeport_error_to_client(struct __sk_buff *skb,
 								struct pkt *p,
 								struct bpf_fib_lookup *fib, int *rc)
@@ -274,7 +276,6 @@ static __always_inline enum np_verdict nodeport_error_to_client(struct __sk_buff
 	struct hrb_ct_entry *r, *e;
 	__u32 cip, bip = in->daddr;
 	__u16 cport, bport = in->dport, sp = in->sport;
-	bool from_backend = p->saddr == bip;
 
 	nat_rev_key(&rk, bip, bport, sp, in->proto);
 	r = bpf_map_lookup_elem(&ct, &rk);
@@ -299,11 +300,11 @@ static __always_inline enum np_verdict nodeport_error_to_client(struct __sk_buff
 	if (!np_route(skb, fib, rc, cip, p))
 		return NP_TO_STACK;
 	if (icmp_error_rewrite(skb, p, true, node_ip, cip, sp, cport, true) ||
-	    icmp_error_rewrite(skb, p, false, bip, node_ip, bport, e->node_port, from_backend))
+	    icmp_error_rewrite(skb, p, false, bip, node_ip, bport, e->node_port, false) ||
+	    icmp_outer_rewrite(skb, true, p->saddr, node_ip))
 		return NP_DROP;
 	p->daddr = cip;
-	if (from_backend)
-		p->saddr = node_ip;
+	p->saddr = node_ip;
 	count(HRB_R_ICMP_ERROR_LB);
 	return NP_FORWARD;
 miss:

@@ -385,13 +385,13 @@ TEST_F(NodePort, ErrorsOfARemoteBackendsConnectionAreTranslatedBothWays) {
   EXPECT_EQ(r.redirect.helper, kFib);
   EXPECT_TRUE(
       same_frame(icmp_error(out_to(node_ip(), client, ext().netns), 3, 3, build(req)), r.out, in));
-  // A router on the way (node2's address; time exceeded, an 8-byte quote) keeps its address.
-  const Ipv4 hop = l().nodes[1].underlay_ip;
-  auto in_hop = icmp_error(hop, node_ip(), 11, 0, sent.out, 28);
+  // A router on the way (node2's address; time exceeded, an 8-byte quote): the client sees the
+  // node as the sender too — it only ever talks to the node.
+  auto in_hop = icmp_error(l().nodes[1].underlay_ip, node_ip(), 11, 0, sent.out, 28);
   auto h = run(progs_->from_uplink_fd(), in_hop, "eth0");
   ASSERT_EQ(h.verdict, TC_ACT_REDIRECT);
-  EXPECT_TRUE(same_frame(icmp_error(out_to(hop, client, ext().netns), 11, 0, build(req), 28), h.out,
-                         in_hop));
+  EXPECT_TRUE(same_frame(icmp_error(out_to(node_ip(), client, ext().netns), 11, 0, build(req), 28),
+                         h.out, in_hop));
   // The client's port unreachable about the answer: to the backend, from the node, quoting the
   // answer as the backend sent it (to the SNAT port).
   auto answer = from_backend(b, node_ip(), 41100, 0, 17);
