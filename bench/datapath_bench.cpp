@@ -294,6 +294,37 @@ void BM_CtCost(benchmark::State& st) {
   st.SetLabel(st.range(1) ? "local pod" : "remote pod");
 }
 
+// The same comparison with the timer floor amortised: each test run repeats the program
+// kRepeat times on one packet (TTL 255, so that it stays forwardable) and reports the mean, so
+// the cost of entering and leaving the test run is spread over kRepeat packets instead of
+// being added to each. This is the program's own cost, the figure the ≤ 30 % target is about.
+void BM_CtCostAmortized(benchmark::State& st) {
+  constexpr uint32_t kRepeat = 200;
+  InNode in_node;
+  resolve_neighbours();
+  Runner with(masq_with(0)), without(masq_with(0), {.ct_enabled = false});
+  const auto& p1 = N1().pods[0];
+  const Ipv4 dst = st.range(1) ? N1().pods[1].ip : L().nodes[1].pods[0].ip;
+  auto pkt = packet(p1.ip, dst, 40000, 80);
+  pkt[14 + 8] = 255;  // TTL: kRepeat decrements stay above 1
+  double t_with = 0, t_without = 0;
+  for (auto _ : st) {
+    int v1 = -1, v2 = -1;
+    auto a = pkt, b = pkt;
+    double ns1 = with.run(with.progs->from_pod_fd(), a, with.lxc1, kRepeat, &v1);
+    double ns2 = without.run(without.progs->from_pod_fd(), b, without.lxc1, kRepeat, &v2);
+    st.SetIterationTime((ns1 + ns2) / 1e9);
+    t_with += ns1;
+    t_without += ns2;
+    if (!verdict_is(st, v1, kRedirect) || !verdict_is(st, v2, kRedirect)) break;
+  }
+  const double n = std::max<double>(st.iterations(), 1);
+  st.counters["ct_ns"] = t_with / n;
+  st.counters["no_ct_ns"] = t_without / n;
+  st.counters["ct_over_no_ct"] = t_without > 0 ? t_with / t_without : 0;
+  st.SetLabel(st.range(1) ? "local pod, 200 repeats a run" : "remote pod, 200 repeats a run");
+}
+
 // Services in BPF: a known connection to a service (frontend lookup, CT of the connection and
 // of its flow after DNAT, DNAT, FIB) with N services in the map; and a new connection per
 // packet (a backend chosen, two CT entries created).
@@ -389,6 +420,7 @@ BENCHMARK(BM_MasqEstablished_NatOccupancy)
     ->UseManualTime()
     ->Iterations(kIters);
 BENCHMARK(BM_CtCost)->ArgsProduct({{1}, {0, 1}})->UseManualTime()->Iterations(kIters);
+BENCHMARK(BM_CtCostAmortized)->ArgsProduct({{1}, {0, 1}})->UseManualTime()->Iterations(kIters / 20);
 BENCHMARK(BM_Service_Established)
     ->ArgsProduct({{1}, {10, 1000, 10000}})
     ->UseManualTime()
