@@ -119,19 +119,14 @@ static __always_inline enum lb_verdict lb_icmp_error_to_backend(struct __sk_buff
 								struct pkt *p)
 {
 	struct pkt_inner *in = &p->inner;
-	struct hrb_ct_key k = {};
+	struct hrb_ct_key k;
 	struct hrb_ct_entry *se;
 	__u32 bip;
 
 	if (!in->ok || in->saddr != p->daddr || in->daddr != p->saddr ||
 	    in->proto == IPPROTO_ICMP)
 		return LB_NONE;
-	k.src_ip = in->daddr;
-	k.dst_ip = in->saddr;
-	k.src_port = in->dport;
-	k.dst_port = in->sport;
-	k.proto = in->proto;
-	k.kind = HRB_CT_SERVICE;
+	ct_key_tuple(&k, in->daddr, in->saddr, in->dport, in->sport, in->proto, HRB_CT_SERVICE);
 	se = bpf_map_lookup_elem(&ct, &k);
 	if (!se)
 		return LB_NONE;

@@ -436,17 +436,12 @@ static __always_inline int lb_icmp_error_rewrite(struct __sk_buff *skb, struct p
 static __always_inline int lb_icmp_error_to_client(struct __sk_buff *skb, struct pkt *p)
 {
 	struct pkt_inner *in = &p->inner;
-	struct hrb_ct_key k = {};
+	struct hrb_ct_key k;
 	struct hrb_ct_entry *e;
 
 	if (!in->ok || in->saddr != p->daddr || in->proto == IPPROTO_ICMP)
 		return 0;
-	k.src_ip = in->saddr;
-	k.dst_ip = in->daddr;
-	k.src_port = in->sport;
-	k.dst_port = in->dport;
-	k.proto = in->proto;
-	k.kind = HRB_CT_FLOW;
+	ct_key_tuple(&k, in->saddr, in->daddr, in->sport, in->dport, in->proto, HRB_CT_FLOW);
 	e = bpf_map_lookup_elem(&ct, &k);
 	if (!e || !(e->flags & HRB_CT_F_SVC))
 		return 0;

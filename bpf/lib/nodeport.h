@@ -138,11 +138,16 @@ static __always_inline int np_rewrite(struct __sk_buff *skb, struct pkt *p, __u3
 	return 0;
 }
 
-/* The route from the node IP to dst: false (counted) when the stack must take the packet — the
- * FIB cannot forward it, or it is too big for the egress device. */
+/* The route from the node IP to dst: false (counted) when the stack must take the packet — its
+ * TTL is spent (the stack sends time exceeded), the FIB cannot forward it, or it is too big for
+ * the egress device. */
 static __always_inline bool np_route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, int *rc,
 				     __u32 dst, const struct pkt *p)
 {
+	if (p->ttl <= 1) {
+		count(HRB_R_NODEPORT_TO_STACK);
+		return false;
+	}
 	*rc = fib_lookup(skb, fib, node_ip, dst, p->proto, p->tos);
 	if (!fib_forwardable(*rc)) {
 		fib_to_stack(*rc);
@@ -214,50 +219,50 @@ static __always_inline enum np_verdict nodeport_in(struct __sk_buff *skb, struct
 	return NP_FORWARD;
 }
 
+/* The NodePort connection whose request left as node:sp -> backend bip:bport: its HRB_CT_NODEPORT
+ * entry, with *r its port claim and *cip:*cport its client. NULL when the claim is no NodePort
+ * connection's, when the entry is gone (it cannot be re-created from the claim, which lacks the
+ * NodePort), or when the claim is stale (the connection moved to another port since). */
+static __always_inline struct hrb_ct_entry *np_by_snat_port(__u32 bip, __u16 bport, __u16 sp,
+							    __u8 proto, struct hrb_ct_entry **r,
+							    __u32 *cip, __u16 *cport)
+{
+	struct hrb_ct_key k;
+	struct hrb_ct_entry *e;
+
+	nat_rev_key(&k, bip, bport, sp, proto);
+	*r = bpf_map_lookup_elem(&ct, &k);
+	if (!*r || (*r)->owner != HRB_CT_NODEPORT)
+		return NULL;
+	*cip = (*r)->nat_ip;
+	*cport = (*r)->nat_port;
+	ct_key_tuple(&k, *cip, bip, *cport, bport, proto, HRB_CT_NODEPORT);
+	e = bpf_map_lookup_elem(&ct, &k);
+	return e && e->nat_port == sp ? e : NULL;
+}
+
 /* A remote backend's reply to the node IP at a SNAT port whose claim a NodePort connection owns
  * (reverse_nat() returned 3): reverse SNAT, then reverse DNAT. */
 static __always_inline enum np_verdict nodeport_reply(struct __sk_buff *skb, struct pkt *p,
 						      struct bpf_fib_lookup *fib, int *rc)
 {
-	struct hrb_ct_key rk, k;
 	struct hrb_ct_entry *r, *e;
-	__u32 cip, bip = p->saddr;
-	__u16 cport, np, sp = p->dport, bport = p->sport;
+	__u32 cip;
+	__u16 cport;
 
-	nat_rev_key(&rk, p->saddr, p->sport, p->dport, p->proto);
-	r = bpf_map_lookup_elem(&ct, &rk);
-	if (!r || r->owner != HRB_CT_NODEPORT)
-		goto miss;
-	cip = r->nat_ip;
-	cport = r->nat_port;
-	__builtin_memset(&k, 0, sizeof(k));
-	k.src_ip = cip;
-	k.dst_ip = bip;
-	k.src_port = cport;
-	k.dst_port = bport;
-	k.proto = p->proto;
-	k.kind = HRB_CT_NODEPORT;
-	e = bpf_map_lookup_elem(&ct, &k);
-	/* Gone (it cannot be re-created from the claim, which lacks the NodePort), or a stale
-	 * claim: the connection moved to another port since. */
-	if (!e || e->nat_port != sp)
-		goto miss;
-	np = e->node_port;
-	if (p->ttl <= 1) {
-		count(HRB_R_NODEPORT_TO_STACK);
+	e = np_by_snat_port(p->saddr, p->sport, p->dport, p->proto, &r, &cip, &cport);
+	if (!e) {
+		count(HRB_R_NODEPORT_REPLY_MISS);
 		return NP_TO_STACK;
 	}
 	if (!np_route(skb, fib, rc, cip, p))
 		return NP_TO_STACK;
 	ct_track(e, p, true, bpf_ktime_get_ns());
 	nat_mirror(r, e);
-	if (np_rewrite(skb, p, node_ip, np, cip, cport))
+	if (np_rewrite(skb, p, node_ip, e->node_port, cip, cport))
 		return NP_DROP;
 	count(HRB_R_NODEPORT_REPLY);
 	return NP_FORWARD;
-miss:
-	count(HRB_R_NODEPORT_REPLY_MISS);
-	return NP_TO_STACK;
 }
 
 
@@ -272,29 +277,13 @@ static __always_inline enum np_verdict nodeport_error_to_client(struct __sk_buff
 								struct bpf_fib_lookup *fib, int *rc)
 {
 	struct pkt_inner *in = &p->inner;
-	struct hrb_ct_key rk, k;
 	struct hrb_ct_entry *r, *e;
 	__u32 cip, bip = in->daddr;
 	__u16 cport, bport = in->dport, sp = in->sport;
 
-	nat_rev_key(&rk, bip, bport, sp, in->proto);
-	r = bpf_map_lookup_elem(&ct, &rk);
-	if (!r || r->owner != HRB_CT_NODEPORT)
-		goto miss;
-	cip = r->nat_ip;
-	cport = r->nat_port;
-	__builtin_memset(&k, 0, sizeof(k));
-	k.src_ip = cip;
-	k.dst_ip = bip;
-	k.src_port = cport;
-	k.dst_port = bport;
-	k.proto = in->proto;
-	k.kind = HRB_CT_NODEPORT;
-	e = bpf_map_lookup_elem(&ct, &k);
-	if (!e || e->nat_port != sp)
-		goto miss;
-	if (p->ttl <= 1) {
-		count(HRB_R_NODEPORT_TO_STACK);
+	e = np_by_snat_port(bip, bport, sp, in->proto, &r, &cip, &cport);
+	if (!e) {
+		count(HRB_R_NODEPORT_REPLY_MISS);
 		return NP_TO_STACK;
 	}
 	if (!np_route(skb, fib, rc, cip, p))
@@ -307,9 +296,6 @@ static __always_inline enum np_verdict nodeport_error_to_client(struct __sk_buff
 	p->saddr = node_ip;
 	count(HRB_R_ICMP_ERROR_LB);
 	return NP_FORWARD;
-miss:
-	count(HRB_R_NODEPORT_REPLY_MISS);
-	return NP_TO_STACK;
 }
 
 /* A client's ICMP error to the node IP about a NodePort reply it got (quoted: node:NodePort ->
@@ -322,7 +308,7 @@ static __always_inline enum np_verdict nodeport_error_to_backend(struct __sk_buf
 								 struct hrb_endpoint **ep)
 {
 	struct pkt_inner *in = &p->inner;
-	struct hrb_ct_key k = {};
+	struct hrb_ct_key k;
 	struct hrb_ct_entry *se, *e;
 	__u32 bip, cip = p->saddr;
 	__u16 bport, np = in->sport, cport = in->dport;
@@ -330,12 +316,7 @@ static __always_inline enum np_verdict nodeport_error_to_backend(struct __sk_buf
 	if (!lb_enabled || !in->ok || p->daddr != node_ip || in->saddr != node_ip ||
 	    in->daddr != cip || in->proto == IPPROTO_ICMP)
 		return NP_NONE;
-	k.src_ip = cip;
-	k.dst_ip = node_ip;
-	k.src_port = cport;
-	k.dst_port = np;
-	k.proto = in->proto;
-	k.kind = HRB_CT_SERVICE;
+	ct_key_tuple(&k, cip, node_ip, cport, np, in->proto, HRB_CT_SERVICE);
 	se = bpf_map_lookup_elem(&ct, &k);
 	if (!se)
 		return NP_NONE;
@@ -349,16 +330,10 @@ static __always_inline enum np_verdict nodeport_error_to_backend(struct __sk_buf
 		count(HRB_R_ICMP_ERROR_LB);
 		return NP_LOCAL;
 	}
-	k.dst_ip = bip;
-	k.dst_port = bport;
-	k.kind = HRB_CT_NODEPORT;
+	ct_key_tuple(&k, cip, bip, cport, bport, in->proto, HRB_CT_NODEPORT);
 	e = bpf_map_lookup_elem(&ct, &k);
 	if (!e)
 		return NP_NONE;
-	if (p->ttl <= 1) {
-		count(HRB_R_NODEPORT_TO_STACK);
-		return NP_TO_STACK;
-	}
 	if (!np_route(skb, fib, rc, bip, p))
 		return NP_TO_STACK;
 	if (icmp_error_rewrite(skb, p, true, node_ip, bip, np, bport, true) ||
