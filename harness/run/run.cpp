@@ -151,9 +151,12 @@ std::string git_revision() {
 const std::string kPps = "pps";
 
 // The CPU figures every trial has.
-nlohmann::json cpu_metrics(const metrics::CpuTimes& cpu) {
+double steal_fraction(const metrics::CpuTimes& cpu) {
   const double total = cpu.total();
-  return {{"stealFraction", total > 0 ? cpu.steal / total : 0.0}, {"cpuBusySeconds", cpu.busy()}};
+  return total > 0 ? cpu.steal / total : 0.0;
+}
+nlohmann::json cpu_metrics(const metrics::CpuTimes& cpu) {
+  return {{"stealFraction", steal_fraction(cpu)}, {"cpuBusySeconds", cpu.busy()}};
 }
 
 // Figures derived from a workload result and the CPU time it took.
@@ -489,8 +492,7 @@ results::Trial record(const PlannedTrial& t, const Measurement& m, size_t order,
   trial.iptables_packets = m.iptables_packets;
   trial.service_rule_packets = m.service_rule_packets;
   trial.bpf_counters = m.bpf_counters;
-  const double steal =
-      trial.metrics ? trial.metrics->value("stealFraction", 0.0) : 0.0;  // cpu_metrics' figure
+  const double steal = steal_fraction(m.cpu);
   if (steal > max_steal_fraction)
     flags.push_back(fmt::format("steal {:.0f}% > {:.0f}%", steal * 100, max_steal_fraction * 100));
   trial.valid = flags.empty();
