@@ -3,7 +3,8 @@
  * The one ABI between hostroute-bench's BPF programs and its C++ harness.
  * Included by the bpf/ programs (after vmlinux.h) and by C++ (after <linux/types.h>).
  * Fixed-width types and explicit padding only; every struct's size is pinned
- * by a static assertion below, and a test checks it against the object's BTF.
+ * by a static assertion below, and tests/bpf/abi_btf_test.cpp checks it against
+ * the BTF of the compiled objects.
  */
 #ifndef HRB_ABI_H
 #define HRB_ABI_H
