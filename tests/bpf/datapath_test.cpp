@@ -142,16 +142,12 @@ class Env {
 enum class Prog { from_pod, from_uplink, to_pod };
 const char* counters_of(Prog p) { return p == Prog::from_uplink ? "from_uplink" : "from_pod"; }
 
-class Datapath : public ::testing::Test {
+class Datapath : public SuiteCluster<Datapath> {
+ public:
+  static constexpr const char* kTopology = "topologies/two-node.yaml";
+  static constexpr const char* kTag = "tb";
+
  protected:
-  static void SetUpTestSuite() {
-    if (::geteuid() != 0) return;
-    cluster_ = new ClusterGuard("topologies/two-node.yaml", "tb");
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
   void SetUp() override {
     HRB_REQUIRE_ROOT();
     progs_ = std::make_unique<NodePrograms>(l(), node(), masq(), opts());
@@ -228,10 +224,8 @@ class Datapath : public ::testing::Test {
   void flush_neighbours() {
     run_cmd({"ip", "neigh", "flush", "dev", "eth0"}, {.netns = node().netns});
   }
-  static ClusterGuard* cluster_;
   std::unique_ptr<NodePrograms> progs_;
 };
-ClusterGuard* Datapath::cluster_ = nullptr;
 
 // The output frame of a run, byte for byte (decoded diff and pcap on a mismatch).
 #define EXPECT_FRAME(run_result, expected_bytes) \

@@ -2,7 +2,7 @@
 // objects under BPF_PROG_TEST_RUN inside node1 of a real two-node cluster, with the maps filled
 // from the cluster's one service list (4 services, each with a NodePort). A test run cannot
 // redirect: the verdict is asserted, and the helper and ifindex come from the programs' record
-// (record_redirects). The fixture is this file's own (datapath_test.cpp's is being restructured).
+// (record_redirects). The suite shares one cluster (SuiteCluster, tests/support).
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
@@ -40,16 +40,12 @@ struct RunResult {
   hrb_redirect_record redirect{};
 };
 
-class NodePort : public ::testing::Test {
+class NodePort : public SuiteCluster<NodePort> {
+ public:
+  static constexpr const char* kTopology = "topologies/two-node.yaml";
+  static constexpr const char* kTag = "np";
+
  protected:
-  static void SetUpTestSuite() {
-    if (::geteuid() != 0) return;
-    cluster_ = new ClusterGuard("topologies/two-node.yaml", "np");
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
   void SetUp() override {
     HRB_REQUIRE_ROOT();
     progs_ = std::make_unique<NodePrograms>(l(), node(), masq(), opts());
@@ -177,10 +173,8 @@ class NodePort : public ::testing::Test {
     return r;
   }
 
-  static ClusterGuard* cluster_;
   std::unique_ptr<NodePrograms> progs_;
 };
-ClusterGuard* NodePort::cluster_ = nullptr;
 
 #define EXPECT_CHECKSUMS_OK(pkt)                                          \
   do {                                                                    \
