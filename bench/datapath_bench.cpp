@@ -269,19 +269,23 @@ void BM_MasqEstablished_NatOccupancy(benchmark::State& st) {
 // The cost of connection tracking as a ratio measured in one loop: the same packet alternately
 // through the programs with and without CT (ct_enabled), so that the machine's drift hits both
 // alike. Arg 1: 0 the remote-pod path, 1 the local-pod path. Counters: ns of each, and ct/no_ct.
-void BM_CtCost(benchmark::State& st) {
+// `repeat` program runs per test run: 1 (BM_CtCost) includes the test run's own cost, the
+// floor, in each; 200 (BM_CtCostAmortized, TTL 255 so that the packet stays forwardable) spreads
+// it over 200 packets: the programs' own cost, the figure the ≤ 30 % target is about.
+void ct_cost(benchmark::State& st, uint32_t repeat) {
   InNode in_node;
   resolve_neighbours();
   Runner with(masq_with(0)), without(masq_with(0), {.ct_enabled = false});
   const auto& p1 = N1().pods[0];
   const Ipv4 dst = st.range(1) ? N1().pods[1].ip : L().nodes[1].pods[0].ip;
   auto pkt = packet(p1.ip, dst, 40000, 80);
+  if (repeat > 1) pkt[14 + 8] = 255;  // TTL: `repeat` decrements stay above 1
   double t_with = 0, t_without = 0;
   for (auto _ : st) {
     int v1 = -1, v2 = -1;
     auto a = pkt, b = pkt;  // each run rewrites its packet (TTL, MACs)
-    double ns1 = with.run(with.progs->from_pod_fd(), a, with.lxc1, 1, &v1);
-    double ns2 = without.run(without.progs->from_pod_fd(), b, without.lxc1, 1, &v2);
+    double ns1 = with.run(with.progs->from_pod_fd(), a, with.lxc1, repeat, &v1);
+    double ns2 = without.run(without.progs->from_pod_fd(), b, without.lxc1, repeat, &v2);
     st.SetIterationTime((ns1 + ns2) / 1e9);
     t_with += ns1;
     t_without += ns2;
@@ -291,8 +295,11 @@ void BM_CtCost(benchmark::State& st) {
   st.counters["ct_ns"] = t_with / n;
   st.counters["no_ct_ns"] = t_without / n;
   st.counters["ct_over_no_ct"] = t_without > 0 ? t_with / t_without : 0;
-  st.SetLabel(st.range(1) ? "local pod" : "remote pod");
+  st.SetLabel(fmt::format("{}{}", st.range(1) ? "local pod" : "remote pod",
+                          repeat > 1 ? fmt::format(", {} repeats a run", repeat) : ""));
 }
+void BM_CtCost(benchmark::State& st) { ct_cost(st, 1); }
+void BM_CtCostAmortized(benchmark::State& st) { ct_cost(st, 200); }
 
 // Services in BPF: a known connection to a service (frontend lookup, CT of the connection and
 // of its flow after DNAT, DNAT, FIB) with N services in the map; and a new connection per
@@ -389,6 +396,7 @@ BENCHMARK(BM_MasqEstablished_NatOccupancy)
     ->UseManualTime()
     ->Iterations(kIters);
 BENCHMARK(BM_CtCost)->ArgsProduct({{1}, {0, 1}})->UseManualTime()->Iterations(kIters);
+BENCHMARK(BM_CtCostAmortized)->ArgsProduct({{1}, {0, 1}})->UseManualTime()->Iterations(kIters / 20);
 BENCHMARK(BM_Service_Established)
     ->ArgsProduct({{1}, {10, 1000, 10000}})
     ->UseManualTime()

@@ -7,6 +7,7 @@
  *                                       bpf_redirect_peer; on another DNAT + SNAT to the node
  *                                       IP and out along the FIB
  *   a remote backend's reply to such -> reverse SNAT, reverse DNAT, back along the FIB
+ *   ICMP errors about either         -> both headers translated, on to the client or backend
  *   a local pod                      -> connection-tracked (a load-balanced connection's reply
  *                                       gets its service address back), MACs, TTL,
  *                                       bpf_redirect_peer
@@ -40,9 +41,11 @@ int from_uplink(struct __sk_buff *skb)
 	if (translated < 0)
 		return TC_ACT_SHOT;
 	if (translated == 3)
-		np = nodeport_reply(skb, &p, &fib, &rc);
+		np = p.icmp_error ? nodeport_error_to_client(skb, &p, &fib, &rc)
+				  : nodeport_reply(skb, &p, &fib, &rc);
 	else if (translated == 0)
-		np = nodeport_in(skb, &p, &fib, &rc, &ep);
+		np = p.icmp_error ? nodeport_error_to_backend(skb, &p, &fib, &rc, &ep)
+				  : nodeport_in(skb, &p, &fib, &rc, &ep);
 	switch (np) {
 	case NP_NONE:
 		break;

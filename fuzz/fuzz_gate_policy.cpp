@@ -7,8 +7,8 @@
 #include "results/results.hpp"
 
 namespace {
-const nlohmann::json& fixture_run() {
-  static const nlohmann::json doc =
+const hrb::results::Run& fixture_run() {
+  static const hrb::results::Run doc =
       hrb::results::read_results(hrb::fuzz::source_path("tests/fixtures/gate/run.json"));
   return doc;
 }

@@ -22,8 +22,8 @@ struct MemFile {
   }
 };
 
-const nlohmann::json& fixture_run() {
-  static const nlohmann::json doc =
+const hrb::results::Run& fixture_run() {
+  static const hrb::results::Run doc =
       hrb::results::read_results(hrb::fuzz::source_path("tests/fixtures/gate/run.json"));
   return doc;
 }
@@ -43,7 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto& other = fixture_run();
   const auto& policy = fixture_policy();
   file.write(data, size);
-  nlohmann::json doc;
+  hrb::results::Run doc;
   try {
     doc = hrb::results::read_results(file.path);
   } catch (const hrb::Error&) {

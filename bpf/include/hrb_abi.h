@@ -3,7 +3,8 @@
  * The one ABI between hostroute-bench's BPF programs and its C++ harness.
  * Included by the bpf/ programs (after vmlinux.h) and by C++ (after <linux/types.h>).
  * Fixed-width types and explicit padding only; every struct's size is pinned
- * by a static assertion below, and a test checks it against the object's BTF.
+ * by a static assertion below, and tests/bpf/abi_btf_test.cpp checks it against
+ * the BTF of the compiled objects.
  */
 #ifndef HRB_ABI_H
 #define HRB_ABI_H
@@ -91,7 +92,8 @@ struct hrb_probe_stats {
 	X(NODEPORT_REMOTE, nodeport_remote, "NodePort: DNATed and SNATed to the node IP, out to the backend's node") \
 	X(NODEPORT_REPLY, nodeport_reply, "NodePort: a remote backend's reply, rev-SNATed and rev-DNATed") \
 	X(NODEPORT_REPLY_MISS, nodeport_reply_miss, "NodePort: a reply to a NodePort SNAT port whose connection is gone") \
-	X(NODEPORT_TO_STACK, nodeport_to_stack, "NodePort: untranslated to the stack (TTL <= 1, not forwardable, TCP without SYN or state)")
+	X(NODEPORT_TO_STACK, nodeport_to_stack, "NodePort: untranslated to the stack (TTL <= 1, not forwardable, TCP without SYN or state)") \
+	X(ICMP_ERROR_LB, icmp_error_lb, "ICMP error about a load-balanced connection (ClusterIP, NodePort), translated")
 #define HRB_REASON_ENUM(id, name, doc) HRB_R_##id,
 enum hrb_reason { HRB_REASONS(HRB_REASON_ENUM) HRB_R__MAX };
 #undef HRB_REASON_ENUM

@@ -34,6 +34,19 @@ static __always_inline __u64 ct_lifetime(__u8 proto, __u8 flags)
 	return (flags & HRB_CT_F_ESTABLISHED) ? ct_lifetime_tcp_ns : ct_lifetime_syn_ns;
 }
 
+/* A key from its parts (addresses and ports in network order). */
+static __always_inline void ct_key_tuple(struct hrb_ct_key *k, __u32 src, __u32 dst, __u16 sport,
+					 __u16 dport, __u8 proto, __u8 kind)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->src_ip = src;
+	k->dst_ip = dst;
+	k->src_port = sport;
+	k->dst_port = dport;
+	k->proto = proto;
+	k->kind = kind;
+}
+
 /* The key of a packet's flow if the packet is in the original direction. */
 static __always_inline void ct_key_orig(const struct pkt *p, struct hrb_ct_key *k)
 {

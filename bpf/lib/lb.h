@@ -111,6 +111,33 @@ static __always_inline bool lb_track(const struct pkt *p, __u32 vip, __u16 vport
 	return ct_insert(&k, &n);
 }
 
+/* A client's ICMP error about a backend's reply, which reached it with the service address as
+ * its source (quoted: service -> client): it goes to the backend instead, quoting the reply as
+ * the backend sent it, found by the connection's HRB_CT_SERVICE entry. LB_NONE when the quote is
+ * of no connection of this client's (the stack gets it, as any packet to an unknown service). */
+static __always_inline enum lb_verdict lb_icmp_error_to_backend(struct __sk_buff *skb,
+								struct pkt *p)
+{
+	struct pkt_inner *in = &p->inner;
+	struct hrb_ct_key k;
+	struct hrb_ct_entry *se;
+	__u32 bip;
+
+	if (!in->ok || in->saddr != p->daddr || in->daddr != p->saddr ||
+	    in->proto == IPPROTO_ICMP)
+		return LB_NONE;
+	ct_key_tuple(&k, in->daddr, in->saddr, in->dport, in->sport, in->proto, HRB_CT_SERVICE);
+	se = bpf_map_lookup_elem(&ct, &k);
+	if (!se)
+		return LB_NONE;
+	bip = se->nat_ip;
+	if (icmp_error_rewrite(skb, p, true, p->daddr, bip, in->sport, se->nat_port, true))
+		return LB_DROP;
+	p->daddr = bip;
+	count(HRB_R_ICMP_ERROR_LB);
+	return LB_DONE;
+}
+
 static __always_inline enum lb_verdict lb_translate(struct __sk_buff *skb, struct pkt *p)
 {
 	struct hrb_lb_key fk = {.addr = p->daddr, .port = p->dport, .proto = p->proto};
@@ -119,6 +146,8 @@ static __always_inline enum lb_verdict lb_translate(struct __sk_buff *skb, struc
 	__u16 bport, vport = p->dport;
 	__u64 now;
 
+	if (lb_enabled && p->icmp_error)
+		return lb_icmp_error_to_backend(skb, p);
 	if (!lb_enabled || !p->has_ports || p->proto == IPPROTO_ICMP)
 		return LB_NONE;
 	fe = bpf_map_lookup_elem(&lb, &fk);
@@ -142,12 +171,15 @@ static __always_inline enum lb_verdict lb_translate(struct __sk_buff *skb, struc
  * needs it in too. */
 
 /* Connection tracking of pod traffic that is not masqueraded, with the reverse translation of
- * load-balanced replies. Returns false when the packet must be dropped. */
+ * load-balanced replies, and of ICMP errors about load-balanced requests (which start no flow).
+ * Returns false when the packet must be dropped. */
 static __always_inline bool ct_and_reverse_lb(struct __sk_buff *skb, struct pkt *p, __u8 flags)
 {
 	struct hrb_ct_entry *e;
 	bool reply;
 
+	if (p->icmp_error)
+		return lb_icmp_error_to_client(skb, p) >= 0;
 	if (!ct_pod_traffic(p, flags, &e, &reply))
 		return false;
 	if (e && reply && (e->flags & HRB_CT_F_SVC))

@@ -355,13 +355,25 @@ miss:
 	return 0;
 }
 
-/* Translates an ICMP error about a masqueraded flow (RFC 5508, 4.2): the outer address, and in
- * the quoted header the address, the port (or echo id) and both checksums, each change also
- * folded into the ICMP checksum. inbound: towards the pod, the quoted source node:nat -> pod:port;
- * else from the pod, the quoted destination pod:port -> node:nat. */
+/* An ICMP error's outer source or destination address: the IP header checksum only (ICMP has no
+ * pseudo-header). */
+static __always_inline int icmp_outer_rewrite(struct __sk_buff *skb, bool source, __u32 old_ip,
+					      __u32 new_ip)
+{
+	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_ip, new_ip, 4) ||
+	    bpf_skb_store_bytes(skb, source ? IP_SRC_OFF : IP_DST_OFF, &new_ip, 4, 0))
+		return -1;
+	return 0;
+}
+
+/* Translates an ICMP error about a translated flow (RFC 5508, 4.2): in the quoted header the
+ * address, the port (or echo id) and both checksums, each change also folded into the ICMP
+ * checksum, and with `outer` the outer address too. inbound: the quoted source and the outer
+ * destination (e.g. towards the pod, node:nat -> pod:port); else the quoted destination and the
+ * outer source (e.g. from the pod, pod:port -> node:nat). */
 static __always_inline int icmp_error_rewrite(struct __sk_buff *skb, const struct pkt *p,
 					      bool inbound, __u32 old_ip, __u32 new_ip,
-					      __u16 old_port, __u16 new_port)
+					      __u16 old_port, __u16 new_port, bool outer)
 {
 	__u32 icsum = p->l4_off + offsetof(struct icmphdr, checksum);
 	__u32 iip = p->l4_off + sizeof(struct icmphdr);
@@ -396,16 +408,50 @@ static __always_inline int icmp_error_rewrite(struct __sk_buff *skb, const struc
 	if (bpf_skb_store_bytes(skb, port_off, &new_port, 2, 0) ||
 	    bpf_l4_csum_replace(skb, icsum, old_port, new_port, 2))
 		return -1;
-	/* The outer address: IP header checksum only (ICMP has no pseudo-header). */
-	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_ip, new_ip, 4) ||
-	    bpf_skb_store_bytes(skb, inbound ? IP_DST_OFF : IP_SRC_OFF, &new_ip, 4, 0))
+	return outer ? icmp_outer_rewrite(skb, !inbound, old_ip, new_ip) : 0;
+}
+
+/* An ICMP error to a load-balanced connection's client about one of its requests, quoted as the
+ * backend got it (client -> backend; e: that flow, HRB_CT_F_SVC): the quoted destination gets the
+ * service address back (e->nat_ip:nat_port, a ClusterIP's or the node's NodePort), and so does
+ * the outer source when the backend itself sent the error; a router on the way keeps its own
+ * address (traceroute still names the hop). */
+static __always_inline int lb_icmp_error_rewrite(struct __sk_buff *skb, struct pkt *p,
+						 const struct hrb_ct_entry *e)
+{
+	struct pkt_inner *in = &p->inner;
+	bool from_backend = p->saddr == in->daddr;
+
+	if (icmp_error_rewrite(skb, p, false, in->daddr, e->nat_ip, in->dport, e->nat_port,
+			       from_backend))
 		return -1;
+	if (from_backend)
+		p->saddr = e->nat_ip;
+	count(HRB_R_ICMP_ERROR_LB);
 	return 0;
+}
+
+/* The same, when p is an ICMP error to its quoted sender: 1 when translated, 0 when the quote is
+ * of no load-balanced flow, -1 on error. */
+static __always_inline int lb_icmp_error_to_client(struct __sk_buff *skb, struct pkt *p)
+{
+	struct pkt_inner *in = &p->inner;
+	struct hrb_ct_key k;
+	struct hrb_ct_entry *e;
+
+	if (!in->ok || in->saddr != p->daddr || in->proto == IPPROTO_ICMP)
+		return 0;
+	ct_key_tuple(&k, in->saddr, in->daddr, in->sport, in->dport, in->proto, HRB_CT_FLOW);
+	e = bpf_map_lookup_elem(&ct, &k);
+	if (!e || !(e->flags & HRB_CT_F_SVC))
+		return 0;
+	return lb_icmp_error_rewrite(skb, p, e) ? -1 : 1;
 }
 
 /* An ICMP error arriving for the node IP about a masqueraded flow (destination unreachable,
  * fragmentation needed included, time exceeded, parameter problem): back to the pod. Returns 1
- * when translated (p->daddr is the pod), 0 when it is about no masqueraded flow, -1 on error. */
+ * when translated (p->daddr is the pod), 0 when it is about no masqueraded flow, 3 when it is
+ * about a NodePort connection's SNATed request (p untouched), -1 on error. */
 static __always_inline int icmp_error_in(struct __sk_buff *skb, struct pkt *p)
 {
 	struct pkt_inner *in = &p->inner;
@@ -419,12 +465,13 @@ static __always_inline int icmp_error_in(struct __sk_buff *skb, struct pkt *p)
 	/* The quoted packet is one the node sent: node:nat -> remote:port. */
 	nat_rev_key(&rk, in->daddr, in->dport, in->sport, in->proto);
 	r = bpf_map_lookup_elem(&ct, &rk);
-	/* Errors about NodePort connections are not translated (yet): the stack gets them. */
+	if (r && r->owner == HRB_CT_NODEPORT)
+		return 3; /* about a NodePort connection's request: lib/nodeport.h translates it */
 	if (!r || r->owner != HRB_CT_FLOW)
 		return 0;
 	pod_ip = r->nat_ip;
 	pod_port = r->nat_port;
-	if (icmp_error_rewrite(skb, p, true, node_ip, pod_ip, in->sport, pod_port))
+	if (icmp_error_rewrite(skb, p, true, node_ip, pod_ip, in->sport, pod_port, true))
 		return -1;
 	p->daddr = pod_ip;
 	count(HRB_R_ICMP_ERROR_REVNAT);
@@ -454,7 +501,8 @@ static __always_inline enum nat_verdict icmp_error_out(struct __sk_buff *skb, st
 	if (e && (e->flags & HRB_CT_F_MASQ)) {
 		__u16 pod_port = in->proto == IPPROTO_ICMP ? in->sport : in->dport;
 
-		if (icmp_error_rewrite(skb, p, false, in->daddr, e->nat_ip, pod_port, e->nat_port))
+		if (icmp_error_rewrite(skb, p, false, in->daddr, e->nat_ip, pod_port, e->nat_port,
+				       true))
 			return NAT_DROP;
 		p->saddr = node_ip;
 		count(HRB_R_ICMP_ERROR_NAT);
@@ -466,10 +514,13 @@ static __always_inline enum nat_verdict icmp_error_out(struct __sk_buff *skb, st
 	k.src_port = in->sport;
 	k.dst_port = in->proto == IPPROTO_ICMP ? 0 : in->dport;
 	e = bpf_map_lookup_elem(&ct, &k);
-	/* Not in a NodePort connection: its client connected to the node, not to the pod (the
-	 * quoted header would need the NodePort's translation, which is not done yet). */
-	if (e && (e->flags & HRB_CT_F_FROM_OUTSIDE) && !(e->flags & HRB_CT_F_SVC))
+	if (e && (e->flags & HRB_CT_F_FROM_OUTSIDE)) {
+		/* In a NodePort connection the client connected to the node: the error takes the
+		 * node's address and NodePort, outside and in the quote. */
+		if ((e->flags & HRB_CT_F_SVC) && lb_icmp_error_rewrite(skb, p, e))
+			return NAT_DROP;
 		return NAT_FORWARD;
+	}
 no_state:
 	count(HRB_R_DROP_ICMP_ERROR_NO_STATE);
 	return NAT_DROP;

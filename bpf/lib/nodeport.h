@@ -24,7 +24,8 @@
  * the stack (it may answer a flow the stack masqueraded to a port in the NodePort range).
  * TTL <= 1 and what the FIB cannot forward go to the stack untranslated, where kube-proxy's
  * NodePort rules (installed underneath) translate them and the kernel sends any ICMP error.
- * ICMP errors about NodePort connections are not translated (yet): they go to the stack.
+ * ICMP errors about NodePort connections are translated both ways (nodeport_error_to_client,
+ * nodeport_error_to_backend; a local backend's own errors in nat.h's icmp_error_out).
  */
 #ifndef HRB_NODEPORT_H
 #define HRB_NODEPORT_H
@@ -137,11 +138,16 @@ static __always_inline int np_rewrite(struct __sk_buff *skb, struct pkt *p, __u3
 	return 0;
 }
 
-/* The route from the node IP to dst: false (counted) when the stack must take the packet — the
- * FIB cannot forward it, or it is too big for the egress device. */
+/* The route from the node IP to dst: false (counted) when the stack must take the packet — its
+ * TTL is spent (the stack sends time exceeded), the FIB cannot forward it, or it is too big for
+ * the egress device. */
 static __always_inline bool np_route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, int *rc,
 				     __u32 dst, const struct pkt *p)
 {
+	if (p->ttl <= 1) {
+		count(HRB_R_NODEPORT_TO_STACK);
+		return false;
+	}
 	*rc = fib_lookup(skb, fib, node_ip, dst, p->proto, p->tos);
 	if (!fib_forwardable(*rc)) {
 		fib_to_stack(*rc);
@@ -213,50 +219,130 @@ static __always_inline enum np_verdict nodeport_in(struct __sk_buff *skb, struct
 	return NP_FORWARD;
 }
 
+/* The NodePort connection whose request left as node:sp -> backend bip:bport: its HRB_CT_NODEPORT
+ * entry, with *r its port claim and *cip:*cport its client. NULL when the claim is no NodePort
+ * connection's, when the entry is gone (it cannot be re-created from the claim, which lacks the
+ * NodePort), or when the claim is stale (the connection moved to another port since). */
+static __always_inline struct hrb_ct_entry *np_by_snat_port(__u32 bip, __u16 bport, __u16 sp,
+							    __u8 proto, struct hrb_ct_entry **r,
+							    __u32 *cip, __u16 *cport)
+{
+	struct hrb_ct_key k;
+	struct hrb_ct_entry *e;
+
+	nat_rev_key(&k, bip, bport, sp, proto);
+	*r = bpf_map_lookup_elem(&ct, &k);
+	if (!*r || (*r)->owner != HRB_CT_NODEPORT)
+		return NULL;
+	*cip = (*r)->nat_ip;
+	*cport = (*r)->nat_port;
+	ct_key_tuple(&k, *cip, bip, *cport, bport, proto, HRB_CT_NODEPORT);
+	e = bpf_map_lookup_elem(&ct, &k);
+	return e && e->nat_port == sp ? e : NULL;
+}
+
 /* A remote backend's reply to the node IP at a SNAT port whose claim a NodePort connection owns
  * (reverse_nat() returned 3): reverse SNAT, then reverse DNAT. */
 static __always_inline enum np_verdict nodeport_reply(struct __sk_buff *skb, struct pkt *p,
 						      struct bpf_fib_lookup *fib, int *rc)
 {
-	struct hrb_ct_key rk, k;
 	struct hrb_ct_entry *r, *e;
-	__u32 cip, bip = p->saddr;
-	__u16 cport, np, sp = p->dport, bport = p->sport;
+	__u32 cip;
+	__u16 cport;
 
-	nat_rev_key(&rk, p->saddr, p->sport, p->dport, p->proto);
-	r = bpf_map_lookup_elem(&ct, &rk);
-	if (!r || r->owner != HRB_CT_NODEPORT)
-		goto miss;
-	cip = r->nat_ip;
-	cport = r->nat_port;
-	__builtin_memset(&k, 0, sizeof(k));
-	k.src_ip = cip;
-	k.dst_ip = bip;
-	k.src_port = cport;
-	k.dst_port = bport;
-	k.proto = p->proto;
-	k.kind = HRB_CT_NODEPORT;
-	e = bpf_map_lookup_elem(&ct, &k);
-	/* Gone (it cannot be re-created from the claim, which lacks the NodePort), or a stale
-	 * claim: the connection moved to another port since. */
-	if (!e || e->nat_port != sp)
-		goto miss;
-	np = e->node_port;
-	if (p->ttl <= 1) {
-		count(HRB_R_NODEPORT_TO_STACK);
+	e = np_by_snat_port(p->saddr, p->sport, p->dport, p->proto, &r, &cip, &cport);
+	if (!e) {
+		count(HRB_R_NODEPORT_REPLY_MISS);
 		return NP_TO_STACK;
 	}
 	if (!np_route(skb, fib, rc, cip, p))
 		return NP_TO_STACK;
 	ct_track(e, p, true, bpf_ktime_get_ns());
 	nat_mirror(r, e);
-	if (np_rewrite(skb, p, node_ip, np, cip, cport))
+	if (np_rewrite(skb, p, node_ip, e->node_port, cip, cport))
 		return NP_DROP;
 	count(HRB_R_NODEPORT_REPLY);
 	return NP_FORWARD;
-miss:
-	count(HRB_R_NODEPORT_REPLY_MISS);
-	return NP_TO_STACK;
+}
+
+
+/* An ICMP error for the node IP about a request the node forwarded to a remote backend (quoted:
+ * node:snat -> backend; icmp_error_in() returned 3): back to the client, quoting the request as
+ * the client sent it (client -> node:NodePort). The outer source becomes the node IP whoever
+ * sent the error — the backend or a router between the nodes: the client only ever talks to the
+ * node, no pod or fabric address goes out (the packet fuzzer found spoofed ones going out), and
+ * the stack's conntrack translates such an error's outer header the same way. */
+static __always_inline enum np_verdict nodeport_error_to_client(struct __sk_buff *skb,
+								struct pkt *p,
+								struct bpf_fib_lookup *fib, int *rc)
+{
+	struct pkt_inner *in = &p->inner;
+	struct hrb_ct_entry *r, *e;
+	__u32 cip, bip = in->daddr;
+	__u16 cport, bport = in->dport, sp = in->sport;
+
+	e = np_by_snat_port(bip, bport, sp, in->proto, &r, &cip, &cport);
+	if (!e) {
+		count(HRB_R_NODEPORT_REPLY_MISS);
+		return NP_TO_STACK;
+	}
+	if (!np_route(skb, fib, rc, cip, p))
+		return NP_TO_STACK;
+	if (icmp_error_rewrite(skb, p, true, node_ip, cip, sp, cport, true) ||
+	    icmp_error_rewrite(skb, p, false, bip, node_ip, bport, e->node_port, false) ||
+	    icmp_outer_rewrite(skb, true, p->saddr, node_ip))
+		return NP_DROP;
+	p->daddr = cip;
+	p->saddr = node_ip;
+	count(HRB_R_ICMP_ERROR_LB);
+	return NP_FORWARD;
+}
+
+/* A client's ICMP error to the node IP about a NodePort reply it got (quoted: node:NodePort ->
+ * client): to the connection's backend, quoting the reply as the backend sent it — on this node
+ * (NP_LOCAL, *ep), or on another, where the reply came from the SNAT port (NP_FORWARD). NP_NONE
+ * when the quote is of no NodePort connection. */
+static __always_inline enum np_verdict nodeport_error_to_backend(struct __sk_buff *skb,
+								 struct pkt *p,
+								 struct bpf_fib_lookup *fib, int *rc,
+								 struct hrb_endpoint **ep)
+{
+	struct pkt_inner *in = &p->inner;
+	struct hrb_ct_key k;
+	struct hrb_ct_entry *se, *e;
+	__u32 bip, cip = p->saddr;
+	__u16 bport, np = in->sport, cport = in->dport;
+
+	if (!lb_enabled || !in->ok || p->daddr != node_ip || in->saddr != node_ip ||
+	    in->daddr != cip || in->proto == IPPROTO_ICMP)
+		return NP_NONE;
+	ct_key_tuple(&k, cip, node_ip, cport, np, in->proto, HRB_CT_SERVICE);
+	se = bpf_map_lookup_elem(&ct, &k);
+	if (!se)
+		return NP_NONE;
+	bip = se->nat_ip;
+	bport = se->nat_port;
+	*ep = bpf_map_lookup_elem(&endpoints, &bip);
+	if (*ep) {
+		if (icmp_error_rewrite(skb, p, true, node_ip, bip, np, bport, true))
+			return NP_DROP;
+		p->daddr = bip;
+		count(HRB_R_ICMP_ERROR_LB);
+		return NP_LOCAL;
+	}
+	ct_key_tuple(&k, cip, bip, cport, bport, in->proto, HRB_CT_NODEPORT);
+	e = bpf_map_lookup_elem(&ct, &k);
+	if (!e)
+		return NP_NONE;
+	if (!np_route(skb, fib, rc, bip, p))
+		return NP_TO_STACK;
+	if (icmp_error_rewrite(skb, p, true, node_ip, bip, np, bport, true) ||
+	    icmp_error_rewrite(skb, p, false, cip, node_ip, cport, e->nat_port, true))
+		return NP_DROP;
+	p->daddr = bip;
+	p->saddr = node_ip;
+	count(HRB_R_ICMP_ERROR_LB);
+	return NP_FORWARD;
 }
 
 #endif

@@ -37,7 +37,7 @@ int run_gate(const GateOptions& o) {
                   ExitCode::kUsage);
   }
   auto cur = results::read_results(cur_file);
-  nlohmann::json base;
+  results::Run base;
   std::string base_file;
   if (o.baseline) {
     base_file = *o.baseline;
@@ -49,7 +49,7 @@ int run_gate(const GateOptions& o) {
   // The interrupt flag is polled but no handler is installed: a signal ends `gate` at once.
   auto result = run::adaptive_gate(policy, cur, cur_file, base_file.empty() ? nullptr : &base,
                                    base_file, a, InterruptFlag::get());
-  if (o.output) results::write_json(*o.output, cur);
+  if (o.output) results::write_results(*o.output, cur);
   std::cout << gate::render_text(result);
   if (o.markdown)
     write_text_file(*o.markdown, gate::render_markdown(result, "hostroute-bench gate"));

@@ -27,7 +27,7 @@ int run_lab(const LabCmdOptions& o, const Args& args) {
   auto names = o.scenarios.empty() ? lab::scenario_names() : o.scenarios;
   InterruptFlag::install();
   auto verdicts = lab::run(names, l, InterruptFlag::get());
-  auto doc = lab::to_document(verdicts, command_line("lab", args));
+  auto doc = results::to_json(lab::to_document(verdicts, command_line("lab", args)));
   if (o.output) results::write_json(*o.output, doc);
   if (o.json)
     std::cout << doc.dump(2) << "\n";

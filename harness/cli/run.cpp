@@ -125,7 +125,7 @@ int run_run(const RunOptions& o, const Args& args) {
   run::RunConfig c = run_config(o, args);
   InterruptFlag::install();
   auto doc = run::run_matrix(c, InterruptFlag::get(), {.tty = isatty(STDERR_FILENO) != 0});
-  std::string out = doc["output"];
+  const std::string out = doc.output.value_or("");
   std::string base = out.size() > 5 && out.ends_with(".json") ? out.substr(0, out.size() - 5) : out;
   for (const auto& e : o.exports) {
     if (e == "gbench") {
@@ -137,8 +137,8 @@ int run_run(const RunOptions& o, const Args& args) {
     }
   }
   std::cout << results::summary_table(doc);
-  std::cout << fmt::format("\nresults: {} ({} trials{})\n", out, doc["trials"].size(),
-                           doc["complete"].get<bool>() ? "" : ", INTERRUPTED");
+  std::cout << fmt::format("\nresults: {} ({} trials{})\n", out, doc.trials.size(),
+                           doc.complete.value_or(false) ? "" : ", INTERRUPTED");
   return InterruptFlag::raised() ? 130 : 0;
 }
 

@@ -172,7 +172,7 @@ Policy parse_policy_file(const std::string& path) {
 
 namespace {
 
-std::vector<double> values_of(const nlohmann::json& doc, const std::string& file, const Cell& c,
+std::vector<double> values_of(const results::Run& doc, const std::string& file, const Cell& c,
                               const Check& k) {
   const auto* m = results::find_metric(k.metric);
   auto v = results::series(doc, c.mode, c.scenario, k.workload, *m);
@@ -204,26 +204,45 @@ void decide(CheckResult& r, double lo_bound_or_nan, double hi_bound_or_nan, size
                      : "the interval straddles the bound";
 }
 
+// A setting as the messages show it: its JSON value, null when not recorded.
+template <class T>
+nlohmann::json recorded(const std::optional<T>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+nlohmann::json mode_option(const results::Run& r, const char* key) {
+  const auto& mo = r.config.mode_options;
+  return mo && mo->contains(key) ? (*mo)[key] : nlohmann::json(nullptr);
+}
+
 // Settings that change what a trial measures: a baseline run taken with other values is not a
-// baseline of this run (e.g. colocated generator threads run tcp_rr ten times faster).
-constexpr const char* kComparableKeys[] = {"/topology/name",
-                                           "/config/pinnedCpus",
-                                           "/config/flows",
-                                           "/config/messageSize",
-                                           "/config/calibrationDelayLoops",
-                                           "/config/modeOptions/backend",
-                                           "/config/modeOptions/services",
-                                           "/config/modeOptions/endpointsPerService"};
+// baseline of this run (e.g. colocated generator threads run tcp_rr ten times faster). Named by
+// their place in the document.
+struct Comparable {
+  const char* key;
+  nlohmann::json (*of)(const results::Run&);
+};
+const Comparable kComparable[] = {
+    {"/topology/name", [](const results::Run& r) { return recorded(r.topology.name); }},
+    {"/config/pinnedCpus", [](const results::Run& r) { return recorded(r.config.pinned_cpus); }},
+    {"/config/flows", [](const results::Run& r) { return recorded(r.config.flows); }},
+    {"/config/messageSize", [](const results::Run& r) { return recorded(r.config.message_size); }},
+    {"/config/calibrationDelayLoops",
+     [](const results::Run& r) { return recorded(r.config.calibration_delay_loops); }},
+    // modeOptions is datapath's record (datapath::ModeOptions::to_json).
+    {"/config/modeOptions/backend",
+     [](const results::Run& r) { return mode_option(r, "backend"); }},
+    {"/config/modeOptions/services",
+     [](const results::Run& r) { return mode_option(r, "services"); }},
+    {"/config/modeOptions/endpointsPerService",
+     [](const results::Run& r) { return mode_option(r, "endpointsPerService"); }},
+};
 
 }  // namespace
 
-void require_comparable(const nlohmann::json& a, const std::string& a_file, const nlohmann::json& b,
+void require_comparable(const results::Run& a, const std::string& a_file, const results::Run& b,
                         const std::string& b_file) {
-  for (const char* key : kComparableKeys) {
-    const nlohmann::json::json_pointer ptr(key);
-    auto at = [&](const nlohmann::json& d) {
-      return d.contains(ptr) ? d.at(ptr) : nlohmann::json(nullptr);
-    };
+  for (const auto& [key, of] : kComparable) {
+    auto at = of;
     if (at(a) != at(b))
       throw Error(fmt::format("{} and {} are not comparable: {} is {} in {} and {} in {} (measure "
                               "both with the same settings)",
@@ -232,33 +251,37 @@ void require_comparable(const nlohmann::json& a, const std::string& a_file, cons
   }
 }
 
-std::vector<EnvironmentDifference> environment_differences(const nlohmann::json& base,
-                                                           const nlohmann::json& cur) {
-  static const char* kFields[] = {"cpuModel", "cpus",           "arch",
-                                  "kernel",   "virtualization", "container"};
-  auto text = [](const nlohmann::json& doc, const char* f) -> std::string {
-    const auto it = doc.find("environment");
-    if (it == doc.end() || !it->is_object() || !it->contains(f)) return "(not recorded)";
-    const auto& v = (*it)[f];
-    return v.is_string() ? v.get<std::string>() : v.dump();
+std::vector<EnvironmentDifference> environment_differences(const results::Environment& base,
+                                                           const results::Environment& cur) {
+  using Env = results::Environment;
+  static constexpr auto text = [](const std::optional<std::string>& v) {
+    return v.value_or("(not recorded)");
+  };
+  static const std::pair<const char*, std::string (*)(const Env&)> kFields[] = {
+      {"cpuModel", [](const Env& e) { return text(e.cpu_model); }},
+      {"cpus", [](const Env& e) { return e.cpus ? std::to_string(*e.cpus) : text(std::nullopt); }},
+      {"arch", [](const Env& e) { return text(e.arch); }},
+      {"kernel", [](const Env& e) { return text(e.kernel); }},
+      {"virtualization", [](const Env& e) { return text(e.virtualization); }},
+      {"container", [](const Env& e) { return text(e.container); }},
   };
   std::vector<EnvironmentDifference> out;
-  for (const char* f : kFields) {
-    std::string b = text(base, f), c = text(cur, f);
+  for (const auto& [f, of] : kFields) {
+    std::string b = of(base), c = of(cur);
     if (b != c) out.push_back({f, b, c});
   }
   return out;
 }
 
-GateResult evaluate(const Policy& p, const nlohmann::json& cur, const std::string& cur_file,
-                    const nlohmann::json* base, const std::string& base_file,
+GateResult evaluate(const Policy& p, const results::Run& cur, const std::string& cur_file,
+                    const results::Run* base, const std::string& base_file,
                     const EvaluateOptions& options) {
   GateResult out;
   out.baseline_file = base_file;
   if (base && std::any_of(p.checks.begin(), p.checks.end(),
                           [](const Check& k) { return k.kind == "baseline"; })) {
     require_comparable(*base, base_file, cur, cur_file);
-    out.other_environment = environment_differences(*base, cur);
+    out.other_environment = environment_differences(base->environment, cur.environment);
     out.other_environment_allowed = options.allow_other_environment;
   }
   for (const auto& k : p.checks) {
@@ -442,12 +465,9 @@ std::string render_junit(const GateResult& r, const std::string& suite) {
   return s;
 }
 
-std::string compare_runs(const nlohmann::json& a, const nlohmann::json& b, bool md) {
+std::string compare_runs(const results::Run& a, const results::Run& b, bool md) {
   std::set<std::tuple<std::string, std::string, std::string>> cells;
-  // get<>: braces of json values would pick insert(initializer_list), one tuple per value.
-  for (const auto& t : a["trials"])
-    cells.emplace(t["mode"].get<std::string>(), t["scenario"].get<std::string>(),
-                  t["workload"].get<std::string>());
+  for (const auto& t : a.trials) cells.emplace(t.mode, t.scenario, t.workload);
   std::string s = md ? "| mode | scenario | workload | metric | A | B | B/A | U p |\n"
                        "|---|---|---|---|---|---|---|---|\n"
                      : fmt::format("{:<7} {:<19} {:<11} {:<22} {:>10} {:>10} {:>7} {:>6}\n", "mode",

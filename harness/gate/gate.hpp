@@ -7,10 +7,11 @@
 // Each check's ratio comes with a seeded bootstrap interval; a check fails only when the whole
 // interval is past its bound, passes when the whole interval is on the right side, and is
 // inconclusive otherwise (or with too few pairs).
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "results/document.hpp"
 
 namespace hrb::gate {
 
@@ -71,8 +72,8 @@ struct EnvironmentDifference {
 // differs ("(not recorded)"). The hrbench version is recorded but not compared: comparing two
 // versions is what a baseline check is for. Pinned CPUs and the other run settings are checked
 // by require_comparable.
-std::vector<EnvironmentDifference> environment_differences(const nlohmann::json& baseline,
-                                                           const nlohmann::json& current);
+std::vector<EnvironmentDifference> environment_differences(const results::Environment& baseline,
+                                                           const results::Environment& current);
 
 struct GateResult {
   std::vector<CheckResult> checks;
@@ -94,14 +95,14 @@ struct EvaluateOptions {
 // Evaluates every check; throws Error(kBadInput) for a check whose data is missing, empty or
 // non-finite, naming the file and the metric. A baseline from another environment (see
 // environment_differences) is not comparable: its checks are not judged, unless allowed.
-GateResult evaluate(const Policy& p, const nlohmann::json& current, const std::string& current_file,
-                    const nlohmann::json* baseline, const std::string& baseline_file,
+GateResult evaluate(const Policy& p, const results::Run& current, const std::string& current_file,
+                    const results::Run* baseline, const std::string& baseline_file,
                     const EvaluateOptions& options = {});
 
 // Throws Error(kBadInput) naming both files and the setting when two runs were measured with
 // different settings that change what a trial measures (topology, pinned CPUs, flows, message
 // size, calibration delay, iptables backend, services) — such runs cannot be compared or merged.
-void require_comparable(const nlohmann::json& a, const std::string& a_file, const nlohmann::json& b,
+void require_comparable(const results::Run& a, const std::string& a_file, const results::Run& b,
                         const std::string& b_file);
 
 std::string render_text(const GateResult& r);
@@ -113,6 +114,6 @@ std::string render_junit(const GateResult& r, const std::string& suite);
 int exit_code(const GateResult& r, bool inconclusive_ok);
 
 // Two runs side by side (`hrbench compare A B`): every metric of every cell both have.
-std::string compare_runs(const nlohmann::json& a, const nlohmann::json& b, bool markdown);
+std::string compare_runs(const results::Run& a, const results::Run& b, bool markdown);
 
 }  // namespace hrb::gate

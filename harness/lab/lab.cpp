@@ -441,23 +441,17 @@ std::string render_text(const std::vector<Verdict>& vs) {
   return s;
 }
 
-nlohmann::json to_document(const std::vector<Verdict>& vs, const std::string& command) {
+results::LabDocument to_document(const std::vector<Verdict>& vs, const std::string& command) {
   std::time_t t = std::time(nullptr);
   char b[32];
   std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  nlohmann::json doc{{"schema", "hostroute-bench/lab"},
-                     {"schemaVersion", 1},
-                     {"startedAt", b},
-                     {"command", command},
-                     {"environment", results::environment()},
-                     {"verdicts", nlohmann::json::array()}};
-  for (const auto& v : vs)
-    doc["verdicts"].push_back({{"scenario", v.scenario},
-                               {"mode", v.mode},
-                               {"works", v.works},
-                               {"summary", v.summary},
-                               {"evidence", v.evidence}});
-  results::sanitize(doc);
+  results::LabDocument doc;
+  doc.schema_version = 1;
+  doc.started_at = b;
+  doc.command = command;
+  doc.environment = results::environment();
+  doc.verdicts = vs;
+  for (auto& v : doc.verdicts) results::sanitize(v.evidence);  // the only figures of the document
   return doc;
 }
 

@@ -9,17 +9,15 @@
 #include <string>
 #include <vector>
 
+#include "results/document.hpp"
+
 namespace hrb::lab {
 
 const std::vector<std::string>& scenario_names();  // user-rule-bypass, hybrid-nodes, …
 
-struct Verdict {
-  std::string scenario;
-  std::string mode;  // legacy | ebpf | hybrid | (os-support: the feature)
-  bool works = false;
-  std::string summary;      // one line a platform engineer reads
-  nlohmann::json evidence;  // what was measured
-};
+// scenario, mode (legacy | ebpf | hybrid | os-support: the feature), works, summary, evidence:
+// the lab document's verdict, one type for the lab that writes it and the report that reads it.
+using Verdict = results::LabVerdict;
 
 struct LabOptions {
   std::string topology;  // two-node.yaml
@@ -32,7 +30,7 @@ std::vector<Verdict> run(const std::vector<std::string>& scenarios, const LabOpt
                          const std::atomic<bool>& interrupted);
 
 std::string render_text(const std::vector<Verdict>& v);
-// A document for `hrbench report` (schema "hostroute-bench/lab").
-nlohmann::json to_document(const std::vector<Verdict>& v, const std::string& command);
+// A document for `hrbench report` (schema "hostroute-bench/lab"; results::to_json writes it).
+results::LabDocument to_document(const std::vector<Verdict>& v, const std::string& command);
 
 }  // namespace hrb::lab

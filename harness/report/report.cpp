@@ -26,16 +26,15 @@ namespace {
 // The ladder, in order: legacy, bpf-lb (when the run measured it), ebpf; then any other mode the
 // run measured (ebpf-delay, another build's KIND@NAME), in the order first measured; and their
 // bar colours.
-std::vector<std::string> modes_of(const nlohmann::json& doc) {
+std::vector<std::string> modes_of(const results::Run& doc) {
   bool ladder = false;
-  for (const auto& t : doc["trials"]) ladder = ladder || t.value("mode", "") == "bpf-lb";
+  for (const auto& t : doc.trials) ladder = ladder || t.mode == "bpf-lb";
   std::vector<std::string> modes{"legacy", "ebpf"};
   if (ladder) modes = {"legacy", "bpf-lb", "ebpf"};
-  for (const auto& t : doc["trials"]) {
-    const std::string m = t.value("mode", "");
-    if (m != "none" && !m.empty() && std::find(modes.begin(), modes.end(), m) == modes.end())
-      modes.push_back(m);
-  }
+  for (const auto& t : doc.trials)
+    if (t.mode != "none" && !t.mode.empty() &&
+        std::find(modes.begin(), modes.end(), t.mode) == modes.end())
+      modes.push_back(t.mode);
   return modes;
 }
 const char* mode_colour(const std::string& m) {
@@ -78,9 +77,9 @@ Stat stat_of(const std::vector<double>& raw) {
   return s;
 }
 
-bool has(const nlohmann::json& doc, const std::string& workload) {
-  for (const auto& t : doc["trials"])
-    if (t["workload"] == workload) return true;
+bool has(const results::Run& doc, const std::string& workload) {
+  for (const auto& t : doc.trials)
+    if (t.workload == workload) return true;
   return false;
 }
 
@@ -122,7 +121,7 @@ class Plotter {
 };
 
 // Bars per scenario and mode with 95 % whiskers, and the node-node ceiling as a line.
-std::string bars(Plotter& pl, const nlohmann::json& doc, const std::string& workload,
+std::string bars(Plotter& pl, const results::Run& doc, const std::string& workload,
                  const results::Metric& m) {
   std::string data;  // scenario, then per mode: median, low, high (no header line: gnuplot would
                      // count it as a histogram slot)
@@ -160,7 +159,7 @@ std::string bars(Plotter& pl, const nlohmann::json& doc, const std::string& work
 }
 
 // Latency percentiles per mode (log scale), per scenario.
-std::string latency(Plotter& pl, const nlohmann::json& doc, const std::string& workload,
+std::string latency(Plotter& pl, const results::Run& doc, const std::string& workload,
                     const std::string& scenario) {
   const char* ps[] = {"latencyP50", "latencyP90", "latencyP99", "latencyP999"};
   const char* labels[] = {"p50", "p90", "p99", "p99.9"};
@@ -186,13 +185,12 @@ std::string latency(Plotter& pl, const nlohmann::json& doc, const std::string& w
 }
 
 // A scan: the metric against the scanned parameter, one line per mode.
-std::string scan_curve(Plotter& pl, const nlohmann::json& doc, const std::string& workload,
+std::string scan_curve(Plotter& pl, const results::Run& doc, const std::string& workload,
                        const results::Metric& m, const std::string& scenario) {
-  const auto& scan = doc["config"]["scan"];
+  const auto& scan = *doc.config.scan();
   std::string data;  // value, legacy, ebpf
   bool any = false;
-  for (const auto& v : scan["values"]) {
-    int x = v.get<int>();
+  for (int x : scan.values) {
     auto l = stat_of(results::series(doc, "legacy", scenario, workload, m, x));
     auto e = stat_of(results::series(doc, "ebpf", scenario, workload, m, x));
     any |= l.n + e.n > 0;
@@ -204,37 +202,34 @@ std::string scan_curve(Plotter& pl, const nlohmann::json& doc, const std::string
       "set title '{} {} vs {} ({})'\nset xlabel '{}'\nset ylabel '{}'\nset yrange [0:*]\n"
       "plot D using 1:2 with linespoints lw 2 pt 7 lc rgb '#d08c2e' title 'legacy', "
       "'' using 1:3 with linespoints lw 2 pt 7 lc rgb '#2e7dd0' title 'ebpf'\n",
-      workload, m.name, scan["param"].get<std::string>(), scenario,
-      scan["param"].get<std::string>(), m.unit);
+      workload, m.name, scan.param, scenario, scan.param, m.unit);
   return pl.plot(data, script);
 }
 
-std::string env_rows(const nlohmann::json& doc, bool md) {
-  const auto& e = doc["environment"];
+std::string env_rows(const results::Run& doc, bool md) {
+  const auto& e = doc.environment;
+  const auto& c = doc.config;
   std::vector<std::pair<std::string, std::string>> rows{
-      {"run", doc.value("runId", "")},
-      {"started", doc.value("startedAt", "")},
-      {"revision", doc.value("gitRevision", "")},
-      {"command", doc.value("command", "")},
-      {"topology",
-       doc["topology"].value("name", "") + " (" + doc["topology"].value("file", "") + ")"},
-      {"kernel", e.value("kernel", "")},
-      {"distribution", e.value("distro", "")},
-      {"CPU", fmt::format("{} × {}", e.value("cpus", 0), e.value("cpuModel", ""))},
-      {"libbpf / clang / iptables", e["tools"].value("libbpf", "") + " / " +
-                                        e["tools"].value("clang", "") + " / " +
-                                        e["tools"].value("iptables", "")},
-      {"trials", fmt::format("{} ({} repetitions of {} s after {} s warm-up){}",
-                             doc["trials"].size(), doc["config"].value("repetitions", 0),
-                             doc["config"].value("durationSeconds", 0.0),
-                             doc["config"].value("warmupSeconds", 0.0),
-                             doc.value("complete", false) ? "" : ", INCOMPLETE")}};
-  if (doc["config"].contains("pinnedCpus")) {
-    const auto& p = doc["config"]["pinnedCpus"];
-    rows.push_back({"generator threads", p[0] == p[1]
-                                             ? fmt::format("colocated on CPU {}", p[0].get<int>())
-                                             : fmt::format("client on CPU {}, server on CPU {}",
-                                                           p[0].get<int>(), p[1].get<int>())});
+      {"run", doc.run_id.value_or("")},
+      {"started", doc.started_at.value_or("")},
+      {"revision", doc.git_revision.value_or("")},
+      {"command", doc.command.value_or("")},
+      {"topology", doc.topology.name.value_or("") + " (" + doc.topology.file.value_or("") + ")"},
+      {"kernel", e.kernel.value_or("")},
+      {"distribution", e.distro.value_or("")},
+      {"CPU", fmt::format("{} × {}", e.cpus.value_or(0), e.cpu_model.value_or(""))},
+      {"libbpf / clang / iptables", e.tools.libbpf.value_or("") + " / " +
+                                        e.tools.clang.value_or("") + " / " +
+                                        e.tools.iptables.value_or("")},
+      {"trials", fmt::format("{} ({} repetitions of {} s after {} s warm-up){}", doc.trials.size(),
+                             c.repetitions.value_or(0), c.duration_seconds.value_or(0.0),
+                             c.warmup_seconds.value_or(0.0),
+                             doc.complete.value_or(false) ? "" : ", INCOMPLETE")}};
+  if (const auto& p = c.pinned_cpus) {
+    rows.push_back({"generator threads",
+                    (*p)[0] == (*p)[1]
+                        ? fmt::format("colocated on CPU {}", (*p)[0])
+                        : fmt::format("client on CPU {}, server on CPU {}", (*p)[0], (*p)[1])});
   }
   std::string s;
   for (const auto& [k, v] : rows)
@@ -246,16 +241,13 @@ std::string env_rows(const nlohmann::json& doc, bool md) {
 }  // namespace
 
 namespace {
-bool is_lab(const nlohmann::json& doc) { return doc.value("schema", "") == "hostroute-bench/lab"; }
-
-std::string lab_table(const nlohmann::json& doc, bool md) {
+std::string lab_table(const results::LabDocument& doc, bool md) {
   std::string s = md ? "| scenario | mode | verdict | what happened |\n|---|---|---|---|\n"
                      : "<table class=lab><tr><th>scenario</th><th>mode</th><th>verdict</th>"
                        "<th>what happened</th></tr>\n";
-  for (const auto& v : doc["verdicts"]) {
-    const bool works = v.value("works", false);
-    const std::string sc = v.value("scenario", ""), mode = v.value("mode", ""),
-                      sum = v.value("summary", "");
+  for (const auto& v : doc.verdicts) {
+    const bool works = v.works;
+    const std::string &sc = v.scenario, &mode = v.mode, &sum = v.summary;
     s += md ? fmt::format("| {} | {} | {} | {} |\n", sc, mode, works ? "works" : "**breaks**", sum)
             : fmt::format("<tr><td>{}</td><td>{}</td><td class={}>{}</td><td>{}</td></tr>\n",
                           xml_escape(sc), xml_escape(mode), works ? "ok" : "bad",
@@ -265,30 +257,32 @@ std::string lab_table(const nlohmann::json& doc, bool md) {
 }
 }  // namespace
 
-std::string markdown(const std::vector<std::pair<std::string, nlohmann::json>>& runs) {
+std::string markdown(const std::vector<std::pair<std::string, Input>>& runs) {
   std::string s = "# hostroute-bench report\n";
-  for (const auto& [file, doc] : runs) {
-    if (is_lab(doc)) {
-      s += fmt::format("\n## Limitation lab: {}\n\n`{}`\n\n{}", file, doc.value("command", ""),
-                       lab_table(doc, true));
+  for (const auto& [file, input] : runs) {
+    if (const auto* lab = std::get_if<results::LabDocument>(&input)) {
+      s += fmt::format("\n## Limitation lab: {}\n\n`{}`\n\n{}", file, lab->command.value_or(""),
+                       lab_table(*lab, true));
       continue;
     }
+    const auto& doc = std::get<results::Run>(input);
     s += fmt::format("\n## {}\n\n| | |\n|---|---|\n{}\n", file, env_rows(doc, true));
     s += "```\n" + results::summary_table(doc) + "```\n";
   }
   return s;
 }
 
-std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs) {
+std::string html(const std::vector<std::pair<std::string, Input>>& runs) {
   Plotter pl;
   std::string body;
-  for (const auto& [file, doc] : runs) {
-    if (is_lab(doc)) {
+  for (const auto& [file, input] : runs) {
+    if (const auto* lab = std::get_if<results::LabDocument>(&input)) {
       body +=
           fmt::format("<h2>Limitation lab: {}</h2>\n<p><code>{}</code></p>\n{}", xml_escape(file),
-                      xml_escape(doc.value("command", "")), lab_table(doc, false));
+                      xml_escape(lab->command.value_or("")), lab_table(*lab, false));
       continue;
     }
+    const auto& doc = std::get<results::Run>(input);
     body += fmt::format("<h2>{}</h2>\n<table class=env>\n{}</table>\n", xml_escape(file),
                         env_rows(doc, false));
     body += "<h3>Throughput and transaction rate</h3>\n<div class=charts>\n";
@@ -308,7 +302,7 @@ std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs
       if (has(doc, wl)) body += bars(pl, doc, wl, *results::find_metric("cpuSecondsPerGB"));
     if (has(doc, "pps")) body += bars(pl, doc, "pps", *results::find_metric("cpuNsPerPacket"));
     body += "</div>\n";
-    if (doc["config"].contains("scan") && !doc["config"]["scan"].is_null()) {
+    if (doc.config.scan()) {
       body += "<h3>Scan</h3>\n<div class=charts>\n";
       for (const char* sc : {"pod-pod-cross-node", "pod-service", "external-nodeport"})
         for (const char* wl : {"tcp_crr", "tcp_rr"})
@@ -333,16 +327,17 @@ std::string html(const std::vector<std::pair<std::string, nlohmann::json>>& runs
          body + "</body></html>\n";
 }
 
-nlohmann::json read_input(const std::string& path) {
+Input read_input(const std::string& path) {
   std::ifstream in(path);
   auto j = nlohmann::json::parse(in, nullptr, false);
-  if (!j.is_discarded() && j.value("schema", "") == "hostroute-bench/lab") return j;
+  if (!j.is_discarded() && j.is_object() && j.contains("schema") &&
+      j["schema"] == results::kLabSchema)
+    return results::lab_from_json(j, path);
   return results::read_results(path);
 }
 
-std::vector<std::pair<std::string, nlohmann::json>> read_inputs(
-    const std::vector<std::string>& files) {
-  std::vector<std::pair<std::string, nlohmann::json>> runs;
+std::vector<std::pair<std::string, Input>> read_inputs(const std::vector<std::string>& files) {
+  std::vector<std::pair<std::string, Input>> runs;
   for (const auto& f : files) runs.push_back({f, read_input(f)});
   return runs;
 }

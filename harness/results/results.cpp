@@ -46,11 +46,11 @@ const Metric* find_metric(const std::string& name) {
   return nullptr;
 }
 
-std::optional<double> metric_value(const nlohmann::json& trial, const Metric& m) {
-  if (!trial.contains("metrics")) return std::nullopt;
+std::optional<double> metric_value(const Trial& trial, const Metric& m) {
+  if (!trial.metrics) return std::nullopt;
   nlohmann::json::json_pointer p(m.pointer);
-  if (!trial["metrics"].contains(p)) return std::nullopt;
-  const auto& v = trial["metrics"][p];
+  if (!trial.metrics->contains(p)) return std::nullopt;
+  const auto& v = (*trial.metrics)[p];
   if (!v.is_number()) return std::nullopt;
   double d = v.get<double>();
   return std::isfinite(d) ? std::optional<double>(d) : std::nullopt;
@@ -92,30 +92,28 @@ std::string detect_virt(const char* what) {
 
 const char* hrbench_version() { return HRB_VERSION; }
 
-nlohmann::json environment() {
+Environment environment() {
   utsname u{};
   uname(&u);
-  return {
-      {"hrbenchVersion", hrbench_version()},
-      {"virtualization", detect_virt("--vm")},
-      {"container", detect_virt("--container")},
-      {"hostname", u.nodename},
-      {"kernel", std::string(u.sysname) + " " + u.release},
-      {"arch", u.machine},
-      {"distro", file_value("/etc/os-release", "PRETTY_NAME")},
-      {"cpuModel", file_value("/proc/cpuinfo", "model name")},
-      {"cpus", sysconf(_SC_NPROCESSORS_ONLN)},
-      {"memoryKiB",
-       std::stoull("0" + file_value("/proc/meminfo", "MemTotal")
-                             .substr(0, file_value("/proc/meminfo", "MemTotal").find(' ')))},
-      {"tools",
-       {{"libbpf",
-         std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version())},
-        {"clang", first_line_of({"clang", "--version"})},
-        {"iptables", first_line_of({"iptables", "--version"})},
-        {"iproute2", first_line_of({"ip", "-V"})},
-        {"compiler", __VERSION__}}},
-  };
+  Environment e;
+  e.hrbench_version = hrbench_version();
+  e.virtualization = detect_virt("--vm");
+  e.container = detect_virt("--container");
+  e.hostname = u.nodename;
+  e.kernel = std::string(u.sysname) + " " + u.release;
+  e.arch = u.machine;
+  e.distro = file_value("/etc/os-release", "PRETTY_NAME");
+  e.cpu_model = file_value("/proc/cpuinfo", "model name");
+  e.cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  const std::string mem = file_value("/proc/meminfo", "MemTotal");
+  e.memory_kib = std::stoull("0" + mem.substr(0, mem.find(' ')));
+  e.tools.libbpf =
+      std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version());
+  e.tools.clang = first_line_of({"clang", "--version"});
+  e.tools.iptables = first_line_of({"iptables", "--version"});
+  e.tools.iproute2 = first_line_of({"ip", "-V"});
+  e.tools.compiler = __VERSION__;
+  return e;
 }
 
 size_t sanitize(nlohmann::json& j) {
@@ -145,83 +143,9 @@ void write_json(const std::string& path, const nlohmann::json& doc) {
 namespace {
 // Deeper documents are rejected while parsing: dump, == and the readers recurse per level.
 constexpr int kMaxDepth = 64;
-// series() sizes a vector by the repetition count and index.
-constexpr int64_t kMaxRepetitions = 100000;
-
-// What the readers of a results document (summary, exports, compare, gate, report) index without
-// further checks, checked once here (found by fuzz/fuzz_results.cpp): the objects they open
-// exist (absent ones become empty), and each field they read has the type they read it as.
-void check_shape(nlohmann::json& doc, const std::string& path) {
-  using nlohmann::json;
-  auto bad = [&](const std::string& key, const std::string& what) {
-    throw Error(fmt::format("{}: '{}': {}", path, key, what), ExitCode::kBadInput);
-  };
-  auto object = [&](json& parent, const char* key, const std::string& name) -> json& {
-    json& v = parent[key];
-    if (v.is_null()) v = json::object();
-    if (!v.is_object()) bad(name, "expected an object");
-    return v;
-  };
-  auto strings = [&](const json& o, std::initializer_list<const char*> keys,
-                     const std::string& prefix) {
-    for (const char* k : keys)
-      if (o.contains(k) && !o[k].is_string()) bad(prefix + k, "expected a string");
-  };
-  auto integer = [&](const json& v, const std::string& name, int64_t lo, int64_t hi) {
-    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(hi)) ||
-        v.get<int64_t>() < lo || v.get<int64_t>() > hi)
-      bad(name, fmt::format("expected a whole number from {} to {}", lo, hi));
-  };
-  strings(doc, {"runId", "startedAt", "gitRevision", "command"}, "");
-  if (doc.contains("complete") && !doc["complete"].is_boolean())
-    bad("complete", "expected true or false");
-  strings(object(doc, "topology", "topology"), {"name", "file"}, "topology.");
-  json& env = object(doc, "environment", "environment");
-  strings(
-      env,
-      {"hostname", "kernel", "distro", "cpuModel", "virtualization", "container", "hrbenchVersion"},
-      "environment.");
-  if (env.contains("cpus")) integer(env["cpus"], "environment.cpus", 0, 1 << 20);
-  strings(object(env, "tools", "environment.tools"), {"libbpf", "clang", "iptables"},
-          "environment.tools.");
-  json& cfg = object(doc, "config", "config");
-  if (cfg.contains("repetitions"))
-    integer(cfg["repetitions"], "config.repetitions", 0, kMaxRepetitions);
-  for (const char* k : {"durationSeconds", "warmupSeconds"})
-    if (cfg.contains(k) && !cfg[k].is_number())
-      bad(std::string("config.") + k, "expected a number");
-  if (cfg.contains("pinnedCpus")) {
-    const json& p = cfg["pinnedCpus"];
-    if (!p.is_array() || p.size() != 2) bad("config.pinnedCpus", "expected [client, server]");
-    for (const auto& c : p) integer(c, "config.pinnedCpus", 0, 1 << 20);
-  }
-  if (cfg.contains("scan") && !cfg["scan"].is_null()) {
-    const json& sc = cfg["scan"];
-    if (!sc.is_object() || !sc.contains("param") || !sc["param"].is_string() ||
-        !sc.contains("values") || !sc["values"].is_array())
-      bad("config.scan", "expected {param, values}");
-    for (const auto& v : sc["values"]) integer(v, "config.scan.values", INT32_MIN, INT32_MAX);
-  }
-  if (!doc.contains("trials") || !doc["trials"].is_array()) bad("trials", "expected a list");
-  for (size_t i = 0; i < doc["trials"].size(); ++i) {
-    const json& t = doc["trials"][i];
-    const std::string at = fmt::format("trials[{}]", i);
-    if (!t.is_object()) bad(at, "expected an object");
-    for (const char* k : {"mode", "scenario", "workload"})
-      if (!t.contains(k) || !t[k].is_string()) bad(at + "." + k, "expected a string");
-    if (t.contains("valid") && !t["valid"].is_boolean())
-      bad(at + ".valid", "expected true or false");
-    if (t.contains("repetition"))
-      integer(t["repetition"], at + ".repetition", 0, kMaxRepetitions - 1);
-    if (t.contains("metrics") && !t["metrics"].is_object())
-      bad(at + ".metrics", "expected an object");
-    if (t.contains("scan") && (!t["scan"].is_object() || !t["scan"].contains("value")))
-      bad(at + ".scan", "expected {param, value}");
-  }
-}
 }  // namespace
 
-nlohmann::json read_results(const std::string& path) {
+Run read_results(const std::string& path) {
   std::ifstream f(path);
   if (!f) throw Error("cannot read results file " + path, ExitCode::kBadInput);
   nlohmann::json doc;
@@ -235,29 +159,25 @@ nlohmann::json read_results(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {  // syntax, and numbers out of range (1e400)
     throw Error(path + ": not JSON: " + e.what(), ExitCode::kBadInput);
   }
-  if (!doc.is_object() || doc["schema"] != "hostroute-bench/results" ||
-      !doc.contains("schemaVersion"))
-    throw Error(path + ": not a hostroute-bench results file (no schema/schemaVersion)",
-                ExitCode::kBadInput);
-  if (doc["schemaVersion"] != kSchemaVersion)
-    throw Error(path + ": schemaVersion " + doc["schemaVersion"].dump() + ", this build reads " +
-                    std::to_string(kSchemaVersion),
-                ExitCode::kBadInput);
-  check_shape(doc, path);
-  return doc;
+  return from_json(doc, path);
 }
 
-std::vector<double> series(const nlohmann::json& doc, const std::string& mode,
-                           const std::string& scenario, const std::string& workload,
-                           const Metric& metric, std::optional<int> scan_value) {
-  std::vector<double> v(std::max(1, doc["config"].value("repetitions", 1)), NAN);
-  for (const auto& t : doc["trials"]) {
-    if (!t.value("valid", false) || t["mode"] != mode || t["scenario"] != scenario ||
-        t["workload"] != workload)
+void write_results(const std::string& path, const Run& run) {
+  nlohmann::json doc = to_json(run);
+  sanitize(doc);
+  write_json(path, doc);
+}
+
+std::vector<double> series(const Run& doc, const std::string& mode, const std::string& scenario,
+                           const std::string& workload, const Metric& metric,
+                           std::optional<int> scan_value) {
+  std::vector<double> v(std::max(1, doc.config.repetitions.value_or(1)), NAN);
+  for (const auto& t : doc.trials) {
+    if (!t.is_valid() || t.mode != mode || t.scenario != scenario || t.workload != workload)
       continue;
-    if (scan_value && (!t.contains("scan") || t["scan"]["value"] != *scan_value)) continue;
+    if (scan_value && (!t.scan || t.scan->value != *scan_value)) continue;
     auto x = metric_value(t, metric);
-    size_t rep = t.value("repetition", 0);
+    size_t rep = t.rep();
     if (!x) continue;
     if (rep >= v.size()) v.resize(rep + 1, NAN);
     v[rep] = *x;
@@ -272,30 +192,29 @@ std::vector<double> finite(const std::vector<double>& v) {
   return out;
 }
 
-nlohmann::json to_gbench(const nlohmann::json& doc) {
+nlohmann::json to_gbench(const Run& doc) {
   // Google Benchmark's JSON reporter format: context + benchmarks[]; one entry per valid trial
   // and metric, named mode/scenario/workload/metric, repetitions as aggregate-free iterations.
-  const auto& env = doc["environment"];
+  const auto& env = doc.environment;
   nlohmann::json out{{"context",
-                      {{"date", doc.value("startedAt", "")},
-                       {"host_name", env.value("hostname", "")},
+                      {{"date", doc.started_at.value_or("")},
+                       {"host_name", env.hostname.value_or("")},
                        {"executable", "hrbench run"},
-                       {"num_cpus", env.value("cpus", 0)},
+                       {"num_cpus", env.cpus.value_or(0)},
                        {"mhz_per_cpu", 0},
                        {"cpu_scaling_enabled", false},
                        {"caches", nlohmann::json::array()},
                        {"load_avg", nlohmann::json::array()},
                        {"library_build_type", "release"},
-                       {"hrbench_run_id", doc.value("runId", "")},
-                       {"kernel", env.value("kernel", "")}}},
+                       {"hrbench_run_id", doc.run_id.value_or("")},
+                       {"kernel", env.kernel.value_or("")}}},
                      {"benchmarks", nlohmann::json::array()}};
-  for (const auto& t : doc["trials"]) {
-    if (!t.value("valid", false)) continue;
+  for (const auto& t : doc.trials) {
+    if (!t.is_valid()) continue;
     for (const auto& m : metric_catalogue()) {
       auto v = metric_value(t, m);
       if (!v) continue;
-      std::string name = t["mode"].get<std::string>() + "/" + t["scenario"].get<std::string>() +
-                         "/" + t["workload"].get<std::string>() + "/" + m.name;
+      std::string name = t.mode + "/" + t.scenario + "/" + t.workload + "/" + m.name;
       // compare.py compares real_time/cpu_time, lower is better: a higher-is-better rate is
       // exported as nanoseconds per unit (1e9 / rate), a lower-is-better figure as itself.
       double time = m.higher_is_better ? (*v > 0 ? 1e9 / *v : 0) : *v;
@@ -308,8 +227,8 @@ nlohmann::json to_gbench(const nlohmann::json& doc) {
                        {"per_family_instance_index", 0},
                        {"run_name", name},
                        {"run_type", "iteration"},
-                       {"repetitions", doc["config"].value("repetitions", 1)},
-                       {"repetition_index", t.value("repetition", 0)},
+                       {"repetitions", doc.config.repetitions.value_or(1)},
+                       {"repetition_index", t.rep()},
                        {"threads", 1},
                        {"iterations", 1},
                        {"real_time", time},
@@ -322,21 +241,19 @@ nlohmann::json to_gbench(const nlohmann::json& doc) {
   return out;
 }
 
-std::string to_csv(const nlohmann::json& doc) {
+std::string to_csv(const Run& doc) {
   std::string s = "run_id,mode,scenario,workload,repetition,valid,metric,unit,value\n";
-  for (const auto& t : doc["trials"])
+  for (const auto& t : doc.trials)
     for (const auto& m : metric_catalogue()) {
       auto v = metric_value(t, m);
       if (!v) continue;
-      s += fmt::format("{},{},{},{},{},{},{},{},{}\n", doc.value("runId", ""),
-                       t["mode"].get<std::string>(), t["scenario"].get<std::string>(),
-                       t["workload"].get<std::string>(), t.value("repetition", 0),
-                       t.value("valid", false) ? 1 : 0, m.name, m.unit, *v);
+      s += fmt::format("{},{},{},{},{},{},{},{},{}\n", doc.run_id.value_or(""), t.mode, t.scenario,
+                       t.workload, t.rep(), t.is_valid() ? 1 : 0, m.name, m.unit, *v);
     }
   return s;
 }
 
-std::string summary_table(const nlohmann::json& doc) {
+std::string summary_table(const Run& doc) {
   auto num = [](double x) {
     if (!std::isfinite(x)) return std::string("-");
     if (std::abs(x) >= 1000) return fmt::format("{:.0f}", x);
@@ -351,14 +268,13 @@ std::string summary_table(const nlohmann::json& doc) {
   bool ladder = false;  // bpf-lb measured too: its column and its ratio to legacy
   // Modes of another build (KIND@NAME, KIND@DIR): a column each, and KIND's ratio to it.
   std::vector<std::string> builds;
-  for (const auto& t : doc["trials"]) {
-    scenarios.insert(t["scenario"].get<std::string>());
-    workloads.insert(t["workload"].get<std::string>());
-    ladder = ladder || t["mode"] == "bpf-lb";
-    const std::string mode = t["mode"];
-    if (mode.find('@') != std::string::npos &&
-        std::find(builds.begin(), builds.end(), mode) == builds.end())
-      builds.push_back(mode);
+  for (const auto& t : doc.trials) {
+    scenarios.insert(t.scenario);
+    workloads.insert(t.workload);
+    ladder = ladder || t.mode == "bpf-lb";
+    if (t.mode.find('@') != std::string::npos &&
+        std::find(builds.begin(), builds.end(), t.mode) == builds.end())
+      builds.push_back(t.mode);
   }
   auto kind_of = [](const std::string& b) { return b.substr(0, b.find('@')); };
   auto ratio_of = [](const std::vector<double>& base, const std::vector<double>& x) {

@@ -2,16 +2,17 @@
 // The results file: one JSON document per run (schema in docs/results-schema.md and
 // results/schema.json), and what is derived from it — the metric catalogue, the Google
 // Benchmark export (so its compare.py reads our runs) and CSV. Everything here works on files:
-// a report or a verdict can be re-made later from the same document.
+// a report or a verdict can be re-made later from the same document. The document's types and
+// its one reader and writer are in results/document.hpp.
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-namespace hrb::results {
+#include "results/document.hpp"
 
-constexpr int kSchemaVersion = 1;
+namespace hrb::results {
 
 // One figure of a trial, as every consumer (summary, exports, gate) names and reads it.
 struct Metric {
@@ -19,17 +20,17 @@ struct Metric {
   std::string unit;  // "1/s"
   bool higher_is_better;
   std::vector<std::string> workloads;  // where it exists
-  // JSON pointer into trial["metrics"], e.g. "/latencyUs/p99"
+  // JSON pointer into a trial's metrics, e.g. "/latencyUs/p99"
   std::string pointer;
 };
 const std::vector<Metric>& metric_catalogue();
 const Metric* find_metric(const std::string& name);
-std::optional<double> metric_value(const nlohmann::json& trial, const Metric& m);
+std::optional<double> metric_value(const Trial& trial, const Metric& m);
 
 // Host, kernel, CPU, virtualisation (VM and container), distribution, tool and hrbench versions,
 // for the document's "environment". gate::environment_differences says which of them make two
 // runs' absolute figures incomparable.
-nlohmann::json environment();
+Environment environment();
 
 // The project version and the git revision it was configured from ("0.1.0+g1a2b3c4").
 const char* hrbench_version();
@@ -39,21 +40,25 @@ size_t sanitize(nlohmann::json& j);
 
 // Writes atomically (temporary file + rename); parent directories are created.
 void write_json(const std::string& path, const nlohmann::json& doc);
-nlohmann::json read_results(const std::string& path);  // checks schemaVersion; throws kBadInput
+// to_json, sanitize, write_json.
+void write_results(const std::string& path, const Run& run);
+// Parses the file and reads it with from_json (schema, version and types checked); throws
+// Error(kBadInput) naming the file.
+Run read_results(const std::string& path);
 
 // The values of one metric for one (mode, scenario, workload), indexed by repetition (NaN where
 // a repetition has no valid trial). With a scan, only trials of that scan value.
-std::vector<double> series(const nlohmann::json& doc, const std::string& mode,
-                           const std::string& scenario, const std::string& workload,
-                           const Metric& metric, std::optional<int> scan_value = std::nullopt);
+std::vector<double> series(const Run& doc, const std::string& mode, const std::string& scenario,
+                           const std::string& workload, const Metric& metric,
+                           std::optional<int> scan_value = std::nullopt);
 // Drops NaNs.
 std::vector<double> finite(const std::vector<double>& v);
 
-nlohmann::json to_gbench(const nlohmann::json& doc);
-std::string to_csv(const nlohmann::json& doc);
+nlohmann::json to_gbench(const Run& doc);
+std::string to_csv(const Run& doc);
 
 // The comparison table printed at the end of a run: per scenario, workload and metric the
 // median of each mode, the ceiling (node-node), and ebpf/legacy with its bootstrap interval.
-std::string summary_table(const nlohmann::json& doc);
+std::string summary_table(const Run& doc);
 
 }  // namespace hrb::results

@@ -10,21 +10,24 @@
 
 namespace hrb::run {
 
-void merge_repetitions(nlohmann::json& doc, const nlohmann::json& extra) {
-  int base = doc["config"].value("repetitions", 1);
-  for (auto t : extra["trials"]) {
-    t["repetition"] = t["repetition"].get<int>() + base;
-    doc["trials"].push_back(t);
+void merge_repetitions(results::Run& doc, const results::Run& extra) {
+  int base = doc.config.repetitions.value_or(1);
+  for (auto t : extra.trials) {
+    t.repetition = t.rep() + base;
+    doc.trials.push_back(std::move(t));
   }
-  doc["config"]["repetitions"] = base + extra["config"].value("repetitions", 0);
+  doc.config.repetitions = base + extra.config.repetitions.value_or(0);
 }
 
-RunConfig adaptive_config(const nlohmann::json& current, const std::string& current_file,
+RunConfig adaptive_config(const results::Run& current, const std::string& current_file,
                           const gate::GateResult& result, int repetitions) {
   RunConfig c;
   try {
     c = config_of_results(current);
-  } catch (const nlohmann::json::exception& e) {
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: --adaptive cannot repeat this run: {}", current_file, e.what()),
+                ExitCode::kBadInput);
+  } catch (const nlohmann::json::exception& e) {  // modeOptions (datapath's reader)
     throw Error(fmt::format("{}: --adaptive cannot repeat this run: {}", current_file, e.what()),
                 ExitCode::kBadInput);
   }
@@ -44,8 +47,8 @@ RunConfig adaptive_config(const nlohmann::json& current, const std::string& curr
   return c;
 }
 
-gate::GateResult adaptive_gate(const gate::Policy& policy, nlohmann::json& current,
-                               const std::string& current_file, const nlohmann::json* baseline,
+gate::GateResult adaptive_gate(const gate::Policy& policy, results::Run& current,
+                               const std::string& current_file, const results::Run* baseline,
                                const std::string& baseline_file, const AdaptiveOptions& o,
                                const std::atomic<bool>& interrupted) {
   auto result = gate::evaluate(policy, current, current_file, baseline, baseline_file, o.evaluate);

@@ -4,7 +4,6 @@
 // further repetitions, and judge again — until a verdict or N extra repetitions. The gate itself
 // stays file-only: this loop, in run/, is what measures.
 #include <atomic>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "gate/gate.hpp"
@@ -23,8 +22,8 @@ struct AdaptiveOptions {
 // them into `current` (which then holds the merged run). Returns the last result. Throws
 // Error(kBadInput) when `current` cannot be repeated (config missing) or the new repetitions
 // were measured differently (gate::require_comparable).
-gate::GateResult adaptive_gate(const gate::Policy& policy, nlohmann::json& current,
-                               const std::string& current_file, const nlohmann::json* baseline,
+gate::GateResult adaptive_gate(const gate::Policy& policy, results::Run& current,
+                               const std::string& current_file, const results::Run* baseline,
                                const std::string& baseline_file, const AdaptiveOptions& o,
                                const std::atomic<bool>& interrupted);
 
@@ -32,11 +31,11 @@ gate::GateResult adaptive_gate(const gate::Policy& policy, nlohmann::json& curre
 // repetitions, and the modes, scenarios and workloads of the inconclusive checks of `result`
 // (mode none is the ceiling block every run measures: not listed). Output and prefix are left
 // for the caller.
-RunConfig adaptive_config(const nlohmann::json& current, const std::string& current_file,
+RunConfig adaptive_config(const results::Run& current, const std::string& current_file,
                           const gate::GateResult& result, int repetitions);
 
 // Appends the trials of `extra` to `doc` as further repetitions (their numbers shifted past
 // doc's) and adds extra's repetition count to doc's config.
-void merge_repetitions(nlohmann::json& doc, const nlohmann::json& extra);
+void merge_repetitions(results::Run& doc, const results::Run& extra);
 
 }  // namespace hrb::run

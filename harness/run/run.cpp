@@ -151,9 +151,12 @@ std::string git_revision() {
 const std::string kPps = "pps";
 
 // The CPU figures every trial has.
-nlohmann::json cpu_metrics(const metrics::CpuTimes& cpu) {
+double steal_fraction(const metrics::CpuTimes& cpu) {
   const double total = cpu.total();
-  return {{"stealFraction", total > 0 ? cpu.steal / total : 0.0}, {"cpuBusySeconds", cpu.busy()}};
+  return total > 0 ? cpu.steal / total : 0.0;
+}
+nlohmann::json cpu_metrics(const metrics::CpuTimes& cpu) {
+  return {{"stealFraction", steal_fraction(cpu)}, {"cpuBusySeconds", cpu.busy()}};
 }
 
 // Figures derived from a workload result and the CPU time it took.
@@ -244,13 +247,6 @@ class Reporter {
   Clock::time_point start_;
 };
 
-struct PlannedTrial {
-  std::string mode, scenario, workload;
-  int repetition;
-  nlohmann::json scan;  // {"param":…, "value":…} when scanning
-  int scan_value = 0;
-};
-
 }  // namespace
 
 int pod_service_index(const topology::Layout& l, int eps) {
@@ -266,14 +262,30 @@ int pod_service_index(const topology::Layout& l, int eps) {
   return -1;
 }
 
-void validate(const RunConfig& c) {
-  for (const auto& m : c.modes) {
+void validate_mode_names(const std::vector<std::string>& modes,
+                         const datapath::ModeOptions& options) {
+  for (const auto& m : modes) {
     try {
-      datapath::parse_mode(m, c.mode_options);  // KIND or KIND@DIR (datapath/mode.hpp)
+      datapath::parse_mode(m, options);  // KIND or KIND@DIR (datapath/mode.hpp)
     } catch (const Error& e) {
       throw Error(std::string("--modes: ") + e.what(), e.code());
     }
   }
+}
+
+TrialMode trial_mode(const std::string& mode, const datapath::ModeOptions& run_options,
+                     uint32_t calibration_delay_loops) {
+  const auto parsed = datapath::parse_mode(mode, run_options);
+  TrialMode t{parsed.options};  // the kind, and another build's objects (KIND@DIR)
+  // ebpf-delay: the gate's calibration, ebpf slowed down on purpose.
+  if (parsed.calibration_delay) t.options.delay_loops = calibration_delay_loops;
+  t.bpf = t.options.name == "ebpf" || t.options.name == "bpf-lb";
+  t.rules = t.options.name == "legacy" || t.bpf;
+  return t;
+}
+
+void validate(const RunConfig& c) {
+  validate_mode_names(c.modes, c.mode_options);
   for (const auto& s : c.scenarios)
     if (std::find(kScenarios.begin(), kScenarios.end(), s) == kScenarios.end())
       throw Error("--scenarios: unknown scenario '" + s +
@@ -318,22 +330,25 @@ std::string results_path(const std::string& output, const std::string& run_id) {
     return (std::filesystem::path(output) / (run_id + ".json")).string();
   return output;
 }
-
-RunConfig config_of_results(const nlohmann::json& doc) {
-  const auto& j = doc.at("config");
+RunConfig config_of_results(const results::Run& doc) {
+  const auto& j = doc.config;
+  auto need = [](const auto& v, const char* what) {
+    if (!v) throw Error(fmt::format("{} is not recorded", what), ExitCode::kBadInput);
+    return *v;
+  };
   RunConfig c;
-  c.topology = doc.at("topology").at("file");
-  c.duration_s = j.at("durationSeconds");
-  c.warmup_s = j.at("warmupSeconds");
-  c.flows = j.value("flows", 1);
-  c.msg_size = j.value("messageSize", size_t{0});
-  c.max_retries = j.value("maxRetries", 1);
-  c.max_steal_fraction = j.value("maxStealFraction", 0.10);
-  c.mode_options = datapath::ModeOptions::from_json(j.at("modeOptions"));
-  c.calibration_delay_loops = j.value("calibrationDelayLoops", uint32_t{0});
-  if (j.contains("pinnedCpus")) {
-    c.client_cpu = j["pinnedCpus"].at(0);
-    c.server_cpu = j["pinnedCpus"].at(1);
+  c.topology = need(doc.topology.file, "topology.file");
+  c.duration_s = need(j.duration_seconds, "config.durationSeconds");
+  c.warmup_s = need(j.warmup_seconds, "config.warmupSeconds");
+  c.flows = j.flows.value_or(1);
+  c.msg_size = j.message_size.value_or(0);
+  c.max_retries = j.max_retries.value_or(1);
+  c.max_steal_fraction = j.max_steal_fraction.value_or(0.10);
+  c.mode_options = datapath::ModeOptions::from_json(need(j.mode_options, "config.modeOptions"));
+  c.calibration_delay_loops = j.calibration_delay_loops.value_or(0);
+  if (j.pinned_cpus) {
+    c.client_cpu = (*j.pinned_cpus)[0];
+    c.server_cpu = (*j.pinned_cpus)[1];
   }
   c.modes.clear();
   c.scenarios.clear();
@@ -341,150 +356,290 @@ RunConfig config_of_results(const nlohmann::json& doc) {
   return c;
 }
 
-nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupted,
-                          const Progress& progress) {
-  validate(cfg);
-  const std::string yaml = read_text_file(cfg.topology, "topology file");
-  auto spec = topology::parse_spec_string(yaml, cfg.topology);
-  auto layout = topology::plan(spec, cfg.prefix);
-  for (const auto& m : cfg.modes) {  // each mode's input (masq config, …) before anything is built
-    datapath::make_mode(datapath::parse_mode(m, cfg.mode_options).options);
-  }
+std::vector<PlannedTrial> plan_trials(const RunConfig& cfg,
+                                      const std::vector<std::string>& scenarios,
+                                      const std::vector<int>& scan_values,
+                                      const datapath::ModeOptions& run_options) {
+  const bool scanning = !cfg.scan_param.empty();
+  const std::vector<int> values = scanning ? scan_values : std::vector<int>{0};
+  const bool ceiling =
+      std::find(scenarios.begin(), scenarios.end(), "node-node") != scenarios.end();
+  std::vector<PlannedTrial> plan;
+  for (int sv : values)
+    for (int rep = 0; rep < cfg.repetitions; ++rep) {
+      std::vector<std::string> order;
+      if (ceiling) order.push_back("none");
+      std::vector<std::string> modes = cfg.modes;
+      if (rep % 2 == 1) std::reverse(modes.begin(), modes.end());
+      order.insert(order.end(), modes.begin(), modes.end());
+      for (const auto& mode : order) {
+        TrialMode setting = trial_mode(mode, run_options, cfg.calibration_delay_loops);
+        if (cfg.scan_param == "services") setting.options.services = sv;
+        for (const auto& s : scenarios) {
+          if ((mode == "none") != (s == "node-node")) continue;
+          for (const auto& w : cfg.workloads) {
+            if (w == kPps && s != "pod-pod-cross-node") continue;
+            PlannedTrial t{mode, s, w, rep};
+            if (scanning) t.scan = results::TrialScan{.param = cfg.scan_param, .value = sv};
+            t.flows = cfg.scan_param == "flows" ? sv : cfg.flows;
+            t.setting = setting;
+            plan.push_back(std::move(t));
+          }
+        }
+      }
+    }
+  return plan;
+}
 
-  // The plan: per repetition (and scan value), the ceiling block in mode none, then the modes in
-  // an order that alternates between repetitions (ABBA…).
+MatrixPlan plan_matrix(const RunConfig& cfg, const topology::Layout& layout) {
   const int eps = cfg.mode_options.endpoints_per_service;
-  std::vector<std::string> scenarios;
+  MatrixPlan p;
   for (const auto& s : cfg.scenarios) {
     if (scenario_endpoints(layout, s, eps)) {
-      scenarios.push_back(s);
+      p.scenarios.push_back(s);
     } else if (service_scenario(s) && pod_service_index(layout, eps) < 0) {
       log::warn(
           "scenario {} is not possible on topology {}: no service with {} endpoint(s) "
           "has them all on node2 (endpoints are pods taken round-robin; node2 has {} pods); "
           "skipped",
-          s, spec.name, eps, layout.nodes.size() >= 2 ? layout.nodes[1].pods.size() : 0);
+          s, layout.spec.name, eps, layout.nodes.size() >= 2 ? layout.nodes[1].pods.size() : 0);
     } else {
-      log::warn("scenario {} is not possible on topology {}; skipped", s, spec.name);
+      log::warn("scenario {} is not possible on topology {}; skipped", s, layout.spec.name);
     }
   }
   // pod-service and external-nodeport need their service to exist: the run's service count is
   // at least index + 1, for every trial of the run (services belong to the mode, not to a
   // scenario), and the results record the count that was installed (config.modeOptions.services,
   // scan values).
-  datapath::ModeOptions run_mode_options = cfg.mode_options;
-  std::vector<int> scan_values = cfg.scan_values;
-  nlohmann::json pod_service = nullptr, external_nodeport = nullptr;
-  for (const auto& s : scenarios) {
+  p.mode_options = cfg.mode_options;
+  p.scan_values = cfg.scan_values;
+  for (const auto& s : p.scenarios) {
     if (!service_scenario(s)) continue;
     const auto ep = *scenario_endpoints(layout, s, eps);
     const int need = ep.service + 1;
-    if (run_mode_options.services < need) {
+    if (p.mode_options.services < need) {
       log::info("{}: {} service(s) instead of {} (its service svc-{} must exist)", s, need,
-                run_mode_options.services, ep.service);
-      run_mode_options.services = need;
+                p.mode_options.services, ep.service);
+      p.mode_options.services = need;
     }
     if (cfg.scan_param == "services")
-      for (auto& v : scan_values)
+      for (auto& v : p.scan_values)
         if (v < need) {
           log::info("{}: scan value services={} measured with {} services", s, v, need);
           v = need;
         }
-    nlohmann::json j = {{"serviceIndex", ep.service},
-                        {"port", ep.port},
-                        {"targetPort", ep.server_port},
-                        {"backends", datapath::service_endpoints(layout, ep.service, eps).size()},
-                        {"server", ep.server_name},
-                        {"servicesRequested", cfg.mode_options.services},
-                        {"minimumServices", need}};
-    if (s == kPodService) {
-      j["serviceIP"] = ep.dst.str();
-      pod_service = j;
-    } else {
-      j["nodeIP"] = ep.dst.str();
-      external_nodeport = j;
-    }
+    results::ServiceTarget target{
+        .service_index = ep.service,
+        .ip = ep.dst.str(),
+        .port = ep.port,
+        .target_port = ep.server_port,
+        .backends =
+            static_cast<int64_t>(datapath::service_endpoints(layout, ep.service, eps).size()),
+        .server = ep.server_name,
+        .services_requested = cfg.mode_options.services,
+        .minimum_services = need,
+    };
+    (s == kPodService ? p.pod_service : p.external_node_port) = target;
   }
   if (std::find(cfg.workloads.begin(), cfg.workloads.end(), kPps) != cfg.workloads.end()) {
-    if (std::find(scenarios.begin(), scenarios.end(), "pod-pod-cross-node") == scenarios.end())
+    if (std::find(p.scenarios.begin(), p.scenarios.end(), "pod-pod-cross-node") ==
+        p.scenarios.end())
       throw Error(
           "--workloads pps runs in scenario pod-pod-cross-node only (frames are injected "
           "at the server node's uplink); add it to --scenarios",
           ExitCode::kUsage);
-    if (scenarios.size() > 1) log::info("pps: measured in pod-pod-cross-node only");
+    if (p.scenarios.size() > 1) log::info("pps: measured in pod-pod-cross-node only");
   }
-  if (cfg.scan_param.empty()) scan_values = {0};
-  std::vector<PlannedTrial> plan;
-  for (int sv : scan_values)
-    for (int rep = 0; rep < cfg.repetitions; ++rep) {
-      std::vector<std::string> order;
-      if (std::find(scenarios.begin(), scenarios.end(), "node-node") != scenarios.end())
-        order.push_back("none");
-      std::vector<std::string> modes = cfg.modes;
-      if (rep % 2 == 1) std::reverse(modes.begin(), modes.end());
-      order.insert(order.end(), modes.begin(), modes.end());
-      for (const auto& mode : order)
-        for (const auto& s : scenarios) {
-          if ((mode == "none") != (s == "node-node")) continue;
-          for (const auto& w : cfg.workloads) {
-            if (w == kPps && s != "pod-pod-cross-node") continue;
-            PlannedTrial t{mode, s, w, rep, nullptr, sv};
-            if (!cfg.scan_param.empty()) t.scan = {{"param", cfg.scan_param}, {"value", sv}};
-            plan.push_back(t);
-          }
-        }
-    }
+  p.trials = plan_trials(cfg, p.scenarios, p.scan_values, p.mode_options);
+  return p;
+}
 
-  nlohmann::json doc{{"schema", "hostroute-bench/results"},
-                     {"schemaVersion", results::kSchemaVersion},
-                     {"runId", make_run_id()},
-                     {"startedAt", iso_now()},
-                     {"gitRevision", git_revision()},
-                     {"command", cfg.command_line},
-                     {"complete", false},
-                     {"environment", results::environment()},
-                     {"topology",
-                      {{"file", cfg.topology},
-                       {"name", spec.name},
-                       {"nodes", spec.node_count},
-                       {"podsPerNode", spec.pods_per_node},
-                       {"yaml", yaml}}},
-                     {"config",
-                      {{"modes", cfg.modes},
-                       {"scenarios", scenarios},
-                       {"workloads", cfg.workloads},
-                       {"repetitions", cfg.repetitions},
-                       {"durationSeconds", cfg.duration_s},
-                       {"warmupSeconds", cfg.warmup_s},
-                       {"flows", cfg.flows},
-                       {"messageSize", cfg.msg_size},
-                       {"maxRetries", cfg.max_retries},
-                       {"maxStealFraction", cfg.max_steal_fraction},
-                       {"modeOptions", run_mode_options.to_json()},
-                       {"calibrationDelayLoops", cfg.calibration_delay_loops},
-                       {"scan", cfg.scan_param.empty() ? nlohmann::json(nullptr)
-                                                       : nlohmann::json{{"param", cfg.scan_param},
-                                                                        {"values", scan_values}}},
-                       {"cpuTickSeconds", metrics::tick_seconds()}}},
-                     {"trials", nlohmann::json::array()}};
+results::Trial record(const PlannedTrial& t, const Measurement& m, size_t order, int attempt,
+                      double max_steal_fraction) {
+  results::Trial trial;
+  trial.mode = t.mode;
+  trial.scenario = t.scenario;
+  trial.workload = t.workload;
+  trial.repetition = t.repetition;
+  trial.order = static_cast<int64_t>(order);
+  trial.attempt = attempt;
+  trial.started_at = m.started_at;
+  trial.client = m.client;
+  trial.server = m.server;
+  trial.flows = t.workload == kPps ? 1 : std::max(1, t.flows);
+  trial.cpu = m.cpu.to_json();
+  std::vector<std::string> flags;
+  if (m.pps) {
+    nlohmann::json metrics_j = cpu_metrics(m.cpu);
+    metrics_j["packetsPerSecond"] = m.pps->received_pps();
+    metrics_j["packets"] = m.pps->received;
+    if (m.pps->received) metrics_j["cpuNsPerPacket"] = m.cpu.busy() * 1e9 / m.pps->received;
+    trial.metrics = metrics_j;
+    trial.result = m.pps->to_json();
+    if (!m.pps->received) flags.push_back("no packets");
+  } else if (m.workload) {
+    const auto& r = *m.workload;
+    trial.metrics = derive_metrics(r, m.cpu);
+    trial.result = r.to_json();
+    if (r.errors) flags.push_back(fmt::format("errors: {} ({})", r.errors, r.first_error));
+    if ((r.kind == traffic::Kind::kTcpRr || r.kind == traffic::Kind::kTcpCrr ||
+         r.kind == traffic::Kind::kUdpRr) &&
+        r.transactions == 0)
+      flags.push_back("no transactions");
+    if ((r.kind == traffic::Kind::kTcpStream || r.kind == traffic::Kind::kUdpStream) &&
+        r.bytes == 0)
+      flags.push_back("no bytes");
+  }
+  trial.scan = t.scan;
+  trial.iptables_packets = m.iptables_packets;
+  trial.service_rule_packets = m.service_rule_packets;
+  trial.bpf_counters = m.bpf_counters;
+  const double steal = steal_fraction(m.cpu);
+  if (steal > max_steal_fraction)
+    flags.push_back(fmt::format("steal {:.0f}% > {:.0f}%", steal * 100, max_steal_fraction * 100));
+  trial.valid = flags.empty();
+  trial.flags = std::move(flags);
+  return trial;
+}
+
+namespace {
+
+// The generator's spec of a planned trial between `ep`'s client and server(s).
+traffic::WorkloadSpec workload_spec(const Endpoints& ep, const PlannedTrial& t,
+                                    const RunConfig& cfg) {
+  traffic::WorkloadSpec w;
+  if (t.workload != kPps) w.kind = traffic::parse_kind(t.workload);
+  w.client_netns = ep.client_netns;
+  w.server_netns = ep.server_netns;
+  w.dst = ep.dst;
+  w.port = ep.port;
+  w.server_port = ep.server_port;
+  w.more_server_netns = ep.more_server_netns;
+  w.flows = std::max(1, t.flows);
+  w.msg_size = cfg.msg_size;
+  w.duration_s = cfg.duration_s;
+  w.warmup_s = cfg.warmup_s;
+  w.client_cpu = cfg.client_cpu;
+  w.server_cpu = cfg.server_cpu;
+  return w;
+}
+
+// One attempt of a trial in the mode already applied: conntrack flushed, counters and CPU times
+// before and after the workload (or the pps frames).
+Measurement measure(const topology::Layout& layout, const RunConfig& cfg, const PlannedTrial& t,
+                    const Endpoints& ep, int eps) {
+  Measurement m;
+  for (const auto& n : layout.nodes) datapath::conntrack_flush(n.netns);
+  const auto backend = cfg.mode_options.backend;
+  const auto seps = ep.service >= 0 ? sep_chains(layout, ep.service, eps) : std::set<std::string>{};
+  const RulePackets ipt0 =
+      t.setting.rules ? iptables_packets(layout, backend, seps) : RulePackets{};
+  auto bpf0 = t.setting.bpf ? datapath::counters_json(layout) : nlohmann::json::object();
+  m.started_at = iso_now();
+  m.client = ep.client_name;
+  m.server = ep.server_name;
+  auto cpu0 = metrics::read_cpu_times();
+  if (t.workload == kPps) {
+    traffic::PpsSpec ps;
+    ps.node = ep.server_node;
+    ps.pod = ep.server_pod;
+    ps.src = traffic::pps_source(layout);
+    ps.duration_s = cfg.duration_s;
+    m.pps = traffic::run_pps(layout, ps);
+    m.client = ps.node->name + " uplink (XDP frames from " + ps.src.str() + ")";
+  } else {
+    m.workload = traffic::run_workload(workload_spec(ep, t, cfg));
+  }
+  m.cpu = metrics::read_cpu_times() - cpu0;
+  if (t.setting.rules) {
+    const RulePackets ipt = iptables_packets(layout, backend, seps);
+    m.iptables_packets = ipt.all - ipt0.all;
+    // pod-service, external-nodeport: packets kube-proxy's DNAT rules of its service
+    // translated (0 where the datapath load-balances the service itself).
+    if (ep.service >= 0) m.service_rule_packets = ipt.in - ipt0.in;
+  }
+  if (t.setting.bpf) m.bpf_counters = counters_delta(bpf0, datapath::counters_json(layout));
+  return m;
+}
+
+// Runs planned trial number `k` (1 + max_retries attempts while it is invalid); nullopt when
+// interrupted (the trial in flight is dropped).
+std::optional<results::Trial> run_trial(const topology::Layout& layout, const RunConfig& cfg,
+                                        const PlannedTrial& t, size_t k, Reporter& rep,
+                                        const std::atomic<bool>& interrupted) {
+  const int eps = cfg.mode_options.endpoints_per_service;
+  const auto ep = *scenario_endpoints(layout, t.scenario, eps);
+  std::optional<results::Trial> trial;
+  for (int attempt = 1; attempt <= 1 + cfg.max_retries; ++attempt) {
+    rep.trial(k, fmt::format("{} {} {} rep {}{}", t.mode, t.scenario, t.workload, t.repetition + 1,
+                             attempt > 1 ? fmt::format(" (retry {})", attempt - 1) : ""));
+    Measurement m = measure(layout, cfg, t, ep, eps);
+    if (interrupted) return std::nullopt;
+    trial = record(t, m, k, attempt, cfg.max_steal_fraction);
+    if (trial->is_valid()) break;
+    rep.note(fmt::format("trial {} marked invalid: {}", k, trial->flags->front()));
+  }
+  return trial;
+}
+
+}  // namespace
+
+results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupted,
+                        const Progress& progress) {
+  validate(cfg);
+  const std::string yaml = read_text_file(cfg.topology, "topology file");
+  auto spec = topology::parse_spec_string(yaml, cfg.topology);
+  auto layout = topology::plan(spec, cfg.prefix);
+  // Each mode's input (masq config, …) before anything is built.
+  for (const auto& m : cfg.modes)
+    datapath::make_mode(trial_mode(m, cfg.mode_options, cfg.calibration_delay_loops).options);
+
+  const MatrixPlan plan = plan_matrix(cfg, layout);
+
+  results::Run doc;
+  doc.run_id = make_run_id();
+  doc.started_at = iso_now();
+  doc.git_revision = git_revision();
+  doc.command = cfg.command_line;
+  doc.complete = false;
+  doc.environment = results::environment();
+  doc.topology = {.file = cfg.topology,
+                  .name = spec.name,
+                  .nodes = spec.node_count,
+                  .pods_per_node = spec.pods_per_node,
+                  .yaml = yaml};
+  auto& c = doc.config;
+  c.modes = cfg.modes;
+  c.scenarios = plan.scenarios;
+  c.workloads = cfg.workloads;
+  c.repetitions = cfg.repetitions;
+  c.duration_seconds = cfg.duration_s;
+  c.warmup_seconds = cfg.warmup_s;
+  c.flows = cfg.flows;
+  c.message_size = cfg.msg_size;
+  c.max_retries = cfg.max_retries;
+  c.max_steal_fraction = cfg.max_steal_fraction;
+  c.mode_options = plan.mode_options.to_json();
+  c.calibration_delay_loops = cfg.calibration_delay_loops;
+  c.scan_field = std::optional<results::Scan>();  // "scan": null
+  if (!cfg.scan_param.empty()) {
+    results::Scan scan{.param = cfg.scan_param, .values = plan.scan_values};
+    if (cfg.scan_param == "services" && plan.scan_values != cfg.scan_values)
+      scan.requested_values = cfg.scan_values;
+    c.scan_field = scan;
+  }
+  c.cpu_tick_seconds = metrics::tick_seconds();
   if (cfg.client_cpu >= 0 || cfg.server_cpu >= 0)
-    doc["config"]["pinnedCpus"] = {cfg.client_cpu, cfg.server_cpu};
-  if (!pod_service.is_null()) doc["config"]["podService"] = pod_service;
-  if (!external_nodeport.is_null()) doc["config"]["externalNodePort"] = external_nodeport;
-  if (cfg.scan_param == "services" && scan_values != cfg.scan_values)
-    doc["config"]["scan"]["requestedValues"] = cfg.scan_values;
-  const std::string out = results_path(cfg.output, doc["runId"].get<std::string>());
-  auto save = [&] {
-    nlohmann::json copy = doc;
-    results::sanitize(copy);
-    results::write_json(out, copy);
-  };
+    c.pinned_cpus = std::array<int, 2>{cfg.client_cpu, cfg.server_cpu};
+  c.pod_service = plan.pod_service;
+  c.external_node_port = plan.external_node_port;
+  const std::string out = results_path(cfg.output, *doc.run_id);
+  auto save = [&] { results::write_results(out, doc); };
 
-  Reporter rep(progress, plan.size());
-  rep.note(
-      fmt::format("run {}: {} trials on {} ({} repetitions, {:.1f}+{:.1f} s each); results: {}",
-                  doc["runId"].get<std::string>(), plan.size(), spec.name, cfg.repetitions,
-                  cfg.warmup_s, cfg.duration_s, out));
+  Reporter rep(progress, plan.trials.size());
+  rep.note(fmt::format(
+      "run {}: {} trials on {} ({} repetitions, {:.1f}+{:.1f} s each); results: {}", *doc.run_id,
+      plan.trials.size(), spec.name, cfg.repetitions, cfg.warmup_s, cfg.duration_s, out));
   topology::ScopedCluster cluster(cfg.topology, cfg.prefix);  // torn down on every exit
   topology::StateDir& st = cluster.state();
   save();
@@ -492,135 +647,31 @@ nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interru
   std::string current_mode = "none";
   int current_scan = -1;
   size_t k = 0;
-  for (const auto& t : plan) {
+  for (const auto& t : plan.trials) {
     if (interrupted) break;
     ++k;
-    // Mode and scan parameter for this trial.
-    const auto parsed = datapath::parse_mode(t.mode, run_mode_options);
-    datapath::ModeOptions mo = parsed.options;  // kind, and another build's objects (KIND@DIR)
-    if (parsed.calibration_delay) mo.delay_loops = cfg.calibration_delay_loops;
-    if (cfg.scan_param == "services") mo.services = t.scan_value;
-    int flows = cfg.scan_param == "flows" ? t.scan_value : cfg.flows;
-    if (t.mode != current_mode || (cfg.scan_param == "services" && t.scan_value != current_scan)) {
-      datapath::switch_mode(st, layout, mo);
+    const int scan_value = t.scan_value();
+    if (t.mode != current_mode || (cfg.scan_param == "services" && scan_value != current_scan)) {
+      datapath::switch_mode(st, layout, t.setting.options);
       current_mode = t.mode;
-      current_scan = t.scan_value;
+      current_scan = scan_value;
     }
-    auto ep = *scenario_endpoints(layout, t.scenario, eps);
-    traffic::WorkloadSpec w;
-    if (t.workload != kPps) w.kind = traffic::parse_kind(t.workload);
-    w.client_netns = ep.client_netns;
-    w.server_netns = ep.server_netns;
-    w.dst = ep.dst;
-    w.port = ep.port;
-    w.server_port = ep.server_port;
-    w.more_server_netns = ep.more_server_netns;
-    w.flows = std::max(1, flows);
-    w.msg_size = cfg.msg_size;
-    w.duration_s = cfg.duration_s;
-    w.warmup_s = cfg.warmup_s;
-    w.client_cpu = cfg.client_cpu;
-    w.server_cpu = cfg.server_cpu;
-
-    nlohmann::json trial;
-    for (int attempt = 1; attempt <= 1 + cfg.max_retries; ++attempt) {
-      rep.trial(k,
-                fmt::format("{} {} {} rep {}{}", t.mode, t.scenario, t.workload, t.repetition + 1,
-                            attempt > 1 ? fmt::format(" (retry {})", attempt - 1) : ""));
-      for (const auto& n : layout.nodes) datapath::conntrack_flush(n.netns);
-      const auto backend = cfg.mode_options.backend;
-      const bool bpf = mo.name == "ebpf" || mo.name == "bpf-lb";
-      const bool rules = mo.name == "legacy" || bpf;
-      const auto seps =
-          ep.service >= 0 ? sep_chains(layout, ep.service, eps) : std::set<std::string>{};
-      const RulePackets ipt0 = rules ? iptables_packets(layout, backend, seps) : RulePackets{};
-      auto bpf0 = bpf ? datapath::counters_json(layout) : nlohmann::json::object();
-      auto started = iso_now();
-      std::vector<std::string> flags;
-      std::string client = ep.client_name;
-      std::optional<traffic::PpsResult> pps;
-      std::optional<traffic::WorkloadResult> wr;
-      traffic::PpsSpec ps;
-      auto cpu0 = metrics::read_cpu_times();
-      if (t.workload == kPps) {
-        ps.node = ep.server_node;
-        ps.pod = ep.server_pod;
-        ps.src = traffic::pps_source(layout);
-        ps.duration_s = cfg.duration_s;
-        pps = traffic::run_pps(layout, ps);
-      } else {
-        wr = traffic::run_workload(w);
-      }
-      auto cpu = metrics::read_cpu_times() - cpu0;
-      nlohmann::json metrics_j, result_j;
-      if (pps) {
-        metrics_j = cpu_metrics(cpu);
-        metrics_j["packetsPerSecond"] = pps->received_pps();
-        metrics_j["packets"] = pps->received;
-        if (pps->received) metrics_j["cpuNsPerPacket"] = cpu.busy() * 1e9 / pps->received;
-        result_j = pps->to_json();
-        client = ps.node->name + " uplink (XDP frames from " + ps.src.str() + ")";
-        if (!pps->received) flags.push_back("no packets");
-      } else {
-        const auto& r = *wr;
-        metrics_j = derive_metrics(r, cpu);
-        result_j = r.to_json();
-        if (r.errors) flags.push_back(fmt::format("errors: {} ({})", r.errors, r.first_error));
-        if ((w.kind == traffic::Kind::kTcpRr || w.kind == traffic::Kind::kTcpCrr ||
-             w.kind == traffic::Kind::kUdpRr) &&
-            r.transactions == 0)
-          flags.push_back("no transactions");
-        if ((w.kind == traffic::Kind::kTcpStream || w.kind == traffic::Kind::kUdpStream) &&
-            r.bytes == 0)
-          flags.push_back("no bytes");
-      }
-      if (interrupted) break;  // the trial in flight is dropped
-      trial = {{"mode", t.mode},
-               {"scenario", t.scenario},
-               {"workload", t.workload},
-               {"repetition", t.repetition},
-               {"order", k},
-               {"attempt", attempt},
-               {"startedAt", started},
-               {"client", client},
-               {"server", ep.server_name},
-               {"flows", t.workload == kPps ? 1 : w.flows},
-               {"metrics", metrics_j},
-               {"cpu", cpu.to_json()},
-               {"result", result_j}};
-      if (!t.scan.is_null()) trial["scan"] = t.scan;
-      if (rules) {
-        const RulePackets ipt = iptables_packets(layout, backend, seps);
-        trial["iptablesPackets"] = ipt.all - ipt0.all;
-        // pod-service, external-nodeport: packets kube-proxy's DNAT rules of its service
-        // translated (0 where the datapath load-balances the service itself).
-        if (ep.service >= 0) trial["serviceRulePackets"] = ipt.in - ipt0.in;
-      }
-      if (bpf) trial["bpfCounters"] = counters_delta(bpf0, datapath::counters_json(layout));
-      double steal = trial["metrics"]["stealFraction"].get<double>();
-      if (steal > cfg.max_steal_fraction)
-        flags.push_back(
-            fmt::format("steal {:.0f}% > {:.0f}%", steal * 100, cfg.max_steal_fraction * 100));
-      trial["flags"] = flags;
-      trial["valid"] = flags.empty();
-      if (flags.empty()) break;
-      rep.note(fmt::format("trial {} marked invalid: {}", k, flags.front()));
-    }
-    if (interrupted) break;
-    doc["trials"].push_back(trial);
+    auto trial = run_trial(layout, cfg, t, k, rep, interrupted);
+    if (!trial || interrupted) break;
+    doc.trials.push_back(std::move(*trial));
     save();
   }
   rep.done();
-  doc["complete"] = !interrupted.load();
-  doc["finishedAt"] = iso_now();
+  doc.complete = !interrupted.load();
+  doc.finished_at = iso_now();
   if (interrupted) {
-    doc["interrupted"] = true;
-    rep.note(fmt::format("interrupted: {} of {} trials written to {}", doc["trials"].size(),
-                         plan.size(), out));
+    doc.interrupted = true;
+    rep.note(fmt::format("interrupted: {} of {} trials written to {}", doc.trials.size(),
+                         plan.trials.size(), out));
   }
-  // Restore mode none before teardown removes everything (the netns go with it anyway).
+  // The last write; the cluster's destructor then tears it down, its mode with it.
   save();
-  doc["output"] = out;
+  doc.output = out;
   return doc;
 }
 

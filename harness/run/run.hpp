@@ -4,13 +4,22 @@
 // one (mode, scenario, workload, repetition); node-node (no pod hop) is the ceiling, measured in
 // mode none. Results go to one JSON document, written after every trial so an interrupted run
 // still leaves a valid partial file.
+//
+// run_matrix is plan -> trial -> record: plan_matrix (the trials, in order, each with its mode
+// setting decided once), run_trial (switching nothing, measuring one trial with its retries)
+// and record (a measurement as a results::Trial). Mode names stay the strings of --modes from
+// the plan to the results file.
 #include <atomic>
-#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "datapath/mode.hpp"
+#include "metrics/cpu.hpp"
+#include "results/document.hpp"
 #include "topology/layout.hpp"
+#include "traffic/pps.hpp"
+#include "traffic/workload.hpp"
 
 namespace hrb::run {
 
@@ -47,16 +56,86 @@ struct Progress {
   bool tty = false;
 };
 
-// Runs the matrix; returns the document (also written to cfg.output). `interrupted` is polled
-// between trials: when set, the trial in flight is dropped, what finished is written, and the
-// cluster is torn down.
-nlohmann::json run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupted,
-                          const Progress& progress);
+// Runs the matrix; returns the document (also written to cfg.output; its `output` says where).
+// `interrupted` is polled between trials: when set, the trial in flight is dropped, what
+// finished is written, and the cluster is torn down.
+results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupted,
+                        const Progress& progress);
+
+// The --modes names this build runs (legacy, bpf-lb, ebpf, none, ebpf-delay, and KIND@DIR /
+// KIND@NAME for another build's objects: datapath::parse_mode, which resolves NAME through
+// options.object_aliases); throws Error(kUsage, or kBadInput for a missing objects directory or
+// file) naming the first bad one. The one place that checks mode names.
+void validate_mode_names(const std::vector<std::string>& modes,
+                         const datapath::ModeOptions& options = {});
+
+// What a mode name of --modes means for one trial, decided once when the plan is made: the
+// options switch_mode applies (ebpf-delay is ebpf with cfg.calibration_delay_loops; KIND@DIR
+// and KIND@NAME carry the other build's objects directory) and which counters the trial reads.
+struct TrialMode {
+  datapath::ModeOptions options;
+  bool rules = false;  // iptables rules installed (legacy, and under the BPF modes): count them
+  bool bpf = false;    // BPF programs attached: read their reason counters
+};
+TrialMode trial_mode(const std::string& mode, const datapath::ModeOptions& run_options,
+                     uint32_t calibration_delay_loops);
+
+// One trial of the plan.
+struct PlannedTrial {
+  std::string mode;  // as named in --modes, and as recorded
+  std::string scenario, workload;
+  int repetition = 0;
+  std::optional<results::TrialScan> scan;  // when scanning: {RunConfig::scan_param, value}
+  int flows = 1;      // the scan value when scanning flows, else RunConfig::flows
+  TrialMode setting;  // services: the scan value when scanning services
+  int scan_value() const { return scan ? scan->value : 0; }
+};
+
+// The order trials run in: per scan value (none: one pass) and repetition, the ceiling block
+// (mode none, node-node) first when node-node is among `scenarios`, then cfg.modes, reversed on
+// every odd repetition (ABBA…); within a mode its scenarios (node-node only in mode none, the
+// others only outside it), within a scenario cfg.workloads (pps only in pod-pod-cross-node).
+// Needs no cluster: `scenarios` are those the topology holds, `scan_values` as measured,
+// `run_options` the run's mode options (services raised for the service scenarios).
+std::vector<PlannedTrial> plan_trials(const RunConfig& cfg,
+                                      const std::vector<std::string>& scenarios,
+                                      const std::vector<int>& scan_values,
+                                      const datapath::ModeOptions& run_options);
+
+// The whole plan on a topology: the scenarios it holds (the others skipped with a warning), the
+// service count raised so the service scenarios' service exists, their records, and the trials.
+// Throws Error(kUsage) for pps without pod-pod-cross-node.
+struct MatrixPlan {
+  std::vector<std::string> scenarios;
+  datapath::ModeOptions mode_options;
+  std::vector<int> scan_values;  // as measured (pod-service may raise some)
+  std::optional<results::ServiceTarget> pod_service, external_node_port;
+  std::vector<PlannedTrial> trials;
+};
+MatrixPlan plan_matrix(const RunConfig& cfg, const topology::Layout& layout);
+
+// What one attempt of a trial measured.
+struct Measurement {
+  std::string started_at;
+  std::string client, server;
+  metrics::CpuTimes cpu;
+  std::optional<traffic::WorkloadResult> workload;  // a socket workload
+  std::optional<traffic::PpsResult> pps;            // or pps
+  std::optional<uint64_t> iptables_packets;         // rules: packets of every rule
+  std::optional<uint64_t> service_rule_packets;     // and of the service's KUBE-SEP rules
+  std::optional<nlohmann::json> bpf_counters;       // bpf: the reason counters that rose
+};
+
+// A measurement as the results file records it: metrics, flags, valid (no errors, something
+// moved, steal within max_steal_fraction).
+results::Trial record(const PlannedTrial& t, const Measurement& m, size_t order, int attempt,
+                      double max_steal_fraction);
 
 // The measurement settings of an earlier run (its `config` and topology file), so more
 // repetitions of it measure the same thing (`hrbench gate --adaptive`). The matrix (modes,
-// scenarios, workloads, repetitions) and the output are left for the caller to set.
-RunConfig config_of_results(const nlohmann::json& doc);
+// scenarios, workloads, repetitions) and the output are left for the caller to set. Throws
+// Error(kBadInput) naming a setting the run did not record.
+RunConfig config_of_results(const results::Run& doc);
 
 // pod-service's service: the lowest index i whose `eps` endpoints (datapath::service_endpoints)
 // all are pods of node2 (l.nodes[1]); -1 when there is none (fewer than eps pods on node2, or

@@ -142,16 +142,12 @@ class Env {
 enum class Prog { from_pod, from_uplink, to_pod };
 const char* counters_of(Prog p) { return p == Prog::from_uplink ? "from_uplink" : "from_pod"; }
 
-class Datapath : public ::testing::Test {
+class Datapath : public SuiteCluster<Datapath> {
+ public:
+  static constexpr const char* kTopology = "topologies/two-node.yaml";
+  static constexpr const char* kTag = "tb";
+
  protected:
-  static void SetUpTestSuite() {
-    if (::geteuid() != 0) return;
-    cluster_ = new ClusterGuard("topologies/two-node.yaml", "tb");
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
   void SetUp() override {
     HRB_REQUIRE_ROOT();
     progs_ = std::make_unique<NodePrograms>(l(), node(), masq(), opts());
@@ -213,6 +209,9 @@ class Datapath : public ::testing::Test {
   RunResult from_pod(const PacketSpec& s, const std::string& lxc = "lxc1") {
     return run(progs_->from_pod_fd(), build(s), lxc);
   }
+  RunResult from_pod(const Bytes& b, const std::string& lxc = "lxc1") {
+    return run(progs_->from_pod_fd(), b, lxc);
+  }
   RunResult from_uplink(const Bytes& b) { return run(progs_->from_uplink_fd(), b, "eth0"); }
   RunResult from_uplink(const PacketSpec& s) { return from_uplink(build(s)); }
   uint64_t counter(const char* prog, int reason) { return progs_->counters(prog)[reason]; }
@@ -225,10 +224,8 @@ class Datapath : public ::testing::Test {
   void flush_neighbours() {
     run_cmd({"ip", "neigh", "flush", "dev", "eth0"}, {.netns = node().netns});
   }
-  static ClusterGuard* cluster_;
   std::unique_ptr<NodePrograms> progs_;
 };
-ClusterGuard* Datapath::cluster_ = nullptr;
 
 // The output frame of a run, byte for byte (decoded diff and pcap on a mismatch).
 #define EXPECT_FRAME(run_result, expected_bytes) \
@@ -1251,6 +1248,88 @@ TEST_F(Services, NoBackendDrops) {
   EXPECT_EQ(counter("from_pod", HRB_R_DROP_NO_BACKEND), 1u);
 }
 
+// ICMP errors about load-balanced connections, translated like the masquerade's (RFC 5508): the
+// client sees the service address in the outer and the quoted header, the backend its own.
+TEST_F(Services, AnErrorAboutARequestReachesTheClientQuotingTheService) {
+  resolve_neighbours();
+  const Env e = env();
+  auto s = to_service(2, 45000, 17);
+  auto sent = from_pod(s);
+  ASSERT_EQ(sent.verdict, TC_ACT_REDIRECT);
+  auto as_sent = s;  // the request as the client sent it, after its hop
+  as_sent.ttl--;
+  // The backend answers port unreachable, quoting the request as it got it: the outer source
+  // becomes the service address too.
+  auto back = from_uplink(icmp_error(backend(2).ip, pod(0, 0).ip, 3, 3, sent.out));
+  ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(back.redirect.helper, kPeer);
+  EXPECT_EQ(back.redirect.ifindex, ifindex(node().netns, "lxc1"));
+  PacketSpec outer;
+  outer.src = e.service_ip(2);
+  outer.dst = pod(0, 0).ip;
+  EXPECT_FRAME(back, icmp_error(e.delivered(outer, pod(0, 0)), 3, 3, build(as_sent)));
+  // A router on the way (node2's address; time exceeded, an 8-byte quote) keeps its address.
+  auto hop = from_uplink(icmp_error(l().nodes[1].underlay_ip, pod(0, 0).ip, 11, 0, sent.out, 28));
+  ASSERT_EQ(hop.verdict, TC_ACT_REDIRECT);
+  outer.src = l().nodes[1].underlay_ip;
+  EXPECT_FRAME(hop, icmp_error(e.delivered(outer, pod(0, 0)), 11, 0, build(as_sent), 28));
+  EXPECT_EQ(counter("from_uplink", HRB_R_ICMP_ERROR_LB), 2u);
+}
+
+TEST_F(Services, AClientsErrorAboutAReplyGoesToTheRemoteBackend) {
+  resolve_neighbours();
+  const Env e = env();
+  ASSERT_EQ(from_pod(to_service(2, 45000, 17)).verdict, TC_ACT_REDIRECT);
+  auto reply = from_backend(2, 45000, 17);
+  auto got = from_uplink(reply);  // with the service address as its source
+  ASSERT_EQ(got.verdict, TC_ACT_REDIRECT);
+  // The client answers port unreachable to the service address, quoting the reply it got.
+  auto r = from_pod(icmp_error(pod(0, 0).ip, e.service_ip(2), 3, 3, got.out));
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(r.redirect.helper, kFib);
+  PacketSpec outer;
+  outer.src = pod(0, 0).ip;
+  outer.dst = backend(2).ip;
+  reply.ttl--;  // the reply as the backend sent it, after its hop into the client
+  EXPECT_FRAME(r, icmp_error(e.to_node2(outer), 3, 3, build(reply)));
+  EXPECT_EQ(counter("from_pod", HRB_R_ICMP_ERROR_LB), 1u);
+  // An error to the service about a connection this client does not have: the stack's.
+  auto other = from_pod(icmp_error(pod(0, 0).ip, e.service_ip(2), 3, 3,
+                                   build(reverse(from_backend(2, 45999, 17), 2))));
+  EXPECT_EQ(other.verdict, TC_ACT_OK);
+  EXPECT_UNCHANGED(other);
+}
+
+TEST_F(Services, ErrorsOfALocalBackendsConnectionAreTranslatedBothWays) {
+  const Env e = env();
+  ASSERT_EQ(backend(1).name, pod(0, 1).name);
+  auto s = to_service(1, 45000, 17);
+  auto sent = from_pod(s);
+  ASSERT_EQ(sent.verdict, TC_ACT_REDIRECT);
+  // The backend's port unreachable about the request: to the client, from the service.
+  auto r =
+      run(progs_->from_pod_fd(), icmp_error(pod(0, 1).ip, pod(0, 0).ip, 3, 3, sent.out), "lxc2");
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(r.redirect.ifindex, ifindex(node().netns, "lxc1"));
+  PacketSpec outer;
+  outer.src = e.service_ip(1);
+  outer.dst = pod(0, 0).ip;
+  s.ttl--;
+  EXPECT_FRAME(r, icmp_error(e.delivered(outer, pod(0, 0)), 3, 3, build(s)));
+  // The client's port unreachable about the backend's reply: to the backend, quoting it as sent.
+  auto reply = from_backend(1, 45000, 17);
+  auto got = from_pod(reply, "lxc2");
+  ASSERT_EQ(got.verdict, TC_ACT_REDIRECT);
+  auto b = from_pod(icmp_error(pod(0, 0).ip, e.service_ip(1), 3, 3, got.out));
+  ASSERT_EQ(b.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(b.redirect.ifindex, ifindex(node().netns, "lxc2"));
+  outer.src = pod(0, 0).ip;
+  outer.dst = pod(0, 1).ip;
+  reply.ttl--;
+  EXPECT_FRAME(b, icmp_error(e.delivered(outer, pod(0, 1)), 3, 3, build(reply)));
+  EXPECT_EQ(counter("from_pod", HRB_R_ICMP_ERROR_LB), 2u);
+}
+
 // bpf-lb: CT and LB at the pod's veth, then the stack; replies translated on the lxc egress.
 class BpfLb : public Services {
  protected:
@@ -1267,6 +1346,17 @@ TEST_F(BpfLb, DnatThenTheStackRoutesAndToPodReversesTheReply) {
   ASSERT_EQ(back.verdict, TC_ACT_OK);
   EXPECT_FRAME(back, build(reverse(from_backend(2), 2)));
   EXPECT_EQ(counter("from_pod", HRB_R_TO_POD), 1u);
+}
+
+TEST_F(BpfLb, AnErrorAboutARequestIsTranslatedOnTheWayIntoTheClient) {
+  auto s = to_service(2, 45000, 17);
+  auto r = from_pod(s);
+  ASSERT_EQ(r.verdict, TC_ACT_OK);
+  // What the stack delivers into the client: the backend's error, quoting the DNATed request.
+  auto err = run(progs_->to_pod_fd(), icmp_error(backend(2).ip, pod(0, 0).ip, 3, 3, r.out), "lxc1");
+  ASSERT_EQ(err.verdict, TC_ACT_OK);
+  EXPECT_FRAME(err, icmp_error(env().service_ip(2), pod(0, 0).ip, 3, 3, build(s)));
+  EXPECT_EQ(counter("from_pod", HRB_R_ICMP_ERROR_LB), 1u);
 }
 
 }  // namespace

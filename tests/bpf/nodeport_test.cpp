@@ -2,7 +2,7 @@
 // objects under BPF_PROG_TEST_RUN inside node1 of a real two-node cluster, with the maps filled
 // from the cluster's one service list (4 services, each with a NodePort). A test run cannot
 // redirect: the verdict is asserted, and the helper and ifindex come from the programs' record
-// (record_redirects). The fixture is this file's own (datapath_test.cpp's is being restructured).
+// (record_redirects). The suite shares one cluster (SuiteCluster, tests/support).
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
@@ -16,6 +16,7 @@
 #include "datapath/ebpf.hpp"
 #include "datapath/legacy.hpp"
 #include "support/cluster_fixture.hpp"
+#include "support/frame.hpp"
 #include "support/packet.hpp"
 
 #include "hrb_abi.h"
@@ -39,16 +40,12 @@ struct RunResult {
   hrb_redirect_record redirect{};
 };
 
-class NodePort : public ::testing::Test {
+class NodePort : public SuiteCluster<NodePort> {
+ public:
+  static constexpr const char* kTopology = "topologies/two-node.yaml";
+  static constexpr const char* kTag = "np";
+
  protected:
-  static void SetUpTestSuite() {
-    if (::geteuid() != 0) return;
-    cluster_ = new ClusterGuard("topologies/two-node.yaml", "np");
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
   void SetUp() override {
     HRB_REQUIRE_ROOT();
     progs_ = std::make_unique<NodePrograms>(l(), node(), masq(), opts());
@@ -79,6 +76,29 @@ class NodePort : public ::testing::Test {
   }
   std::string mac(const std::string& netns, const std::string& dev) {
     return mac_str(run_in_netns(netns, [&] { return mac_of(dev); }).data());
+  }
+  Mac mac_of_dev(const std::string& netns, const std::string& dev) {
+    return run_in_netns(netns, [&] { return mac_of(dev); });
+  }
+  // An outer header src -> dst as node1 sends it out of its uplink to the external host or to
+  // node2 (after its hop: TTL 63), or into one of its pods.
+  PacketSpec out_to(Ipv4 src, Ipv4 dst, const std::string& hop_netns) {
+    PacketSpec o;
+    o.src = src;
+    o.dst = dst;
+    o.ttl = 63;
+    o.src_mac = mac_of_dev(node().netns, node().uplink);
+    o.dst_mac = mac_of_dev(hop_netns, "eth0");
+    return o;
+  }
+  PacketSpec into(Ipv4 src, const topology::PodLayout& pod) {
+    PacketSpec o;
+    o.src = src;
+    o.dst = pod.ip;
+    o.ttl = 63;
+    o.src_mac = mac_of_dev(node().netns, pod.lxc);
+    o.dst_mac = mac_of_dev(pod.netns, pod.ifname);
+    return o;
   }
   RunResult run(int prog_fd, const Bytes& in, const std::string& ingress) {
     return run_in_netns(node().netns, [&] {
@@ -153,10 +173,8 @@ class NodePort : public ::testing::Test {
     return r;
   }
 
-  static ClusterGuard* cluster_;
   std::unique_ptr<NodePrograms> progs_;
 };
-ClusterGuard* NodePort::cluster_ = nullptr;
 
 #define EXPECT_CHECKSUMS_OK(pkt)                                          \
   do {                                                                    \
@@ -307,6 +325,93 @@ TEST_F(NodePort, AReplyWithoutItsConnectionIsNotTranslated) {
   EXPECT_EQ(r.verdict, TC_ACT_OK);
   EXPECT_EQ(r.out, in) << "untouched, to the stack";
   EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_REPLY_MISS), 1u);
+}
+
+// ICMP errors about NodePort connections (RFC 5508): the client sees the node's address and
+// NodePort, the backend what it sent or got — for a local backend, with both kinds of client
+// address (the fabric one is in a nonMasqueradeCIDR, the "outside" one is masqueraded) ...
+TEST_F(NodePort, ErrorsOfALocalBackendsConnectionAreTranslatedBothWays) {
+  for (Ipv4 client : {ext().underlay_ip, ext().address}) {
+    SCOPED_TRACE(client.str());
+    const uint16_t cport = client == ext().address ? 40101 : 40100;
+    auto req = to_nodeport(1, client, cport, 0, 17);
+    auto got = from_uplink(req);
+    ASSERT_EQ(got.verdict, TC_ACT_REDIRECT);
+    // The backend's port unreachable about the request: out to the client from the node,
+    // quoting the request as the client sent it (after its hop).
+    auto in = icmp_error(pod(0, 1).ip, client, 3, 3, got.out);
+    auto r = run(progs_->from_pod_fd(), in, "lxc2");
+    ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+    EXPECT_EQ(r.redirect.helper, kFib);
+    req.ttl--;
+    EXPECT_TRUE(same_frame(icmp_error(out_to(node_ip(), client, ext().netns), 3, 3, build(req)),
+                           r.out, in));
+    // The client's port unreachable about the backend's answer: into the backend, quoting the
+    // answer as the backend sent it.
+    auto answer = from_backend(pod(0, 1).ip, client, cport, 0, 17);
+    auto back = from_pod(answer, "lxc2");
+    ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+    auto in2 = icmp_error(client, node_ip(), 3, 3, back.out);
+    auto b = run(progs_->from_uplink_fd(), in2, "eth0");
+    ASSERT_EQ(b.verdict, TC_ACT_REDIRECT);
+    EXPECT_EQ(b.redirect.helper, kPeer);
+    EXPECT_EQ(b.redirect.ifindex, ifindex(node().netns, "lxc2"));
+    answer.ttl--;
+    EXPECT_TRUE(same_frame(icmp_error(into(client, pod(0, 1)), 3, 3, build(answer)), b.out, in2));
+  }
+  EXPECT_EQ(counter("from_pod", HRB_R_ICMP_ERROR_LB), 2u);
+  EXPECT_EQ(counter("from_uplink", HRB_R_ICMP_ERROR_LB), 2u);
+  EXPECT_EQ(counter("from_pod", HRB_R_DROP_ICMP_ERROR_NO_STATE), 0u);
+}
+
+// ... and for a remote backend, where the request and the answer were SNATed too.
+TEST_F(NodePort, ErrorsOfARemoteBackendsConnectionAreTranslatedBothWays) {
+  const Ipv4 b = backend(2).ip, client = ext().address;
+  auto req = to_nodeport(2, client, 41100, 0, 17);
+  auto sent = from_uplink(req);
+  ASSERT_EQ(sent.verdict, TC_ACT_REDIRECT);
+  req.ttl--;
+  // The backend's port unreachable about the request (to the node IP, quoting node:snat ->
+  // backend): back out to the client, from the node, quoting what the client sent.
+  auto in = icmp_error(b, node_ip(), 3, 3, sent.out);
+  auto r = run(progs_->from_uplink_fd(), in, "eth0");
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(r.redirect.helper, kFib);
+  EXPECT_TRUE(
+      same_frame(icmp_error(out_to(node_ip(), client, ext().netns), 3, 3, build(req)), r.out, in));
+  // A router on the way (node2's address; time exceeded, an 8-byte quote): the client sees the
+  // node as the sender too — it only ever talks to the node.
+  auto in_hop = icmp_error(l().nodes[1].underlay_ip, node_ip(), 11, 0, sent.out, 28);
+  auto h = run(progs_->from_uplink_fd(), in_hop, "eth0");
+  ASSERT_EQ(h.verdict, TC_ACT_REDIRECT);
+  EXPECT_TRUE(same_frame(icmp_error(out_to(node_ip(), client, ext().netns), 11, 0, build(req), 28),
+                         h.out, in_hop));
+  // The client's port unreachable about the answer: to the backend, from the node, quoting the
+  // answer as the backend sent it (to the SNAT port).
+  auto answer = from_backend(b, node_ip(), 41100, 0, 17);
+  auto back = from_uplink(answer);
+  ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+  auto in2 = icmp_error(client, node_ip(), 3, 3, back.out);
+  auto e = run(progs_->from_uplink_fd(), in2, "eth0");
+  ASSERT_EQ(e.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(e.redirect.helper, kFib);
+  answer.ttl--;
+  EXPECT_TRUE(same_frame(icmp_error(out_to(node_ip(), b, l().nodes[1].netns), 3, 3, build(answer)),
+                         e.out, in2));
+  EXPECT_EQ(counter("from_uplink", HRB_R_ICMP_ERROR_LB), 3u);
+}
+
+// An error quoting a NodePort connection that does not exist is not translated.
+TEST_F(NodePort, AnErrorAboutNoConnectionGoesToTheStackUntouched) {
+  auto answer = from_backend(backend(2).ip, node_ip(), 41999, 0, 17);
+  answer.src = node_ip();
+  answer.sport = np(2);
+  answer.dst = ext().address;
+  auto in = icmp_error(ext().address, node_ip(), 3, 3, build(answer));
+  auto r = run(progs_->from_uplink_fd(), in, "eth0");
+  EXPECT_EQ(r.verdict, TC_ACT_OK);
+  EXPECT_EQ(r.out, in);
+  EXPECT_EQ(counter("from_uplink", HRB_R_ICMP_ERROR_LB), 0u);
 }
 
 class TwoBackends : public NodePort {

@@ -436,16 +436,12 @@ struct Violation {
   std::string invariant, what;
 };
 
-class PacketFuzz : public ::testing::Test {
+class PacketFuzz : public SuiteCluster<PacketFuzz> {
+ public:
+  static constexpr const char* kTopology = "topologies/two-node.yaml";
+  static constexpr const char* kTag = "pf";
+
  protected:
-  static void SetUpTestSuite() {
-    if (::geteuid() != 0) return;
-    cluster_ = new ClusterGuard("topologies/two-node.yaml", "pf");
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
   void SetUp() override { HRB_REQUIRE_ROOT(); }
   static const topology::Layout& l() { return cluster_->layout(); }
   static const topology::NodeLayout& node() { return l().nodes[0]; }
@@ -463,10 +459,7 @@ class PacketFuzz : public ::testing::Test {
   }
 
   void fuzz(const std::string& config, bool host_routing);
-
-  static ClusterGuard* cluster_;
 };
-ClusterGuard* PacketFuzz::cluster_ = nullptr;
 
 // Sums a per-CPU counters array in one batch lookup (one syscall per run).
 class CounterReader {

@@ -124,19 +124,13 @@ void client(const std::string& netns, Ipv4 dst, Churn& out) {
   }
 }
 
-class CtChurn : public ::testing::TestWithParam<const char*> {
+class CtChurn : public SuiteCluster<CtChurn, ::testing::TestWithParam<const char*>> {
+ public:
+  static constexpr const char* kTopology = "topologies/two-node.yaml";
+  static constexpr const char* kTag = "tk";
+
  protected:
-  static void SetUpTestSuite() {
-    if (::geteuid() != 0) return;
-    cluster_ = new ClusterGuard("topologies/two-node.yaml", "tk");
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-  static ClusterGuard* cluster_;
 };
-ClusterGuard* CtChurn::cluster_ = nullptr;
 
 TEST_P(CtChurn, EveryConnectionCompletesAndNoReplyArrivesWithoutState) {
   HRB_REQUIRE_ROOT();

@@ -56,4 +56,26 @@ class ClusterGuard {
   topology::Layout layout_;
 };
 
+// One cluster shared by a test suite: made before its first test (when root; otherwise each test
+// skips with HRB_REQUIRE_ROOT), taken down after its last. Suite names it:
+//   class MySuite : public SuiteCluster<MySuite> {
+//     static constexpr const char* kTopology = "topologies/two-node.yaml";
+//     static constexpr const char* kTag = "ms";  // the prefix's tag (unique_prefix)
+//   };
+// Base: ::testing::Test, or ::testing::TestWithParam<T> for a parameterised suite.
+template <typename Suite, typename Base = ::testing::Test>
+class SuiteCluster : public Base {
+ public:
+  static void SetUpTestSuite() {
+    if (::geteuid() == 0) cluster_ = new ClusterGuard(Suite::kTopology, Suite::kTag);
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+
+ protected:
+  static inline ClusterGuard* cluster_ = nullptr;
+};
+
 }  // namespace hrb::test

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.hpp"
+#include "results/results.hpp"
 #include "run/adaptive.hpp"
 
 using namespace hrb;
@@ -17,7 +18,7 @@ nlohmann::json trial(const std::string& mode, int rep, double tps) {
 }
 
 // A run as run_matrix writes it, as far as config_of_results reads it.
-nlohmann::json repeatable_run() {
+nlohmann::json repeatable_run_json() {
   return {{"schema", "hostroute-bench/results"},
           {"schemaVersion", 1},
           {"topology", {{"file", "/t/two-node.yaml"}}},
@@ -32,6 +33,8 @@ nlohmann::json repeatable_run() {
            {trial("legacy", 0, 100), trial("ebpf", 0, 110), trial("legacy", 1, 101),
             trial("ebpf", 1, 111)}}};
 }
+
+results::Run repeatable_run() { return results::from_json(repeatable_run_json(), "cur.json"); }
 
 gate::CheckResult check_result(gate::Verdict v, gate::Cell a, gate::Cell b,
                                const std::string& workload) {
@@ -71,10 +74,10 @@ TEST(AdaptiveGate, ConfigRepeatsTheRunsSettingsForTheInconclusiveCellsOnly) {
 }
 
 TEST(AdaptiveGate, ARunWithoutItsConfigCannotBeRepeated) {
-  nlohmann::json doc = repeatable_run();
+  nlohmann::json doc = repeatable_run_json();
   doc.erase("topology");
   try {
-    adaptive_config(doc, "cur.json", {}, 1);
+    adaptive_config(results::from_json(doc, "cur.json"), "cur.json", {}, 1);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ExitCode::kBadInput);
@@ -86,14 +89,18 @@ TEST(AdaptiveGate, ARunWithoutItsConfigCannotBeRepeated) {
 
 TEST(AdaptiveGate, MergeAppendsRepetitionsAfterTheRunsOwn) {
   auto doc = repeatable_run();
-  nlohmann::json extra{{"config", {{"repetitions", 1}}},
-                       {"trials", {trial("legacy", 0, 102), trial("ebpf", 0, 112)}}};
+  auto extra = results::from_json({{"schema", "hostroute-bench/results"},
+                                   {"schemaVersion", 1},
+                                   {"config", {{"repetitions", 1}}},
+                                   {"trials", {trial("legacy", 0, 102), trial("ebpf", 0, 112)}}},
+                                  "extra.json");
   merge_repetitions(doc, extra);
-  EXPECT_EQ(doc["config"]["repetitions"], 3);
-  ASSERT_EQ(doc["trials"].size(), 6u);
-  EXPECT_EQ(doc["trials"][4]["repetition"], 2);
-  EXPECT_EQ(doc["trials"][5]["repetition"], 2);
-  EXPECT_EQ(doc["trials"][5]["metrics"]["transactionsPerSecond"], 112);
+  EXPECT_EQ(doc.config.repetitions, 3);
+  ASSERT_EQ(doc.trials.size(), 6u);
+  EXPECT_EQ(doc.trials[4].repetition, 2);
+  EXPECT_EQ(doc.trials[5].repetition, 2);
+  EXPECT_EQ(results::metric_value(doc.trials[5], *results::find_metric("transactionsPerSecond")),
+            112);
 }
 
 TEST(AdaptiveGate, NoBudgetJudgesOnceAndMeasuresNothing) {

@@ -55,6 +55,21 @@ checks:
                              "policy.yaml");
 }
 
+// The documents of these tests are JSON, as in a file: read with results::from_json (what
+// read_results does after parsing) before the gate sees them.
+GateResult evaluate(const Policy& p, const nlohmann::json& cur, const std::string& cur_file,
+                    const nlohmann::json* base, const std::string& base_file,
+                    const EvaluateOptions& options = {}) {
+  const auto c = results::from_json(cur, cur_file);
+  std::optional<results::Run> b;
+  if (base) b = results::from_json(*base, base_file);
+  return gate::evaluate(p, c, cur_file, b ? &*b : nullptr, base_file, options);
+}
+
+results::Environment env_of(const nlohmann::json& doc) {
+  return results::from_json(doc, "test").environment;
+}
+
 }  // namespace
 
 TEST(GateStats, IdenticalDistributionsRarelyFail) {
@@ -360,15 +375,15 @@ TEST(GateEnvironment, DifferencesNameEachFieldAndBothValues) {
   auto a = with_environment("Linux 6.18.44-fc-v669");
   auto b = with_environment("Linux 6.18.44-fc-v973");
   b["environment"]["hrbenchVersion"] = "0.1.0+gcafe";  // recorded, never compared
-  EXPECT_TRUE(environment_differences(a, a).empty());
-  auto d = environment_differences(a, b);
+  EXPECT_TRUE(environment_differences(env_of(a), env_of(a)).empty());
+  auto d = environment_differences(env_of(a), env_of(b));
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].field, "kernel");
   EXPECT_EQ(d[0].baseline, "Linux 6.18.44-fc-v669");
   EXPECT_EQ(d[0].current, "Linux 6.18.44-fc-v973");
   b["environment"]["cpus"] = 4;
   b["environment"].erase("virtualization");
-  d = environment_differences(a, b);
+  d = environment_differences(env_of(a), env_of(b));
   ASSERT_EQ(d.size(), 3u);
   EXPECT_EQ(d[0].field, "cpus");
   EXPECT_EQ(d[0].current, "4");
