@@ -101,7 +101,10 @@ void add_mode_options(po::options_description& d, ModeFlags& f) {
       "ebpf: entries of each node's connection-tracking table (default 262144; a small one "
       "makes the LRU evict, as the churn test does)")(
       "allowlist", po::value(&f.allowlist),
-      "iptables monitor allowlist (default config/iptables-allowlist.yaml)");
+      "iptables monitor allowlist (default config/iptables-allowlist.yaml)")(
+      "attach", po::value(&f.attach)->default_value("tcx"),
+      "ebpf, bpf-lb: attach the tc programs as tcx links or clsact filters (clsact: a large "
+      "cluster switches modes several times faster; docs/scale.md)");
 }
 
 datapath::ModeOptions mode_options(const ModeFlags& f, const std::string& name,
@@ -114,6 +117,7 @@ datapath::ModeOptions mode_options(const ModeFlags& f, const std::string& name,
   o.force = f.force;
   if (f.allowlist) o.allowlist = *f.allowlist;
   if (f.ct_entries) o.ct_entries = *f.ct_entries;
+  o.attach = datapath::parse_attach(f.attach);
   o.endpoints_per_service = f.endpoints_per_service.value_or(spec.endpoints_per_service);
   return o;
 }

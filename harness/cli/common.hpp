@@ -56,6 +56,7 @@ struct ModeFlags {
   bool force = false;
   boost::optional<uint32_t> ct_entries;
   boost::optional<std::string> allowlist;
+  std::string attach;
 };
 void add_mode_options(po::options_description& d, ModeFlags& f);
 // The mode `name` with these flags; services and endpoints default to the topology's.

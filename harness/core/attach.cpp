@@ -40,6 +40,13 @@ bool detach_clsact(const Attachment& a) {
     hook.sz = sizeof hook;
     hook.ifindex = static_cast<int>(ifindex);
     hook.attach_point = a.hook == "egress" ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+    if (a.hook == "qdisc") {  // the clsact qdisc itself, which the harness created
+      hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+      const int e = bpf_tc_hook_destroy(&hook);
+      if (e == -ENOENT || e == -EINVAL) return false;
+      if (e) log::warn("clsact qdisc on {} in {}: {}", a.target, a.netns, std::strerror(-e));
+      return e == 0;
+    }
     bpf_tc_opts o{};
     o.sz = sizeof o;
     o.handle = a.handle;

@@ -4,8 +4,9 @@
 // from pin file names. After libbpf-bootstrap's tc example: remove exactly what was made.
 // One journal line each (str()):
 //   tcx     netns=<netns> target=<ifname> hook=ingress|egress pin=<link pin>
-//   clsact  netns=<netns> target=<ifname> hook=ingress handle=<n> prio=<n>  (no link: the filter
-//           lives with the device)
+//   clsact  netns=<netns> target=<ifname> hook=ingress|egress handle=<n> prio=<n>  (no link: the
+//           filter lives with the device); hook=qdisc handle=0 prio=0: the clsact qdisc, when the
+//           harness created it (destroyed after its filters)
 //   cgroup  target=<cgroup directory> hook=setsockopt pin=<link pin>
 //   lsm     hook=<LSM program> pin=<link pin>
 #include <cstdint>

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/attach.hpp"
 #include "core/bpf.hpp"
@@ -219,8 +220,9 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
     pin(progs.map_fd(m), pins::map(l.prefix, n.name, m));
 
   // Attach inside the node netns (ifindexes are per netns): a tcx link per device, pinned so it
-  // outlives us; clsact where tcx is missing. Each is journalled before it is made (one fsync for
-  // the node's tcx links), so removal and `clean` undo exactly these.
+  // outlives us; clsact filters when chosen (--attach clsact) or where tcx is missing. Each is
+  // journalled before it is made (one fsync for the node's tcx links), so removal and `clean`
+  // undo exactly these.
   struct Target {
     std::string ifname;
     int prog;
@@ -245,30 +247,46 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
     for (const auto& p : n.pods) add(p.lxc, progs.to_pod_fd(), true);
   std::vector<Attachment> planned;
   for (const auto& t : targets) planned.push_back(t.tcx);
-  state_->record_attached(planned);
+  const bool clsact = opts_.attach == Attach::kClsact;
+  std::set<std::string> qdisc_made;  // devices whose clsact qdisc this call has seen to
+  if (!clsact) state_->record_attached(planned);
   run_in_netns(n.netns, [&] {
     for (const auto& [ifname, prog, egress, tcx] : targets) {
       unsigned ifindex = ifindex_of(ifname, n.netns);
-      Fd link(bpf_link_create(prog, ifindex, egress ? kTcxEgress : kTcxIngress, nullptr));
-      if (link) {
-        pin(link.get(), tcx.pin);
-        continue;
+      if (!clsact) {
+        Fd link(bpf_link_create(prog, ifindex, egress ? kTcxEgress : kTcxIngress, nullptr));
+        if (link) {
+          pin(link.get(), tcx.pin);
+          continue;
+        }
+        if (egress) throw_errno("tcx egress attach on " + ifname + " (bpf-lb needs tcx)");
+        if (errno != EINVAL && errno != EOPNOTSUPP) throw_errno("tcx attach on " + ifname);
       }
-      if (egress) throw_errno("tcx egress attach on " + ifname + " (bpf-lb needs tcx)");
-      if (errno != EINVAL && errno != EOPNOTSUPP) throw_errno("tcx attach on " + ifname);
-      // clsact fallback: the filter lives with the device; removal deletes it.
-      state_->record_attached({{.kind = Attachment::Kind::kClsact,
-                                .netns = n.netns,
-                                .target = ifname,
-                                .hook = "ingress",
-                                .handle = kClsactHandle,
-                                .priority = kClsactPriority}});
+      // clsact (chosen, or where the kernel has no tcx): the qdisc, then the filter, which lives
+      // with the device; removal deletes them (newest first).
       bpf_tc_hook hook{};
       hook.sz = sizeof hook;
       hook.ifindex = ifindex;
-      hook.attach_point = BPF_TC_INGRESS;
-      if (int e = bpf_tc_hook_create(&hook); e && e != -EEXIST)
-        throw SysError(-e, "clsact on " + ifname);
+      hook.attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+      if (!qdisc_made.count(ifname)) {
+        // The qdisc is journalled before it is made, and marked not ours (a detach line) when
+        // it was there already, so that removal destroys only a qdisc the harness created.
+        const Attachment q{
+            .kind = Attachment::Kind::kClsact, .netns = n.netns, .target = ifname, .hook = "qdisc"};
+        state_->record_attached({q});
+        const int e = bpf_tc_hook_create(&hook);
+        if (e == -EEXIST)
+          state_->record_detached(q);
+        else if (e)
+          throw SysError(-e, "clsact on " + ifname);
+        qdisc_made.insert(ifname);
+      }
+      state_->record_attached({{.kind = Attachment::Kind::kClsact,
+                                .netns = n.netns,
+                                .target = ifname,
+                                .hook = egress ? "egress" : "ingress",
+                                .handle = kClsactHandle,
+                                .priority = kClsactPriority}});
       bpf_tc_opts o{};
       o.sz = sizeof o;
       o.prog_fd = prog;

@@ -148,6 +148,14 @@ void define_mode_aliases(std::vector<std::string>& modes, ModeOptions& opts) {
   }
 }
 
+const char* attach_name(Attach a) { return a == Attach::kClsact ? "clsact" : "tcx"; }
+
+Attach parse_attach(const std::string& s) {
+  if (s == "tcx") return Attach::kTcx;
+  if (s == "clsact") return Attach::kClsact;
+  throw Error("--attach: expected tcx or clsact, got '" + s + "'", ExitCode::kUsage);
+}
+
 nlohmann::json ModeOptions::to_json() const {
   nlohmann::json j = {{"mode", name},
                       {"backend", backend_name(backend)},
@@ -157,6 +165,7 @@ nlohmann::json ModeOptions::to_json() const {
                       {"delayLoops", delay_loops},
                       {"ctEntries", ct_entries}};
   if (!objects_dir.empty()) j["objectsDir"] = objects_dir;
+  if (attach != Attach::kTcx) j["attach"] = attach_name(attach);
   if (!object_aliases.empty()) j["objectAliases"] = object_aliases;
   return j;
 }
@@ -171,6 +180,7 @@ ModeOptions ModeOptions::from_json(const nlohmann::json& j) {
   o.delay_loops = j.value("delayLoops", 0u);
   o.ct_entries = j.value("ctEntries", 0u);
   o.objects_dir = j.value("objectsDir", "");
+  o.attach = parse_attach(j.value("attach", "tcx"));
   if (j.contains("objectAliases"))
     o.object_aliases = j["objectAliases"].get<std::map<std::string, std::string>>();
   return o;

@@ -20,6 +20,14 @@ namespace hrb::datapath {
 enum class ModeKind { kNone, kLegacy, kBpfLb, kEbpf };
 const char* kind_name(ModeKind k);  // "none", "legacy", "bpf-lb", "ebpf"
 
+// How ebpf and bpf-lb attach their tc programs: tcx links (the default; what Cilium uses on
+// kernels >= 6.6), or clsact filters (cls_bpf, direct action), which a large cluster applies and
+// removes several times faster: each tcx attachment waits for an RCU grace period under RTNL
+// (docs/scale.md). Without tcx in the kernel, clsact is used either way.
+enum class Attach { kTcx, kClsact };
+const char* attach_name(Attach a);          // "tcx", "clsact"
+Attach parse_attach(const std::string& s);  // throws kUsage naming --attach and the choices
+
 struct ModeOptions {
   std::string name = "none";        // none | legacy | bpf-lb | ebpf (a kind_name)
   Backend backend = Backend::kNft;  // iptables backend of legacy mode's rules
@@ -33,6 +41,7 @@ struct ModeOptions {
   // ebpf, bpf-lb: the directory of another build's BPF objects (resolve_objects_dir: the
   // from_pod.bpf.o, from_uplink.bpf.o to load); empty: this build's objects.
   std::string objects_dir;
+  Attach attach = Attach::kTcx;  // ebpf, bpf-lb
   // Names for objects directories, so that a mode of another build has a stable name:
   // "ebpf@base" runs ebpf with object_aliases["base"] (defined by "ebpf@base=DIR").
   std::map<std::string, std::string> object_aliases;

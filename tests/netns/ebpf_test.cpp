@@ -141,6 +141,45 @@ TEST_F(Ebpf, SwitchingModesLeavesNoProgramBehind) {
   all_pairs_reach(false);  // no masquerade without a mode: the external host sees pod IPs
 }
 
+// --attach clsact (docs/scale.md): the same datapath as cls_bpf filters instead of tcx links;
+// removal takes the filters and the clsact qdiscs the harness created, and keeps one that was
+// there before.
+TEST_F(Ebpf, ClsactAttachmentWorksAndLeavesTheDevicesAsTheyWere) {
+  const auto& n1 = l().nodes[0];
+  auto qdiscs = [&](const std::string& dev) {
+    auto r = run_cmd({"tc", "qdisc", "show", "dev", dev}, {.netns = n1.netns});
+    EXPECT_TRUE(r.ok()) << r.err;
+    return r.out;
+  };
+  auto filters = [&](const std::string& dev, const char* hook) {
+    return run_cmd({"tc", "filter", "show", "dev", dev, hook}, {.netns = n1.netns}).out;
+  };
+  ASSERT_TRUE(run_cmd({"tc", "qdisc", "add", "dev", "lxc2", "clsact"}, {.netns = n1.netns}).ok());
+  for (const char* m : {"ebpf", "bpf-lb"}) {
+    SCOPED_TRACE(m);
+    mode(m, {"--attach", "clsact"});
+    EXPECT_EQ(tcx_programs(n1.netns, "lxc1"), 0u) << "no tcx link";
+    EXPECT_NE(filters("lxc1", "ingress").find("from_pod"), std::string::npos);
+    if (std::string(m) == "ebpf")
+      EXPECT_NE(filters("eth0", "ingress").find("from_uplink"), std::string::npos);
+    else
+      EXPECT_NE(filters("lxc1", "egress").find("to_pod"), std::string::npos);
+    all_pairs_reach(true);
+    auto c = datapath::read_counters(l());
+    EXPECT_GT(
+        c[n1.name]["from_pod"][std::string(m) == "ebpf" ? HRB_R_REDIRECT_PEER : HRB_R_STACK_ROUTES],
+        0u);
+  }
+  mode("none");
+  EXPECT_EQ(qdiscs("lxc1").find("clsact"), std::string::npos) << qdiscs("lxc1");
+  EXPECT_EQ(qdiscs(n1.uplink).find("clsact"), std::string::npos) << qdiscs(n1.uplink);
+  EXPECT_NE(qdiscs("lxc2").find("clsact"), std::string::npos) << "the qdisc that was there stays";
+  EXPECT_EQ(filters("lxc2", "ingress").find("from_pod"), std::string::npos);
+  auto bad = test::hrbench({"mode", "ebpf", "--attach", "bogus"}, cluster_->prefix());
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--attach: expected tcx or clsact"), std::string::npos) << bad.err;
+}
+
 TEST_F(Ebpf, ClusterIpWorksWithLocalAndRemoteEndpointsAndTouchesNoIptablesRule) {
   // Services are load-balanced in BPF (kube-proxy replacement): DNAT at the client's veth, the
   // replies reversed before delivery. kube-proxy's chains stay installed underneath, bypassed:
