@@ -189,3 +189,22 @@ TEST(ShortCells, NamedWithTheirValidCountAndWhy) {
   doc.config = {};
   EXPECT_TRUE(results::short_cells(doc).empty()) << "nothing planned, nothing recorded";
 }
+
+TEST(ShortCells, BudgetFieldsRoundTripAndOldFilesLackThem) {
+  results::Run doc;
+  doc.config.budget_seconds = 379;
+  doc.budget_exhausted = true;
+  const auto j = results::to_json(doc);
+  EXPECT_EQ(j["config"]["budgetSeconds"], 379);
+  EXPECT_EQ(j["budgetExhausted"], true);
+  EXPECT_EQ(results::from_json(j, "doc"), doc);
+  auto old = j;
+  old["config"].erase("budgetSeconds");
+  old.erase("budgetExhausted");
+  const auto back = results::from_json(old, "old");
+  EXPECT_FALSE(back.config.budget_seconds);
+  EXPECT_FALSE(back.budget_exhausted);
+  EXPECT_EQ(results::to_json(back), old) << "absent stays absent";
+  old["budgetExhausted"] = "yes";
+  EXPECT_THROW(results::from_json(old, "bad"), Error);
+}
