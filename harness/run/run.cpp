@@ -717,6 +717,11 @@ std::optional<results::Trial> run_attempt(const topology::Layout& layout, const 
 results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupted,
                         const Progress& progress) {
   validate(cfg);
+  // Checked before anything is built.
+  const auto fault = [] {
+    const char* f = std::getenv("HRB_FAULT_INVALID");
+    return parse_fault_injection(f ? f : "");
+  }();
   const std::string yaml = read_text_file(cfg.topology, "topology file");
   auto spec = topology::parse_spec_string(yaml, cfg.topology);
   auto layout = topology::plan(spec, cfg.prefix);
@@ -778,10 +783,6 @@ results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupt
   topology::StateDir& st = cluster.state();
   save();
 
-  const auto fault = [] {
-    const char* f = std::getenv("HRB_FAULT_INVALID");
-    return parse_fault_injection(f ? f : "");
-  }();
   if (fault)
     rep.note(
         fmt::format("HRB_FAULT_INVALID={}: fault injection", std::getenv("HRB_FAULT_INVALID")));
