@@ -25,7 +25,8 @@ struct RunOptions {
   size_t size = 0;
   bool quick = false, thorough = false;
   boost::optional<std::string> scan;
-  int max_retries = 1;
+  int max_retries = 10;
+  boost::optional<std::string> budget;
   boost::optional<std::string> max_steal;
   boost::optional<std::string> output;
   std::vector<std::string> exports;
@@ -101,6 +102,7 @@ run::RunConfig run_config(const RunOptions& o, const Args& args) {
   c.flows = o.flows;
   c.msg_size = o.size;
   c.max_retries = o.max_retries;
+  if (o.budget) c.budget_s = run::parse_budget(*o.budget);
   if (o.max_steal) c.max_steal_fraction = parse_max_steal(*o.max_steal);
   c.calibration_delay_loops = o.calibration_delay;
   if (o.pin_cpus) std::tie(c.client_cpu, c.server_cpu) = parse_pin_cpus(*o.pin_cpus);
@@ -137,8 +139,12 @@ int run_run(const RunOptions& o, const Args& args) {
     }
   }
   std::cout << results::summary_table(doc);
+  if (auto shortfall = results::short_cells_text(doc); !shortfall.empty())
+    std::cout << "\n" << shortfall;
   std::cout << fmt::format("\nresults: {} ({} trials{})\n", out, doc.trials.size(),
-                           doc.complete.value_or(false) ? "" : ", INTERRUPTED");
+                           doc.interrupted.value_or(false)        ? ", INTERRUPTED"
+                           : doc.budget_exhausted.value_or(false) ? ", BUDGET RAN OUT"
+                                                                  : "");
   return InterruptFlag::raised() ? 130 : 0;
 }
 
@@ -174,8 +180,11 @@ int cmd_run(const Args& args) {
       "thorough", po::bool_switch(&o.thorough), "preset: 7 repetitions of 10 s trials")(
       "scan", po::value(&o.scan),
       "vary one parameter, e.g. services=0,1000,5000,10000 or flows=1,2,4")(
-      "max-retries", po::value(&o.max_retries)->default_value(1),
-      "re-runs of a trial marked invalid")(
+      "max-retries", po::value(&o.max_retries)->default_value(10),
+      "re-runs of a trial marked invalid, each re-queued later in the interleaved order")(
+      "budget", po::value(&o.budget),
+      "SECONDS (or 90s, 10m, 1h) the trials may take, re-runs included; then the run stops and "
+      "names the cells short of valid repetitions (default: 2 x the planned time + 60 s)")(
       "max-steal", po::value(&o.max_steal),
       "PCT: a trial with more CPU steal than this is marked invalid (default 10; 0 or none: "
       "off, for shared machines where a valid trial is needed)")(

@@ -268,6 +268,10 @@ std::string markdown(const std::vector<std::pair<std::string, Input>>& runs) {
     const auto& doc = std::get<results::Run>(input);
     s += fmt::format("\n## {}\n\n| | |\n|---|---|\n{}\n", file, env_rows(doc, true));
     s += "```\n" + results::summary_table(doc) + "```\n";
+    if (const auto cells = results::short_cells(doc); !cells.empty()) {
+      s += fmt::format("\n**{} cell(s) short of valid repetitions:**\n\n", cells.size());
+      for (const auto& c : cells) s += "- " + c.line() + "\n";
+    }
   }
   return s;
 }
@@ -312,6 +316,12 @@ std::string html(const std::vector<std::pair<std::string, Input>>& runs) {
     }
     body +=
         "<h3>Comparison table</h3>\n<pre>" + xml_escape(results::summary_table(doc)) + "</pre>\n";
+    if (const auto cells = results::short_cells(doc); !cells.empty()) {
+      body += fmt::format("<h3 class=short>{} cell(s) short of valid repetitions</h3>\n<ul>\n",
+                          cells.size());
+      for (const auto& c : cells) body += "<li>" + xml_escape(c.line()) + "</li>\n";
+      body += "</ul>\n";
+    }
   }
   return "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
          "<title>hostroute-bench report</title><style>"

@@ -251,6 +251,7 @@ Config config_from(const json& j, const std::string& label) {
   r.unsigned_integer("messageSize", c.message_size);
   r.integer("maxRetries", c.max_retries, 0, INT32_MAX);
   r.number("maxStealFraction", c.max_steal_fraction);
+  r.number("budgetSeconds", c.budget_seconds);
   if (const json* mo = r.find("modeOptions")) {
     if (!mo->is_object()) r.bad("modeOptions", "expected an object");
     c.mode_options = *mo;
@@ -285,6 +286,7 @@ json to_json(const Config& c) {
   put(o, "messageSize", c.message_size);
   put(o, "maxRetries", c.max_retries);
   put(o, "maxStealFraction", c.max_steal_fraction);
+  put(o, "budgetSeconds", c.budget_seconds);
   put(o, "modeOptions", c.mode_options);
   put(o, "calibrationDelayLoops", c.calibration_delay_loops);
   if (c.scan_field) o["scan"] = *c.scan_field ? to_json(**c.scan_field) : json(nullptr);
@@ -396,6 +398,7 @@ json to_json(const Run& run) {
   put(o, "command", run.command);
   put(o, "complete", run.complete);
   put(o, "interrupted", run.interrupted);
+  put(o, "budgetExhausted", run.budget_exhausted);
   put(o, "output", run.output);
   o["environment"] = to_json(run.environment);
   o["topology"] = to_json(run.topology);
@@ -426,6 +429,7 @@ Run from_json(const json& doc, const std::string& label) {
   r.str("command", run.command);
   r.boolean("complete", run.complete);
   r.boolean("interrupted", run.interrupted);
+  r.boolean("budgetExhausted", run.budget_exhausted);
   r.str("output", run.output);
   run.topology = topology_from(object_or_empty(r.find("topology")), label);
   run.environment = environment_from(object_or_empty(r.find("environment")), label, "environment");

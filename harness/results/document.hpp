@@ -83,6 +83,7 @@ struct Config {
   std::optional<uint64_t> message_size;
   std::optional<int> max_retries;
   std::optional<double> max_steal_fraction;
+  std::optional<double> budget_seconds;  // --budget: the time the run's trials may take
   // datapath::ModeOptions::to_json (datapath owns its writer and reader).
   std::optional<nlohmann::json> mode_options;
   std::optional<uint32_t> calibration_delay_loops;
@@ -133,6 +134,8 @@ struct Trial {
 struct Run {
   std::optional<std::string> run_id, started_at, finished_at, git_revision, command;
   std::optional<bool> complete, interrupted;
+  // true when the run stopped because its time budget (config.budgetSeconds) ran out.
+  std::optional<bool> budget_exhausted;
   // Where run_matrix wrote the run: set on the value it returns, never in the file.
   std::optional<std::string> output;
   Environment environment;

@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "core/error.hpp"
 #include "core/process.hpp"
@@ -323,6 +325,107 @@ std::string summary_table(const Run& doc) {
       }
   }
   return out;
+}
+
+std::string ShortCell::line() const {
+  std::string s = mode + " " + scenario + " " + workload;
+  if (scan_value) s += fmt::format(" (scan value {})", *scan_value);
+  s += fmt::format(": {} of {} valid", valid, needed);
+  if (!reasons.empty()) {
+    s += " (";
+    for (size_t i = 0; i < reasons.size(); ++i) s += (i ? "; " : "") + reasons[i];
+    s += ")";
+  }
+  return s;
+}
+
+std::vector<ShortCell> short_cells(const Run& doc) {
+  using Key = std::tuple<std::string, std::string, std::string, std::optional<int>>;
+  const int needed = std::max(1, doc.config.repetitions.value_or(1));
+  std::vector<Key> keys;  // in a stable order: the config's, then the trials'
+  auto add = [&](Key k) {
+    if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(std::move(k));
+  };
+  const auto& cfg = doc.config;
+  if (cfg.modes && cfg.scenarios && cfg.workloads) {
+    std::vector<std::optional<int>> values{std::nullopt};
+    if (const Scan* sc = cfg.scan()) values.assign(sc->values.begin(), sc->values.end());
+    std::vector<std::string> modes = *cfg.modes;
+    const bool ceiling = std::find(cfg.scenarios->begin(), cfg.scenarios->end(), "node-node") !=
+                         cfg.scenarios->end();
+    if (ceiling) modes.insert(modes.begin(), "none");
+    for (const auto& v : values)
+      for (const auto& m : modes)
+        for (const auto& sc : *cfg.scenarios) {
+          if ((m == "none") != (sc == "node-node")) continue;
+          for (const auto& w : *cfg.workloads)
+            if (w != "pps" || sc == "pod-pod-cross-node") add({m, sc, w, v});
+        }
+  }
+  for (const auto& t : doc.trials)
+    add({t.mode, t.scenario, t.workload,
+         t.scan ? std::optional<int>(t.scan->value) : std::optional<int>()});
+  std::vector<ShortCell> out;
+  for (const auto& [mode, scenario, workload, value] : keys) {
+    std::set<int> valid_reps;
+    std::vector<std::pair<std::string, int>> counts;  // reason, count (first seen first)
+    double max_steal = -1;
+    std::string steal_limit;
+    int attempts = 0;
+    for (const auto& t : doc.trials) {
+      if (t.mode != mode || t.scenario != scenario || t.workload != workload) continue;
+      if ((t.scan ? std::optional<int>(t.scan->value) : std::optional<int>()) != value) continue;
+      ++attempts;
+      if (t.is_valid()) {
+        valid_reps.insert(t.rep());
+        continue;
+      }
+      for (const auto& f : t.flags.value_or(std::vector<std::string>{})) {
+        std::string key = f;
+        double pct = 0;
+        char limit[32] = {0};
+        if (std::sscanf(f.c_str(), "steal %lf%% > %31s", &pct, limit) == 2) {
+          key = "steal";
+          max_steal = std::max(max_steal, pct);
+          steal_limit = limit;
+        } else if (f.starts_with("errors:")) {
+          key = "errors";
+        }
+        auto it = std::find_if(counts.begin(), counts.end(),
+                               [&](const auto& c) { return c.first == key; });
+        if (it == counts.end())
+          counts.push_back({key, 1});
+        else
+          ++it->second;
+      }
+    }
+    const int valid = static_cast<int>(valid_reps.size());
+    if (valid >= needed) continue;
+    ShortCell c{mode, scenario, workload, value, valid, needed, {}};
+    for (const auto& [key, n] : counts) {
+      std::string r =
+          key == "steal" ? fmt::format("steal up to {:.0f}% > {}", max_steal, steal_limit) : key;
+      c.reasons.push_back(n > 1 ? fmt::format("{} ×{}", r, n) : r);
+    }
+    if (!attempts) c.reasons.push_back("not measured");
+    if (doc.budget_exhausted.value_or(false))
+      c.reasons.push_back(
+          fmt::format("budget of {:.0f} s ran out", cfg.budget_seconds.value_or(0)));
+    else if (doc.interrupted.value_or(false))
+      c.reasons.push_back("interrupted");
+    else if (attempts && cfg.max_retries)
+      c.reasons.push_back(fmt::format("re-runs used up (--max-retries {})", *cfg.max_retries));
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::string short_cells_text(const Run& doc) {
+  const auto cells = short_cells(doc);
+  if (cells.empty()) return "";
+  std::string s = fmt::format("{} cell(s) short of valid repetitions:\n", cells.size());
+  for (const auto& c : cells) s += "  " + c.line() + "\n";
+  return s;
 }
 
 }  // namespace hrb::results

@@ -61,4 +61,21 @@ std::string to_csv(const Run& doc);
 // median of each mode, the ceiling (node-node), and ebpf/legacy with its bootstrap interval.
 std::string summary_table(const Run& doc);
 
+// A cell (mode, scenario, workload, scan value) with fewer repetitions of valid trials than
+// config.repetitions, and why: its invalid attempts' flags, counted (steal flags as one, with
+// the largest steal seen), and "budget ran out" / "interrupted" / "not measured".
+struct ShortCell {
+  std::string mode, scenario, workload;
+  std::optional<int> scan_value;
+  int valid = 0, needed = 0;
+  std::vector<std::string> reasons;
+  std::string line() const;  // "ebpf pod-pod-cross-node tcp_crr: 2 of 3 valid (steal 14% > 10% ×3)"
+};
+// The cells are those the config names (modes x scenarios x workloads x scan values, mode none
+// in node-node only, pps in pod-pod-cross-node only) and those trials were recorded for; old
+// files without a config name only the latter.
+std::vector<ShortCell> short_cells(const Run& doc);
+// "" when no cell is short; else a heading line and one line per short cell.
+std::string short_cells_text(const Run& doc);
+
 }  // namespace hrb::results

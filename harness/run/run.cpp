@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -233,6 +235,7 @@ class Reporter {
       log::info("trial {}/{}: {} (elapsed {:.0f}s, ETA {:.0f}s)", k, total_, what, el, eta);
     }
   }
+  void set_total(size_t total) { total_ = total; }
   void note(const std::string& s) {
     if (p_.tty) std::cerr << "\r\033[K";
     log::info("{}", s);
@@ -454,6 +457,131 @@ MatrixPlan plan_matrix(const RunConfig& cfg, const topology::Layout& layout) {
   return p;
 }
 
+std::vector<int> plan_rounds(const std::vector<PlannedTrial>& plan) {
+  std::vector<int> rounds;
+  int round = -1;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    if (i == 0 || plan[i].repetition != plan[i - 1].repetition ||
+        plan[i].scan_value() != plan[i - 1].scan_value())
+      ++round;
+    rounds.push_back(round);
+  }
+  return rounds;
+}
+
+TrialQueue::TrialQueue(const std::vector<PlannedTrial>& plan, int max_retries)
+    : attempts_(plan.size(), 0), max_retries_(std::max(0, max_retries)) {
+  const auto rounds = plan_rounds(plan);
+  for (size_t i = 0; i < plan.size(); ++i) q_.push_back({i, rounds[i]});
+}
+
+std::optional<size_t> TrialQueue::next() const {
+  if (q_.empty()) return std::nullopt;
+  return q_.front().planned;
+}
+
+bool TrialQueue::done(bool valid) {
+  if (q_.empty()) return false;
+  Entry e = q_.front();
+  q_.pop_front();
+  const int made = ++attempts_[e.planned];
+  if (valid || made > max_retries_) return false;
+  // First failure: the end of its own round; later ones: the end of the round after.
+  if (made > 1) ++e.round;
+  auto at = std::find_if(q_.begin(), q_.end(), [&](const Entry& x) { return x.round > e.round; });
+  q_.insert(at, e);
+  return true;
+}
+
+std::vector<size_t> TrialQueue::order() const {
+  std::vector<size_t> out;
+  for (const auto& e : q_) out.push_back(e.planned);
+  return out;
+}
+
+double default_budget_seconds(const RunConfig& cfg, size_t planned_trials) {
+  return 2.0 * static_cast<double>(planned_trials) * (cfg.warmup_s + cfg.duration_s) + 60.0;
+}
+
+bool fits_budget(double elapsed_s, double expected_s, double budget_s) {
+  return elapsed_s + expected_s <= budget_s;
+}
+
+double parse_budget(const std::string& v) {
+  double x = -1;
+  try {
+    size_t used = 0;
+    x = std::stod(v, &used);
+    const std::string unit = v.substr(used);
+    if (unit == "m" || unit == "min")
+      x *= 60;
+    else if (unit == "h")
+      x *= 3600;
+    else if (!unit.empty() && unit != "s")
+      x = -1;
+  } catch (const std::exception&) {
+    x = -1;
+  }
+  if (!(x > 0) || !std::isfinite(x))
+    throw Error("--budget: '" + v + "' (expected seconds > 0, e.g. 600, 90s, 10m, 1h)",
+                ExitCode::kUsage);
+  return x;
+}
+
+bool FaultInjection::hits(int64_t order) const {
+  if (!orders.empty()) return orders.count(order) > 0;
+  // splitmix64 of (seed, order): the same attempt is marked whatever ran before it.
+  uint64_t z = seed * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(order);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) / static_cast<double>(1ULL << 53) < fraction;
+}
+
+std::optional<FaultInjection> parse_fault_injection(const std::string& v) {
+  if (v.empty()) return std::nullopt;
+  auto bad = [&] {
+    return Error("HRB_FAULT_INVALID: '" + v +
+                     "' (expected FRACTION[,SEED], e.g. 0.3,7, or @ORDER,ORDER,…, e.g. @2,5)",
+                 ExitCode::kUsage);
+  };
+  FaultInjection f;
+  std::vector<std::string> parts;
+  std::string cur;
+  for (char ch : v.substr(v[0] == '@' ? 1 : 0)) {
+    if (ch == ',') {
+      parts.push_back(cur);
+      cur.clear();
+    } else {
+      cur += ch;
+    }
+  }
+  parts.push_back(cur);
+  try {
+    size_t used = 0;
+    if (v[0] == '@') {
+      for (const auto& p : parts) {
+        const long long n = std::stoll(p, &used);
+        if (used != p.size() || n < 1) throw bad();
+        f.orders.insert(n);
+      }
+      return f;
+    }
+    if (parts.size() > 2) throw bad();
+    f.fraction = std::stod(parts[0], &used);
+    if (used != parts[0].size() || !(f.fraction >= 0 && f.fraction <= 1)) throw bad();
+    if (parts.size() == 2) {
+      f.seed = std::stoull(parts[1], &used);
+      if (used != parts[1].size()) throw bad();
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception&) {
+    throw bad();
+  }
+  return f;
+}
+
 results::Trial record(const PlannedTrial& t, const Measurement& m, size_t order, int attempt,
                       double max_steal_fraction) {
   results::Trial trial;
@@ -562,23 +690,27 @@ Measurement measure(const topology::Layout& layout, const RunConfig& cfg, const 
   return m;
 }
 
-// Runs planned trial number `k` (1 + max_retries attempts while it is invalid); nullopt when
-// interrupted (the trial in flight is dropped).
-std::optional<results::Trial> run_trial(const topology::Layout& layout, const RunConfig& cfg,
-                                        const PlannedTrial& t, size_t k, Reporter& rep,
-                                        const std::atomic<bool>& interrupted) {
+// One attempt of planned trial `t`, number `order` in the run, in the mode already applied;
+// nullopt when interrupted (the trial in flight is dropped).
+std::optional<results::Trial> run_attempt(const topology::Layout& layout, const RunConfig& cfg,
+                                          const PlannedTrial& t, size_t order, int attempt,
+                                          const std::optional<FaultInjection>& fault, Reporter& rep,
+                                          const std::atomic<bool>& interrupted) {
   const int eps = cfg.mode_options.endpoints_per_service;
   const auto ep = *scenario_endpoints(layout, t.scenario, eps);
-  std::optional<results::Trial> trial;
-  for (int attempt = 1; attempt <= 1 + cfg.max_retries; ++attempt) {
-    rep.trial(k, fmt::format("{} {} {} rep {}{}", t.mode, t.scenario, t.workload, t.repetition + 1,
-                             attempt > 1 ? fmt::format(" (retry {})", attempt - 1) : ""));
-    Measurement m = measure(layout, cfg, t, ep, eps);
-    if (interrupted) return std::nullopt;
-    trial = record(t, m, k, attempt, cfg.max_steal_fraction);
-    if (trial->is_valid()) break;
-    rep.note(fmt::format("trial {} marked invalid: {}", k, trial->flags->front()));
+  rep.trial(order,
+            fmt::format("{} {} {} rep {}{}", t.mode, t.scenario, t.workload, t.repetition + 1,
+                        attempt > 1 ? fmt::format(" (re-run {})", attempt - 1) : ""));
+  Measurement m = measure(layout, cfg, t, ep, eps);
+  if (interrupted) return std::nullopt;
+  results::Trial trial = record(t, m, order, attempt, cfg.max_steal_fraction);
+  if (fault && fault->hits(static_cast<int64_t>(order))) {
+    trial.flags->push_back(kFaultFlag);
+    trial.valid = false;
   }
+  if (!trial.is_valid())
+    rep.note(fmt::format("trial {} ({} {} {} rep {}) marked invalid: {}", order, t.mode, t.scenario,
+                         t.workload, t.repetition + 1, trial.flags->front()));
   return trial;
 }
 
@@ -587,6 +719,11 @@ std::optional<results::Trial> run_trial(const topology::Layout& layout, const Ru
 results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupted,
                         const Progress& progress) {
   validate(cfg);
+  // Checked before anything is built.
+  const auto fault = [] {
+    const char* f = std::getenv("HRB_FAULT_INVALID");
+    return parse_fault_injection(f ? f : "");
+  }();
   const std::string yaml = read_text_file(cfg.topology, "topology file");
   auto spec = topology::parse_spec_string(yaml, cfg.topology);
   auto layout = topology::plan(spec, cfg.prefix);
@@ -619,6 +756,8 @@ results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupt
   c.message_size = cfg.msg_size;
   c.max_retries = cfg.max_retries;
   c.max_steal_fraction = cfg.max_steal_fraction;
+  c.budget_seconds =
+      cfg.budget_s > 0 ? cfg.budget_s : default_budget_seconds(cfg, plan.trials.size());
   c.mode_options = plan.mode_options.to_json();
   c.calibration_delay_loops = cfg.calibration_delay_loops;
   c.scan_field = std::optional<results::Scan>();  // "scan": null
@@ -638,31 +777,53 @@ results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupt
 
   Reporter rep(progress, plan.trials.size());
   rep.note(fmt::format(
-      "run {}: {} trials on {} ({} repetitions, {:.1f}+{:.1f} s each); results: {}", *doc.run_id,
-      plan.trials.size(), spec.name, cfg.repetitions, cfg.warmup_s, cfg.duration_s, out));
+      "run {}: {} trials on {} ({} repetitions, {:.1f}+{:.1f} s each; budget {:.0f} s); "
+      "results: {}",
+      *doc.run_id, plan.trials.size(), spec.name, cfg.repetitions, cfg.warmup_s, cfg.duration_s,
+      *c.budget_seconds, out));
   topology::ScopedCluster cluster(cfg.topology, cfg.prefix);  // torn down on every exit
   topology::StateDir& st = cluster.state();
   save();
 
+  if (fault)
+    rep.note(
+        fmt::format("HRB_FAULT_INVALID={}: fault injection", std::getenv("HRB_FAULT_INVALID")));
+  const double budget = *c.budget_seconds;
+  TrialQueue queue(plan.trials, cfg.max_retries);
+  const auto start = Clock::now();
   std::string current_mode = "none";
   int current_scan = -1;
   size_t k = 0;
-  for (const auto& t : plan.trials) {
+  while (auto i = queue.next()) {
     if (interrupted) break;
+    const PlannedTrial& t = plan.trials[*i];
+    // The next attempt is expected to take as long as the mean one so far (mode switches
+    // included), the first one its warm-up and duration.
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    const double expected = k ? elapsed / k : cfg.warmup_s + cfg.duration_s;
+    if (!fits_budget(elapsed, expected, budget)) {
+      doc.budget_exhausted = true;
+      rep.note(
+          fmt::format("budget of {:.0f} s ran out after {:.0f} s: {} trial(s) left in the queue",
+                      budget, elapsed, queue.size()));
+      break;
+    }
     ++k;
+    rep.set_total(k + queue.size() - 1);
     const int scan_value = t.scan_value();
     if (t.mode != current_mode || (cfg.scan_param == "services" && scan_value != current_scan)) {
       datapath::switch_mode(st, layout, t.setting.options);
       current_mode = t.mode;
       current_scan = scan_value;
     }
-    auto trial = run_trial(layout, cfg, t, k, rep, interrupted);
+    auto trial = run_attempt(layout, cfg, t, k, queue.attempts(*i) + 1, fault, rep, interrupted);
     if (!trial || interrupted) break;
+    queue.done(trial->is_valid());
     doc.trials.push_back(std::move(*trial));
     save();
   }
   rep.done();
-  doc.complete = !interrupted.load();
+  doc.complete = !interrupted.load() && !doc.budget_exhausted.value_or(false);
   doc.finished_at = iso_now();
   if (interrupted) {
     doc.interrupted = true;

@@ -6,11 +6,15 @@
 // still leaves a valid partial file.
 //
 // run_matrix is plan -> trial -> record: plan_matrix (the trials, in order, each with its mode
-// setting decided once), run_trial (switching nothing, measuring one trial with its retries)
-// and record (a measurement as a results::Trial). Mode names stay the strings of --modes from
+// setting decided once), TrialQueue (which planned trial runs next: invalid ones are re-queued
+// later in the order, within the time budget), run_attempt (switching nothing, measuring one
+// attempt of a trial) and record (a measurement as a results::Trial). Mode names stay the strings of --modes from
 // the plan to the results file.
 #include <atomic>
+#include <cstdint>
+#include <deque>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,7 +41,11 @@ struct RunConfig {
   size_t msg_size = 0;                   // 0: each workload's default
   int client_cpu = -1, server_cpu = -1;  // pin the generators' threads (-1: not pinned)
   datapath::ModeOptions mode_options;    // backend, masq config, services, …
-  int max_retries = 1;                   // re-runs of a trial marked invalid
+  // Re-runs of a trial marked invalid, each re-queued later in the order (TrialQueue); the
+  // budget is the real bound, this a cap per trial.
+  int max_retries = 10;
+  // Seconds the trials may take (from the first trial on); 0: default_budget_seconds.
+  double budget_s = 0;
   // Calibration of the gate: the pseudo-mode "ebpf-delay" is ebpf mode with this many busy-loop
   // iterations injected into every program run (a deliberate, tunable slowdown).
   uint32_t calibration_delay_loops = 0;
@@ -136,6 +144,62 @@ results::Trial record(const PlannedTrial& t, const Measurement& m, size_t order,
 // scenarios, workloads, repetitions) and the output are left for the caller to set. Throws
 // Error(kBadInput) naming a setting the run did not record.
 RunConfig config_of_results(const results::Run& doc);
+
+// --- completing on noisy machines ---------------------------------------------------------
+// An invalid trial is recorded (valid false, its flags, its attempt number) and its planned
+// trial goes back into the queue: to the end of its own repetition round the first time (after
+// the other modes' trials of that round, so the re-run stays next to the trials it is paired
+// with), to the end of the following round on every later time (never back to back while other
+// trials wait). Rounds are the plan's blocks of one (scan value, repetition). The run ends when
+// the queue is empty (every planned trial valid, or out of re-runs) or the budget runs out.
+// Pure: no cluster, no clock.
+class TrialQueue {
+ public:
+  TrialQueue(const std::vector<PlannedTrial>& plan, int max_retries);
+  // The plan index of the trial to run next; nullopt when nothing is left.
+  std::optional<size_t> next() const;
+  // Attempts made of planned trial `i` so far.
+  int attempts(size_t i) const { return attempts_.at(i); }
+  // The outcome of the attempt of next(): it leaves the queue, or goes back in when invalid and
+  // it has re-runs left. Returns whether it was re-queued.
+  bool done(bool valid);
+  size_t size() const { return q_.size(); }
+  // Queue order as plan indices (tests).
+  std::vector<size_t> order() const;
+
+ private:
+  struct Entry {
+    size_t planned;
+    int round;  // the round it runs at the end of (its own round for first attempts)
+  };
+  std::deque<Entry> q_;
+  std::vector<int> attempts_;
+  int max_retries_;
+};
+
+// The repetition round of each planned trial: 0, 1, … per (scan value, repetition) block.
+std::vector<int> plan_rounds(const std::vector<PlannedTrial>& plan);
+
+// --budget's default: twice the measured time of the plan (trials x (warm-up + duration)) plus
+// 60 s for mode switches and the like: room for every trial to be measured twice.
+double default_budget_seconds(const RunConfig& cfg, size_t planned_trials);
+// Whether one more attempt, expected to take `expected_s`, ends within the budget.
+bool fits_budget(double elapsed_s, double expected_s, double budget_s);
+// --budget SECONDS, or with a unit: 90s, 10m, 1h; throws Error(kUsage).
+double parse_budget(const std::string& v);
+
+// HRB_FAULT_INVALID (tests of the re-queue): "FRACTION[,SEED]" marks that fraction of attempts
+// invalid (a seeded draw per attempt, in run order), "@N,M,…" the attempts of those orders
+// (trials[].order). The flag is "fault injected".
+struct FaultInjection {
+  double fraction = 0;
+  uint64_t seed = 1;
+  std::set<int64_t> orders;
+  // Whether attempt number `order` (1-based, in run order) is marked; deterministic.
+  bool hits(int64_t order) const;
+};
+std::optional<FaultInjection> parse_fault_injection(const std::string& v);  // throws Error(kUsage)
+constexpr const char* kFaultFlag = "fault injected";
 
 // pod-service's service: the lowest index i whose `eps` endpoints (datapath::service_endpoints)
 // all are pods of node2 (l.nodes[1]); -1 when there is none (fewer than eps pods on node2, or

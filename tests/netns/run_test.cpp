@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -356,6 +357,104 @@ TEST(Run, ExternalNodePortReachesBackendsOnTheOtherNode) {
       EXPECT_GT(t["serviceRulePackets"].get<uint64_t>(), 0u) << what;
     }
   }
+  EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// A short run of two modes, one scenario and one workload, with HRB_FAULT_INVALID=`fault`.
+CmdResult faulty_run(const std::string& prefix, const std::string& out, const std::string& fault,
+                     std::vector<std::string> more = {}) {
+  std::vector<std::string> argv{"/usr/bin/env",
+                                "HRB_FAULT_INVALID=" + fault,
+                                HRBENCH_BIN,
+                                "run",
+                                "--prefix",
+                                prefix,
+                                "--quick",
+                                "--repetitions",
+                                "3",
+                                "--duration",
+                                "0.3",
+                                "--warmup",
+                                "0.1",
+                                "--max-steal",
+                                "none",
+                                "--modes",
+                                "legacy,ebpf",
+                                "--scenarios",
+                                "pod-pod-cross-node",
+                                "--workloads",
+                                "tcp_rr",
+                                "--output",
+                                out};
+  argv.insert(argv.end(), more.begin(), more.end());
+  return run_cmd(argv, {.check = false});
+}
+
+}  // namespace
+
+TEST(Run, InvalidTrialsAreRequeuedUntilEveryCellHasItsRepetitions) {
+  HRB_REQUIRE_ROOT();
+  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string prefix = test::unique_prefix("tq");
+  auto r = faulty_run(prefix, out, "0.3,5");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(validate(out).status, 0);
+  EXPECT_EQ(r.out.find("short of valid"), std::string::npos) << r.out;
+  auto doc = nlohmann::json::parse(std::ifstream(out));
+  EXPECT_TRUE(doc["complete"].get<bool>());
+  EXPECT_GT(doc["config"]["budgetSeconds"].get<double>(), 0);
+  std::map<std::string, std::set<int>> valid;
+  int injected = 0;
+  std::vector<std::string> modes;  // in run order
+  for (const auto& t : doc["trials"]) {
+    modes.push_back(t["mode"]);
+    if (t["valid"].get<bool>()) {
+      EXPECT_TRUE(valid[t["mode"].get<std::string>()].insert(t["repetition"].get<int>()).second)
+          << "one valid trial per repetition";
+    } else {
+      EXPECT_EQ(t["flags"].back(), "fault injected");
+      ++injected;
+    }
+  }
+  EXPECT_GT(injected, 0) << "seed 5 marks some of the attempts";
+  EXPECT_EQ(valid["legacy"], (std::set<int>{0, 1, 2}));
+  EXPECT_EQ(valid["ebpf"], (std::set<int>{0, 1, 2}));
+  EXPECT_EQ(doc["trials"].size(), 6u + injected);
+  // The first pass keeps the plan's ABBA order.
+  EXPECT_EQ(std::vector<std::string>(modes.begin(), modes.begin() + 2),
+            (std::vector<std::string>{"legacy", "ebpf"}));
+  EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+  fs::remove_all(dir);
+}
+
+TEST(Run, ATinyBudgetLeavesCellsShortAndNamesThem) {
+  HRB_REQUIRE_ROOT();
+  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string prefix = test::unique_prefix("tb");
+  // Attempts 1 and 2 (legacy and ebpf, repetition 0) are invalid, so completing takes 8
+  // attempts of at least 0.4 s each; 2 s hold at most 5.
+  auto r = faulty_run(prefix, out, "@1,2", {"--budget", "2s"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(validate(out).status, 0);
+  auto doc = nlohmann::json::parse(std::ifstream(out));
+  EXPECT_TRUE(doc["budgetExhausted"].get<bool>());
+  EXPECT_FALSE(doc["complete"].get<bool>());
+  EXPECT_EQ(doc["config"]["budgetSeconds"].get<double>(), 2);
+  EXPECT_LT(doc["trials"].size(), 8u);
+  EXPECT_NE(r.out.find("short of valid repetitions"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("legacy pod-pod-cross-node tcp_rr: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fault injected"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("budget of 2 s ran out"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("BUDGET RAN OUT"), std::string::npos) << r.out;
+  auto md = test::hrbench({"report", out, "--format", "md", "-o", dir + "/report.md"}, "");
+  ASSERT_EQ(md.status, 0) << md.err;
+  std::ifstream f(dir + "/report.md");
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("short of valid repetitions"), std::string::npos) << text;
+  EXPECT_NE(text.find("ebpf pod-pod-cross-node tcp_rr: "), std::string::npos) << text;
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
   fs::remove_all(dir);
 }
