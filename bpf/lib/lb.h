@@ -123,8 +123,7 @@ static __always_inline enum lb_verdict lb_icmp_error_to_backend(struct __sk_buff
 	struct hrb_ct_entry *se;
 	__u32 bip;
 
-	if (!in->ok || in->saddr != p->daddr || in->daddr != p->saddr ||
-	    in->proto == IPPROTO_ICMP)
+	if (!in->ok || in->saddr != p->daddr || in->daddr != p->saddr || in->proto == IPPROTO_ICMP)
 		return LB_NONE;
 	ct_key_tuple(&k, in->daddr, in->saddr, in->dport, in->sport, in->proto, HRB_CT_SERVICE);
 	se = bpf_map_lookup_elem(&ct, &k);

@@ -265,16 +265,14 @@ static __always_inline enum np_verdict nodeport_reply(struct __sk_buff *skb, str
 	return NP_FORWARD;
 }
 
-
 /* An ICMP error for the node IP about a request the node forwarded to a remote backend (quoted:
  * node:snat -> backend; icmp_error_in() returned 3): back to the client, quoting the request as
  * the client sent it (client -> node:NodePort). The outer source becomes the node IP whoever
  * sent the error — the backend or a router between the nodes: the client only ever talks to the
  * node, no pod or fabric address goes out (the packet fuzzer found spoofed ones going out), and
  * the stack's conntrack translates such an error's outer header the same way. */
-static __always_inline enum np_verdict nodeport_error_to_client(struct __sk_buff *skb,
-								struct pkt *p,
-								struct bpf_fib_lookup *fib, int *rc)
+static __always_inline enum np_verdict
+nodeport_error_to_client(struct __sk_buff *skb, struct pkt *p, struct bpf_fib_lookup *fib, int *rc)
 {
 	struct pkt_inner *in = &p->inner;
 	struct hrb_ct_entry *r, *e;
@@ -304,8 +302,8 @@ static __always_inline enum np_verdict nodeport_error_to_client(struct __sk_buff
  * when the quote is of no NodePort connection. */
 static __always_inline enum np_verdict nodeport_error_to_backend(struct __sk_buff *skb,
 								 struct pkt *p,
-								 struct bpf_fib_lookup *fib, int *rc,
-								 struct hrb_endpoint **ep)
+								 struct bpf_fib_lookup *fib,
+								 int *rc, struct hrb_endpoint **ep)
 {
 	struct pkt_inner *in = &p->inner;
 	struct hrb_ct_key k;

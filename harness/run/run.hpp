@@ -8,8 +8,8 @@
 // run_matrix is plan -> trial -> record: plan_matrix (the trials, in order, each with its mode
 // setting decided once), TrialQueue (which planned trial runs next: invalid ones are re-queued
 // later in the order, within the time budget), run_attempt (switching nothing, measuring one
-// attempt of a trial) and record (a measurement as a results::Trial). Mode names stay the strings of --modes from
-// the plan to the results file.
+// attempt of a trial) and record (a measurement as a results::Trial). Mode names stay the strings
+// of --modes from the plan to the results file.
 #include <atomic>
 #include <cstdint>
 #include <deque>

@@ -75,8 +75,7 @@ TEST(AbRun, TwoBuildsInterleavedWithIdenticalObjectsGiveValidTrialsAndAGateVerdi
   // (a cell without data): both modes are found by the names the policy uses, 3 pairs each.
   EXPECT_GE(g.status, 0) << g.err;
   EXPECT_LE(g.status, 2) << g.out << g.err;
-  EXPECT_NE(g.out.find("head tcp_rr at least half of base"), std::string::npos)
-      << g.out;
+  EXPECT_NE(g.out.find("head tcp_rr at least half of base"), std::string::npos) << g.out;
   std::ifstream xml(dir + "/ab.xml");
   const std::string junit{std::istreambuf_iterator<char>(xml), {}};
   EXPECT_NE(junit.find("ebpf/pod-pod-cross-node / ebpf@base/pod-pod-cross-node"), std::string::npos)
