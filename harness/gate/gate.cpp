@@ -202,6 +202,23 @@ void decide(CheckResult& r, double lo_bound_or_nan, double hi_bound_or_nan, size
   r.message = fail   ? "the whole interval is past the bound"
               : pass ? "the whole interval is within the bound"
                      : "the interval straddles the bound";
+  if (r.verdict == Verdict::kInconclusive) {
+    // The distance from the ratio to the bound(s) its interval straddles.
+    double d = INFINITY;
+    if (has_min && r.ci_low < lo_bound_or_nan)
+      d = std::min(d, std::fabs(r.ratio - lo_bound_or_nan));
+    if (has_max && r.ci_high > hi_bound_or_nan)
+      d = std::min(d, std::fabs(r.ratio - hi_bound_or_nan));
+    const double half = (r.ci_high - r.ci_low) / 2;
+    if (std::isfinite(d) && d > 1e-3 && half > 0)
+      r.pairs_to_resolve = static_cast<size_t>(
+          std::min(1e6, std::ceil(static_cast<double>(r.pairs) * (half / d) * (half / d))));
+  }
+}
+
+// The interval's half-width relative to the ratio (CheckResult::resolution).
+double resolution_of(const CheckResult& r) {
+  return r.ratio > 0 ? (r.ci_high - r.ci_low) / 2 / r.ratio : 0;
 }
 
 // A setting as the messages show it: its JSON value, null when not recorded.
@@ -326,6 +343,7 @@ GateResult evaluate(const Policy& p, const results::Run& cur, const std::string&
         decide(r, NAN, 1 + k.max_regression, p.min_pairs);
     }
     r.mann_whitney_p = metrics::mann_whitney_p(r.a_values, r.b_values);
+    r.resolution = resolution_of(r);
     out.checks.push_back(std::move(r));
   }
   return out;
@@ -371,6 +389,17 @@ std::string samples(const std::vector<double>& v) {
 }
 }  // namespace
 
+std::string CheckResult::resolution_text() const {
+  if (pairs == 0) return "no pairs: nothing resolved";
+  std::string s =
+      fmt::format("this run resolves ±{:.1f} %; the bound is {}", resolution * 100, bound_text);
+  if (verdict == Verdict::kInconclusive && pairs_to_resolve > pairs)
+    s += fmt::format("; about {} pairs would resolve it", pairs_to_resolve);
+  else if (verdict == Verdict::kInconclusive && pairs_to_resolve == 0)
+    s += "; the ratio sits on the bound: more pairs alone may not resolve it";
+  return s;
+}
+
 std::string render_text(const GateResult& r) {
   std::string s = fmt::format("{:<13} {:<44} {:>7} {:>19} {:>16} {:>6} {:>7}\n", "verdict", "check",
                               "ratio", "95% CI", "bound", "pairs", "U p");
@@ -379,6 +408,8 @@ std::string render_text(const GateResult& r) {
                      verdict_name(c.verdict), c.check.name.substr(0, 44), c.ratio,
                      fmt::format("[{:.3f}, {:.3f}]", c.ci_low, c.ci_high), c.bound_text, c.pairs,
                      c.mann_whitney_p);
+  for (const auto& c : r.checks)
+    s += fmt::format("resolution — {}: {}\n", c.check.name, c.resolution_text());
   for (const auto& c : r.checks)
     if (c.verdict != Verdict::kPass)
       s += fmt::format("\n{} — {}: {}\n  {}\n  a {}\n  b {}\n", verdict_name(c.verdict),
@@ -421,6 +452,9 @@ std::string render_markdown(const GateResult& r, const std::string& title) {
       s += fmt::format("- **{}**: {}. a = {}, b = {}\n", c.check.name, c.message,
                        samples(c.a_values), samples(c.b_values));
     }
+  s += "\n";
+  for (const auto& c : r.checks)
+    s += fmt::format("- resolution — {}: {}\n", c.check.name, c.resolution_text());
   return s;
 }
 
@@ -449,9 +483,9 @@ std::string render_junit(const GateResult& r, const std::string& suite) {
                      xml_escape(c.check.name));
     const std::string detail = fmt::format(
         "{}; ratio {:.3f}, 95% CI [{:.3f}, {:.3f}], bound {}, {} pairs, Mann-Whitney p {:.3f}; "
-        "a {} b {}",
+        "{}; a {} b {}",
         describe(c.check), c.ratio, c.ci_low, c.ci_high, c.bound_text, c.pairs, c.mann_whitney_p,
-        samples(c.a_values), samples(c.b_values));
+        c.resolution_text(), samples(c.a_values), samples(c.b_values));
     if (c.verdict == Verdict::kFail)
       s += fmt::format("    <failure message=\"{}\">{}</failure>\n", xml_escape(c.message),
                        xml_escape(detail));

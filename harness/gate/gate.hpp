@@ -59,6 +59,13 @@ struct CheckResult {
   double mann_whitney_p = 1;
   std::vector<double> a_values, b_values;  // the samples (b = current for baseline checks)
   std::string message;
+  // What this run could resolve: the interval's half-width as a fraction of the ratio ("this
+  // run resolves ±12 %"), and, for an inconclusive check, about how many pairs would bring the
+  // interval clear of the bound if its centre stayed where it is (the half-width shrinks as
+  // 1/√pairs); 0 when that cannot be said (the ratio sits on the bound).
+  double resolution = 0;
+  size_t pairs_to_resolve = 0;
+  std::string resolution_text() const;  // "this run resolves ±12.3 %; the bound is >= 0.950; …"
 };
 
 // A field of the environment fingerprint (results' "environment") that differs between a

@@ -54,7 +54,14 @@ gate::GateResult adaptive_gate(const gate::Policy& policy, results::Run& current
   auto result = gate::evaluate(policy, current, current_file, baseline, baseline_file, o.evaluate);
   int extra_left = o.max_extra_repetitions;
   while (result.overall() == gate::Verdict::kInconclusive && extra_left > 0) {
-    RunConfig c = adaptive_config(current, current_file, result, std::min(2, extra_left));
+    // As many repetitions as the least resolved inconclusive check asks for (each repetition
+    // adds one pair), at least 2, at most what is left.
+    size_t wanted = 2;
+    for (const auto& k : result.checks)
+      if (k.verdict == gate::Verdict::kInconclusive && k.pairs_to_resolve > k.pairs)
+        wanted = std::max(wanted, k.pairs_to_resolve - k.pairs);
+    const int step = static_cast<int>(std::min<size_t>(wanted, static_cast<size_t>(extra_left)));
+    RunConfig c = adaptive_config(current, current_file, result, step);
     c.prefix = o.prefix;
     c.output = "/tmp/hrbench-gate-adaptive-" + std::to_string(getpid()) + ".json";
     log::info("gate: inconclusive; measuring {} more repetition(s)", c.repetitions);

@@ -633,3 +633,30 @@ checks:
   EXPECT_TRUE(only_workloads(p, {"no-such-workload"}).checks.empty());
   EXPECT_EQ(kept.file, p.file);
 }
+
+// Every check states the resolution its run reached; an inconclusive one the pairs that would
+// resolve its bound (the half-width shrinking as 1/sqrt(pairs)).
+TEST(GateOutput, EachCheckStatesItsResolutionAndTheInconclusiveOneThePairsItNeeds) {
+  const std::string dir = test::source_path("tests/fixtures/gate/");
+  auto p = parse_policy_file(dir + "policy.yaml");
+  std::ifstream f(dir + "run.json");
+  auto doc = nlohmann::json::parse(f);
+  auto r = evaluate(p, doc, "run.json", &doc, "run.json");
+  size_t inconclusive = 0;
+  for (const auto& c : r.checks) {
+    SCOPED_TRACE(c.check.name);
+    EXPECT_NEAR(c.resolution, (c.ci_high - c.ci_low) / 2 / c.ratio, 1e-12);
+    EXPECT_GT(c.resolution, 0);
+    EXPECT_NE(render_text(r).find("resolution — " + c.check.name + ": this run resolves ±"),
+              std::string::npos);
+    if (c.verdict != Verdict::kInconclusive) continue;
+    ++inconclusive;
+    const double half = (c.ci_high - c.ci_low) / 2, d = std::fabs(c.ratio - c.bound);
+    EXPECT_EQ(c.pairs_to_resolve,
+              static_cast<size_t>(std::ceil(c.pairs * (half / d) * (half / d))));
+    EXPECT_GT(c.pairs_to_resolve, c.pairs) << "more pairs than it had";
+    EXPECT_NE(c.resolution_text().find("pairs would resolve it"), std::string::npos);
+  }
+  EXPECT_EQ(inconclusive, 1u);
+  EXPECT_NE(render_junit(r, "t").find("this run resolves ±"), std::string::npos);
+}
