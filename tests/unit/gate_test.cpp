@@ -244,13 +244,18 @@ TEST(GateStats, MannWhitney) {
   EXPECT_GT(metrics::mann_whitney_p(a, a), 0.9);
 }
 
-// The fixture's verdicts, from data made to fall clearly on one side of each bound (the table in
-// tests/fixtures/gate/policy.yaml): asserted here, check by check, not read from a golden file.
-TEST(GateOutput, TheFixtureGivesTwoPassesOneFailOneInconclusive) {
+// The gate fixture (tests/fixtures/gate): its run judged by its policy, with itself as baseline.
+GateResult fixture_result() {
   const std::string dir = test::source_path("tests/fixtures/gate/");
   auto p = parse_policy_file(dir + "policy.yaml");
   auto doc = nlohmann::json::parse(std::ifstream(dir + "run.json"));
-  auto r = evaluate(p, doc, "run.json", &doc, "run.json");
+  return evaluate(p, doc, "run.json", &doc, "run.json");
+}
+
+// The fixture's verdicts, from data made to fall clearly on one side of each bound (the table in
+// tests/fixtures/gate/policy.yaml): asserted here, check by check, not read from a golden file.
+TEST(GateOutput, TheFixtureGivesTwoPassesOneFailOneInconclusive) {
+  auto r = fixture_result();
   ASSERT_EQ(r.checks.size(), 4u);
   struct Want {
     const char* name;
@@ -286,10 +291,7 @@ TEST(GateOutput, TheFixtureGivesTwoPassesOneFailOneInconclusive) {
 // that they still show 2 pass, 1 fail, 1 inconclusive.
 TEST(GateOutput, MarkdownAndJunitMatchTheGoldenFiles) {
   const std::string dir = test::source_path("tests/fixtures/gate/");
-  auto p = parse_policy_file(dir + "policy.yaml");
-  std::ifstream f(dir + "run.json");
-  auto doc = nlohmann::json::parse(f);
-  auto r = evaluate(p, doc, "run.json", &doc, "run.json");
+  auto r = fixture_result();
   auto slurp = [](const std::string& path) {
     std::ifstream in(path);
     std::stringstream ss;
@@ -637,11 +639,7 @@ checks:
 // Every check states the resolution its run reached; an inconclusive one the pairs that would
 // resolve its bound (the half-width shrinking as 1/sqrt(pairs)).
 TEST(GateOutput, EachCheckStatesItsResolutionAndTheInconclusiveOneThePairsItNeeds) {
-  const std::string dir = test::source_path("tests/fixtures/gate/");
-  auto p = parse_policy_file(dir + "policy.yaml");
-  std::ifstream f(dir + "run.json");
-  auto doc = nlohmann::json::parse(f);
-  auto r = evaluate(p, doc, "run.json", &doc, "run.json");
+  auto r = fixture_result();
   size_t inconclusive = 0;
   for (const auto& c : r.checks) {
     SCOPED_TRACE(c.check.name);
