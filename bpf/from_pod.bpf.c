@@ -59,7 +59,7 @@ int from_pod(struct __sk_buff *skb)
 			if (p.has_ports) {
 				struct hrb_flow_key k = {
 				    .ip = p.saddr, .port = p.sport, .proto = p.proto};
-				__u64 now = bpf_ktime_get_ns();
+				__u64 now = hrb_now();
 
 				bpf_map_update_elem(&stack_flows, &k, &now, BPF_ANY);
 			}

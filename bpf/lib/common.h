@@ -87,6 +87,12 @@ static __always_inline void record(__u32 helper, __u32 ifindex)
 	}
 }
 
+/* The datapath's clock, for lifetimes (CT, claims, stack_flows): CLOCK_MONOTONIC read at the last
+ * tick (a few ms of resolution, ample for lifetimes of 10 s and more). bpf_ktime_get_ns() reads
+ * the clock source on every call, which here cost about half of what connection tracking adds
+ * to a packet (docs/bench.md). */
+static __always_inline __u64 hrb_now(void) { return bpf_ktime_get_coarse_ns(); }
+
 /* A tunable busy loop, off (0) unless the gate's calibration switches it on. */
 static __always_inline void injected_delay(void)
 {

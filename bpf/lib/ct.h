@@ -186,7 +186,7 @@ static __always_inline bool ct_pod_traffic(const struct pkt *p, __u8 flags,
 	*reply = false;
 	if (!ct_enabled || p->icmp_error) /* an error belongs to a flow; it starts none */
 		return true;
-	now = bpf_ktime_get_ns();
+	now = hrb_now();
 	e = ct_lookup(p, &k, reply);
 	if (e) {
 		ct_track(e, p, *reply, now);

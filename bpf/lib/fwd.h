@@ -45,7 +45,7 @@ static __always_inline bool service_reply(__u32 daddr, __u16 dport, __u8 proto)
 	__u64 *seen = bpf_map_lookup_elem(&stack_flows, &k);
 	__u64 life = proto == IPPROTO_TCP ? ct_lifetime_tcp_ns : ct_lifetime_other_ns;
 
-	return seen && (__s64)(bpf_ktime_get_ns() - *seen) <= (__s64)life;
+	return seen && (__s64)(hrb_now() - *seen) <= (__s64)life;
 }
 
 /* Into a pod on this node: its MAC, the lxc MAC as source, straight into its netns. */

@@ -152,7 +152,7 @@ static __always_inline enum lb_verdict lb_translate(struct __sk_buff *skb, struc
 	fe = bpf_map_lookup_elem(&lb, &fk);
 	if (!fe)
 		return LB_NONE;
-	now = bpf_ktime_get_ns();
+	now = hrb_now();
 	if (lb_backend(p, fe, &fk, now, false, HRB_R_LB_NEW, HRB_R_LB_HIT, &bip, &bport) != LB_DONE)
 		return LB_DROP;
 	if (rewrite(skb, p, false, vip, bip, vport, bport))

@@ -138,7 +138,7 @@ static __always_inline __u16 nat_claim(const struct pkt *p, __u64 expires, struc
 	    .expires_ns = expires, .nat_ip = p->saddr, .nat_port = p->sport, .owner = kind};
 	__u32 range = (__u32)nat_port_max - nat_port_min + 1;
 	__u16 orig = bpf_ntohs(p->sport);
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = hrb_now();
 
 	for (__u32 i = 0; i < NAT_RETRIES; i++) {
 		struct hrb_ct_entry *old;
@@ -208,7 +208,7 @@ static __always_inline enum nat_verdict masquerade(struct __sk_buff *skb, struct
 {
 	struct hrb_ct_key k, rk;
 	struct hrb_ct_entry *e, n;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = hrb_now();
 	__u16 nat_port = 0;
 	bool reply;
 
@@ -312,7 +312,7 @@ static __always_inline int reverse_nat(struct __sk_buff *skb, struct pkt *p)
 		goto miss;
 	pod_ip = r->nat_ip;
 	pod_port = r->nat_port;
-	now = bpf_ktime_get_ns();
+	now = hrb_now();
 
 	__builtin_memset(&fk, 0, sizeof(fk));
 	fk.src_ip = pod_ip;

@@ -181,7 +181,7 @@ static __always_inline enum np_verdict nodeport_in(struct __sk_buff *skb, struct
 		count(HRB_R_NODEPORT_TO_STACK);
 		return NP_TO_STACK;
 	}
-	now = bpf_ktime_get_ns();
+	now = hrb_now();
 	switch (lb_backend(p, fe, &fk, now, true, HRB_R_NODEPORT_NEW, HRB_R_NODEPORT_HIT, &bip,
 			   &bport)) {
 	case LB_DONE:
@@ -257,7 +257,7 @@ static __always_inline enum np_verdict nodeport_reply(struct __sk_buff *skb, str
 	}
 	if (!np_route(skb, fib, rc, cip, p))
 		return NP_TO_STACK;
-	ct_track(e, p, true, bpf_ktime_get_ns());
+	ct_track(e, p, true, hrb_now());
 	nat_mirror(r, e);
 	if (np_rewrite(skb, p, node_ip, e->node_port, cip, cport))
 		return NP_DROP;
