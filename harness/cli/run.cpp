@@ -32,6 +32,7 @@ struct RunOptions {
   std::vector<std::string> exports;
   boost::optional<std::string> pin_cpus;
   uint32_t calibration_delay = 0;
+  boost::optional<double> alternate;
   ModeFlags mode_flags;
 };
 
@@ -105,6 +106,7 @@ run::RunConfig run_config(const RunOptions& o, const Args& args) {
   if (o.budget) c.budget_s = run::parse_budget(*o.budget);
   if (o.max_steal) c.max_steal_fraction = parse_max_steal(*o.max_steal);
   c.calibration_delay_loops = o.calibration_delay;
+  if (o.alternate) c.alternate_s = *o.alternate;
   if (o.pin_cpus) std::tie(c.client_cpu, c.server_cpu) = parse_pin_cpus(*o.pin_cpus);
   if (o.output) c.output = *o.output;
   if (o.scan) std::tie(c.scan_param, c.scan_values) = parse_scan(*o.scan);
@@ -196,7 +198,11 @@ int cmd_run(const Args& args) {
       "CLIENT,SERVER: pin the generators' client and server threads to these CPUs (0,0: "
       "colocated, a transaction costs its CPU work; what the CI gate measures)")(
       "calibration-delay", po::value(&o.calibration_delay)->default_value(0),
-      "busy-loop iterations per program run in the pseudo-mode ebpf-delay (gate calibration)");
+      "busy-loop iterations per program run in the pseudo-mode ebpf-delay (gate calibration)")(
+      "alternate", po::value(&o.alternate),
+      "SECONDS: measure the --modes (variants of one BPF mode: ebpf@base=DIR,ebpf or "
+      "ebpf,ebpf-delay) in the same seconds, switching the datapath between them every SECONDS "
+      "(e.g. 0.05) through a tail-call dispatcher, so that the machine's drift hits them alike");
   add_mode_options(d, o.mode_flags);
   if (!parse(args, d, "hrbench run [--quick|--thorough] [OPTIONS]", o.common)) return 0;
   return run_run(o, args);

@@ -17,6 +17,9 @@ std::string node_dir(const std::string& prefix, const std::string& node) {
 std::string map(const std::string& prefix, const std::string& node, const std::string& name) {
   return node_dir(prefix, node) + "/" + name;
 }
+std::string variant(const std::string& name, size_t v) {
+  return v == 0 ? name : name + "_v" + std::to_string(v);  // bpffs refuses names with a dot
+}
 std::string tc_link(const std::string& prefix, const std::string& node, const std::string& ifname,
                     bool egress) {
   return node_dir(prefix, node) + (egress ? "/link_egress_" : "/link_") + ifname;

@@ -5,6 +5,9 @@
 //     <prefix>/                          root(prefix)
 //       <node>/                          node_dir: ebpf mode's maps (map()) and tc links
 //         counters_from_pod, ct, …       maps
+//         slot_<program>                 alternated runs: the dispatcher's one-slot prog array
+//         prog_<program>[_vN]            … each variant's programs; counters_<program>_vN the
+//                                        counters of variant N >= 1 (variant(): the suffix)
 //         link_<ifname>                  tcx link on the device's ingress (tc_link())
 //         link_egress_<ifname>           tcx link on its egress (bpf-lb's to_pod)
 //       guard/                           guard_dir: the iptables blocker's links and counters
@@ -13,6 +16,7 @@
 // What is attached is not read back from these names: each attachment is journalled
 // (core/attach.hpp, topology::StateDir); old_layout_attachments() reads them only for the journal
 // of a cluster made by the version before attachments were journalled.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -25,6 +29,8 @@ std::string parent();                         // /sys/fs/bpf/hrbench
 std::string root(const std::string& prefix);  // /sys/fs/bpf/hrbench/<prefix>
 std::string node_dir(const std::string& prefix, const std::string& node);
 std::string map(const std::string& prefix, const std::string& node, const std::string& name);
+// An alternated run's name of variant `v` of a pinned object: `name` for 0, `name_vN` after.
+std::string variant(const std::string& name, size_t v);
 std::string tc_link(const std::string& prefix, const std::string& node, const std::string& ifname,
                     bool egress);
 std::string guard_dir(const std::string& prefix);

@@ -22,6 +22,7 @@
 #include "hrb_abi.h"
 
 // Generated skeletons: after hrb_abi.h, which declares the structs they name.
+#include "dispatch.skel.h"
 #include "from_pod.skel.h"
 #include "from_uplink.skel.h"
 
@@ -110,17 +111,24 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
       static_cast<uint32_t>(std::max(1, 2 * frontends * (opts.lb_endpoints_per_service + 1)));
   if (int e = bpf_map__set_max_entries(pod->maps.lb, lb_slots))
     throw SysError(-e, "size the lb map");
+  // Maps shared by both objects of a node (and, alternated, by every variant): all but the
+  // counters, which each program has its own of.
+  auto share = [](auto& skel, const ::from_pod* from) {
+    for (auto [mine, theirs] : {std::pair{skel->maps.endpoints, from->maps.endpoints},
+                                {skel->maps.ct, from->maps.ct},
+                                {skel->maps.lb, from->maps.lb},
+                                {skel->maps.nonmasq, from->maps.nonmasq},
+                                {skel->maps.nonmasq_active, from->maps.nonmasq_active},
+                                {skel->maps.stack_flows, from->maps.stack_flows}})
+      if (int e = bpf_map__reuse_fd(mine, bpf_map__fd(theirs)))
+        throw SysError(-e, "share map " + std::string(bpf_map__name(mine)));
+  };
+  if (opts.share_maps) share(pod, opts.share_maps->pod());
   pod.load("from_pod (" + n.name + ")");
   configure(up);
-  for (auto [mine, theirs] : {std::pair{up->maps.endpoints, pod->maps.endpoints},
-                              {up->maps.ct, pod->maps.ct},
-                              {up->maps.lb, pod->maps.lb},
-                              {up->maps.nonmasq, pod->maps.nonmasq},
-                              {up->maps.nonmasq_active, pod->maps.nonmasq_active},
-                              {up->maps.stack_flows, pod->maps.stack_flows}})
-    if (int e = bpf_map__reuse_fd(mine, bpf_map__fd(theirs)))
-      throw SysError(-e, "share map " + std::string(bpf_map__name(mine)));
+  share(up, pod.get());
   up.load("from_uplink (" + n.name + ")");
+  if (opts.share_maps) return;  // filled by the variant whose maps these are
 
   // The non-masquerade CIDRs are the IP-MASQ-AGENT chain's RETURN list: one definition.
   for (const auto& c : masq.return_cidrs()) {
@@ -207,17 +215,50 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
   const std::string dir = pins::node_dir(l.prefix, n.name);
   fs::create_directories(dir);
   const bool host_routing = opts_.name != "bpf-lb";
-  NodePrograms progs(l, n, masq_,
-                     {.delay_loops = opts_.delay_loops,
-                      .services_enabled = opts_.services > 0,
-                      .ct_entries = opts_.ct_entries,
-                      .lb_services = opts_.services,
-                      .lb_endpoints_per_service = opts_.endpoints_per_service,
-                      .host_routing = host_routing,
-                      .objects_dir = opts_.objects_dir});
+  const ProgramOptions po{.delay_loops = opts_.delay_loops,
+                          .services_enabled = opts_.services > 0,
+                          .ct_entries = opts_.ct_entries,
+                          .lb_services = opts_.services,
+                          .lb_endpoints_per_service = opts_.endpoints_per_service,
+                          .host_routing = host_routing,
+                          .objects_dir = opts_.objects_dir};
+  // Alternated: every variant loaded, the later ones on the first one's maps.
+  std::vector<NodePrograms> variants;
+  variants.reserve(1 + opts_.alternates.size());
+  variants.emplace_back(l, n, masq_, po);
+  for (const auto& v : opts_.alternates) {
+    ProgramOptions o = po;
+    o.objects_dir = v.objects_dir;
+    o.delay_loops = v.delay_loops;
+    o.share_maps = &variants.front();
+    variants.emplace_back(l, n, masq_, o);
+  }
+  const NodePrograms& progs = variants.front();
   for (const char* m :
        {"counters_from_pod", "counters_from_uplink", "endpoints", "ct", "nonmasq_active"})
     pin(progs.map_fd(m), pins::map(l.prefix, n.name, m));
+  for (size_t v = 1; v < variants.size(); ++v)
+    for (const char* c : {"counters_from_pod", "counters_from_uplink"})
+      pin(variants[v].map_fd(c), pins::map(l.prefix, n.name, pins::variant(c, v)));
+  // An alternated mode attaches a dispatcher per hook, its slot at the first variant; each
+  // variant's programs are pinned so that VariantSelector finds them (and they live on).
+  const bool alternated = !opts_.alternates.empty();
+  std::vector<Skeleton<::dispatch>> dispatchers;
+  auto hook_prog = [&](const char* program, int (NodePrograms::*fd)() const) {
+    if (!alternated) return (progs.*fd)();
+    for (size_t v = 0; v < variants.size(); ++v) {
+      pin((variants[v].*fd)(),
+          pins::map(l.prefix, n.name, pins::variant(std::string("prog_") + program, v)));
+    }
+    auto& d = dispatchers.emplace_back();
+    d.load(std::string("dispatch ") + program + " (" + n.name + ")");
+    uint32_t zero = 0;
+    int first = (progs.*fd)();
+    if (bpf_map_update_elem(bpf_map__fd(d->maps.slot), &zero, &first, BPF_ANY) != 0)
+      throw_errno("dispatcher slot of " + std::string(program));
+    pin(bpf_map__fd(d->maps.slot), pins::map(l.prefix, n.name, std::string("slot_") + program));
+    return bpf_program__fd(d->progs.dispatch);
+  };
 
   // Attach inside the node netns (ifindexes are per netns): a tcx link per device, pinned so it
   // outlives us; clsact filters when chosen (--attach clsact) or where tcx is missing. Each is
@@ -240,11 +281,14 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
                         .hook = egress ? "egress" : "ingress",
                         .pin = pins::tc_link(l.prefix, n.name, ifname, egress)}});
   };
-  for (const auto& p : n.pods) add(p.lxc, progs.from_pod_fd(), false);
-  if (host_routing)
-    add(n.uplink, progs.from_uplink_fd(), false);
-  else
-    for (const auto& p : n.pods) add(p.lxc, progs.to_pod_fd(), true);
+  const int from_pod = hook_prog("from_pod", &NodePrograms::from_pod_fd);
+  for (const auto& p : n.pods) add(p.lxc, from_pod, false);
+  if (host_routing) {
+    add(n.uplink, hook_prog("from_uplink", &NodePrograms::from_uplink_fd), false);
+  } else {
+    const int to_pod = hook_prog("to_pod", &NodePrograms::to_pod_fd);
+    for (const auto& p : n.pods) add(p.lxc, to_pod, true);
+  }
   std::vector<Attachment> planned;
   for (const auto& t : targets) planned.push_back(t.tcx);
   const bool clsact = opts_.attach == Attach::kClsact;
@@ -375,9 +419,9 @@ void swap_nonmasq(const topology::Layout& l, const MasqConfig& masq) {
   }
 }
 
-nlohmann::json counters_json(const topology::Layout& l) {
+nlohmann::json counters_json(const topology::Layout& l, size_t variant) {
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& [node, progs] : read_counters(l))
+  for (const auto& [node, progs] : read_counters(l, variant))
     for (const auto& [prog, c] : progs)
       for (int r = 0; r < HRB_R__MAX; ++r)
         if (c[r]) j[node][prog][reason_name(r)] = c[r];
@@ -385,16 +429,53 @@ nlohmann::json counters_json(const topology::Layout& l) {
 }
 
 std::map<std::string, std::map<std::string, ReasonCounters>> read_counters(
-    const topology::Layout& l) {
+    const topology::Layout& l, size_t variant) {
   std::map<std::string, std::map<std::string, ReasonCounters>> out;
   for (const auto& n : l.nodes)
     for (const char* prog : kPrograms) {
-      std::string path = pins::map(l.prefix, n.name, std::string("counters_") + prog);
+      std::string path =
+          pins::map(l.prefix, n.name, pins::variant(std::string("counters_") + prog, variant));
       Fd fd(bpf_obj_get(path.c_str()));
       if (!fd) continue;  // not in ebpf mode
       out[n.name][prog] = sum_counters(fd.get());
     }
   return out;
+}
+
+VariantSelector::VariantSelector(const topology::Layout& l, size_t variants) : variants_(variants) {
+  for (const auto& n : l.nodes)
+    for (const char* program : {"from_pod", "from_uplink", "to_pod"}) {
+      const std::string slot = pins::map(l.prefix, n.name, std::string("slot_") + program);
+      Fd s(bpf_obj_get(slot.c_str()));
+      if (!s) {
+        if (errno == ENOENT) continue;  // no such hook in this mode (bpf-lb has no from_uplink)
+        throw_errno("open " + slot);
+      }
+      std::vector<Fd> progs;
+      for (size_t v = 0; v < variants; ++v) {
+        const std::string p =
+            pins::map(l.prefix, n.name, pins::variant(std::string("prog_") + program, v));
+        Fd fd(bpf_obj_get(p.c_str()));
+        if (!fd) throw_errno("open " + p + " (variant " + std::to_string(v) + " not loaded?)");
+        progs.push_back(std::move(fd));
+      }
+      slots_.push_back(std::move(s));
+      progs_.push_back(std::move(progs));
+    }
+  if (slots_.empty())
+    throw Error("no alternated mode is on (no dispatcher slots under " + pins::root(l.prefix) +
+                ")");
+}
+
+void VariantSelector::select(size_t v) {
+  if (v >= variants_)
+    throw Error("variant " + std::to_string(v) + " of " + std::to_string(variants_));
+  const uint32_t zero = 0;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const int fd = progs_[i][v].get();
+    if (bpf_map_update_elem(slots_[i].get(), &zero, &fd, BPF_ANY) != 0)
+      throw_errno("select variant " + std::to_string(v));
+  }
 }
 
 }  // namespace hrb::datapath

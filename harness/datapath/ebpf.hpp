@@ -14,7 +14,9 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
+#include "core/fd.hpp"
 #include "datapath/legacy.hpp"
 #include "datapath/mode.hpp"
 #include "hrb_abi.h"
@@ -27,16 +29,32 @@ namespace hrb::datapath {
 const char* reason_name(int reason);  // HRB_R_* -> "redirect_peer", …
 
 using ReasonCounters = std::array<uint64_t, HRB_R__MAX>;
-// node name -> program ("from_pod" | "from_uplink") -> counters summed over CPUs.
+// node name -> program ("from_pod" | "from_uplink") -> counters summed over CPUs; `variant`: of
+// an alternated mode's variant (ModeOptions::alternates; 0 is the first, the usual mode's).
 std::map<std::string, std::map<std::string, ReasonCounters>> read_counters(
-    const topology::Layout& l);
+    const topology::Layout& l, size_t variant = 0);
 
 // Replaces every node's non-masquerade trie with one built from `masq`, in one map update per
 // node (each packet sees the old list or the new one, never a mix). ebpf mode must be on.
 void swap_nonmasq(const topology::Layout& l, const MasqConfig& masq);
 
 // The same, as JSON {node: {program: {reason: count}}}, non-zero counts only.
-nlohmann::json counters_json(const topology::Layout& l);
+nlohmann::json counters_json(const topology::Layout& l, size_t variant = 0);
+
+// An alternated mode (ModeOptions::alternates) on: every node's dispatchers point at the
+// programs of one variant. Opens the pins once; select() is one map update per node and hook
+// (no RCU grace period, unlike replacing a tcx link), so a run can switch every few ms.
+class VariantSelector {
+ public:
+  VariantSelector(const topology::Layout& l, size_t variants);  // throws unless alternated
+  void select(size_t v);                                        // throws on a failed update
+  size_t variants() const { return variants_; }
+
+ private:
+  size_t variants_;
+  std::vector<Fd> slots_;               // prog arrays, one per node and hook
+  std::vector<std::vector<Fd>> progs_;  // per slot: each variant's program
+};
 
 // Masquerade ports: Linux's default ephemeral range, so that a pod's own source port is usually
 // kept. ebpf mode moves the node netns' own ephemeral range (ip_local_port_range) to
@@ -64,6 +82,9 @@ struct ProgramOptions {
   // Another build's objects (from_pod.bpf.o, from_uplink.bpf.o in this directory, as
   // resolve_objects_dir returns it); empty: this build's. Same loader, same ABI (hrb_abi.h).
   std::string objects_dir;
+  // Another variant of this node's programs (an alternated mode): load with its maps (all but
+  // the counters), already filled, instead of new ones.
+  const class NodePrograms* share_maps = nullptr;
 };
 
 // The datapath objects a mode loads from another build's objects directory: from_pod and

@@ -167,6 +167,8 @@ nlohmann::json ModeOptions::to_json() const {
   if (!objects_dir.empty()) j["objectsDir"] = objects_dir;
   if (attach != Attach::kTcx) j["attach"] = attach_name(attach);
   if (!object_aliases.empty()) j["objectAliases"] = object_aliases;
+  for (const auto& v : alternates)
+    j["alternates"].push_back({{"objectsDir", v.objects_dir}, {"delayLoops", v.delay_loops}});
   return j;
 }
 
@@ -183,6 +185,9 @@ ModeOptions ModeOptions::from_json(const nlohmann::json& j) {
   o.attach = parse_attach(j.value("attach", "tcx"));
   if (j.contains("objectAliases"))
     o.object_aliases = j["objectAliases"].get<std::map<std::string, std::string>>();
+  if (j.contains("alternates"))
+    for (const auto& v : j["alternates"])
+      o.alternates.push_back({v.value("objectsDir", ""), v.value("delayLoops", 0u)});
   return o;
 }
 
@@ -246,6 +251,11 @@ std::unique_ptr<Mode> make_mode(const ModeOptions& o, topology::StateDir* state)
                   ExitCode::kUsage);
     check_objects(o.objects_dir);  // ABI version and layout, before anything changes
   }
+  if (!o.alternates.empty() && o.name != "ebpf" && o.name != "bpf-lb")
+    throw Error(o.name + " cannot be alternated (only variants of ebpf or bpf-lb)",
+                ExitCode::kUsage);
+  for (const auto& v : o.alternates)
+    if (!v.objects_dir.empty()) check_objects(v.objects_dir);
   if (o.name == "none") return std::make_unique<NoneMode>();
   MasqConfig masq =
       o.masq_config.empty() ? default_masq_config() : parse_masq_config_file(o.masq_config);
@@ -271,14 +281,18 @@ void switch_mode(topology::StateDir& state, const topology::Layout& layout,
   auto incoming = make_mode(next, &state);  // bad input fails here, before anything changes
   ModeOptions cur = current_mode(state);
   cur.objects_dir.clear();  // removal loads nothing: another build's objects may be gone by now
+  cur.alternates.clear();
   if (cur.name != "none") {
     log::info("mode: removing {}", cur.name);
     make_mode(cur, &state)->remove(layout);
   }
   state.write("mode.json", ModeOptions{}.to_json().dump());
   if (next.name == "none") return;
-  log::info("mode: applying {}{}", next.name,
-            next.objects_dir.empty() ? "" : " with the objects of " + next.objects_dir);
+  log::info("mode: applying {}{}{}", next.name,
+            next.objects_dir.empty() ? "" : " with the objects of " + next.objects_dir,
+            next.alternates.empty()
+                ? ""
+                : fmt::format(" and {} alternated variant(s)", next.alternates.size()));
   incoming->apply(layout);
   state.write("mode.json", next.to_json().dump(2));
 }

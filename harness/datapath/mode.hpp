@@ -42,6 +42,16 @@ struct ModeOptions {
   // from_pod.bpf.o, from_uplink.bpf.o to load); empty: this build's objects.
   std::string objects_dir;
   Attach attach = Attach::kTcx;  // ebpf, bpf-lb
+  // Alternation (hrbench run --alternate): more variants of this BPF mode, loaded beside the
+  // first (objects_dir, delay_loops) and sharing its maps; a one-slot tail-call dispatcher is
+  // attached in their place and VariantSelector (ebpf.hpp) points it at one variant after
+  // another. Empty: the usual mode.
+  struct Variant {
+    std::string objects_dir;  // empty: this build's objects
+    uint32_t delay_loops = 0;
+    bool operator==(const Variant&) const = default;
+  };
+  std::vector<Variant> alternates;
   // Names for objects directories, so that a mode of another build has a stable name:
   // "ebpf@base" runs ebpf with object_aliases["base"] (defined by "ebpf@base=DIR").
   std::map<std::string, std::string> object_aliases;

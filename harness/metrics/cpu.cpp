@@ -38,6 +38,11 @@ CpuTimes CpuTimes::operator-(const CpuTimes& o) const {
           iowait - o.iowait, irq - o.irq,   softirq - o.softirq, steal - o.steal};
 }
 
+CpuTimes CpuTimes::operator+(const CpuTimes& o) const {
+  return {user + o.user,     nice + o.nice, system + o.system,   idle + o.idle,
+          iowait + o.iowait, irq + o.irq,   softirq + o.softirq, steal + o.steal};
+}
+
 nlohmann::json CpuTimes::to_json() const {
   return {{"unit", "s"},
           {"user", user},

@@ -14,6 +14,7 @@ struct CpuTimes {
   double busy() const { return user + nice + system + irq + softirq; }
   double total() const { return busy() + idle + iowait + steal; }
   CpuTimes operator-(const CpuTimes& o) const;
+  CpuTimes operator+(const CpuTimes& o) const;
   nlohmann::json to_json() const;
 };
 

@@ -252,6 +252,7 @@ Config config_from(const json& j, const std::string& label) {
   r.integer("maxRetries", c.max_retries, 0, INT32_MAX);
   r.number("maxStealFraction", c.max_steal_fraction);
   r.number("budgetSeconds", c.budget_seconds);
+  r.number("alternateSeconds", c.alternate_seconds);
   if (const json* mo = r.find("modeOptions")) {
     if (!mo->is_object()) r.bad("modeOptions", "expected an object");
     c.mode_options = *mo;
@@ -287,6 +288,7 @@ json to_json(const Config& c) {
   put(o, "maxRetries", c.max_retries);
   put(o, "maxStealFraction", c.max_steal_fraction);
   put(o, "budgetSeconds", c.budget_seconds);
+  put(o, "alternateSeconds", c.alternate_seconds);
   put(o, "modeOptions", c.mode_options);
   put(o, "calibrationDelayLoops", c.calibration_delay_loops);
   if (c.scan_field) o["scan"] = *c.scan_field ? to_json(**c.scan_field) : json(nullptr);
@@ -332,6 +334,10 @@ Trial trial_from(const json& j, const std::string& label, size_t i) {
   r.unsigned_integer("iptablesPackets", t.iptables_packets);
   r.unsigned_integer("serviceRulePackets", t.service_rule_packets);
   r.raw("bpfCounters", t.bpf_counters);
+  if (const json* a = r.find("alternation")) {
+    if (!a->is_object()) r.bad("alternation", "expected an object");
+    t.alternation = *a;
+  }
   t.other = r.rest();
   return t;
 }
@@ -362,6 +368,7 @@ json to_json(const Trial& t) {
   put(o, "iptablesPackets", t.iptables_packets);
   put(o, "serviceRulePackets", t.service_rule_packets);
   put(o, "bpfCounters", t.bpf_counters);
+  put(o, "alternation", t.alternation);
   return o;
 }
 

@@ -84,6 +84,8 @@ struct Config {
   std::optional<int> max_retries;
   std::optional<double> max_steal_fraction;
   std::optional<double> budget_seconds;  // --budget: the time the run's trials may take
+  // --alternate: the modes measured in the same seconds, switched every this many seconds
+  std::optional<double> alternate_seconds;
   // datapath::ModeOptions::to_json (datapath owns its writer and reader).
   std::optional<nlohmann::json> mode_options;
   std::optional<uint32_t> calibration_delay_loops;
@@ -123,6 +125,9 @@ struct Trial {
   std::optional<nlohmann::json> result;   // the workload's own record (traffic's to_json)
   std::optional<uint64_t> iptables_packets, service_rule_packets;
   std::optional<nlohmann::json> bpf_counters;  // node -> program -> reason -> count
+  // --alternate: {segmentSeconds, settleSeconds, segments, modes}: measured in the same seconds
+  // as the trials of `modes` (this one's included), in alternating segments
+  std::optional<nlohmann::json> alternation;
   nlohmann::json other = nlohmann::json::object();
 
   bool is_valid() const { return valid.value_or(false); }

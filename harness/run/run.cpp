@@ -8,10 +8,13 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "core/file.hpp"
 #include "core/log.hpp"
@@ -306,6 +309,29 @@ void validate(const RunConfig& c) {
                 ExitCode::kUsage);
   traffic::check_cpu(c.client_cpu, "--pin-cpus (client)");
   traffic::check_cpu(c.server_cpu, "--pin-cpus (server)");
+  if (c.alternate_s < 0 || !std::isfinite(c.alternate_s))
+    throw Error("--alternate must be a segment length in seconds > 0", ExitCode::kUsage);
+  if (c.alternate_s > 0) {
+    if (c.alternate_s < 0.005 || c.alternate_s > c.duration_s / 2)
+      throw Error(fmt::format("--alternate {}: a segment must be 0.005 s to half of --duration "
+                              "({} s), so that every mode gets segments",
+                              c.alternate_s, c.duration_s / 2),
+                  ExitCode::kUsage);
+    if (c.alternate_settle_s < 0 || c.alternate_settle_s >= c.alternate_s / 2)
+      throw Error("alternation: the settling time must be under half a segment", ExitCode::kUsage);
+    alternated_mode(c, c.mode_options);  // the modes: variants of one BPF mode
+    for (const auto& s : c.scenarios)
+      if (s == "node-node")
+        throw Error(
+            "--alternate: scenario node-node is measured in mode none, which cannot be "
+            "alternated with the BPF modes; leave it out of --scenarios",
+            ExitCode::kUsage);
+    for (const auto& w : c.workloads)
+      if (w == kPps || w == "udp_stream")
+        throw Error("--alternate: workload " + w +
+                        " cannot be split into segments (tcp_rr, tcp_crr, tcp_stream, udp_rr)",
+                    ExitCode::kUsage);
+  }
   if (!c.scan_param.empty() && c.scan_values.empty())
     throw Error("--scan " + c.scan_param + " needs values, e.g. --scan services=0,1000,5000",
                 ExitCode::kUsage);
@@ -349,6 +375,7 @@ RunConfig config_of_results(const results::Run& doc) {
   c.max_steal_fraction = j.max_steal_fraction.value_or(0.10);
   c.mode_options = datapath::ModeOptions::from_json(need(j.mode_options, "config.modeOptions"));
   c.calibration_delay_loops = j.calibration_delay_loops.value_or(0);
+  c.alternate_s = j.alternate_seconds.value_or(0);
   if (j.pinned_cpus) {
     c.client_cpu = (*j.pinned_cpus)[0];
     c.server_cpu = (*j.pinned_cpus)[1];
@@ -467,6 +494,48 @@ std::vector<int> plan_rounds(const std::vector<PlannedTrial>& plan) {
     rounds.push_back(round);
   }
   return rounds;
+}
+
+std::vector<std::vector<size_t>> alternation_groups(const std::vector<PlannedTrial>& plan) {
+  const auto rounds = plan_rounds(plan);
+  std::vector<std::vector<size_t>> groups;
+  std::map<std::tuple<int, std::string, std::string>, size_t> at;  // (round, scenario, workload)
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const auto key = std::make_tuple(rounds[i], plan[i].scenario, plan[i].workload);
+    auto [it, fresh] = at.emplace(key, groups.size());
+    if (fresh) groups.emplace_back();
+    groups[it->second].push_back(i);
+  }
+  return groups;
+}
+
+datapath::ModeOptions alternated_mode(const RunConfig& cfg,
+                                      const datapath::ModeOptions& run_options) {
+  if (cfg.modes.size() < 2)
+    throw Error("--alternate needs two or more --modes to alternate between", ExitCode::kUsage);
+  std::set<std::string> seen;
+  datapath::ModeOptions first;
+  for (size_t i = 0; i < cfg.modes.size(); ++i) {
+    const auto& m = cfg.modes[i];
+    if (!seen.insert(m).second)
+      throw Error("--alternate: mode " + m + " is named twice in --modes", ExitCode::kUsage);
+    datapath::ModeOptions o = trial_mode(m, run_options, cfg.calibration_delay_loops).options;
+    if (o.name != "ebpf" && o.name != "bpf-lb")
+      throw Error("--alternate: " + m +
+                      " is not a BPF mode; alternation switches between variants of one BPF "
+                      "mode (e.g. --modes ebpf@base=DIR,ebpf or ebpf,ebpf-delay)",
+                  ExitCode::kUsage);
+    if (i == 0) {
+      first = o;
+      continue;
+    }
+    if (o.name != first.name)
+      throw Error("--alternate: " + m + " and " + cfg.modes[0] + " are different modes (" + o.name +
+                      ", " + first.name + "); alternation switches between variants of one mode",
+                  ExitCode::kUsage);
+    first.alternates.push_back({o.objects_dir, o.delay_loops});
+  }
+  return first;
 }
 
 TrialQueue::TrialQueue(const std::vector<PlannedTrial>& plan, int max_retries)
@@ -714,81 +783,52 @@ std::optional<results::Trial> run_attempt(const topology::Layout& layout, const 
   return trial;
 }
 
-}  // namespace
-
-results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupted,
-                        const Progress& progress) {
-  validate(cfg);
-  // Checked before anything is built.
-  const auto fault = [] {
-    const char* f = std::getenv("HRB_FAULT_INVALID");
-    return parse_fault_injection(f ? f : "");
-  }();
-  const std::string yaml = read_text_file(cfg.topology, "topology file");
-  auto spec = topology::parse_spec_string(yaml, cfg.topology);
-  auto layout = topology::plan(spec, cfg.prefix);
-  // Each mode's input (masq config, …) before anything is built.
-  for (const auto& m : cfg.modes)
-    datapath::make_mode(trial_mode(m, cfg.mode_options, cfg.calibration_delay_loops).options);
-
-  const MatrixPlan plan = plan_matrix(cfg, layout);
-
-  results::Run doc;
-  doc.run_id = make_run_id();
-  doc.started_at = iso_now();
-  doc.git_revision = git_revision();
-  doc.command = cfg.command_line;
-  doc.complete = false;
-  doc.environment = results::environment();
-  doc.topology = {.file = cfg.topology,
-                  .name = spec.name,
-                  .nodes = spec.node_count,
-                  .pods_per_node = spec.pods_per_node,
-                  .yaml = yaml};
-  auto& c = doc.config;
-  c.modes = cfg.modes;
-  c.scenarios = plan.scenarios;
-  c.workloads = cfg.workloads;
-  c.repetitions = cfg.repetitions;
-  c.duration_seconds = cfg.duration_s;
-  c.warmup_seconds = cfg.warmup_s;
-  c.flows = cfg.flows;
-  c.message_size = cfg.msg_size;
-  c.max_retries = cfg.max_retries;
-  c.max_steal_fraction = cfg.max_steal_fraction;
-  c.budget_seconds =
-      cfg.budget_s > 0 ? cfg.budget_s : default_budget_seconds(cfg, plan.trials.size());
-  c.mode_options = plan.mode_options.to_json();
-  c.calibration_delay_loops = cfg.calibration_delay_loops;
-  c.scan_field = std::optional<results::Scan>();  // "scan": null
-  if (!cfg.scan_param.empty()) {
-    results::Scan scan{.param = cfg.scan_param, .values = plan.scan_values};
-    if (cfg.scan_param == "services" && plan.scan_values != cfg.scan_values)
-      scan.requested_values = cfg.scan_values;
-    c.scan_field = scan;
+// --alternate: the trials of `group` (one per mode) measured as one workload whose datapath
+// switches between their variants (`variant_of[i]`: the variant of the group's i-th trial) every
+// segment. One Measurement per trial, in group order: its share of the workload, the CPU time of
+// its segments, its variant's counters; the iptables packets are the whole workload's.
+std::vector<Measurement> measure_alternated(const topology::Layout& layout, const RunConfig& cfg,
+                                            const std::vector<const PlannedTrial*>& group,
+                                            const std::vector<size_t>& variant_of,
+                                            datapath::VariantSelector& selector,
+                                            const Endpoints& ep, int eps) {
+  const PlannedTrial& t = *group.front();
+  for (const auto& n : layout.nodes) datapath::conntrack_flush(n.netns);
+  const auto backend = cfg.mode_options.backend;
+  const auto seps = ep.service >= 0 ? sep_chains(layout, ep.service, eps) : std::set<std::string>{};
+  const RulePackets ipt0 = iptables_packets(layout, backend, seps);
+  std::vector<nlohmann::json> bpf0;
+  for (size_t v : variant_of) bpf0.push_back(datapath::counters_json(layout, v));
+  const std::string started_at = iso_now();
+  traffic::WorkloadSpec spec = workload_spec(ep, t, cfg);
+  spec.duration_s = cfg.duration_s * static_cast<double>(group.size());  // each: its duration
+  spec.alternation = {.variants = static_cast<int>(group.size()),
+                      .segment_s = cfg.alternate_s,
+                      .settle_s = cfg.alternate_settle_s,
+                      .select = [&](int i) { selector.select(variant_of.at(i)); }};
+  const traffic::WorkloadResult w = traffic::run_workload(spec);
+  const RulePackets ipt = iptables_packets(layout, backend, seps);
+  std::vector<Measurement> out;
+  for (size_t i = 0; i < group.size(); ++i) {
+    Measurement m;
+    m.started_at = started_at;
+    m.client = ep.client_name;
+    m.server = ep.server_name;
+    m.workload = w.variants.at(i);
+    m.cpu = m.workload->cpu;
+    m.iptables_packets = ipt.all - ipt0.all;
+    if (ep.service >= 0) m.service_rule_packets = ipt.in - ipt0.in;
+    m.bpf_counters = counters_delta(bpf0[i], datapath::counters_json(layout, variant_of[i]));
+    out.push_back(std::move(m));
   }
-  c.cpu_tick_seconds = metrics::tick_seconds();
-  if (cfg.client_cpu >= 0 || cfg.server_cpu >= 0)
-    c.pinned_cpus = std::array<int, 2>{cfg.client_cpu, cfg.server_cpu};
-  c.pod_service = plan.pod_service;
-  c.external_node_port = plan.external_node_port;
-  const std::string out = results_path(cfg.output, *doc.run_id);
-  auto save = [&] { results::write_results(out, doc); };
+  return out;
+}
 
-  Reporter rep(progress, plan.trials.size());
-  rep.note(fmt::format(
-      "run {}: {} trials on {} ({} repetitions, {:.1f}+{:.1f} s each; budget {:.0f} s); "
-      "results: {}",
-      *doc.run_id, plan.trials.size(), spec.name, cfg.repetitions, cfg.warmup_s, cfg.duration_s,
-      *c.budget_seconds, out));
-  topology::ScopedCluster cluster(cfg.topology, cfg.prefix);  // torn down on every exit
-  topology::StateDir& st = cluster.state();
-  save();
-
-  if (fault)
-    rep.note(
-        fmt::format("HRB_FAULT_INVALID={}: fault injection", std::getenv("HRB_FAULT_INVALID")));
-  const double budget = *c.budget_seconds;
+// The trials one after another, each in its own mode (switched when the next one's differs).
+void run_sequential(const RunConfig& cfg, const topology::Layout& layout, topology::StateDir& st,
+                    const MatrixPlan& plan, const std::optional<FaultInjection>& fault,
+                    Reporter& rep, const std::atomic<bool>& interrupted, double budget,
+                    results::Run& doc, const std::function<void()>& save) {
   TrialQueue queue(plan.trials, cfg.max_retries);
   const auto start = Clock::now();
   std::string current_mode = "none";
@@ -821,6 +861,173 @@ results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupt
     queue.done(trial->is_valid());
     doc.trials.push_back(std::move(*trial));
     save();
+  }
+}
+
+// --alternate: each group of trials (alternation_groups) measured as one alternated workload, in
+// the one mode that holds every variant; a group with an invalid trial is re-queued whole.
+void run_alternated(const RunConfig& cfg, const topology::Layout& layout, topology::StateDir& st,
+                    const MatrixPlan& plan, const std::optional<FaultInjection>& fault,
+                    Reporter& rep, const std::atomic<bool>& interrupted, double budget,
+                    results::Run& doc, const std::function<void()>& save) {
+  const auto groups = alternation_groups(plan.trials);
+  std::vector<PlannedTrial> firsts;
+  for (const auto& g : groups) firsts.push_back(plan.trials[g.front()]);
+  TrialQueue queue(firsts, cfg.max_retries);
+  const int eps = cfg.mode_options.endpoints_per_service;
+  const auto start = Clock::now();
+  std::optional<datapath::VariantSelector> selector;
+  int current_services = -1;
+  size_t k = 0, measured = 0;
+  while (auto gi = queue.next()) {
+    if (interrupted) break;
+    std::vector<const PlannedTrial*> group;
+    std::vector<size_t> variant_of;
+    for (size_t i : groups[*gi]) {
+      group.push_back(&plan.trials[i]);
+      variant_of.push_back(static_cast<size_t>(
+          std::find(cfg.modes.begin(), cfg.modes.end(), plan.trials[i].mode) - cfg.modes.begin()));
+    }
+    const PlannedTrial& t = *group.front();
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    const double expected = measured ? elapsed / static_cast<double>(measured)
+                                     : cfg.warmup_s + cfg.duration_s * group.size();
+    if (!fits_budget(elapsed, expected, budget)) {
+      doc.budget_exhausted = true;
+      rep.note(fmt::format("budget of {:.0f} s ran out after {:.0f} s: {} group(s) left", budget,
+                           elapsed, queue.size()));
+      break;
+    }
+    ++measured;
+    const int services = t.setting.options.services;
+    if (services != current_services) {
+      datapath::ModeOptions m = alternated_mode(cfg, plan.mode_options);
+      m.services = services;
+      selector.reset();
+      datapath::switch_mode(st, layout, m);
+      selector.emplace(layout, cfg.modes.size());
+      current_services = services;
+    }
+    std::string names;
+    for (const auto* g : group) names += (names.empty() ? "" : "+") + g->mode;
+    rep.set_total(k + queue.size() * group.size());
+    rep.trial(k + 1, fmt::format("{} {} {} rep {} (alternated every {} s){}", names, t.scenario,
+                                 t.workload, t.repetition + 1, cfg.alternate_s,
+                                 queue.attempts(*gi) ? " (re-run)" : ""));
+    const auto ep = *scenario_endpoints(layout, t.scenario, eps);
+    auto ms = measure_alternated(layout, cfg, group, variant_of, *selector, ep, eps);
+    if (interrupted) break;
+    bool valid = true;
+    std::vector<results::Trial> trials;
+    for (size_t i = 0; i < group.size(); ++i) {
+      results::Trial trial =
+          record(*group[i], ms[i], ++k, queue.attempts(*gi) + 1, cfg.max_steal_fraction);
+      nlohmann::json modes = nlohmann::json::array();
+      for (const auto* g : group) modes.push_back(g->mode);
+      trial.alternation = nlohmann::json{{"segmentSeconds", cfg.alternate_s},
+                                         {"settleSeconds", cfg.alternate_settle_s},
+                                         {"segments", ms[i].workload->segments},
+                                         {"modes", modes}};
+      if (fault && fault->hits(*trial.order)) {
+        trial.flags->push_back(kFaultFlag);
+        trial.valid = false;
+      }
+      if (!trial.is_valid()) {
+        valid = false;
+        rep.note(fmt::format("trial {} ({} {} {} rep {}) marked invalid: {}", *trial.order,
+                             trial.mode, t.scenario, t.workload, t.repetition + 1,
+                             trial.flags->front()));
+      }
+      trials.push_back(std::move(trial));
+    }
+    queue.done(valid);
+    for (auto& tr : trials) doc.trials.push_back(std::move(tr));
+    save();
+  }
+}
+
+}  // namespace
+
+results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupted,
+                        const Progress& progress) {
+  validate(cfg);
+  // Checked before anything is built.
+  const auto fault = [] {
+    const char* f = std::getenv("HRB_FAULT_INVALID");
+    return parse_fault_injection(f ? f : "");
+  }();
+  const std::string yaml = read_text_file(cfg.topology, "topology file");
+  auto spec = topology::parse_spec_string(yaml, cfg.topology);
+  auto layout = topology::plan(spec, cfg.prefix);
+  // Each mode's input (masq config, …) before anything is built.
+  for (const auto& m : cfg.modes)
+    datapath::make_mode(trial_mode(m, cfg.mode_options, cfg.calibration_delay_loops).options);
+  const bool alternating = cfg.alternate_s > 0;
+  if (alternating) datapath::make_mode(alternated_mode(cfg, cfg.mode_options));
+
+  const MatrixPlan plan = plan_matrix(cfg, layout);
+
+  results::Run doc;
+  doc.run_id = make_run_id();
+  doc.started_at = iso_now();
+  doc.git_revision = git_revision();
+  doc.command = cfg.command_line;
+  doc.complete = false;
+  doc.environment = results::environment();
+  doc.topology = {.file = cfg.topology,
+                  .name = spec.name,
+                  .nodes = spec.node_count,
+                  .pods_per_node = spec.pods_per_node,
+                  .yaml = yaml};
+  auto& c = doc.config;
+  c.modes = cfg.modes;
+  c.scenarios = plan.scenarios;
+  c.workloads = cfg.workloads;
+  c.repetitions = cfg.repetitions;
+  c.duration_seconds = cfg.duration_s;
+  c.warmup_seconds = cfg.warmup_s;
+  c.flows = cfg.flows;
+  c.message_size = cfg.msg_size;
+  c.max_retries = cfg.max_retries;
+  c.max_steal_fraction = cfg.max_steal_fraction;
+  c.budget_seconds =
+      cfg.budget_s > 0 ? cfg.budget_s : default_budget_seconds(cfg, plan.trials.size());
+  c.mode_options = plan.mode_options.to_json();
+  c.calibration_delay_loops = cfg.calibration_delay_loops;
+  if (alternating) c.alternate_seconds = cfg.alternate_s;
+  c.scan_field = std::optional<results::Scan>();  // "scan": null
+  if (!cfg.scan_param.empty()) {
+    results::Scan scan{.param = cfg.scan_param, .values = plan.scan_values};
+    if (cfg.scan_param == "services" && plan.scan_values != cfg.scan_values)
+      scan.requested_values = cfg.scan_values;
+    c.scan_field = scan;
+  }
+  c.cpu_tick_seconds = metrics::tick_seconds();
+  if (cfg.client_cpu >= 0 || cfg.server_cpu >= 0)
+    c.pinned_cpus = std::array<int, 2>{cfg.client_cpu, cfg.server_cpu};
+  c.pod_service = plan.pod_service;
+  c.external_node_port = plan.external_node_port;
+  const std::string out = results_path(cfg.output, *doc.run_id);
+  auto save = [&] { results::write_results(out, doc); };
+
+  Reporter rep(progress, plan.trials.size());
+  rep.note(fmt::format(
+      "run {}: {} trials on {} ({} repetitions, {:.1f}+{:.1f} s each; budget {:.0f} s); "
+      "results: {}",
+      *doc.run_id, plan.trials.size(), spec.name, cfg.repetitions, cfg.warmup_s, cfg.duration_s,
+      *c.budget_seconds, out));
+  topology::ScopedCluster cluster(cfg.topology, cfg.prefix);  // torn down on every exit
+  topology::StateDir& st = cluster.state();
+  save();
+
+  if (fault)
+    rep.note(
+        fmt::format("HRB_FAULT_INVALID={}: fault injection", std::getenv("HRB_FAULT_INVALID")));
+  const double budget = *c.budget_seconds;
+  if (alternating) {
+    run_alternated(cfg, layout, st, plan, fault, rep, interrupted, budget, doc, save);
+  } else {
+    run_sequential(cfg, layout, st, plan, fault, rep, interrupted, budget, doc, save);
   }
   rep.done();
   doc.complete = !interrupted.load() && !doc.budget_exhausted.value_or(false);

@@ -53,6 +53,11 @@ struct RunConfig {
   double max_steal_fraction = 0.10;
   std::string output;        // results file, or a directory for <run id>.json (default results/)
   std::string command_line;  // recorded in the document
+  // --alternate: the modes (variants of one BPF mode: ebpf, ebpf@…, ebpf-delay) measured in the
+  // same seconds, the datapath switched between them every alternate_s (0: off); settle_s after
+  // each switch counts for none.
+  double alternate_s = 0;
+  double alternate_settle_s = 0.002;
   // Scan: one parameter varied over values (services or flows); empty: no scan.
   std::string scan_param;
   std::vector<int> scan_values;
@@ -179,6 +184,18 @@ class TrialQueue {
 
 // The repetition round of each planned trial: 0, 1, … per (scan value, repetition) block.
 std::vector<int> plan_rounds(const std::vector<PlannedTrial>& plan);
+
+// --- alternation (--alternate) --------------------------------------------------------------
+// The trials measured together: per round, scenario and workload, one trial of each mode (plan
+// indices, in the round's mode order: ABBA across rounds, and the order the segments start in).
+// In order of each group's first trial. Every planned trial is in exactly one group.
+std::vector<std::vector<size_t>> alternation_groups(const std::vector<PlannedTrial>& plan);
+// The one mode that holds every variant: the first mode's options, the others' objects and
+// calibration delays as ModeOptions::alternates (variant i = cfg.modes[i]). Throws Error(kUsage)
+// unless the modes are 2 or more variants of one BPF kind (ebpf, bpf-lb) that differ only in their
+// objects or calibration delay.
+datapath::ModeOptions alternated_mode(const RunConfig& cfg,
+                                      const datapath::ModeOptions& run_options);
 
 // --budget's default: twice the measured time of the plan (trials x (warm-up + duration)) plus
 // 60 s for mode switches and the like: room for every trial to be measured twice.

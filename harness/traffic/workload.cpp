@@ -87,8 +87,14 @@ namespace {
 
 constexpr int kIoTimeoutMs = 2000;  // a peer silent this long is an error, not a measurement
 
+// What the datapath runs now, for counting: (sequence << 8) | (variant + 1); the low byte 0 while
+// an alternated run settles after a switch (counts for no variant). Not alternated: variant 0.
+constexpr uint64_t kPhaseVariant0 = 1;
+int phase_variant(uint64_t phase) { return static_cast<int>(phase & 0xff) - 1; }
+
 struct Shared {
   Clock::time_point measure_from, end;
+  std::atomic<uint64_t> phase{kPhaseVariant0};
   std::mutex mu;
   WorkloadResult* res;
   void error(const std::string& e) {
@@ -225,8 +231,18 @@ ssize_t udp_echo_send(int fd, const char* buf, size_t n, msghdr* in) {
 
 // ---- TCP request/response and connect/request/response ----------------------------------
 
-void tcp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port, metrics::Histogram& h,
-                   uint64_t& tx, bool crr) {
+// Counts one transaction that ran from t0 (phase p0) to t1 for its variant, when measured.
+void count_transaction(const Shared& sh, uint64_t p0, Clock::time_point t0, Clock::time_point t1,
+                       std::vector<metrics::Histogram>& h, std::vector<uint64_t>& tx) {
+  if (t0 < sh.measure_from) return;
+  const int v = phase_variant(p0);
+  if (v < 0 || sh.phase.load(std::memory_order_relaxed) != p0) return;  // settling, or switched
+  h[v].record(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+  ++tx[v];
+}
+
+void tcp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port,
+                   std::vector<metrics::Histogram>& h, std::vector<uint64_t>& tx, bool crr) {
   NetnsGuard ns(s.client_netns);
   pin_cpu(s.client_cpu);
   std::vector<char> buf(s.msg_size, 'q'), resp(s.msg_size);
@@ -242,6 +258,7 @@ void tcp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port, metrics::Hi
   };
   if (!crr && !connect_once()) return;
   while (true) {
+    const uint64_t p0 = sh.phase.load(std::memory_order_relaxed);
     auto t0 = Clock::now();
     if (t0 >= sh.end) break;
     if (crr && !connect_once()) continue;
@@ -252,11 +269,7 @@ void tcp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port, metrics::Hi
       continue;
     }
     if (crr) conn.reset();  // close: FIN, the server closes too
-    auto t1 = Clock::now();
-    if (t0 >= sh.measure_from) {
-      h.record(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
-      ++tx;
-    }
+    count_transaction(sh, p0, t0, Clock::now(), h, tx);
   }
 }
 
@@ -309,8 +322,9 @@ void tcp_stream_client(const WorkloadSpec& s, Shared& sh, uint16_t port, uint64_
 
 // `spare`: one of several backends' servers (a service), where no connection may come: it waits
 // until `stop` instead of reporting the absence.
-void tcp_stream_server(const WorkloadSpec& s, Shared& sh, int listener, uint64_t& bytes,
-                       uint64_t& bad, bool spare, std::atomic<bool>& stop) {
+void tcp_stream_server(const WorkloadSpec& s, Shared& sh, int listener,
+                       std::vector<uint64_t>& bytes, uint64_t& bad, bool spare,
+                       std::atomic<bool>& stop) {
   pin_cpu(s.server_cpu);
   if (spare) {
     while (!stop && !wait_io(listener, POLLIN, 50)) {
@@ -333,7 +347,9 @@ void tcp_stream_server(const WorkloadSpec& s, Shared& sh, int listener, uint64_t
       for (ssize_t i = 0; i < r; ++i)
         if (static_cast<uint8_t>(buf[i]) != pattern(off + i)) ++bad;
     off += r;
-    if (Clock::now() >= sh.measure_from) bytes += r;
+    if (Clock::now() >= sh.measure_from)
+      if (const int v = phase_variant(sh.phase.load(std::memory_order_relaxed)); v >= 0)
+        bytes[v] += r;
   }
 }
 
@@ -418,8 +434,8 @@ void udp_stream_server(const WorkloadSpec& s, int fd, std::vector<UdpFlowState>&
   }
 }
 
-void udp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port, metrics::Histogram& h,
-                   uint64_t& tx) {
+void udp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port,
+                   std::vector<metrics::Histogram>& h, std::vector<uint64_t>& tx) {
   NetnsGuard ns(s.client_netns);
   pin_cpu(s.client_cpu);
   Fd c(socket(s.dst.family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -428,6 +444,7 @@ void udp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port, metrics::Hi
   if (connect(c.get(), dst.ptr(), dst.len) != 0) throw_errno("udp connect");
   std::vector<char> buf(std::max<size_t>(s.msg_size, 8)), resp(buf.size() + 1);
   for (uint64_t seq = 0;; ++seq) {
+    const uint64_t p0 = sh.phase.load(std::memory_order_relaxed);
     auto t0 = Clock::now();
     if (t0 >= sh.end) break;
     std::memcpy(buf.data(), &seq, 8);
@@ -449,11 +466,7 @@ void udp_rr_client(const WorkloadSpec& s, Shared& sh, uint16_t port, metrics::Hi
       sh.error("udp_rr: response lost");
       continue;
     }
-    auto t1 = Clock::now();
-    if (t0 >= sh.measure_from) {
-      h.record(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
-      ++tx;
-    }
+    count_transaction(sh, p0, t0, Clock::now(), h, tx);
   }
 }
 
@@ -468,6 +481,59 @@ void udp_rr_server(const WorkloadSpec& s, int fd, std::atomic<bool>& stop) {
     ssize_t r = udp_echo_recv(fd, buf.data(), buf.size(), &peer, cbuf, sizeof cbuf, &m);
     if (r > 0) udp_echo_send(fd, buf.data(), r, &m);
   }
+}
+
+// ---- alternation ----------------------------------------------------------------------------
+
+// Per variant: the seconds its segments were measured (inside [measure_from, end), settling
+// left out) and their CPU time.
+struct VariantTime {
+  double seconds = 0;
+  metrics::CpuTimes cpu;
+  int segments = 0;
+};
+
+// Switches the datapath between the variants every segment (ABBA: 0 1 … k-1 k-1 … 1 0, again)
+// from the start of the warm-up until the end.
+void alternate(const WorkloadSpec& s, Shared& sh, std::vector<VariantTime>& out) {
+  const auto& a = s.alternation;
+  std::vector<int> order;
+  for (int v = 0; v < a.variants; ++v) order.push_back(v);
+  for (int v = a.variants - 1; v >= 0; --v) order.push_back(v);
+  auto secs = [](double x) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(x));
+  };
+  const auto segment = secs(a.segment_s), settle = secs(a.settle_s);
+  uint64_t seq = 0;
+  int current = -1;  // the variant of the open window
+  Clock::time_point from;
+  metrics::CpuTimes cpu0;
+  auto close = [&](Clock::time_point to) {
+    if (current < 0) return;
+    const auto lo = std::max(from, sh.measure_from), hi = std::min(to, sh.end);
+    if (hi <= lo) return;
+    auto& t = out[current];
+    t.seconds += std::chrono::duration<double>(hi - lo).count();
+    t.cpu = t.cpu + (metrics::read_cpu_times() - cpu0);
+    ++t.segments;
+  };
+  auto t = Clock::now();
+  for (size_t i = 0; t < sh.end; ++i) {
+    const int v = order[i % order.size()];
+    sh.phase.store(++seq << 8, std::memory_order_relaxed);  // settling: counts for none
+    close(Clock::now());
+    current = -1;
+    a.select(v);
+    std::this_thread::sleep_until(std::min(t + settle, sh.end));
+    cpu0 = metrics::read_cpu_times();
+    from = Clock::now();
+    current = v;
+    sh.phase.store((++seq << 8) | static_cast<uint64_t>(v + 1), std::memory_order_relaxed);
+    t += segment;
+    std::this_thread::sleep_until(std::min(t, sh.end));
+  }
+  sh.phase.store(++seq << 8, std::memory_order_relaxed);
+  close(Clock::now());
 }
 
 }  // namespace
@@ -513,6 +579,16 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
     s.msg_size = s.kind == Kind::kTcpStream ? 131072 : s.kind == Kind::kUdpStream ? 1400 : 1;
   if (s.kind == Kind::kUdpStream && s.msg_size < 16)
     throw Error("udp_stream needs msg_size >= 16 (it carries a sequence number)", ExitCode::kUsage);
+  const bool alternated = s.alternation.variants >= 2;
+  if (alternated &&
+      (s.kind == Kind::kUdpStream || !s.alternation.select || s.alternation.variants > 16 ||
+       !(s.alternation.segment_s > 0) || !(s.alternation.settle_s >= 0) ||
+       s.alternation.settle_s >= s.alternation.segment_s))
+    throw Error(
+        "alternation: tcp_rr, tcp_crr, tcp_stream or udp_rr, 2..16 variants, a segment longer "
+        "than its settling time",
+        ExitCode::kUsage);
+  const size_t K = alternated ? s.alternation.variants : 1;
 
   WorkloadResult res;
   res.kind = s.kind;
@@ -564,10 +640,15 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
     write_sysctl_in(s.client_netns, "net.ipv4.ip_local_port_range", "1024 65535");
   }
 
-  std::vector<metrics::Histogram> hist(s.flows);
-  std::vector<uint64_t> tx(s.flows, 0), retrans(s.flows, 0);
+  // Per flow (and server slot) one counter per variant (one when not alternated).
+  std::vector<std::vector<metrics::Histogram>> hist(s.flows, std::vector<metrics::Histogram>(K));
+  std::vector<std::vector<uint64_t>> tx(s.flows, std::vector<uint64_t>(K, 0));
+  std::vector<uint64_t> retrans(s.flows, 0);
   // Server side: one slot per (server netns, flow).
-  std::vector<uint64_t> bytes(nets.size() * s.flows, 0), bad(nets.size() * s.flows, 0);
+  std::vector<std::vector<uint64_t>> bytes(nets.size() * s.flows, std::vector<uint64_t>(K, 0));
+  std::vector<uint64_t> bad(nets.size() * s.flows, 0);
+  std::vector<VariantTime> times(K);
+  std::thread alternator;
   std::vector<UdpFlowState> udp(s.flows);
 
   auto start = Clock::now();
@@ -575,6 +656,10 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
                                 std::chrono::duration<double>(s.warmup_s));
   sh.end = sh.measure_from +
            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s.duration_s));
+  if (alternated) {
+    sh.phase = 0;  // nothing counts before the first segment's variant is in place
+    alternator = guarded_thread(sh, alternate, std::cref(s), std::ref(sh), std::ref(times));
+  }
   for (size_t j = 0; j < listeners.size(); ++j)
     for (int f = 0; f < s.flows; ++f) {
       const int listener = listeners[j].get();
@@ -619,6 +704,7 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
     }
   }
   for (auto& t : clients) t.join();
+  if (alternator.joinable()) alternator.join();
   if (s.kind == Kind::kUdpStream) {
     // Drain: let datagrams still queued arrive (until none came for 100 ms, at most 2 s).
     auto deadline = Clock::now() + std::chrono::seconds(2);
@@ -636,12 +722,14 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
 
   res.seconds = s.duration_s;
   for (size_t i = 0; i < bytes.size(); ++i) {
-    res.bytes += bytes[i];
+    for (auto b : bytes[i]) res.bytes += b;
     res.payload_errors += bad[i];
   }
   for (int f = 0; f < s.flows; ++f) {
-    res.latency.merge(hist[f]);
-    res.transactions += tx[f];
+    for (size_t v = 0; v < K; ++v) {
+      res.latency.merge(hist[f][v]);
+      res.transactions += tx[f][v];
+    }
     res.tcp_retransmits += retrans[f];
     const auto& u = udp[f];
     res.udp_sent += u.sent;
@@ -654,6 +742,25 @@ WorkloadResult run_workload(const WorkloadSpec& in) {
     res.bytes = res.udp_received * s.msg_size;
     res.seconds = s.duration_s + s.warmup_s;  // udp counts cover the whole run, warm-up included
   }
+  if (alternated)
+    for (size_t v = 0; v < K; ++v) {
+      WorkloadResult r;
+      r.kind = res.kind;
+      r.seconds = times[v].seconds;
+      r.cpu = times[v].cpu;
+      r.segments = times[v].segments;
+      res.segments += r.segments;
+      for (const auto& b : bytes) r.bytes += b[v];
+      for (int f = 0; f < s.flows; ++f) {
+        r.latency.merge(hist[f][v]);
+        r.transactions += tx[f][v];
+      }
+      r.tcp_retransmits = res.tcp_retransmits;
+      r.payload_errors = res.payload_errors;
+      r.errors = res.errors;
+      r.first_error = res.first_error;
+      res.variants.push_back(std::move(r));
+    }
   return res;
 }
 

@@ -8,11 +8,13 @@
 //   udp_rr      one datagram request/response at a time
 // Samples taken during warm-up are discarded.
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "core/ipv4.hpp"
+#include "metrics/cpu.hpp"
 #include "metrics/histogram.hpp"
 #include "traffic/sockets.hpp"
 
@@ -41,6 +43,18 @@ struct WorkloadSpec {
   uint64_t udp_rate_pps = 0;             // udp_stream: 0 = flat out
   bool verify_payload = false;           // tcp_stream: server checks every byte of a known pattern
   int client_cpu = -1, server_cpu = -1;  // pin threads (-1: no pinning)
+  // Alternation (hrbench run --alternate): while the workload runs, `select` switches the
+  // datapath between `variants` variants every `segment_s`, in ABBA order (0 1 1 0 …), warm-up
+  // included. A transaction (rr, crr, udp_rr) counts for the variant it ran on when it started
+  // and finished inside one segment; a received byte (tcp_stream) for the variant of the
+  // segment it arrived in; `settle_s` after each switch counts for none. Not for udp_stream.
+  struct Alternation {
+    int variants = 0;  // < 2: not alternated
+    double segment_s = 0.05;
+    double settle_s = 0.002;
+    std::function<void(int)> select;
+  };
+  Alternation alternation;
 };
 
 struct WorkloadResult {
@@ -54,6 +68,12 @@ struct WorkloadResult {
   uint64_t errors = 0;           // failed connects, timeouts, short reads
   std::string first_error;
   metrics::Histogram latency;  // per transaction (rr, crr, udp_rr)
+  // Alternated: one result per variant, each with the seconds its segments were measured, the
+  // CPU time of those segments, and what counted for it (errors and retransmits are the whole
+  // workload's); the fields above are the sums. `segments`: measured segments of all variants.
+  std::vector<WorkloadResult> variants;
+  metrics::CpuTimes cpu;
+  int segments = 0;
   double transactions_per_s() const { return seconds > 0 ? transactions / seconds : 0; }
   double gbit_per_s() const { return seconds > 0 ? bytes * 8 / seconds / 1e9 : 0; }
   nlohmann::json to_json() const;
