@@ -3,6 +3,8 @@
 // recorded and judged valid.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "core/error.hpp"
 #include "gate/gate.hpp"
 #include "results/results.hpp"
@@ -221,4 +223,57 @@ checks:
   ASSERT_EQ(r.checks.size(), 1u);
   EXPECT_EQ(r.checks[0].pairs, 3u);
   EXPECT_EQ(r.checks[0].verdict, gate::Verdict::kPass);
+}
+
+// --alternate: per round, scenario and workload one group holding one trial of each mode, in the
+// round's mode order (so the segments start ABBA across rounds); every trial in one group.
+TEST(Plan, AlternationGroupsHoldOneTrialOfEachModePerRoundScenarioAndWorkload) {
+  auto c = config({"ebpf", "ebpf-delay"}, {"tcp_rr", "tcp_stream"}, 3);
+  c.scan_param = "services";
+  auto plan = plan_trials(c, {"pod-pod-cross-node", "pod-service"}, {0, 100}, c.mode_options);
+  const auto groups = alternation_groups(plan);
+  ASSERT_EQ(groups.size(), 2u * 3u * 2u * 2u);  // scan values x repetitions x scenarios x workloads
+  std::vector<int> seen(plan.size(), 0);
+  for (const auto& g : groups) {
+    ASSERT_EQ(g.size(), 2u);
+    const auto& a = plan[g[0]];
+    const auto& b = plan[g[1]];
+    EXPECT_NE(a.mode, b.mode);
+    EXPECT_EQ(a.scenario, b.scenario);
+    EXPECT_EQ(a.workload, b.workload);
+    EXPECT_EQ(a.repetition, b.repetition);
+    EXPECT_EQ(a.scan_value(), b.scan_value());
+    // The round's first mode first: ebpf on even repetitions, ebpf-delay on odd ones.
+    EXPECT_EQ(a.mode, a.repetition % 2 ? "ebpf-delay" : "ebpf");
+    for (size_t i : g) ++seen[i];
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), static_cast<long>(plan.size()));
+}
+
+// The one mode that holds the variants: the first mode's options, the others' objects and
+// delays as alternates, in --modes order.
+TEST(Plan, TheAlternatedModeHoldsEveryVariantInModesOrder) {
+  auto c = config({"ebpf", "ebpf-delay", "ebpf@" HRB_BINARY_DIR}, {"tcp_rr"}, 1);
+  c.calibration_delay_loops = 300;
+  const auto m = alternated_mode(c, c.mode_options);
+  EXPECT_EQ(m.name, "ebpf");
+  EXPECT_EQ(m.delay_loops, 0u);
+  EXPECT_TRUE(m.objects_dir.empty());
+  ASSERT_EQ(m.alternates.size(), 2u);
+  EXPECT_EQ(m.alternates[0].delay_loops, 300u);
+  EXPECT_TRUE(m.alternates[0].objects_dir.empty());
+  EXPECT_EQ(m.alternates[1].delay_loops, 0u);
+  EXPECT_NE(m.alternates[1].objects_dir.find("/bpf"), std::string::npos);
+  // Recorded and read back with the mode (the cluster's mode.json, results' modeOptions).
+  EXPECT_EQ(datapath::ModeOptions::from_json(m.to_json()).alternates, m.alternates);
+  for (const auto& bad : std::vector<std::vector<std::string>>{
+           {"ebpf"}, {"legacy", "ebpf"}, {"ebpf", "bpf-lb"}, {"ebpf", "ebpf"}}) {
+    auto b = config(bad, {"tcp_rr"}, 1);
+    try {
+      alternated_mode(b, b.mode_options);
+      ADD_FAILURE() << bad.size() << " modes: accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::kUsage) << e.what();
+    }
+  }
 }
