@@ -36,12 +36,7 @@ TEST(AbRun, TwoBuildsInterleavedWithIdenticalObjectsGiveValidTrialsAndAGateVerdi
   EXPECT_NE(r.err.find("applying ebpf with the objects of " + objects), std::string::npos) << r.err;
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
 
-  auto v =
-      run_cmd({"/usr/bin/python3", "-c",
-               "import json,sys,jsonschema\n"
-               "jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))\n",
-               test::source_path("results/schema.json"), out},
-              {.check = false});
+  auto v = test::validate_results(out);
   EXPECT_EQ(v.status, 0) << v.err;
 
   auto doc = nlohmann::json::parse(std::ifstream(out));
@@ -121,12 +116,7 @@ TEST(AbRun, AlternatedVariantsAreMeasuredInTheSameSecondsAndCountedApart) {
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("1 alternated variant(s)"), std::string::npos) << r.err;
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
-  auto v =
-      run_cmd({"/usr/bin/python3", "-c",
-               "import json,sys,jsonschema\n"
-               "jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))\n",
-               test::source_path("results/schema.json"), out},
-              {.check = false});
+  auto v = test::validate_results(out);
   EXPECT_EQ(v.status, 0) << v.err;
 
   auto doc = nlohmann::json::parse(std::ifstream(out));

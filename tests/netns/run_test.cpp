@@ -25,16 +25,6 @@ std::string tmpdir() {
   return mkdtemp(t);
 }
 
-// Validates with the python3-jsonschema package (installed by scripts/setup).
-CmdResult validate(const std::string& file) {
-  return run_cmd({"/usr/bin/python3", "-c",
-                  "import json,sys,jsonschema\n"
-                  "s=json.load(open(sys.argv[1])); d=json.load(open(sys.argv[2]))\n"
-                  "jsonschema.validate(d, s)\n",
-                  test::source_path("results/schema.json"), file},
-                 {.check = false});
-}
-
 TEST(Run, QuickMatrixWritesAValidCompleteResultsFile) {
   HRB_REQUIRE_ROOT();
   const std::string dir = tmpdir(), out = dir + "/run.json";
@@ -46,7 +36,7 @@ TEST(Run, QuickMatrixWritesAValidCompleteResultsFile) {
                          prefix);
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("ebpf/legacy"), std::string::npos) << "the comparison table:\n" << r.out;
-  auto v = validate(out);
+  auto v = test::validate_results(out);
   EXPECT_EQ(v.status, 0) << v.err;
   auto doc = nlohmann::json::parse(std::ifstream(out));
   EXPECT_TRUE(doc["complete"].get<bool>());
@@ -113,7 +103,7 @@ TEST(Run, SigintLeavesAValidPartialFileAndACleanMachine) {
   ASSERT_EQ(waitpid(pid, &st, 0), pid);
   ASSERT_TRUE(WIFEXITED(st));
   EXPECT_EQ(WEXITSTATUS(st), 130);
-  auto v = validate(out);
+  auto v = test::validate_results(out);
   EXPECT_EQ(v.status, 0) << v.err;
   auto doc = nlohmann::json::parse(std::ifstream(out));
   EXPECT_FALSE(doc["complete"].get<bool>());
@@ -162,7 +152,7 @@ TEST(Run, PpsRunsInTheCrossNodeScenario) {
                           "1", "--duration", "0.3", "--max-steal", "0", "--output", out},
                          prefix);
   ASSERT_EQ(r.status, 0) << r.err;
-  auto v = validate(out);
+  auto v = test::validate_results(out);
   EXPECT_EQ(v.status, 0) << v.err;
   auto doc = nlohmann::json::parse(std::ifstream(out));
   EXPECT_EQ(doc["config"]["maxStealFraction"], 1.0) << "--max-steal 0 is recorded as off";
@@ -283,7 +273,7 @@ nlohmann::json service_scan(const std::string& out, const std::string& prefix,
                          prefix);
   EXPECT_EQ(r.status, 0) << r.err;
   if (r.status != 0) return nullptr;
-  auto v = validate(out);
+  auto v = test::validate_results(out);
   EXPECT_EQ(v.status, 0) << v.err;
   if (v.status != 0) return nullptr;
   return nlohmann::json::parse(std::ifstream(out));
@@ -401,7 +391,7 @@ TEST(Run, InvalidTrialsAreRequeuedUntilEveryCellHasItsRepetitions) {
   const std::string prefix = test::unique_prefix("tq");
   auto r = faulty_run(prefix, out, "0.3,5");
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(validate(out).status, 0);
+  EXPECT_EQ(test::validate_results(out).status, 0);
   EXPECT_EQ(r.out.find("short of valid"), std::string::npos) << r.out;
   auto doc = nlohmann::json::parse(std::ifstream(out));
   EXPECT_TRUE(doc["complete"].get<bool>());
@@ -438,7 +428,7 @@ TEST(Run, ATinyBudgetLeavesCellsShortAndNamesThem) {
   // attempts of at least 0.4 s each; 2 s hold at most 5.
   auto r = faulty_run(prefix, out, "@1,2", {"--budget", "2s"});
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(validate(out).status, 0);
+  EXPECT_EQ(test::validate_results(out).status, 0);
   auto doc = nlohmann::json::parse(std::ifstream(out));
   EXPECT_TRUE(doc["budgetExhausted"].get<bool>());
   EXPECT_FALSE(doc["complete"].get<bool>());

@@ -55,6 +55,15 @@ std::string unique_prefix(const std::string& tag) {
 
 std::string source_path(const std::string& rel) { return std::string(HRB_SOURCE_DIR) + "/" + rel; }
 
+CmdResult validate_results(const std::string& file) {
+  return run_cmd({"/usr/bin/python3", "-c",
+                  "import json,sys,jsonschema\n"
+                  "s=json.load(open(sys.argv[1])); d=json.load(open(sys.argv[2]))\n"
+                  "jsonschema.validate(d, s)\n",
+                  source_path("results/schema.json"), file},
+                 {.check = false});
+}
+
 CmdResult hrbench(const std::vector<std::string>& args, const std::string& prefix) {
   // The prefix goes right after the subcommand, before any "--" that starts a command (exec).
   std::vector<std::string> argv{HRBENCH_BIN};

@@ -17,6 +17,9 @@ namespace hrb::test {
 std::string unique_prefix(const std::string& tag);  // e.g. "tc12345" + a counter
 std::string source_path(const std::string& rel);    // HRB_SOURCE_DIR/rel
 CmdResult hrbench(const std::vector<std::string>& args, const std::string& prefix);
+// Validates a results file against results/schema.json with python3-jsonschema (scripts/setup
+// installs it); status 0 when valid, the error in err.
+CmdResult validate_results(const std::string& file);
 std::vector<std::string> netns_with_prefix(const std::string& prefix);
 // Root-namespace veths: must stay empty — the harness never creates links there.
 std::vector<std::string> root_veths();
