@@ -10,6 +10,7 @@
 #include "core/log.hpp"
 #include "results/results.hpp"
 #include "run/run.hpp"
+#include "run/shard.hpp"
 
 namespace hrb::cli {
 
@@ -32,6 +33,7 @@ struct RunOptions {
   std::vector<std::string> exports;
   boost::optional<std::string> pin_cpus;
   uint32_t calibration_delay = 0;
+  boost::optional<std::string> shard;
   ModeFlags mode_flags;
 };
 
@@ -108,6 +110,7 @@ run::RunConfig run_config(const RunOptions& o, const Args& args) {
   if (o.pin_cpus) std::tie(c.client_cpu, c.server_cpu) = parse_pin_cpus(*o.pin_cpus);
   if (o.output) c.output = *o.output;
   if (o.scan) std::tie(c.scan_param, c.scan_values) = parse_scan(*o.scan);
+  if (o.shard) c.shard = run::parse_shard(*o.shard);
   auto spec = topology::parse_spec_file(c.topology);
   c.mode_options = mode_options(o.mode_flags, "none", spec);
   // KIND@NAME=DIR: measured with the BPF objects in DIR, recorded (and named by gate policies)
@@ -196,7 +199,11 @@ int cmd_run(const Args& args) {
       "CLIENT,SERVER: pin the generators' client and server threads to these CPUs (0,0: "
       "colocated, a transaction costs its CPU work; what the CI gate measures)")(
       "calibration-delay", po::value(&o.calibration_delay)->default_value(0),
-      "busy-loop iterations per program run in the pseudo-mode ebpf-delay (gate calibration)");
+      "busy-loop iterations per program run in the pseudo-mode ebpf-delay (gate calibration)")(
+      "shard", po::value(&o.shard),
+      "INDEX/COUNT: measure only part INDEX of COUNT of the plan: every COUNT-th round (one scan "
+      "value x one repetition, all its modes and scenarios), from round INDEX; join the COUNT "
+      "files with hrbench merge. --budget applies per shard");
   add_mode_options(d, o.mode_flags);
   if (!parse(args, d, "hrbench run [--quick|--thorough] [OPTIONS]", o.common)) return 0;
   return run_run(o, args);
