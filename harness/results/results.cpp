@@ -455,7 +455,8 @@ std::vector<ShortCell> short_cells(const Run& doc) {
     if (doc.budget_exhausted.value_or(false))
       c.reasons.push_back(cfg.budget_seconds
                               ? fmt::format("budget of {:.0f} s ran out", *cfg.budget_seconds)
-                              : std::string("a shard's budget ran out"));
+                          : doc.shards.empty() ? std::string("budget ran out")
+                                               : std::string("a shard's budget ran out"));
     else if (doc.interrupted.value_or(false))
       c.reasons.push_back("interrupted");
     else if (attempts && cfg.max_retries)

@@ -17,7 +17,8 @@ results::Shard parse_shard(const std::string& v) {
   };
   const auto slash = v.find('/');
   auto number = [&](const std::string& s) {
-    if (s.empty() || s.size() > 9 || !std::all_of(s.begin(), s.end(), ::isdigit))
+    if (s.empty() || s.size() > 9 ||
+        !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
       throw bad("expected INDEX/COUNT, e.g. 2/4 (whole numbers, 1 <= INDEX <= COUNT)");
     return std::stoi(s);
   };
@@ -50,9 +51,10 @@ std::vector<PlannedTrial> shard_plan(const std::vector<PlannedTrial>& plan,
   for (size_t i = 0; i < scan_values.size(); ++i)
     for (size_t j = 0; j < i; ++j)
       if (scan_values[i] == scan_values[j])
-        throw Error(fmt::format("--shard: scan values {} and {} are both measured as {} (the "
-                                "service scenarios raise a smaller count): their rounds could not "
-                                "be told apart when the shards are merged; give distinct values",
+        throw Error(fmt::format("--shard: scan values {} and {} are both measured as {} (given "
+                                "twice, or raised to the count the service scenarios need): "
+                                "their rounds could not be told apart when the shards are "
+                                "merged; give distinct values",
                                 j + 1, i + 1, scan_values[i]),
                     ExitCode::kUsage);
   std::vector<PlannedTrial> out;

@@ -262,6 +262,18 @@ TEST(Shard, AShardFileNeedsOnlyItsOwnRepetitions) {
   ASSERT_EQ(cells.size(), 1u);
   EXPECT_TRUE(cells[0].line().starts_with("ebpf pod-pod-cross-node tcp_rr: 2 of 3 valid"))
       << cells[0].line() << ": shard 1 of 2 measures repetitions 0, 2 and 4";
+  // Merged: the cell needs all 5; a shard whose budget ran out is named as the reason.
+  auto shards = fixture_shards();
+  shards[1].run.trials.pop_back();  // legacy repetition 3
+  shards[1].run.budget_exhausted = true;
+  shards[1].run.complete = false;
+  const auto merged = merge_shards(shards, "hrbench merge");
+  EXPECT_FALSE(*merged.complete);
+  EXPECT_TRUE(*merged.budget_exhausted);
+  const auto short_merged = results::short_cells(merged);
+  ASSERT_EQ(short_merged.size(), 1u);
+  EXPECT_EQ(short_merged[0].line(),
+            "legacy pod-pod-cross-node tcp_rr: 4 of 5 valid (a shard's budget ran out)");
 }
 
 TEST(Shard, ABaselineMustMatchTheEnvironmentOfEveryShard) {
