@@ -19,6 +19,7 @@ int cmd_run(const Args& args);      // run.cpp (also --scan)
 int cmd_gate(const Args& args);     // gate.cpp: gate, compare
 int cmd_compare(const Args& args);
 int cmd_report(const Args& args);  // report.cpp
+int cmd_merge(const Args& args);   // merge.cpp
 int cmd_guard(const Args& args);   // guard.cpp
 int cmd_lab(const Args& args);     // lab.cpp
 

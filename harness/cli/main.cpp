@@ -30,6 +30,7 @@ const std::map<std::string, Command>& commands() {
       {"compare", {"two results files side by side", cli::cmd_compare}},
       {"gate", {"CI verdict from results files and a policy (exit 0/1/2/3)", cli::cmd_gate}},
       {"report", {"HTML or Markdown report from results files", cli::cmd_report}},
+      {"merge", {"join the shards' results files of one run (run --shard I/N)", cli::cmd_merge}},
       {"guard", {"guard monitor: user-installed iptables/nft rules in the nodes", cli::cmd_guard}},
       {"masq-agent",
        {"the IP Masquerade Agent: reprogram masquerade on config change", cli::cmd_masq_agent}},

@@ -10,6 +10,7 @@
 #include "core/log.hpp"
 #include "results/results.hpp"
 #include "run/run.hpp"
+#include "run/shard.hpp"
 
 namespace hrb::cli {
 
@@ -33,6 +34,7 @@ struct RunOptions {
   boost::optional<std::string> pin_cpus;
   uint32_t calibration_delay = 0;
   boost::optional<double> alternate;
+  boost::optional<std::string> shard;
   ModeFlags mode_flags;
 };
 
@@ -110,6 +112,7 @@ run::RunConfig run_config(const RunOptions& o, const Args& args) {
   if (o.pin_cpus) std::tie(c.client_cpu, c.server_cpu) = parse_pin_cpus(*o.pin_cpus);
   if (o.output) c.output = *o.output;
   if (o.scan) std::tie(c.scan_param, c.scan_values) = parse_scan(*o.scan);
+  if (o.shard) c.shard = run::parse_shard(*o.shard);
   auto spec = topology::parse_spec_file(c.topology);
   c.mode_options = mode_options(o.mode_flags, "none", spec);
   // KIND@NAME=DIR: measured with the BPF objects in DIR, recorded (and named by gate policies)
@@ -202,7 +205,11 @@ int cmd_run(const Args& args) {
       "alternate", po::value(&o.alternate),
       "SECONDS: measure the --modes (variants of one BPF mode: ebpf@base=DIR,ebpf or "
       "ebpf,ebpf-delay) in the same seconds, switching the datapath between them every SECONDS "
-      "(e.g. 0.05) through a tail-call dispatcher, so that the machine's drift hits them alike");
+      "(e.g. 0.05) through a tail-call dispatcher, so that the machine's drift hits them alike")(
+      "shard", po::value(&o.shard),
+      "INDEX/COUNT: measure only part INDEX of COUNT of the plan: every COUNT-th round (one scan "
+      "value x one repetition, all its modes and scenarios), from round INDEX; join the COUNT "
+      "files with hrbench merge. --budget applies per shard");
   add_mode_options(d, o.mode_flags);
   if (!parse(args, d, "hrbench run [--quick|--thorough] [OPTIONS]", o.common)) return 0;
   return run_run(o, args);

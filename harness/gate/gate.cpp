@@ -298,7 +298,17 @@ GateResult evaluate(const Policy& p, const results::Run& cur, const std::string&
   if (base && std::any_of(p.checks.begin(), p.checks.end(),
                           [](const Check& k) { return k.kind == "baseline"; })) {
     require_comparable(*base, base_file, cur, cur_file);
-    out.other_environment = environment_differences(base->environment, cur.environment);
+    // A merged file's trials were measured in its shards' environments: each one is compared
+    // (results::environments), so a baseline is comparable only with every runner's figures.
+    for (const auto& [bl, be] : results::environments(*base))
+      for (const auto& [cl, ce] : results::environments(cur))
+        for (auto d : environment_differences(*be, *ce)) {
+          if (!bl.empty() || !cl.empty())
+            d.field += fmt::format(" ({}{}{})", bl.empty() ? "" : "baseline " + bl,
+                                   !bl.empty() && !cl.empty() ? ", " : "",
+                                   cl.empty() ? "" : "this run's " + cl);
+          out.other_environment.push_back(std::move(d));
+        }
     out.other_environment_allowed = options.allow_other_environment;
   }
   for (const auto& k : p.checks) {

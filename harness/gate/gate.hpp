@@ -102,6 +102,8 @@ struct EvaluateOptions {
 // Evaluates every check; throws Error(kBadInput) for a check whose data is missing, empty or
 // non-finite, naming the file and the metric. A baseline from another environment (see
 // environment_differences) is not comparable: its checks are not judged, unless allowed.
+// A merged file (`hrbench merge`) brings one environment per shard: the baseline must match
+// each of them (a difference names the shard, e.g. field "kernel (this run's shard 2)").
 GateResult evaluate(const Policy& p, const results::Run& current, const std::string& current_file,
                     const results::Run* baseline, const std::string& baseline_file,
                     const EvaluateOptions& options = {});

@@ -231,6 +231,18 @@ std::string env_rows(const results::Run& doc, bool md) {
                         ? fmt::format("colocated on CPU {}", (*p)[0])
                         : fmt::format("client on CPU {}, server on CPU {}", (*p)[0], (*p)[1])});
   }
+  if (const auto& sh = c.shard)
+    rows.push_back({"shard", fmt::format("{} of {} (one part of a run; hrbench merge joins the "
+                                         "parts)",
+                                         sh->index, sh->count)});
+  // A merged file: each shard's runner (the rows above are shard 1's).
+  for (const auto& sh : doc.shards)
+    rows.push_back(
+        {fmt::format("shard {} of {}", sh.index, doc.shards.size()),
+         fmt::format("run {}: {} × {}, kernel {}, {}", sh.run_id.value_or(""),
+                     sh.environment.cpus.value_or(0), sh.environment.cpu_model.value_or(""),
+                     sh.environment.kernel.value_or(""),
+                     sh.environment.virtualization.value_or(""))});
   std::string s;
   for (const auto& [k, v] : rows)
     s += md ? fmt::format("| {} | {} |\n", k, v)

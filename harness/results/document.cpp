@@ -271,6 +271,21 @@ Config config_from(const json& j, const std::string& label) {
     c.pod_service = service_from(*ps, label, "config.podService", "serviceIP");
   if (const json* en = r.find("externalNodePort"))
     c.external_node_port = service_from(*en, label, "config.externalNodePort", "nodeIP");
+  if (const json* sh = r.find("shard")) {
+    Reader s(*sh, label, "config.shard");
+    auto need = [&](const char* key) {
+      const json* v = s.find(key);
+      if (!v) s.bad(key, "required key is missing");
+      return static_cast<int>(s.whole(*v, key, 1, INT32_MAX));
+    };
+    Shard shard;
+    shard.index = need("index");
+    shard.count = need("count");
+    if (shard.index > shard.count)
+      s.bad("index", fmt::format("{} is larger than count {}", shard.index, shard.count));
+    shard.other = s.rest();
+    c.shard = shard;
+  }
   c.other = r.rest();
   return c;
 }
@@ -296,6 +311,12 @@ json to_json(const Config& c) {
   if (c.pinned_cpus) o["pinnedCpus"] = {(*c.pinned_cpus)[0], (*c.pinned_cpus)[1]};
   if (c.pod_service) o["podService"] = to_json(*c.pod_service, "serviceIP");
   if (c.external_node_port) o["externalNodePort"] = to_json(*c.external_node_port, "nodeIP");
+  if (c.shard) {
+    json s = with_other(c.shard->other);
+    s["index"] = c.shard->index;
+    s["count"] = c.shard->count;
+    o["shard"] = s;
+  }
   return o;
 }
 
@@ -338,6 +359,7 @@ Trial trial_from(const json& j, const std::string& label, size_t i) {
     if (!a->is_object()) r.bad("alternation", "expected an object");
     t.alternation = *a;
   }
+  r.integer("shard", t.shard, 1, INT32_MAX);
   t.other = r.rest();
   return t;
 }
@@ -369,6 +391,44 @@ json to_json(const Trial& t) {
   put(o, "serviceRulePackets", t.service_rule_packets);
   put(o, "bpfCounters", t.bpf_counters);
   put(o, "alternation", t.alternation);
+  put(o, "shard", t.shard);
+  return o;
+}
+
+ShardRun shard_run_from(const json& j, const std::string& label, size_t i) {
+  Reader r(j, label, fmt::format("shards[{}]", i));
+  ShardRun s;
+  const json* index = r.find("index");
+  if (!index) r.bad("index", "required key is missing");
+  s.index = static_cast<int>(r.whole(*index, "index", 1, INT32_MAX));
+  r.str("file", s.file);
+  r.str("runId", s.run_id);
+  r.str("startedAt", s.started_at);
+  r.str("finishedAt", s.finished_at);
+  r.str("command", s.command);
+  r.boolean("complete", s.complete);
+  r.boolean("interrupted", s.interrupted);
+  r.boolean("budgetExhausted", s.budget_exhausted);
+  r.number("budgetSeconds", s.budget_seconds);
+  s.environment =
+      environment_from(object_or_empty(r.find("environment")), label, r.name("environment"));
+  s.other = r.rest();
+  return s;
+}
+
+json to_json(const ShardRun& s) {
+  json o = with_other(s.other);
+  o["index"] = s.index;
+  put(o, "file", s.file);
+  put(o, "runId", s.run_id);
+  put(o, "startedAt", s.started_at);
+  put(o, "finishedAt", s.finished_at);
+  put(o, "command", s.command);
+  put(o, "complete", s.complete);
+  put(o, "interrupted", s.interrupted);
+  put(o, "budgetExhausted", s.budget_exhausted);
+  put(o, "budgetSeconds", s.budget_seconds);
+  o["environment"] = to_json(s.environment);
   return o;
 }
 
@@ -410,6 +470,11 @@ json to_json(const Run& run) {
   o["environment"] = to_json(run.environment);
   o["topology"] = to_json(run.topology);
   o["config"] = to_json(run.config);
+  if (!run.shards.empty()) {
+    json shards = json::array();
+    for (const auto& s : run.shards) shards.push_back(to_json(s));
+    o["shards"] = std::move(shards);
+  }
   json trials = json::array();
   for (const auto& t : run.trials) trials.push_back(to_json(t));
   o["trials"] = std::move(trials);
@@ -441,6 +506,11 @@ Run from_json(const json& doc, const std::string& label) {
   run.topology = topology_from(object_or_empty(r.find("topology")), label);
   run.environment = environment_from(object_or_empty(r.find("environment")), label, "environment");
   run.config = config_from(object_or_empty(r.find("config")), label);
+  if (const json* shards = r.find("shards")) {
+    if (!shards->is_array()) r.bad("shards", "expected a list");
+    for (size_t i = 0; i < shards->size(); ++i)
+      run.shards.push_back(shard_run_from((*shards)[i], label, i));
+  }
   const json* trials = r.find("trials");
   if (!trials || !trials->is_array()) r.bad("trials", "expected a list");
   for (size_t i = 0; i < trials->size(); ++i)

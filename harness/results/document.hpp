@@ -74,6 +74,14 @@ struct ServiceTarget {
   bool operator==(const ServiceTarget&) const = default;
 };
 
+// "config.shard": which of `count` parts of the run's plan this run measured (`hrbench run
+// --shard INDEX/COUNT`); the plan's rounds are dealt to the parts by results::shard_of_round.
+struct Shard {
+  int index = 1, count = 1;  // 1 <= index <= count
+  nlohmann::json other = nlohmann::json::object();
+  bool operator==(const Shard&) const = default;
+};
+
 // "config": how the run measured.
 struct Config {
   std::optional<std::vector<std::string>> modes, scenarios, workloads;
@@ -95,6 +103,7 @@ struct Config {
   std::optional<double> cpu_tick_seconds;
   std::optional<std::array<int, 2>> pinned_cpus;  // [client, server]
   std::optional<ServiceTarget> pod_service, external_node_port;
+  std::optional<Shard> shard;  // absent: the whole plan (a merged file has "shards" instead)
   nlohmann::json other = nlohmann::json::object();
 
   const Scan* scan() const { return scan_field && *scan_field ? &**scan_field : nullptr; }
@@ -128,11 +137,24 @@ struct Trial {
   // --alternate: {segmentSeconds, settleSeconds, segments, modes}: measured in the same seconds
   // as the trials of `modes` (this one's included), in alternating segments
   std::optional<nlohmann::json> alternation;
+  std::optional<int> shard;  // in a merged file: the shard (config.shard.index) that measured it
   nlohmann::json other = nlohmann::json::object();
 
   bool is_valid() const { return valid.value_or(false); }
   int rep() const { return repetition.value_or(0); }
   bool operator==(const Trial&) const = default;
+};
+
+// One element of a merged file's "shards" (`hrbench merge`): a shard's own record of its run,
+// its environment above all (each shard may have run on another machine).
+struct ShardRun {
+  int index = 1;
+  std::optional<std::string> file, run_id, started_at, finished_at, command;
+  std::optional<bool> complete, interrupted, budget_exhausted;
+  std::optional<double> budget_seconds;
+  Environment environment;
+  nlohmann::json other = nlohmann::json::object();
+  bool operator==(const ShardRun&) const = default;
 };
 
 // The whole document ("schema" and "schemaVersion" are implied: kResultsSchema, kSchemaVersion).
@@ -146,6 +168,8 @@ struct Run {
   Environment environment;
   Topology topology;
   Config config;
+  // A merged file: one per shard, by index; empty otherwise. `environment` is shard 1's.
+  std::vector<ShardRun> shards;
   std::vector<Trial> trials;
   nlohmann::json other = nlohmann::json::object();
   bool operator==(const Run&) const = default;

@@ -339,9 +339,52 @@ std::string ShortCell::line() const {
   return s;
 }
 
+int round_index(int scan_index, int repetition, int repetitions) {
+  return scan_index * std::max(1, repetitions) + repetition;
+}
+
+int shard_of_round(int round, int count) { return round % std::max(1, count) + 1; }
+
+std::optional<int> round_of(const Config& config, const Trial& t) {
+  int scan_index = 0;
+  if (const Scan* sc = config.scan()) {
+    if (!t.scan) return std::nullopt;
+    auto it = std::find(sc->values.begin(), sc->values.end(), t.scan->value);
+    if (it == sc->values.end()) return std::nullopt;
+    scan_index = static_cast<int>(it - sc->values.begin());
+  }
+  return round_index(scan_index, t.rep(), config.repetitions.value_or(1));
+}
+
+std::vector<std::pair<std::string, const Environment*>> environments(const Run& doc) {
+  std::vector<std::pair<std::string, const Environment*>> out;
+  for (const auto& s : doc.shards)
+    out.push_back({fmt::format("shard {}", s.index), &s.environment});
+  if (out.empty()) out.push_back({"", &doc.environment});
+  return out;
+}
+
 std::vector<ShortCell> short_cells(const Run& doc) {
   using Key = std::tuple<std::string, std::string, std::string, std::optional<int>>;
-  const int needed = std::max(1, doc.config.repetitions.value_or(1));
+  const int repetitions = std::max(1, doc.config.repetitions.value_or(1));
+  // The repetitions a cell of scan value `value` needs: all of them, or in a shard's file those
+  // of the rounds the shard measures.
+  auto needed_of = [&](std::optional<int> value) {
+    const auto& shard = doc.config.shard;
+    if (!shard) return repetitions;
+    std::vector<int> indices{0};
+    if (const Scan* sc = doc.config.scan()) {
+      indices.clear();
+      for (size_t i = 0; i < sc->values.size(); ++i)
+        if (value && sc->values[i] == *value) indices.push_back(static_cast<int>(i));
+    }
+    std::set<int> reps;
+    for (int i : indices)
+      for (int rep = 0; rep < repetitions; ++rep)
+        if (shard_of_round(round_index(i, rep, repetitions), shard->count) == shard->index)
+          reps.insert(rep);
+    return static_cast<int>(reps.size());
+  };
   std::vector<Key> keys;  // in a stable order: the config's, then the trials'
   auto add = [&](Key k) {
     if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(std::move(k));
@@ -400,6 +443,7 @@ std::vector<ShortCell> short_cells(const Run& doc) {
       }
     }
     const int valid = static_cast<int>(valid_reps.size());
+    const int needed = needed_of(value);
     if (valid >= needed) continue;
     ShortCell c{mode, scenario, workload, value, valid, needed, {}};
     for (const auto& [key, n] : counts) {
@@ -409,8 +453,10 @@ std::vector<ShortCell> short_cells(const Run& doc) {
     }
     if (!attempts) c.reasons.push_back("not measured");
     if (doc.budget_exhausted.value_or(false))
-      c.reasons.push_back(
-          fmt::format("budget of {:.0f} s ran out", cfg.budget_seconds.value_or(0)));
+      c.reasons.push_back(cfg.budget_seconds
+                              ? fmt::format("budget of {:.0f} s ran out", *cfg.budget_seconds)
+                          : doc.shards.empty() ? std::string("budget ran out")
+                                               : std::string("a shard's budget ran out"));
     else if (doc.interrupted.value_or(false))
       c.reasons.push_back("interrupted");
     else if (attempts && cfg.max_retries)

@@ -61,6 +61,23 @@ std::string to_csv(const Run& doc);
 // median of each mode, the ceiling (node-node), and ebpf/legacy with its bootstrap interval.
 std::string summary_table(const Run& doc);
 
+// --- shards (`hrbench run --shard I/N`, `hrbench merge`; docs/gate.md "Spreading a run over
+// runners") ---------------------------------------------------------------------------------
+// A plan's rounds are its blocks of one scan value and one repetition, in the order run_matrix
+// measures them: round = scan value index × repetitions + repetition (no scan: the repetition).
+// Every comparison the gate makes is inside one round (the pairs of one repetition, the ceiling
+// included), so a round is what is dealt out: round r to shard (r mod count) + 1. The one
+// definition of which shard measures what; `run` splits its plan with it, `merge` and
+// short_cells read files with it.
+int round_index(int scan_index, int repetition, int repetitions);
+int shard_of_round(int round, int count);
+// The round a trial of `doc` belongs to (its scan value's first index in config.scan.values, its
+// repetition); nullopt when its scan value is not among them.
+std::optional<int> round_of(const Config& config, const Trial& t);
+// The environments a document's trials were measured in, each with a label for messages: a
+// merged file's shards' ("shard 2"), otherwise the one `environment` (label "").
+std::vector<std::pair<std::string, const Environment*>> environments(const Run& doc);
+
 // A cell (mode, scenario, workload, scan value) with fewer repetitions of valid trials than
 // config.repetitions, and why: its invalid attempts' flags, counted (steal flags as one, with
 // the largest steal seen), and "budget ran out" / "interrupted" / "not measured".
@@ -73,7 +90,9 @@ struct ShortCell {
 };
 // The cells are those the config names (modes x scenarios x workloads x scan values, mode none
 // in node-node only, pps in pod-pod-cross-node only) and those trials were recorded for; old
-// files without a config name only the latter.
+// files without a config name only the latter. In a shard's file a cell needs the repetitions
+// of the rounds that shard measures (config.shard), and a scan value it has no round of is no
+// cell of it.
 std::vector<ShortCell> short_cells(const Run& doc);
 // "" when no cell is short; else a heading line and one line per short cell.
 std::string short_cells_text(const Run& doc);

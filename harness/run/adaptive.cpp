@@ -54,6 +54,20 @@ gate::GateResult adaptive_gate(const gate::Policy& policy, results::Run& current
   auto result = gate::evaluate(policy, current, current_file, baseline, baseline_file, o.evaluate);
   int extra_left = o.max_extra_repetitions;
   while (result.overall() == gate::Verdict::kInconclusive && extra_left > 0) {
+    // A merged file's repetitions were measured on its shards' runners; more measured here
+    // would join them unrecorded (their environment has no place in the file). A shard's file
+    // holds only its rounds; repetitions added to it would be of no shard.
+    if (!current.shards.empty() || current.config.shard)
+      throw Error(fmt::format("{}: --adaptive cannot add repetitions to {}: run the shards with "
+                              "more --repetitions instead",
+                              current_file,
+                              current.config.shard
+                                  ? fmt::format("shard {}/{} of a run", current.config.shard->index,
+                                                current.config.shard->count)
+                                  : fmt::format("a file merged from {} shards (measured on their "
+                                                "runners, not here)",
+                                                current.shards.size())),
+                  ExitCode::kBadInput);
     // As many repetitions as the least resolved inconclusive check asks for (each repetition
     // adds one pair), at least 2, at most what is left.
     size_t wanted = 2;

@@ -20,8 +20,9 @@ struct AdaptiveOptions {
 // Evaluates `policy` on `current` (and `baseline` when given), then, while the verdict is
 // inconclusive and the budget lasts, measures up to 2 more repetitions at a time and merges
 // them into `current` (which then holds the merged run). Returns the last result. Throws
-// Error(kBadInput) when `current` cannot be repeated (config missing) or the new repetitions
-// were measured differently (gate::require_comparable).
+// Error(kBadInput) when `current` cannot be repeated (config missing, or a file merged from
+// shards: their runners' repetitions and this machine's would mix unrecorded) or the new
+// repetitions were measured differently (gate::require_comparable).
 gate::GateResult adaptive_gate(const gate::Policy& policy, results::Run& current,
                                const std::string& current_file, const results::Run* baseline,
                                const std::string& baseline_file, const AdaptiveOptions& o,

@@ -25,6 +25,7 @@
 #include "datapath/legacy.hpp"
 #include "metrics/cpu.hpp"
 #include "results/results.hpp"
+#include "run/shard.hpp"
 #include "topology/cluster.hpp"
 #include "traffic/pps.hpp"
 #include "traffic/workload.hpp"
@@ -131,14 +132,6 @@ std::string iso_now() {
   char b[32];
   std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   return b;
-}
-
-std::string make_run_id() {
-  std::time_t t = std::time(nullptr);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y%m%d-%H%M%S", std::gmtime(&t));
-  std::random_device rd;
-  return fmt::format("{}-{:04x}", b, rd() & 0xffff);
 }
 
 std::string git_revision() {
@@ -255,6 +248,14 @@ class Reporter {
 
 }  // namespace
 
+std::string make_run_id() {
+  std::time_t t = std::time(nullptr);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y%m%d-%H%M%S", std::gmtime(&t));
+  std::random_device rd;
+  return fmt::format("{}-{:04x}", b, rd() & 0xffff);
+}
+
 int pod_service_index(const topology::Layout& l, int eps) {
   if (l.nodes.size() < 2 || eps < 1) return -1;
   const int pods = static_cast<int>(l.spec.node_count * l.spec.pods_per_node);
@@ -335,6 +336,7 @@ void validate(const RunConfig& c) {
   if (!c.scan_param.empty() && c.scan_values.empty())
     throw Error("--scan " + c.scan_param + " needs values, e.g. --scan services=0,1000,5000",
                 ExitCode::kUsage);
+  if (c.shard) check_shard(*c.shard, c);
   // --output: an existing directory (<run id>.json goes into it) or a file in one.
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -481,6 +483,7 @@ MatrixPlan plan_matrix(const RunConfig& cfg, const topology::Layout& layout) {
     if (p.scenarios.size() > 1) log::info("pps: measured in pod-pod-cross-node only");
   }
   p.trials = plan_trials(cfg, p.scenarios, p.scan_values, p.mode_options);
+  if (cfg.shard) p.trials = shard_plan(p.trials, p.scan_values, cfg.repetitions, *cfg.shard);
   return p;
 }
 
@@ -1007,15 +1010,17 @@ results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupt
     c.pinned_cpus = std::array<int, 2>{cfg.client_cpu, cfg.server_cpu};
   c.pod_service = plan.pod_service;
   c.external_node_port = plan.external_node_port;
+  c.shard = cfg.shard;
   const std::string out = results_path(cfg.output, *doc.run_id);
   auto save = [&] { results::write_results(out, doc); };
 
   Reporter rep(progress, plan.trials.size());
   rep.note(fmt::format(
-      "run {}: {} trials on {} ({} repetitions, {:.1f}+{:.1f} s each; budget {:.0f} s); "
+      "run {}: {} trials on {} ({} repetitions{}, {:.1f}+{:.1f} s each; budget {:.0f} s); "
       "results: {}",
-      *doc.run_id, plan.trials.size(), spec.name, cfg.repetitions, cfg.warmup_s, cfg.duration_s,
-      *c.budget_seconds, out));
+      *doc.run_id, plan.trials.size(), spec.name, cfg.repetitions,
+      cfg.shard ? fmt::format(", shard {}/{}", cfg.shard->index, cfg.shard->count) : "",
+      cfg.warmup_s, cfg.duration_s, *c.budget_seconds, out));
   topology::ScopedCluster cluster(cfg.topology, cfg.prefix);  // torn down on every exit
   topology::StateDir& st = cluster.state();
   save();

@@ -61,6 +61,9 @@ struct RunConfig {
   // Scan: one parameter varied over values (services or flows); empty: no scan.
   std::string scan_param;
   std::vector<int> scan_values;
+  // --shard INDEX/COUNT: measure only the rounds results::shard_of_round deals to INDEX
+  // (run/shard.hpp); absent: the whole plan.
+  std::optional<results::Shard> shard;
 };
 
 void apply_preset(RunConfig& c, const std::string& preset);  // "quick" | "thorough"
@@ -116,8 +119,9 @@ std::vector<PlannedTrial> plan_trials(const RunConfig& cfg,
                                       const datapath::ModeOptions& run_options);
 
 // The whole plan on a topology: the scenarios it holds (the others skipped with a warning), the
-// service count raised so the service scenarios' service exists, their records, and the trials.
-// Throws Error(kUsage) for pps without pod-pod-cross-node.
+// service count raised so the service scenarios' service exists, their records, and the trials
+// — with cfg.shard, only that shard's rounds (shard_plan). Throws Error(kUsage) for pps without
+// pod-pod-cross-node, and for a shard that would be empty.
 struct MatrixPlan {
   std::vector<std::string> scenarios;
   datapath::ModeOptions mode_options;
@@ -225,6 +229,9 @@ int pod_service_index(const topology::Layout& l, int eps);
 
 // Checks names before anything is built; throws Error(kUsage) naming the bad value.
 void validate(const RunConfig& cfg);
+
+// A results file's run id: YYYYMMDD-HHMMSS-xxxx (UTC now, a random suffix).
+std::string make_run_id();
 
 // Where a run's results go: `output` itself, <output>/<run id>.json when it is an existing
 // directory, results/<run id>.json when it is empty.

@@ -17,8 +17,9 @@ namespace {
 
 std::string fixture(const std::string& rel) { return std::string(HRB_SOURCE_DIR) + "/" + rel; }
 
-const char* kGoodFixtures[] = {"tests/fixtures/gate/run.json",
-                               "tests/fixtures/results/real-run-2026-11-27.json"};
+const char* kGoodFixtures[] = {
+    "tests/fixtures/gate/run.json", "tests/fixtures/results/real-run-2026-11-27.json",
+    "tests/fixtures/results/shard-1-of-2.json", "tests/fixtures/results/shard-2-of-2.json"};
 
 // What read_results returned before the types, as JSON: the parsed file with the objects its
 // readers index made present (topology, environment, environment.tools, config).
