@@ -1,5 +1,6 @@
 // hrbench history: the SQLite store of past runs (add, list, show, detect; docs/history.md).
 #include <iostream>
+#include <map>
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
@@ -98,6 +99,14 @@ std::string environment_change(history::Store& store, const std::string& from,
   return s.empty() ? from + " -> " + to : s;
 }
 
+// --metric, checked against the catalogue: Error(kUsage) naming the metrics there are.
+const results::Metric* metric_flag(const std::string& name) {
+  if (const auto* m = results::find_metric(name)) return m;
+  std::string names;
+  for (const auto& m : results::metric_catalogue()) names += (names.empty() ? "" : ", ") + m.name;
+  throw Error("--metric " + name + ": not a metric (" + names + ")", ExitCode::kUsage);
+}
+
 std::string percent(double ratio) { return fmt::format("{:+.1f} %", (ratio - 1) * 100); }
 
 nlohmann::json change_json(const history::Series& s, const history::Change& c) {
@@ -153,13 +162,10 @@ int run_history_show(const HistoryOptions& o) {
                                 {"--scenario", f.scenario},
                                 {"--workload", f.workload}})
     if (v.empty())
-      throw Error(std::string("history show: give ") + flag +
-                      " (show --metric M --mode X --scenario S --workload W)",
+      throw Error(std::string("give ") + flag +
+                      "; usage: hrbench history show --metric M --mode X --scenario S --workload W",
                   ExitCode::kUsage);
-  const auto* metric = results::find_metric(f.metric);
-  if (!metric)
-    throw Error("--metric " + f.metric + ": not a metric of the catalogue (docs/results-schema.md)",
-                ExitCode::kUsage);
+  const auto* metric = metric_flag(f.metric);
   auto store = history::Store::open_read(o.db);
   auto series = store.series(f);
   auto changes = history::detect(series);
@@ -216,10 +222,7 @@ int run_history_show(const HistoryOptions& o) {
 }
 
 int run_history_detect(const HistoryOptions& o) {
-  if (!o.filter.metric.empty() && !results::find_metric(o.filter.metric))
-    throw Error(
-        "--metric " + o.filter.metric + ": not a metric of the catalogue (docs/results-schema.md)",
-        ExitCode::kUsage);
+  if (!o.filter.metric.empty()) metric_flag(o.filter.metric);
   auto store = history::Store::open_read(o.db);
   auto series = store.series(o.filter);
   auto changes = history::detect(series);
@@ -254,12 +257,27 @@ int cmd_history(const Args& args) {
     o.action = rest.front();
     rest.erase(rest.begin());
   }
-  po::options_description d(
-      o.action.empty()
-          ? "hrbench history: the SQLite store of past runs, for trends and change points across "
-            "commits (docs/history.md). Actions: add RESULTS.json… (idempotent by runId), list, "
-            "show (one series by commit and date), detect (level shifts within each environment)"
-          : "hrbench history " + o.action);
+  static const std::map<std::string, std::string> kAbout{
+      {"",
+       "hrbench history: the SQLite store of past runs, for trends and change points across "
+       "commits (docs/history.md). Actions: add RESULTS.json… (idempotent by runId), list, "
+       "show (one series by commit and date), detect (level shifts within each "
+       "environment); hrbench history ACTION --help for each"},
+      {"add",
+       "hrbench history add RESULTS.json…: store runs, each file in one transaction "
+       "(idempotent by runId; an invalid file adds nothing)"},
+      {"list", "hrbench history list: one line per stored run"},
+      {"show",
+       "hrbench history show: one series (a metric of one cell) by date and commit: the "
+       "median of each run's valid repetitions, their lowest and highest, shifts and "
+       "environment changes marked"},
+      {"detect",
+       "hrbench history detect: level shifts in every matching series, among the "
+       "points of one environment (binary segmentation, permutation test)"}};
+  auto about = kAbout.find(o.action);
+  if (about == kAbout.end())
+    throw Error("unknown action '" + o.action + "'; usage: " + kUsage, ExitCode::kUsage);
+  po::options_description d(about->second);
   d.add_options()("db", po::value(&o.db)->default_value(kDefaultDb), "the history store (SQLite)");
   po::positional_options_description pos;
   std::string usage = kUsage;
@@ -293,8 +311,6 @@ int cmd_history(const Args& args) {
     usage =
         "hrbench history detect [--metric M] [--mode X] [--scenario S] [--workload W] [--env FP] "
         "[--db FILE] [--json]";
-  } else if (!o.action.empty()) {
-    throw Error("unknown action '" + o.action + "'; usage: " + kUsage, ExitCode::kUsage);
   }
   if (!parse(rest, d, usage, o.common, pos)) return 0;
   if (o.action.empty())

@@ -343,7 +343,7 @@ std::vector<Series> Store::series(const SeriesFilter& f) {
       "JOIN runs r ON r.run_id = m.run_id "
       "WHERE t.valid AND (?1 = '' OR m.metric = ?1) AND (?2 = '' OR t.mode = ?2) "
       "AND (?3 = '' OR t.scenario = ?3) AND (?4 = '' OR t.workload = ?4) "
-      "AND (?5 = '' OR r.environment = ?5) "
+      "AND substr(r.environment, 1, length(?5)) = ?5 "
       "ORDER BY r.started_at, r.run_id, t.repetition, t.idx");
   q.bind(1, f.metric)
       .bind(2, f.mode)

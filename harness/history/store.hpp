@@ -65,7 +65,7 @@ struct Series {
   std::vector<Point> points;  // by startedAt, then runId
 };
 
-// Empty fields match everything.
+// Empty fields match everything; `environment` matches a fingerprint or its prefix.
 struct SeriesFilter {
   std::string metric, mode, scenario, workload, environment;
 };

@@ -373,8 +373,8 @@ TEST_F(HistoryStore, APointIsTheMedianOfTheValidRepetitions) {
 }
 
 // The synthetic history of docs/history.md's screenshot. 20 runs: ebpf 10 % slower from run 12
-// on; runs 0-5 in another environment (kernel) with figures 30 % higher. detect names run 12's
-// commit, show marks it and the break, the report draws both (and is kept in
+// on; runs 0-5 in another environment (kernel) with ebpf's figures 30 % higher. detect names run
+// 12's commit, show marks it and the break, the report draws both (and is kept in
 // <build>/test-output/history-report.html).
 TEST_F(HistoryStore, DetectShowAndReportFindTheStepAndTheBreak) {
   {
