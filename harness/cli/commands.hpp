@@ -18,9 +18,10 @@ int cmd_traffic(const Args& args);  // traffic.cpp (also pps)
 int cmd_run(const Args& args);      // run.cpp (also --scan)
 int cmd_gate(const Args& args);     // gate.cpp: gate, compare
 int cmd_compare(const Args& args);
-int cmd_report(const Args& args);  // report.cpp
-int cmd_merge(const Args& args);   // merge.cpp
-int cmd_guard(const Args& args);   // guard.cpp
-int cmd_lab(const Args& args);     // lab.cpp
+int cmd_report(const Args& args);   // report.cpp
+int cmd_merge(const Args& args);    // merge.cpp
+int cmd_guard(const Args& args);    // guard.cpp
+int cmd_lab(const Args& args);      // lab.cpp
+int cmd_history(const Args& args);  // history.cpp: add, list, show, detect
 
 }  // namespace hrb::cli

@@ -16,17 +16,17 @@ struct ReportOptions {
   std::vector<std::string> files;
   std::string format;
   boost::optional<std::string> output;
+  boost::optional<std::string> history;
 };
 
 int run_report(const ReportOptions& o) {
-  auto runs = report::read_inputs(o.files);
-  std::string text;
-  if (o.format == "html")
-    text = report::html(runs);
-  else if (o.format == "md")
-    text = report::markdown(runs);
-  else
+  if (o.format != "html" && o.format != "md")
     throw Error("--format: '" + o.format + "' (expected html or md)", ExitCode::kUsage);
+  auto runs = report::read_inputs(o.files);
+  std::optional<report::History> history;
+  if (o.history) history = report::read_history(*o.history);
+  const report::History* h = history ? &*history : nullptr;
+  std::string text = o.format == "html" ? report::html(runs, h) : report::markdown(runs, h);
   if (o.output) {
     write_text_file(*o.output, text);
     log::info("report written to {}", *o.output);
@@ -45,12 +45,17 @@ int cmd_report(const Args& args) {
       "charts, or Markdown)");
   d.add_options()("files", po::value(&o.files), "results files")(
       "format", po::value(&o.format)->default_value("html"), "html | md")(
-      "output,o", po::value(&o.output), "file to write (default: stdout)");
+      "output,o", po::value(&o.output), "file to write (default: stdout)")(
+      "history", po::value(&o.history),
+      "also trend charts of a history store (hrbench history; detected changes and environment "
+      "breaks marked); results files may then be left out");
   po::positional_options_description pos;
   pos.add("files", -1);
-  if (!parse(args, d, "hrbench report RESULTS.json… [--format html|md] [-o FILE]", o.common, pos))
+  if (!parse(args, d, "hrbench report RESULTS.json… [--history DB] [--format html|md] [-o FILE]",
+             o.common, pos))
     return 0;
-  if (o.files.empty()) throw Error("give at least one results file", ExitCode::kUsage);
+  if (o.files.empty() && !o.history)
+    throw Error("give at least one results file (or --history DB)", ExitCode::kUsage);
   return run_report(o);
 }
 

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 
+#include "core/hash.hpp"
 #include "core/log.hpp"
 #include "core/parallel.hpp"
 #include "core/process.hpp"
@@ -13,11 +14,6 @@ const char* kMasqChain = "IP-MASQ-AGENT";
 
 std::string comment(const std::string& text) { return "-m comment --comment \"" + text + "\""; }
 
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
 }  // namespace
 
 RuleSet masq_agent_rules(const MasqConfig& cfg) {

@@ -8,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "core/file.hpp"
+#include "core/hash.hpp"
 #include "core/markup.hpp"
 #include "metrics/stats.hpp"
 #include "results/results.hpp"
@@ -268,26 +269,37 @@ void require_comparable(const results::Run& a, const std::string& a_file, const 
   }
 }
 
+namespace {
+// The environment fields that change absolute figures (environment_differences), each as text.
+std::string text(const std::optional<std::string>& v) { return v.value_or("(not recorded)"); }
+using Env = results::Environment;
+const std::pair<const char*, std::string (*)(const Env&)> kEnvironmentFields[] = {
+    {"cpuModel", [](const Env& e) { return text(e.cpu_model); }},
+    {"cpus", [](const Env& e) { return e.cpus ? std::to_string(*e.cpus) : text(std::nullopt); }},
+    {"arch", [](const Env& e) { return text(e.arch); }},
+    {"kernel", [](const Env& e) { return text(e.kernel); }},
+    {"virtualization", [](const Env& e) { return text(e.virtualization); }},
+    {"container", [](const Env& e) { return text(e.container); }},
+};
+}  // namespace
+
 std::vector<EnvironmentDifference> environment_differences(const results::Environment& base,
                                                            const results::Environment& cur) {
-  using Env = results::Environment;
-  static constexpr auto text = [](const std::optional<std::string>& v) {
-    return v.value_or("(not recorded)");
-  };
-  static const std::pair<const char*, std::string (*)(const Env&)> kFields[] = {
-      {"cpuModel", [](const Env& e) { return text(e.cpu_model); }},
-      {"cpus", [](const Env& e) { return e.cpus ? std::to_string(*e.cpus) : text(std::nullopt); }},
-      {"arch", [](const Env& e) { return text(e.arch); }},
-      {"kernel", [](const Env& e) { return text(e.kernel); }},
-      {"virtualization", [](const Env& e) { return text(e.virtualization); }},
-      {"container", [](const Env& e) { return text(e.container); }},
-  };
   std::vector<EnvironmentDifference> out;
-  for (const auto& [f, of] : kFields) {
+  for (const auto& [f, of] : kEnvironmentFields) {
     std::string b = of(base), c = of(cur);
     if (b != c) out.push_back({f, b, c});
   }
   return out;
+}
+
+Fingerprint environment_fingerprint(const results::Run& r) {
+  Fingerprint fp;
+  fp.fields = nlohmann::json::object();
+  for (const auto& [f, of] : kEnvironmentFields) fp.fields[f] = of(r.environment);
+  for (const auto& [key, of] : kComparable) fp.fields[key] = of(r);
+  fp.id = fmt::format("{:016x}", fnv1a(fp.fields.dump()));
+  return fp;
 }
 
 GateResult evaluate(const Policy& p, const results::Run& cur, const std::string& cur_file,

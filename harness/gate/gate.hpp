@@ -82,6 +82,16 @@ struct EnvironmentDifference {
 std::vector<EnvironmentDifference> environment_differences(const results::Environment& baseline,
                                                            const results::Environment& current);
 
+// What a run's absolute figures are comparable with: the environment fields
+// environment_differences compares and the settings require_comparable compares, as one id
+// (16 hex digits: FNV-1a of `fields` serialised) — the history store's "environment". Two runs
+// with one id may be compared point by point; a change of id is a break in a trend.
+struct Fingerprint {
+  std::string id;
+  nlohmann::json fields;  // {"cpuModel": "…", …, "/config/pinnedCpus": [0, 0], …}
+};
+Fingerprint environment_fingerprint(const results::Run& run);
+
 struct GateResult {
   std::vector<CheckResult> checks;
   std::vector<std::string> skipped;  // baseline checks without a baseline run

@@ -206,6 +206,175 @@ std::string scan_curve(Plotter& pl, const results::Run& doc, const std::string& 
   return pl.plot(data, script);
 }
 
+// --- history: trend charts -------------------------------------------------------------------
+
+// The metrics drawn as trends, in this order (a run's headline figure and its CPU cost).
+const char* const kTrendMetrics[] = {"transactionsPerSecond", "gbitPerSecond",   "packetsPerSecond",
+                                     "cpuUsPerTransaction",   "cpuSecondsPerGB", "cpuNsPerPacket"};
+
+// One chart: a metric of one (scenario, workload, scan value), a line per mode.
+struct TrendGroup {
+  std::string metric, scenario, workload, scan;
+  std::vector<const history::Series*> series;
+};
+
+std::vector<TrendGroup> trend_groups(const History& h) {
+  std::vector<TrendGroup> out;
+  for (const char* metric : kTrendMetrics)
+    for (const auto& sc : kPodScenarios)
+      for (const auto& s : h.series) {
+        const auto& k = s.key;
+        if (k.metric != metric || k.scenario != sc) continue;
+        auto it = std::find_if(out.begin(), out.end(), [&](const TrendGroup& g) {
+          return g.metric == k.metric && g.scenario == k.scenario && g.workload == k.workload &&
+                 g.scan == k.scan;
+        });
+        if (it == out.end())
+          it = out.insert(out.end(), {k.metric, k.scenario, k.workload, k.scan, {}});
+        it->series.push_back(&s);
+      }
+  return out;
+}
+
+std::string short_revision(const std::string& r) {
+  return r.substr(0, std::min<size_t>(r.size(), 8));
+}
+
+std::string trend_chart(Plotter& pl, const TrendGroup& g, const History& h) {
+  // The runs of the chart, in the series' order (startedAt, runId): x = 0, 1, …
+  struct Run {
+    std::string started_at, run_id, revision, environment;
+    auto operator<=>(const Run&) const = default;
+  };
+  std::set<Run> runs;
+  for (const auto* s : g.series)
+    for (const auto& p : s->points)
+      runs.insert({p.started_at, p.run_id, p.git_revision, p.environment});
+  std::map<std::string, size_t> x_of;
+  std::vector<Run> order(runs.begin(), runs.end());
+  for (size_t i = 0; i < order.size(); ++i) x_of[order[i].run_id] = i;
+
+  // One data block per mode (index j); a blank line breaks its line where the environment changes.
+  std::vector<const history::Series*> drawn;
+  for (const auto& m : {"legacy", "bpf-lb", "ebpf"})
+    for (const auto* s : g.series)
+      if (s->key.mode == m) drawn.push_back(s);
+  for (const auto* s : g.series)
+    if (std::find(drawn.begin(), drawn.end(), s) == drawn.end()) drawn.push_back(s);
+  std::string data;
+  for (size_t j = 0; j < drawn.size(); ++j) {
+    if (j) data += "\n\n";
+    const auto& pts = drawn[j]->points;
+    for (size_t i = 0; i < pts.size(); ++i) {
+      if (i && pts[i].environment != pts[i - 1].environment) data += "\n";
+      data += fmt::format("{}\t{}\t{}\t{}\n", x_of[pts[i].run_id], pts[i].median, pts[i].low,
+                          pts[i].high);
+    }
+  }
+  const auto* m = results::find_metric(g.metric);
+  std::string script = fmt::format(
+      "set title '{} {} {}{} ({} is better)'\nset ylabel '{}'\nset xrange [-0.5:{}]\n"
+      "set key outside right top\nset bmargin 6\n",
+      g.scenario, g.workload, g.metric, g.scan.empty() ? "" : ", " + g.scan,
+      m && m->higher_is_better ? "higher" : "lower", m ? m->unit : "", order.size() - 0.5);
+  // Commits as x labels (every k-th when there are many).
+  const size_t step = std::max<size_t>(1, (order.size() + 39) / 40);
+  std::string tics;
+  for (size_t i = 0; i < order.size(); i += step)
+    tics +=
+        fmt::format("{}\"{}\" {}", tics.empty() ? "" : ", ", short_revision(order[i].revision), i);
+  script += "set xtics (" + tics +
+            ") rotate by 90 right font ',8'\nset xlabel 'commit (one run each, by date)'\n";
+  int n = 1;
+  // Environment changes: a break (solid grey), never compared across.
+  for (size_t i = 1; i < order.size(); ++i)
+    if (order[i].environment != order[i - 1].environment)
+      script += fmt::format(
+          "set arrow {0} from {1}, graph 0 to {1}, graph 1 nohead lw 3 lc rgb '#999999'\n"
+          "set label {0} 'environment changed' at {1}, graph 1.03 center font ',8' "
+          "textcolor rgb '#666666'\n",
+          n, i - 0.5),
+          ++n;
+  // Detected level shifts: dashed, in the mode's colour, with their size.
+  for (const auto& c : h.changes)
+    for (const auto* s : drawn)
+      if (c.key == s->key) {
+        const double x =
+            (x_of[s->points[c.previous].run_id] + x_of[s->points[c.point].run_id]) / 2.0;
+        script += fmt::format(
+            "set arrow {0} from {1}, graph 0 to {1}, graph 1 nohead lw 2 dt 2 lc rgb '{2}'\n"
+            "set label {0} '{3} {4:+.1f} %' at {1}, graph 0.95 left offset 0.5,0 font ',9' "
+            "textcolor rgb '{2}'\n",
+            n, x, mode_colour(s->key.mode), s->key.mode, (c.stats.ratio - 1) * 100);
+        ++n;
+      }
+  for (size_t j = 0; j < drawn.size(); ++j)
+    script += fmt::format(
+        "{}D index {} using 1:2:3:4 with yerrorlines lw 2 pt 7 ps 0.5 lc rgb '{}' title '{}'",
+        j ? ", " : "plot ", j, mode_colour(drawn[j]->key.mode), drawn[j]->key.mode);
+  script += "\n";
+  return pl.plot(data, script);
+}
+
+std::string change_rows(const History& h, bool md) {
+  std::string s;
+  for (const auto& c : h.changes) {
+    const history::Series* ser = nullptr;
+    for (const auto& x : h.series)
+      if (x.key == c.key) ser = &x;
+    if (!ser) continue;
+    const auto& at = ser->points[c.point];
+    const auto& before = ser->points[c.previous];
+    const auto* m = results::find_metric(c.key.metric);
+    const bool worse = m && (c.stats.ratio > 1) != m->higher_is_better;
+    std::vector<std::string> cells{
+        c.key.label(),
+        fmt::format("{:+.1f} % [{:+.1f}, {:+.1f}]", (c.stats.ratio - 1) * 100,
+                    (c.stats.ratio_low - 1) * 100, (c.stats.ratio_high - 1) * 100),
+        worse ? "worse" : "better",
+        at.git_revision + " (" + at.started_at + ")",
+        before.git_revision,
+        fmt::format("{:.1f} %", (1 - c.stats.p_value) * 100),
+        c.environment};
+    if (md) {
+      s += "|";
+      for (const auto& x : cells) s += " " + x + " |";
+      s += "\n";
+    } else {
+      s += "<tr>";
+      for (size_t i = 0; i < cells.size(); ++i)
+        s += i == 2 ? fmt::format("<td class={}>{}</td>", worse ? "bad" : "ok", cells[i])
+                    : "<td>" + xml_escape(cells[i]) + "</td>";
+      s += "</tr>\n";
+    }
+  }
+  return s;
+}
+
+const char* const kChangeHeader[] = {"series",      "shift [95 % interval]", "",
+                                     "from commit", "after commit",          "confidence",
+                                     "environment"};
+
+std::string history_html(Plotter& pl, const History& h) {
+  std::string body = fmt::format(
+      "<h2>History: {}</h2>\n<p>{} runs. One point per run: the median of its valid repetitions; "
+      "whiskers: its lowest and highest repetition. Dashed lines: level shifts found by "
+      "<code>hrbench history detect</code> (binary segmentation with a permutation test, "
+      "p &le; {}, among the points of one environment only); solid grey lines: the environment "
+      "changed (CPU, kernel, VM or the run's settings: a break, not compared across).</p>\n",
+      xml_escape(h.file), h.runs, history::DetectOptions{}.alpha);
+  if (!h.changes.empty()) {
+    body += "<table class=lab><tr>";
+    for (const char* c : kChangeHeader) body += std::string("<th>") + c + "</th>";
+    body += "</tr>\n" + change_rows(h, false) + "</table>\n";
+  } else {
+    body += "<p>No level shift detected.</p>\n";
+  }
+  body += "<div class=charts>\n";
+  for (const auto& g : trend_groups(h)) body += trend_chart(pl, g, h);
+  return body + "</div>\n";
+}
+
 std::string env_rows(const results::Run& doc, bool md) {
   const auto& e = doc.environment;
   const auto& c = doc.config;
@@ -269,8 +438,18 @@ std::string lab_table(const results::LabDocument& doc, bool md) {
 }
 }  // namespace
 
-std::string markdown(const std::vector<std::pair<std::string, Input>>& runs) {
+std::string markdown(const std::vector<std::pair<std::string, Input>>& runs,
+                     const History* history) {
   std::string s = "# hostroute-bench report\n";
+  if (history) {
+    s += fmt::format("\n## History: {}\n\n{} runs, {} series, {} level shift(s) detected.\n",
+                     history->file, history->runs, history->series.size(), history->changes.size());
+    if (!history->changes.empty()) {
+      s += "\n|";
+      for (const char* c : kChangeHeader) s += std::string(" ") + c + " |";
+      s += "\n|---|---|---|---|---|---|---|\n" + change_rows(*history, true);
+    }
+  }
   for (const auto& [file, input] : runs) {
     if (const auto* lab = std::get_if<results::LabDocument>(&input)) {
       s += fmt::format("\n## Limitation lab: {}\n\n`{}`\n\n{}", file, lab->command.value_or(""),
@@ -288,9 +467,10 @@ std::string markdown(const std::vector<std::pair<std::string, Input>>& runs) {
   return s;
 }
 
-std::string html(const std::vector<std::pair<std::string, Input>>& runs) {
+std::string html(const std::vector<std::pair<std::string, Input>>& runs, const History* history) {
   Plotter pl;
   std::string body;
+  if (history) body += history_html(pl, *history);
   for (const auto& [file, input] : runs) {
     if (const auto* lab = std::get_if<results::LabDocument>(&input)) {
       body +=
@@ -356,6 +536,16 @@ Input read_input(const std::string& path) {
       j["schema"] == results::kLabSchema)
     return results::lab_from_json(j, path);
   return results::read_results(path);
+}
+
+History read_history(const std::string& db) {
+  auto store = history::Store::open_read(db);
+  History h;
+  h.file = db;
+  h.runs = store.runs().size();
+  h.series = store.series({});
+  h.changes = history::detect(h.series);
+  return h;
 }
 
 std::vector<std::pair<std::string, Input>> read_inputs(const std::vector<std::string>& files) {

@@ -6,6 +6,8 @@
 #include <variant>
 #include <vector>
 
+#include "history/detect.hpp"
+#include "history/store.hpp"
 #include "results/document.hpp"
 
 namespace hrb::report {
@@ -21,8 +23,23 @@ Input read_input(const std::string& path);
 // read_input of each file, paired with its name, in order.
 std::vector<std::pair<std::string, Input>> read_inputs(const std::vector<std::string>& files);
 
-std::string markdown(const std::vector<std::pair<std::string, Input>>& runs);
-// Needs gnuplot (gnuplot-nox); throws Error naming the fix when it is missing.
-std::string html(const std::vector<std::pair<std::string, Input>>& runs);
+// A history store as a report shows it (`hrbench report --history DB`): every series and the
+// changes history::detect finds in them.
+struct History {
+  std::string file;
+  size_t runs = 0;
+  std::vector<history::Series> series;
+  std::vector<history::Change> changes;
+};
+// Opens the store for reading (history::Store::open_read: errors name the file).
+History read_history(const std::string& db);
+
+std::string markdown(const std::vector<std::pair<std::string, Input>>& runs,
+                     const History* history = nullptr);
+// Needs gnuplot (gnuplot-nox); throws Error naming the fix when it is missing. With a history:
+// trend charts (one point per run, whiskers from its repetitions, change points and environment
+// breaks marked) before the runs.
+std::string html(const std::vector<std::pair<std::string, Input>>& runs,
+                 const History* history = nullptr);
 
 }  // namespace hrb::report

@@ -62,9 +62,14 @@ const std::vector<Case>& cases() {
       {"exec-help", {"exec", "--help"}},
       {"down-help", {"down", "--help"}},
       {"clean-help", {"clean", "--help"}},
+      {"history-help", {"history", "--help"}},
       // Subcommands and short forms.
       {"topo-validate-help", {"topo", "validate", "--help"}},
       {"guard-monitor-help", {"guard", "monitor", "--help"}},
+      {"history-add-help", {"history", "add", "--help"}},
+      {"history-list-help", {"history", "list", "--help"}},
+      {"history-show-help", {"history", "show", "--help"}},
+      {"history-detect-help", {"history", "detect", "--help"}},
       {"status-h", {"status", "-h"}},
       // Bad usages: exit code and first stderr line.
       {"bad-unknown-command", {"frobnicate"}},
@@ -105,6 +110,17 @@ const std::vector<Case>& cases() {
       {"bad-report-not-results", {"report", src("tests/fixtures/gate/policy.yaml")}},
       {"bad-lab-scenario", {"lab", "no-such-scenario", "--topology", "/nonexistent.yaml"}},
       {"bad-guard-action", {"guard", "frob", "--prefix", "Bad"}},
+      {"bad-history-action", {"history", "frob"}},
+      {"bad-history-no-action", {"history"}},
+      {"bad-history-add-no-file", {"history", "add"}},
+      {"bad-history-show-no-mode",
+       {"history", "show", "--metric", "transactionsPerSecond", "--scenario", "node-node",
+        "--workload", "tcp_rr"}},
+      {"bad-history-show-metric",
+       {"history", "show", "--metric", "speed", "--mode", "ebpf", "--scenario", "node-node",
+        "--workload", "tcp_rr"}},
+      {"bad-history-foreign-db",
+       {"history", "list", "--db", src("tests/fixtures/gate/policy.yaml")}},
   };
   return v;
 }
