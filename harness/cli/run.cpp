@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "core/interrupt.hpp"
 #include "core/log.hpp"
+#include "results/profiles.hpp"
 #include "results/results.hpp"
 #include "run/run.hpp"
 
@@ -32,6 +33,7 @@ struct RunOptions {
   std::vector<std::string> exports;
   boost::optional<std::string> pin_cpus;
   uint32_t calibration_delay = 0;
+  bool profile = false;
   ModeFlags mode_flags;
 };
 
@@ -105,6 +107,7 @@ run::RunConfig run_config(const RunOptions& o, const Args& args) {
   if (o.budget) c.budget_s = run::parse_budget(*o.budget);
   if (o.max_steal) c.max_steal_fraction = parse_max_steal(*o.max_steal);
   c.calibration_delay_loops = o.calibration_delay;
+  c.profile = o.profile;
   if (o.pin_cpus) std::tie(c.client_cpu, c.server_cpu) = parse_pin_cpus(*o.pin_cpus);
   if (o.output) c.output = *o.output;
   if (o.scan) std::tie(c.scan_param, c.scan_values) = parse_scan(*o.scan);
@@ -139,6 +142,12 @@ int run_run(const RunOptions& o, const Args& args) {
     }
   }
   std::cout << results::summary_table(doc);
+  if (auto profiles = results::profiles_of(out, doc)) {
+    std::cout << "\nwhere the CPU went (" << doc.profiles->file << "):\n";
+    for (const auto& cmp :
+         results::bucket_comparisons(*profiles, doc.config.modes.value_or(c.modes)))
+      std::cout << "  " << cmp.title() << ": " << results::bucket_sentence(cmp) << "\n";
+  }
   if (auto shortfall = results::short_cells_text(doc); !shortfall.empty())
     std::cout << "\n" << shortfall;
   std::cout << fmt::format("\nresults: {} ({} trials{})\n", out, doc.trials.size(),
@@ -196,7 +205,12 @@ int cmd_run(const Args& args) {
       "CLIENT,SERVER: pin the generators' client and server threads to these CPUs (0,0: "
       "colocated, a transaction costs its CPU work; what the CI gate measures)")(
       "calibration-delay", po::value(&o.calibration_delay)->default_value(0),
-      "busy-loop iterations per program run in the pseudo-mode ebpf-delay (gate calibration)");
+      "busy-loop iterations per program run in the pseudo-mode ebpf-delay (gate calibration)")(
+      "profile", po::bool_switch(&o.profile),
+      "after the measured trials, one more repetition of every cell with `perf record -e "
+      "cpu-clock -a -g -F 999` sampling the machine; folded stacks and CPU buckets go to "
+      "<results>.profiles.json (never into the trials: gate and summary do not see them; "
+      "docs/profiles.md)");
   add_mode_options(d, o.mode_flags);
   if (!parse(args, d, "hrbench run [--quick|--thorough] [OPTIONS]", o.common)) return 0;
   return run_run(o, args);

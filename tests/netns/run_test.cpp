@@ -25,14 +25,8 @@ std::string tmpdir() {
   return mkdtemp(t);
 }
 
-// Validates with the python3-jsonschema package (installed by scripts/setup).
 CmdResult validate(const std::string& file) {
-  return run_cmd({"/usr/bin/python3", "-c",
-                  "import json,sys,jsonschema\n"
-                  "s=json.load(open(sys.argv[1])); d=json.load(open(sys.argv[2]))\n"
-                  "jsonschema.validate(d, s)\n",
-                  test::source_path("results/schema.json"), file},
-                 {.check = false});
+  return test::validate_json_schema(test::source_path("results/schema.json"), file);
 }
 
 TEST(Run, QuickMatrixWritesAValidCompleteResultsFile) {

@@ -63,6 +63,15 @@ CmdResult hrbench(const std::vector<std::string>& args, const std::string& prefi
   return run_cmd(argv, {.check = false});
 }
 
+CmdResult validate_json_schema(const std::string& schema, const std::string& file) {
+  return run_cmd({"/usr/bin/python3", "-c",
+                  "import json,sys,jsonschema\n"
+                  "s=json.load(open(sys.argv[1])); d=json.load(open(sys.argv[2]))\n"
+                  "jsonschema.validate(d, s)\n",
+                  schema, file},
+                 {.check = false});
+}
+
 std::vector<std::string> netns_with_prefix(const std::string& prefix) {
   std::vector<std::string> out;
   for (const auto& ns : list_netns())
