@@ -277,7 +277,7 @@ const std::vector<Bucket>& bucket_table() {
        "BPF programs",
        {"bpf_prog_*", "bpf_trampoline_*", "__bpf_prog_run*", "bpf_dispatcher_*", "tcx_run",
         "tcf_classify", "sch_handle_ingress", "sch_handle_egress", "bpf_test_run",
-        "__cgroup_bpf_run_*", "bpf_lsm_*"}},
+        "__cgroup_bpf_run_*"}},
       {"veth_xmit",
        "veth/xmit",
        {"veth_*",           "dev_queue_xmit*",    "__dev_queue_xmit",        "dev_hard_start_xmit",
@@ -474,22 +474,31 @@ std::string frame_bucket(std::string_view frame) {
   return "";
 }
 
+void StackClassifier::push(std::string_view frame) {
+  if (frame.ends_with(kUserSuffix)) {
+    user_leaf_ = true;
+    return;
+  }
+  user_leaf_ = false;
+  if (frame.starts_with("br_nf_")) bridge_nf_ = true;
+  std::string b = frame_bucket(frame);
+  if (b.empty()) return;
+  if (bridge_nf_ && (b == "netfilter" || b == "conntrack" || b == "nat")) b = "veth_xmit";
+  matched_ = std::move(b);
+}
+
 std::string stack_bucket(std::string_view stack) {
-  std::vector<std::string_view> frames;
-  size_t at = 0;
+  StackClassifier c;
+  size_t at = stack.find(';');  // the task is not a function
+  if (at == std::string_view::npos) return c.bucket();
+  ++at;
   while (at <= stack.size()) {
     size_t semi = stack.find(';', at);
     if (semi == std::string_view::npos) semi = stack.size();
-    frames.push_back(stack.substr(at, semi - at));
+    c.push(stack.substr(at, semi - at));
     at = semi + 1;
   }
-  if (frames.size() < 2) return "other";  // the command alone: no frames
-  if (frames.back().ends_with(kUserSuffix)) return "user";
-  for (size_t i = frames.size(); i-- > 1;) {
-    if (frames[i].ends_with(kUserSuffix)) continue;
-    if (auto b = frame_bucket(frames[i]); !b.empty()) return b;
-  }
-  return "other";
+  return c.bucket();
 }
 
 std::map<std::string, uint64_t> bucket_samples(const FoldedStacks& f) {

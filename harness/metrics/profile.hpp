@@ -60,6 +60,20 @@ const Bucket* find_bucket(std::string_view id);
 
 // The bucket whose pattern matches the function `frame` (a kernel frame), or "" for none.
 std::string frame_bucket(std::string_view frame);
+
+// The bucket of a stack read from its outermost frame inwards (after the task): push() each
+// frame, bucket() is the bucket of the stack cut there (stack_bucket's rule). Netfilter,
+// conntrack and NAT called from the bridge's br_netfilter (the fabric's bridge, the same in
+// every mode) count as the bridge's: veth/xmit.
+class StackClassifier {
+ public:
+  void push(std::string_view frame);
+  std::string bucket() const { return user_leaf_ ? "user" : matched_; }
+
+ private:
+  std::string matched_ = "other";
+  bool user_leaf_ = false, bridge_nf_ = false;
+};
 // A stack's bucket: "user" when the sample was taken in user space (its innermost frame has
 // "_[u]"); otherwise the bucket of its innermost kernel frame that matches a pattern (a generic
 // function such as memcpy or _raw_spin_lock takes the bucket of the nearest caller that has

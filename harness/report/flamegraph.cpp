@@ -32,20 +32,13 @@ struct Drawer {
   std::string out;
   int max_depth = 0;
 
-  // `inherit`: the bucket of the innermost kernel frame matched so far (what a sample ending
-  // here belongs to, metrics::stack_bucket); depth 0 is the task.
-  void draw(const Node& n, double x, int depth, const std::string& inherit) {
+  // `c`: the classifier of the frames below this one (a sample ending here belongs to its
+  // bucket, metrics::stack_bucket); depth 0 is "all", 1 the task, frames from 2 on.
+  void draw(const Node& n, double x, int depth, metrics::StackClassifier c) {
     const double w = n.count / total * o.width;
     if (w < o.min_width) return;
-    std::string bucket = inherit, pass = inherit;
-    if (depth >= 2) {  // 0: all, 1: the task; frames from 2 on
-      const std::string own = metrics::frame_bucket(n.name);
-      if (own == "user") {
-        bucket = "user";
-      } else if (!own.empty()) {
-        bucket = pass = own;
-      }
-    }
+    if (depth >= 2) c.push(n.name);
+    const std::string bucket = c.bucket();
     const int y = height - (depth + 1) * o.frame_height;
     out += fmt::format(
         "<g><title>{} ({} samples, {:.2f} %)</title><rect x=\"{:.1f}\" y=\"{}\" width=\"{:.1f}\" "
@@ -58,9 +51,9 @@ struct Drawer {
     out += "</g>\n";
     max_depth = std::max(max_depth, depth);
     double cx = x;
-    for (const auto& [name, c] : n.children) {
-      draw(*c, cx, depth + 1, pass);
-      cx += c->count / total * o.width;
+    for (const auto& [name, child] : n.children) {
+      draw(*child, cx, depth + 1, c);
+      cx += child->count / total * o.width;
     }
   }
 };
@@ -108,7 +101,7 @@ std::string flame_graph_svg(const metrics::FoldedStacks& f, const std::string& t
   const int depth = depth_of(root, total, o) + 1;
   const int top = 28;
   Drawer d{o, total, depth * o.frame_height, {}};
-  d.draw(root, 0, 0, "other");
+  d.draw(root, 0, 0, metrics::StackClassifier{});
   return fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"flame\" width=\"{}\" height=\"{}\" "
       "viewBox=\"0 {} {} {}\" font-family=\"sans-serif\" font-size=\"11\">\n"

@@ -180,6 +180,16 @@ TEST(Buckets, AStackTakesItsInnermostMatchingKernelFrame) {
   // In the kernel with nothing matched, not the user frames that called it: other.
   EXPECT_EQ(stack_bucket("hrbench;tcp_rr_client_[u];entry_SYSCALL_64;do_syscall_64;memcpy_orig"),
             "other");
+  // The fabric's bridge filtering (br_netfilter) is the fabric's, the same in every mode: it is
+  // the bridge's (veth/xmit), not the node's rule walk.
+  EXPECT_EQ(stack_bucket("hrbench;net_rx_action;__netif_receive_skb_core;br_handle_frame;"
+                         "br_nf_pre_routing;br_nf_hook_thresh;br_handle_frame_finish;"
+                         "__br_forward;nf_hook_slow"),
+            "veth_xmit");
+  // LSM hooks' BPF stubs run for every security hook: not our programs.
+  EXPECT_EQ(stack_bucket("hrbench;__x64_sys_close;__fput;security_file_free;"
+                         "bpf_lsm_file_free_security"),
+            "other");
   // The task's name is not a function.
   EXPECT_EQ(stack_bucket("schedule"), "other");
   EXPECT_EQ(stack_bucket("ksoftirqd;run_ksoftirqd"), "softirq");
@@ -232,8 +242,16 @@ TEST(Profiles, SentenceSaysWhereTheDifferenceWent) {
   const std::string s = results::bucket_sentence(cs[0]);
   EXPECT_EQ(s,
             "TCP/UDP stack cost ebpf 90 % of its CPU (legacy 72 %); legacy spends 18 % of its "
-            "CPU in netfilter/iptables rule walk, ebpf 0.0 %; BPF programs cost ebpf 10 % of its "
-            "CPU (legacy 0.0 %)");
+            "CPU in netfilter/iptables rule walk, ebpf 0 %; legacy spends 10 % of its CPU in "
+            "conntrack, ebpf 0 %");
+  // Without conntrack in legacy, BPF programs come third.
+  d.profiles[1].stacks.erase("hrbench;nf_hook_slow;nf_conntrack_in");
+  d.profiles[1].stacks["hrbench;tcp_sendmsg"] = 82;
+  const auto cs2 = results::bucket_comparisons(d, {"legacy", "ebpf"});
+  EXPECT_NE(
+      results::bucket_sentence(cs2[0]).find("BPF programs cost ebpf 10 % of its CPU (legacy 0 %)"),
+      std::string::npos)
+      << results::bucket_sentence(cs2[0]);
 }
 
 TEST(Profiles, FileRoundTripsAndBadOneIsNamed) {
