@@ -373,6 +373,9 @@ RunProfiles run_profiles(const std::string& file, const results::Run& run) {
     auto order = modes_of(run);
     order.push_back("none");
     p.comparisons = results::bucket_comparisons(*p.doc, order);
+    // The pod scenarios first, the ceiling (node-node, one mode) last.
+    std::stable_partition(p.comparisons.begin(), p.comparisons.end(),
+                          [](const auto& c) { return c.scenario != "node-node"; });
   }
   return p;
 }
@@ -475,7 +478,8 @@ std::string html(const std::vector<std::pair<std::string, Input>>& runs) {
          "td.same{color:#666}td.less{color:#1a7f37}td.more{color:#c0392b}"
          "td.sentence,p.sentence{max-width:34em}p.sentence{font-weight:bold}"
          ".swatch{display:inline-block;width:10px;height:10px;margin-right:6px;border:1px "
-         "solid #999}figure{margin:0}figcaption.missing,p.missing{color:#8a5a00;font-size:12px;"
+         "solid #999}figure{margin:0;width:760px}figure "
+         "svg{width:760px;height:360px}figcaption.missing,p.missing{color:#8a5a00;font-size:12px;"
          "max-width:760px}.flames svg{display:block;margin:0.5em 0;border:1px solid #eee}"
          "</style></head><body>\n<h1>hostroute-bench report</h1>\n<p>Bars: median over "
          "repetitions, whiskers: bootstrap 95 % interval of the median; dashed line: the "

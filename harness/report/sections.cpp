@@ -95,7 +95,6 @@ const results::BucketComparison* find_comparison(const std::vector<results::Buck
   return nullptr;
 }
 
-
 }  // namespace
 
 std::string headline(const results::Run& doc,
