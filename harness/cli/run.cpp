@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "core/interrupt.hpp"
 #include "core/log.hpp"
+#include "results/profiles.hpp"
 #include "results/results.hpp"
 #include "run/run.hpp"
 #include "run/shard.hpp"
@@ -35,6 +36,7 @@ struct RunOptions {
   uint32_t calibration_delay = 0;
   boost::optional<double> alternate;
   boost::optional<std::string> shard;
+  bool profile = false;
   ModeFlags mode_flags;
 };
 
@@ -109,6 +111,7 @@ run::RunConfig run_config(const RunOptions& o, const Args& args) {
   if (o.max_steal) c.max_steal_fraction = parse_max_steal(*o.max_steal);
   c.calibration_delay_loops = o.calibration_delay;
   if (o.alternate) c.alternate_s = *o.alternate;
+  c.profile = o.profile;
   if (o.pin_cpus) std::tie(c.client_cpu, c.server_cpu) = parse_pin_cpus(*o.pin_cpus);
   if (o.output) c.output = *o.output;
   if (o.scan) std::tie(c.scan_param, c.scan_values) = parse_scan(*o.scan);
@@ -144,6 +147,12 @@ int run_run(const RunOptions& o, const Args& args) {
     }
   }
   std::cout << results::summary_table(doc);
+  if (auto profiles = results::profiles_of(out, doc)) {
+    std::cout << "\nwhere the CPU went (" << doc.profiles->file << "):\n";
+    for (const auto& cmp :
+         results::bucket_comparisons(*profiles, doc.config.modes.value_or(c.modes)))
+      std::cout << "  " << cmp.title() << ": " << results::bucket_sentence(cmp) << "\n";
+  }
   if (auto shortfall = results::short_cells_text(doc); !shortfall.empty())
     std::cout << "\n" << shortfall;
   std::cout << fmt::format("\nresults: {} ({} trials{})\n", out, doc.trials.size(),
@@ -209,7 +218,12 @@ int cmd_run(const Args& args) {
       "shard", po::value(&o.shard),
       "INDEX/COUNT: measure only part INDEX of COUNT of the plan: every COUNT-th round (one scan "
       "value x one repetition, all its modes and scenarios), from round INDEX; join the COUNT "
-      "files with hrbench merge. --budget applies per shard");
+      "files with hrbench merge. --budget applies per shard")(
+      "profile", po::bool_switch(&o.profile),
+      "after the measured trials, one more repetition of every cell with `perf record -e "
+      "cpu-clock -a -g -F 999` sampling the machine; folded stacks and CPU buckets go to "
+      "<results>.profiles.json (never into the trials: gate and summary do not see them; "
+      "docs/profiles.md)");
   add_mode_options(d, o.mode_flags);
   if (!parse(args, d, "hrbench run [--quick|--thorough] [OPTIONS]", o.common)) return 0;
   return run_run(o, args);

@@ -1,9 +1,16 @@
 // hrbench traffic: one workload (or pps) between two members of the running cluster.
+#include <unistd.h>
+
+#include <chrono>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/file.hpp"
+#include "core/perf.hpp"
 #include "metrics/cpu.hpp"
+#include "metrics/profile.hpp"
 #include "topology/cluster.hpp"
 #include "traffic/pps.hpp"
 #include "traffic/workload.hpp"
@@ -27,6 +34,38 @@ struct TrafficOptions {
   int server_cpu = -1;
   boost::optional<std::string> dst;
   bool json = false;
+  bool profile = false;
+  boost::optional<std::string> profile_output;
+};
+
+// --profile: perf records the machine from before the CPU times are read until after the
+// workload; its stacks are folded (this process's and the kernel's tasks') and bucketed.
+class Profiling {
+ public:
+  explicit Profiling(const TrafficOptions& o) : o_(o) {
+    if (o_.profile) perf_.emplace(kPerfFrequencyHz);
+    t0_ = std::chrono::steady_clock::now();
+  }
+  void stop() {
+    if (perf_) perf_->stop();
+    seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+  // Adds "profile" to the printed JSON; writes --profile-output.
+  void add_to(nlohmann::json& j) const {
+    if (!perf_) return;
+    const auto f = metrics::fold_perf_script(perf_->script(), {.pids = {getpid()}});
+    j["profile"] = metrics::profile_json(f, kPerfFrequencyHz, seconds_);
+    if (o_.profile_output) {
+      write_text_file(*o_.profile_output, f.text());
+      j["profile"]["folded"] = *o_.profile_output;
+    }
+  }
+
+ private:
+  const TrafficOptions& o_;
+  std::optional<PerfRecording> perf_;
+  std::chrono::steady_clock::time_point t0_;
+  double seconds_ = 0;
 };
 
 // A member of the cluster named by --KEY: pod, node or external host (not the fabric).
@@ -45,10 +84,13 @@ int run_pps(const TrafficOptions& o, const topology::StateDir& st, const topolog
     throw Error("pps: --to must be a pod", ExitCode::kUsage);
   traffic::PpsSpec ps = traffic::pps_spec_for_pod(l, to.name);
   ps.duration_s = o.duration;
+  Profiling prof(o);
   auto cpu0 = metrics::read_cpu_times();
   auto r = traffic::run_pps(l, ps);
   auto j = r.to_json();
   j["cpu"] = (metrics::read_cpu_times() - cpu0).to_json();
+  prof.stop();
+  prof.add_to(j);
   j["to"] = to.name;
   j["mode"] = datapath::current_mode(st).name;
   std::cout << j.dump(2) << "\n";
@@ -80,9 +122,11 @@ int run_traffic(const TrafficOptions& o) {
   w.verify_payload = o.verify;
   w.client_cpu = o.client_cpu;
   w.server_cpu = o.server_cpu;
+  Profiling prof(o);
   auto cpu0 = metrics::read_cpu_times();
   auto r = traffic::run_workload(w);
   auto cpu = metrics::read_cpu_times() - cpu0;
+  prof.stop();
   auto j = r.to_json();
   j["cpu"] = cpu.to_json();
   j["from"] = from.name;
@@ -90,6 +134,7 @@ int run_traffic(const TrafficOptions& o) {
   j["dst"] = w.dst.str();
   j["mode"] = datapath::current_mode(st).name;
   if (!o.json) j.erase("latencyHistogram");
+  prof.add_to(j);
   std::cout << j.dump(2) << "\n";
   return r.errors ? static_cast<int>(ExitCode::kFailure) : 0;
 }
@@ -118,13 +163,21 @@ int cmd_traffic(const Args& args) {
                                             "pin the server threads to this CPU")(
       "dst", po::value(&o.dst),
       "send to this address of --to (IPv4 or IPv6; default: its IPv4 address)")(
-      "json", po::bool_switch(&o.json), "print JSON");
+      "json", po::bool_switch(&o.json), "print JSON")(
+      "profile", po::bool_switch(&o.profile),
+      "sample the machine with `perf record -e cpu-clock -a -g -F 999` while the workload runs "
+      "and add each CPU bucket's samples and share (docs/profiles.md) to the output")(
+      "profile-output", po::value(&o.profile_output),
+      "FILE: with --profile, also write the folded stacks (\"a;b;c COUNT\" lines, as "
+      "flamegraph.pl reads them)");
   po::positional_options_description pos;
   pos.add("workload", 1);
   if (!parse(args, d, "hrbench traffic WORKLOAD --from NAME --to NAME [--duration S]", o.common,
              pos))
     return 0;
   if (!o.workload) throw Error("name a workload", ExitCode::kUsage);
+  if (o.profile_output && !o.profile)
+    throw Error("--profile-output needs --profile", ExitCode::kUsage);
   return run_traffic(o);
 }
 

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -132,7 +133,7 @@ bool kill_and_wait(const ProcessId& p, int timeout_ms) {
   return true;
 }
 
-CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts) {
+Child spawn(const std::vector<std::string>& argv, const CmdOptions& opts) {
   if (argv.empty()) throw Error("run_cmd: empty argv");
   Fd ns;
   if (opts.netns) ns = open_netns(*opts.netns);
@@ -204,11 +205,29 @@ CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts) 
   }
   go_w.reset();
   fault_point("exec:" + std::filesystem::path(argv[0]).filename().string());
+  Child c;
+  c.pid_ = pid;
+  c.argv_ = argv;
+  c.opts_ = opts;
+  c.opts_.input.clear();
+  c.in_w_ = std::move(in_w);
+  c.out_r_ = std::move(out_r);
+  c.err_r_ = std::move(err_r);
+  return c;
+}
 
+CmdResult Child::collect(const std::string& input) {
+  const auto& argv = argv_;
+  const auto& opts = opts_;
+  Fd& in_w = in_w_;
+  Fd& out_r = out_r_;
+  Fd& err_r = err_r_;
   CmdResult res;
+  res.out = std::move(out_);
+  out_.clear();
   size_t written = 0;
-  if (opts.input.empty()) in_w.reset();
-  signal(SIGPIPE, SIG_IGN);
+  if (input.empty()) in_w.reset();
+  ::signal(SIGPIPE, SIG_IGN);
   char buf[65536];
   while (out_r || err_r) {
     pollfd fds[3];
@@ -223,9 +242,9 @@ CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts) 
     for (int i = 0; i < n; ++i) {
       if (!fds[i].revents) continue;
       if (in_w && fds[i].fd == in_w.get()) {
-        ssize_t w = write(in_w.get(), opts.input.data() + written, opts.input.size() - written);
+        ssize_t w = write(in_w.get(), input.data() + written, input.size() - written);
         if (w > 0) written += w;
-        if (w < 0 || written == opts.input.size()) in_w.reset();
+        if (w < 0 || written == input.size()) in_w.reset();
         continue;
       }
       Fd& src = (out_r && fds[i].fd == out_r.get()) ? out_r : err_r;
@@ -239,9 +258,10 @@ CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts) 
   }
   in_w.reset();
   int st = 0;
-  while (waitpid(pid, &st, 0) < 0) {
+  while (waitpid(pid_, &st, 0) < 0) {
     if (errno != EINTR) throw_errno("waitpid for " + argv[0]);
   }
+  pid_ = -1;  // reaped
   res.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   if (opts.check && res.status != 0) {
     std::string where = opts.netns ? " (in netns " + *opts.netns + ")" : "";
@@ -254,6 +274,71 @@ CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts) 
         fmt::format("`{}`{} failed with status {}: {}", shell_join(argv), where, res.status, msg));
   }
   return res;
+}
+
+Child::Child(Child&& o) noexcept
+    : pid_(std::exchange(o.pid_, -1)),
+      argv_(std::move(o.argv_)),
+      opts_(std::move(o.opts_)),
+      in_w_(std::move(o.in_w_)),
+      out_r_(std::move(o.out_r_)),
+      err_r_(std::move(o.err_r_)),
+      out_(std::move(o.out_)) {}
+
+Child::~Child() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+void Child::signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+std::optional<std::string> Child::read_line(int timeout_ms) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  char buf[4096];
+  while (true) {
+    if (auto nl = out_.find('\n'); nl != std::string::npos) {
+      std::string line = out_.substr(0, nl);
+      out_.erase(0, nl + 1);
+      return line;
+    }
+    if (!out_r_) return std::nullopt;
+    int wait_ms = -1;
+    if (timeout_ms >= 0) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return std::nullopt;
+      wait_ms = static_cast<int>(left);
+    }
+    pollfd pf{out_r_.get(), POLLIN, 0};
+    const int n = poll(&pf, 1, wait_ms);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno("poll on " + argv_[0]);
+    if (n == 0) return std::nullopt;
+    const ssize_t r = read(out_r_.get(), buf, sizeof buf);
+    if (r > 0) {
+      out_.append(buf, r);
+    } else if (r == 0 || errno != EINTR) {
+      out_r_.reset();  // end of file: finish() still reaps it
+    }
+  }
+}
+
+CmdResult Child::finish() {
+  if (pid_ <= 0)
+    throw Error("finish: " + (argv_.empty() ? std::string("helper") : argv_[0]) +
+                " was already reaped");
+  return collect("");
+}
+
+CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts) {
+  Child c = spawn(argv, opts);
+  c.opts_.input = opts.input;
+  return c.collect(opts.input);
 }
 
 bool wait_process_exit(int pid, int timeout_ms) {

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/fd.hpp"
+
 namespace hrb {
 
 struct CmdResult {
@@ -31,6 +33,43 @@ struct CmdOptions {
 // spawn observer (set_spawn_observer) has been told its identity — the state journal records it,
 // so a `clean` after a SIGKILL can wait for helpers that were still exiting.
 CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts = {});
+
+// A helper that runs while the caller does other work (perf record during a trial): started by
+// spawn() with run_cmd's guarantees (PR_SET_PDEATHSIG, the spawn observer, no inherited
+// descriptors), its stdin open until finish(). Every exit path ends it: the destructor of a
+// Child not finished SIGKILLs it and reaps it.
+class Child {
+ public:
+  Child(Child&& o) noexcept;
+  Child& operator=(Child&&) = delete;
+  Child(const Child&) = delete;
+  ~Child();
+  int pid() const { return pid_; }
+  const std::vector<std::string>& argv() const { return argv_; }
+  // The next line of its stdout (without the newline); nullopt at end of file or when none came
+  // within timeout_ms (-1: no limit). What was read beyond the line is kept for finish().
+  std::optional<std::string> read_line(int timeout_ms);
+  // Sends `sig` (while it has not been reaped).
+  void signal(int sig);
+  // Closes its stdin, reads its stdout and stderr to their end and reaps it. With opts.check,
+  // throws Error as run_cmd does when its status is not 0.
+  CmdResult finish();
+
+ private:
+  friend Child spawn(const std::vector<std::string>& argv, const CmdOptions& opts);
+  friend CmdResult run_cmd(const std::vector<std::string>& argv, const CmdOptions& opts);
+  Child() = default;
+  CmdResult collect(const std::string& input);
+  int pid_ = -1;
+  std::vector<std::string> argv_;
+  CmdOptions opts_;
+  Fd in_w_, out_r_, err_r_;
+  std::string out_;  // stdout read by read_line beyond the lines it returned
+};
+
+// Starts `argv` as run_cmd would (opts.input is not used: write nothing, the stdin stays open
+// until finish()). Throws Error when it cannot be started.
+Child spawn(const std::vector<std::string>& argv, const CmdOptions& opts = {});
 
 // A process, robust against pid reuse: its start time (/proc/PID/stat field 22, clock ticks
 // after boot) tells a recycled pid apart.

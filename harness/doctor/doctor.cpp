@@ -17,6 +17,7 @@
 
 #include "core/bpf.hpp"
 #include "core/fd.hpp"
+#include "core/perf.hpp"
 #include "core/pins.hpp"
 #include "core/process.hpp"
 
@@ -254,6 +255,8 @@ std::vector<Check> run_checks() {
                       on_path("iperf3", {"iperf3", "--version"})));
   out.push_back(probe("sockperf", "sockperf (cross-check)", false, setup,
                       on_path("sockperf", {"sockperf", "--version"})));
+  out.push_back(probe("perf", "perf record -e cpu-clock -a -g (--profile)", false,
+                      "package linux-perf (scripts/setup installs it); run as root", probe_perf));
   out.push_back(probe("bpf_stats", "kernel.bpf_stats_enabled (per-program run time)", false,
                       "a kernel with CONFIG_BPF_SYSCALL; run as root", [] {
                         std::ifstream r("/proc/sys/kernel/bpf_stats_enabled");

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -14,7 +15,11 @@
 #include "core/file.hpp"
 #include "core/markup.hpp"
 #include "core/process.hpp"
+#include "metrics/profile.hpp"
 #include "metrics/stats.hpp"
+#include "report/flamegraph.hpp"
+#include "report/sections.hpp"
+#include "results/profiles.hpp"
 #include "results/results.hpp"
 
 namespace hrb::report {
@@ -23,30 +28,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The ladder, in order: legacy, bpf-lb (when the run measured it), ebpf; then any other mode the
-// run measured (ebpf-delay, another build's KIND@NAME), in the order first measured; and their
-// bar colours.
-std::vector<std::string> modes_of(const results::Run& doc) {
-  bool ladder = false;
-  for (const auto& t : doc.trials) ladder = ladder || t.mode == "bpf-lb";
-  std::vector<std::string> modes{"legacy", "ebpf"};
-  if (ladder) modes = {"legacy", "bpf-lb", "ebpf"};
-  for (const auto& t : doc.trials)
-    if (t.mode != "none" && !t.mode.empty() &&
-        std::find(modes.begin(), modes.end(), t.mode) == modes.end())
-      modes.push_back(t.mode);
-  return modes;
-}
-const char* mode_colour(const std::string& m) {
-  if (m == "legacy") return "#d08c2e";
-  if (m == "bpf-lb") return "#6a9a3a";
-  if (m == "ebpf") return "#2e7dd0";
-  return "#8a8a8a";  // another build (KIND@NAME), ebpf-delay
-}
-// The scenarios a mode is compared in (node-node is the ceiling line), in the order they are
-// drawn; external-nodeport: the external host to a NodePort, not in the default run.
-const std::vector<std::string> kPodScenarios{"pod-pod-same-node", "pod-pod-cross-node",
-                                             "pod-service", "pod-external", "external-nodeport"};
+const std::vector<std::string>& kPodScenarios = pod_scenarios();
 
 struct Stat {
   double median = NAN, lo = NAN, hi = NAN;
@@ -120,13 +102,55 @@ class Plotter {
   int count_ = 0;
 };
 
-// Bars per scenario and mode with 95 % whiskers, and the node-node ceiling as a line.
-std::string bars(Plotter& pl, const results::Run& doc, const std::string& workload,
-                 const results::Metric& m) {
+// A chart and, under it, what it leaves out and why (a legend names only series with data).
+std::string figure(const std::string& svg, const std::vector<std::string>& missing) {
+  if (svg.empty()) return "";
+  std::string s = "<figure>" + svg;
+  if (!missing.empty()) {
+    s += "<figcaption class=missing>Not drawn: ";
+    for (size_t i = 0; i < missing.size(); ++i) s += (i ? "; " : "") + xml_escape(missing[i]);
+    s += ".</figcaption>";
+  }
+  return s + "</figure>\n";
+}
+
+// Whether the run measured `mode` in `scenario` (any trial, valid or not).
+bool measured(const results::Run& doc, const std::string& mode, const std::string& scenario,
+              const std::string& workload) {
+  for (const auto& t : doc.trials)
+    if (t.mode == mode && t.scenario == scenario && t.workload == workload) return true;
+  return false;
+}
+bool measured_anywhere(const results::Run& doc, const std::string& mode,
+                       const std::string& workload) {
+  for (const auto& t : doc.trials)
+    if (t.mode == mode && t.workload == workload) return true;
+  return false;
+}
+// Why a series has no value: its trials were all invalid, or it was not measured.
+std::string why_missing(const std::string& what, bool was_measured) {
+  return what + (was_measured ? " (no valid trial)" : " (not measured)");
+}
+
+}  // namespace
+
+std::optional<ChartSpec> bar_chart(const results::Run& doc, const std::string& workload,
+                                   const results::Metric& m) {
+  std::vector<std::string> modes, missing;
+  for (const auto& mode : modes_of(doc)) {
+    bool any = false;
+    for (const auto& s : kPodScenarios)
+      any = any || stat_of(results::series(doc, mode, s, workload, m)).n > 0;
+    if (any)
+      modes.push_back(mode);
+    else if (measured_anywhere(doc, mode, workload) ||
+             (doc.config.modes &&
+              std::count(doc.config.modes->begin(), doc.config.modes->end(), mode)))
+      missing.push_back(why_missing(mode, measured_anywhere(doc, mode, workload)));
+  }
+  if (modes.empty()) return std::nullopt;
   std::string data;  // scenario, then per mode: median, low, high (no header line: gnuplot would
                      // count it as a histogram slot)
-  bool any = false;
-  const auto modes = modes_of(doc);
   for (const auto& s : kPodScenarios) {
     std::vector<Stat> per_mode;
     for (const auto& mode : modes)
@@ -134,15 +158,25 @@ std::string bars(Plotter& pl, const results::Run& doc, const std::string& worklo
     if (std::none_of(per_mode.begin(), per_mode.end(), [](const Stat& st) { return st.n > 0; }))
       continue;  // a scenario this run did not measure (pod-service in older runs)
     data += s;
-    for (const auto& st : per_mode) {
-      any = true;
+    for (size_t j = 0; j < per_mode.size(); ++j) {
+      const auto& st = per_mode[j];
+      if (st.n == 0)
+        missing.push_back(why_missing(modes[j] + " in " + s, measured(doc, modes[j], s, workload)));
       data += fmt::format("\t{}\t{}\t{}", std::isfinite(st.median) ? st.median : 0,
                           std::isfinite(st.lo) ? st.lo : 0, std::isfinite(st.hi) ? st.hi : 0);
     }
     data += "\n";
   }
-  if (!any) return "";
   auto ceil = stat_of(results::series(doc, "none", "node-node", workload, m));
+  const bool ceiling_planned =
+      measured(doc, "none", "node-node", workload) ||
+      (doc.config.scenarios &&
+       std::count(doc.config.scenarios->begin(), doc.config.scenarios->end(), "node-node"));
+  if (!std::isfinite(ceil.median) && ceiling_planned)
+    missing.push_back(
+        why_missing("the node-node ceiling", measured(doc, "none", "node-node", workload)));
+  // yrange from 0, and a top above the highest whisker and the ceiling (gnuplot's autoscale
+  // could otherwise clip the ceiling line).
   std::string script = fmt::format(
       "set title '{} {} ({})'\nset style data histogram\nset style histogram errorbars gap 1 lw 1\n"
       "set style fill solid 0.8 border -1\nset yrange [0:*]\nset ylabel '{}'\n",
@@ -155,55 +189,117 @@ std::string bars(Plotter& pl, const results::Run& doc, const std::string& worklo
     script += fmt::format(", {} with lines lw 2 dt 2 lc rgb '#333333' title 'node-node ceiling'",
                           ceil.median);
   script += "\n";
-  return pl.plot(data, script);
+  std::vector<std::string> series = modes;
+  if (std::isfinite(ceil.median)) series.push_back("node-node ceiling");
+  return ChartSpec{std::move(data), std::move(script), std::move(series), std::move(missing)};
 }
 
-// Latency percentiles per mode (log scale), per scenario.
+namespace {
+
+// Bars per scenario and mode with 95 % whiskers, and the node-node ceiling as a line
+// (bar_chart), what is missing said under it.
+std::string bars(Plotter& pl, const results::Run& doc, const std::string& workload,
+                 const results::Metric& m) {
+  const auto spec = bar_chart(doc, workload, m);
+  return spec ? figure(pl.plot(spec->data, spec->script), spec->missing) : "";
+}
+
+// Latency percentiles per mode (log scale), per scenario; only series with data are lines.
 std::string latency(Plotter& pl, const results::Run& doc, const std::string& workload,
                     const std::string& scenario) {
   const char* ps[] = {"latencyP50", "latencyP90", "latencyP99", "latencyP999"};
   const char* labels[] = {"p50", "p90", "p99", "p99.9"};
-  std::string data;  // percentile, legacy, ebpf, ceiling
-  bool any = false;
-  for (int i = 0; i < 4; ++i) {
-    const auto* m = results::find_metric(ps[i]);
-    auto l = stat_of(results::series(doc, "legacy", scenario, workload, *m));
-    auto e = stat_of(results::series(doc, "ebpf", scenario, workload, *m));
-    auto c = stat_of(results::series(doc, "none", "node-node", workload, *m));
-    any |= l.n + e.n > 0;
-    auto v = [](double x) { return std::isfinite(x) ? fmt::format("{}", x) : std::string("NaN"); };
-    data += fmt::format("{}\t{}\t{}\t{}\n", labels[i], v(l.median), v(e.median), v(c.median));
+  struct Series {
+    std::string mode, scenario, title, colour;
+    std::vector<double> medians;
+  };
+  std::vector<Series> all;
+  for (const auto& mode : modes_of(doc))
+    all.push_back({mode, scenario, mode, mode_colour(mode), {}});
+  all.push_back({"none", "node-node", "node-node", "#333333", {}});
+  std::vector<Series> drawn;
+  std::vector<std::string> missing;
+  bool pod_data = false;
+  for (auto& se : all) {
+    bool any = false;
+    for (int i = 0; i < 4; ++i) {
+      auto st = stat_of(
+          results::series(doc, se.mode, se.scenario, workload, *results::find_metric(ps[i])));
+      se.medians.push_back(st.median);
+      any = any || st.n > 0;
+    }
+    if (any) {
+      pod_data = pod_data || se.mode != "none";
+      drawn.push_back(se);
+    } else if (measured(doc, se.mode, se.scenario, workload) ||
+               (se.mode == "none"
+                    ? doc.config.scenarios && std::count(doc.config.scenarios->begin(),
+                                                         doc.config.scenarios->end(), "node-node")
+                    : doc.config.modes && std::count(doc.config.modes->begin(),
+                                                     doc.config.modes->end(), se.mode))) {
+      missing.push_back(why_missing(se.title, measured(doc, se.mode, se.scenario, workload)));
+    }
   }
-  if (!any) return "";
+  if (!pod_data) return "";
+  std::string data;  // percentile, then one column per drawn series
+  for (int i = 0; i < 4; ++i) {
+    data += labels[i];
+    for (const auto& se : drawn)
+      data += std::isfinite(se.medians[i]) ? fmt::format("\t{}", se.medians[i]) : "\tNaN";
+    data += "\n";
+  }
   std::string script = fmt::format(
-      "set title '{} latency, {} (median over repetitions)'\nset logscale y\nset ylabel 'us'\n"
-      "plot D using 0:2:xtic(1) with linespoints lw 2 pt 7 lc rgb '#d08c2e' title 'legacy', "
-      "'' using 0:3 with linespoints lw 2 pt 7 lc rgb '#2e7dd0' title 'ebpf', "
-      "'' using 0:4 with lines lw 1 dt 2 lc rgb '#333333' title 'node-node'\n",
+      "set title '{} latency, {} (median over repetitions)'\nset logscale y\nset ylabel 'us'\n",
       workload, scenario);
-  return pl.plot(data, script);
+  for (size_t j = 0; j < drawn.size(); ++j) {
+    const bool ceiling = drawn[j].mode == "none";
+    script += fmt::format("{}{} using 0:{}{} with {} lc rgb '{}' title '{}'", j ? ", " : "plot ",
+                          j ? "''" : "D", 2 + j, j ? "" : ":xtic(1)",
+                          ceiling ? "lines lw 1 dt 2" : "linespoints lw 2 pt 7", drawn[j].colour,
+                          drawn[j].title);
+  }
+  script += "\n";
+  return figure(pl.plot(data, script), missing);
 }
 
-// A scan: the metric against the scanned parameter, one line per mode.
+// A scan: the metric against the scanned parameter, one line per mode with data.
 std::string scan_curve(Plotter& pl, const results::Run& doc, const std::string& workload,
                        const results::Metric& m, const std::string& scenario) {
   const auto& scan = *doc.config.scan();
-  std::string data;  // value, legacy, ebpf
-  bool any = false;
-  for (int x : scan.values) {
-    auto l = stat_of(results::series(doc, "legacy", scenario, workload, m, x));
-    auto e = stat_of(results::series(doc, "ebpf", scenario, workload, m, x));
-    any |= l.n + e.n > 0;
-    auto f = [](double y) { return std::isfinite(y) ? fmt::format("{}", y) : std::string("NaN"); };
-    data += fmt::format("{}\t{}\t{}\n", x, f(l.median), f(e.median));
+  std::vector<std::string> modes, missing;
+  std::vector<std::vector<double>> medians;
+  for (const auto& mode : modes_of(doc)) {
+    std::vector<double> ys;
+    bool any = false;
+    for (int x : scan.values) {
+      auto st = stat_of(results::series(doc, mode, scenario, workload, m, x));
+      ys.push_back(st.median);
+      any = any || st.n > 0;
+    }
+    if (any) {
+      modes.push_back(mode);
+      medians.push_back(std::move(ys));
+    } else if (measured(doc, mode, scenario, workload)) {
+      missing.push_back(why_missing(mode, true));
+    }
   }
-  if (!any) return "";
+  if (modes.empty()) return "";
+  std::string data;  // value, then one column per mode
+  for (size_t i = 0; i < scan.values.size(); ++i) {
+    data += std::to_string(scan.values[i]);
+    for (const auto& ys : medians)
+      data += std::isfinite(ys[i]) ? fmt::format("\t{}", ys[i]) : "\tNaN";
+    data += "\n";
+  }
   std::string script = fmt::format(
-      "set title '{} {} vs {} ({})'\nset xlabel '{}'\nset ylabel '{}'\nset yrange [0:*]\n"
-      "plot D using 1:2 with linespoints lw 2 pt 7 lc rgb '#d08c2e' title 'legacy', "
-      "'' using 1:3 with linespoints lw 2 pt 7 lc rgb '#2e7dd0' title 'ebpf'\n",
+      "set title '{} {} vs {} ({})'\nset xlabel '{}'\nset ylabel '{}'\nset yrange [0:*]\n",
       workload, m.name, scan.param, scenario, scan.param, m.unit);
-  return pl.plot(data, script);
+  for (size_t j = 0; j < modes.size(); ++j)
+    script +=
+        fmt::format("{}{} using 1:{} with linespoints lw 2 pt 7 lc rgb '{}' title '{}'",
+                    j ? ", " : "plot ", j ? "''" : "D", 2 + j, mode_colour(modes[j]), modes[j]);
+  script += "\n";
+  return figure(pl.plot(data, script), missing);
 }
 
 // --- history: trend charts -------------------------------------------------------------------
@@ -438,6 +534,41 @@ std::string lab_table(const results::LabDocument& doc, bool md) {
 }
 }  // namespace
 
+namespace {
+// A run's profiles, grouped for the report; a note instead when its profiles file is missing or
+// bad (the rest of the report is still made).
+struct RunProfiles {
+  std::vector<results::BucketComparison> comparisons;
+  std::optional<results::ProfileDocument> doc;
+  std::string note;
+};
+RunProfiles run_profiles(const std::string& file, const results::Run& run) {
+  RunProfiles p;
+  try {
+    p.doc = results::profiles_of(file, run);
+  } catch (const Error& e) {
+    p.note = std::string("Profiles not shown: ") + e.what();
+    return p;
+  }
+  if (p.doc) {
+    auto order = modes_of(run);
+    order.push_back("none");
+    p.comparisons = results::bucket_comparisons(*p.doc, order);
+    // The pod scenarios first, the ceiling (node-node, one mode) last.
+    std::stable_partition(p.comparisons.begin(), p.comparisons.end(),
+                          [](const auto& c) { return c.scenario != "node-node"; });
+  }
+  return p;
+}
+
+std::string headline_intro() {
+  return "<h3>The answer first</h3>\n<p>Each mode against the reference: the ratio of medians "
+         "paired by repetition with its bootstrap 95 % interval, for the rate and for the CPU "
+         "per unit of work (green: the interval is on the better side of 1, red: on the worse "
+         "side); the ceiling is node-node (no pod hop) and how close each mode gets to it.</p>\n";
+}
+}  // namespace
+
 std::string markdown(const std::vector<std::pair<std::string, Input>>& runs,
                      const History* history) {
   std::string s = "# hostroute-bench report\n";
@@ -457,8 +588,13 @@ std::string markdown(const std::vector<std::pair<std::string, Input>>& runs,
       continue;
     }
     const auto& doc = std::get<results::Run>(input);
-    s += fmt::format("\n## {}\n\n| | |\n|---|---|\n{}\n", file, env_rows(doc, true));
-    s += "```\n" + results::summary_table(doc) + "```\n";
+    const RunProfiles prof = run_profiles(file, doc);
+    s += fmt::format("\n## {}\n\n", file);
+    s += headline(doc, prof.comparisons, true);
+    if (!prof.note.empty()) s += "\n" + prof.note + "\n";
+    s += fmt::format("\n| | |\n|---|---|\n{}\n", env_rows(doc, true));
+    s += cpu_section(prof.comparisons, true);
+    s += "\n```\n" + results::summary_table(doc) + "```\n";
     if (const auto cells = results::short_cells(doc); !cells.empty()) {
       s += fmt::format("\n**{} cell(s) short of valid repetitions:**\n\n", cells.size());
       for (const auto& c : cells) s += "- " + c.line() + "\n";
@@ -479,8 +615,12 @@ std::string html(const std::vector<std::pair<std::string, Input>>& runs, const H
       continue;
     }
     const auto& doc = std::get<results::Run>(input);
-    body += fmt::format("<h2>{}</h2>\n<table class=env>\n{}</table>\n", xml_escape(file),
-                        env_rows(doc, false));
+    const RunProfiles prof = run_profiles(file, doc);
+    body += fmt::format("<h2>{}</h2>\n", xml_escape(file));
+    body += headline_intro() + headline(doc, prof.comparisons, false);
+    if (!prof.note.empty()) body += "<p class=missing>" + xml_escape(prof.note) + "</p>\n";
+    body += cpu_section(prof.comparisons, false);
+    body += fmt::format("<h3>Run</h3>\n<table class=env>\n{}</table>\n", env_rows(doc, false));
     body += "<h3>Throughput and transaction rate</h3>\n<div class=charts>\n";
     for (const char* wl : {"tcp_rr", "tcp_crr", "udp_rr"})
       if (has(doc, wl)) body += bars(pl, doc, wl, *results::find_metric("transactionsPerSecond"));
@@ -523,6 +663,16 @@ std::string html(const std::vector<std::pair<std::string, Input>>& runs, const H
          "pre{font-size:12px;background:#f7f7f7;padding:1em;overflow-x:auto}"
          "table.lab td,table.lab th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}"
          "td.ok{color:#1a7f37}td.bad{color:#c0392b;font-weight:bold}"
+         "table.headline,table.buckets{border-collapse:collapse;margin:0.5em 0 1em}"
+         "table.headline td,table.headline th,table.buckets td,table.buckets th{border-bottom:1px "
+         "solid #ddd;padding:4px 8px;text-align:left;vertical-align:top;font-size:13px}"
+         "td.better{color:#1a7f37;font-weight:bold}td.worse{color:#c0392b;font-weight:bold}"
+         "td.same{color:#666}td.less{color:#1a7f37}td.more{color:#c0392b}"
+         "td.sentence,p.sentence{max-width:34em}p.sentence{font-weight:bold}"
+         ".swatch{display:inline-block;width:10px;height:10px;margin-right:6px;border:1px "
+         "solid #999}figure{margin:0;width:760px}figure "
+         "svg{width:760px;height:360px}figcaption.missing,p.missing{color:#8a5a00;font-size:12px;"
+         "max-width:760px}.flames svg{display:block;margin:0.5em 0;border:1px solid #eee}"
          "</style></head><body>\n<h1>hostroute-bench report</h1>\n<p>Bars: median over "
          "repetitions, whiskers: bootstrap 95 % interval of the median; dashed line: the "
          "node-node ceiling (no pod hop).</p>\n" +

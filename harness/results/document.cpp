@@ -478,6 +478,14 @@ json to_json(const Run& run) {
   json trials = json::array();
   for (const auto& t : run.trials) trials.push_back(to_json(t));
   o["trials"] = std::move(trials);
+  if (run.profiles) {
+    json p = with_other(run.profiles->other);
+    p["file"] = run.profiles->file;
+    put(p, "event", run.profiles->event);
+    put(p, "frequencyHz", run.profiles->frequency_hz);
+    put(p, "cells", run.profiles->cells);
+    o["profiles"] = std::move(p);
+  }
   return o;
 }
 
@@ -515,6 +523,16 @@ Run from_json(const json& doc, const std::string& label) {
   if (!trials || !trials->is_array()) r.bad("trials", "expected a list");
   for (size_t i = 0; i < trials->size(); ++i)
     run.trials.push_back(trial_from((*trials)[i], label, i));
+  if (const json* p = r.find("profiles")) {
+    Reader pr(*p, label, "profiles");
+    ProfilesRef ref;
+    ref.file = pr.required_str("file");
+    pr.str("event", ref.event);
+    pr.integer("frequencyHz", ref.frequency_hz, 1, 1000000);
+    pr.integer("cells", ref.cells, 0, INT64_MAX);
+    ref.other = pr.rest();
+    run.profiles = std::move(ref);
+  }
   run.other = r.rest();
   return run;
 }
@@ -562,6 +580,127 @@ LabDocument lab_from_json(const json& doc, const std::string& label) {
       d.verdicts.push_back({scenario.value_or(""), mode.value_or(""), works.value_or(false),
                             summary.value_or(""), evidence.value_or(json())});
     }
+  }
+  d.other = r.rest();
+  return d;
+}
+
+// --- the profiles file ------------------------------------------------------------------------
+
+namespace {
+json counts_json(const std::map<std::string, uint64_t>& m) {
+  json o = json::object();
+  for (const auto& [k, n] : m) o[k] = n;
+  return o;
+}
+std::map<std::string, uint64_t> counts_from(Reader& r, const char* key, bool required) {
+  std::map<std::string, uint64_t> out;
+  const json* v = r.find(key);
+  if (!v) {
+    if (required) r.bad(key, "expected an object of counts");
+    return out;
+  }
+  if (!v->is_object()) r.bad(key, "expected an object of counts");
+  for (const auto& [k, n] : v->items()) {
+    if (!n.is_number_unsigned() && !(n.is_number_integer() && n.get<int64_t>() >= 0))
+      r.bad(std::string(key) + "[\"" + k.substr(0, 80) + "\"]", "expected a whole number from 0");
+    out[k] = n.get<uint64_t>();
+  }
+  return out;
+}
+}  // namespace
+
+json to_json(const ProfileDocument& d) {
+  json o = with_other(d.other);
+  o["schema"] = kProfilesSchema;
+  o["schemaVersion"] = kSchemaVersion;
+  put(o, "runId", d.run_id);
+  o["event"] = d.event;
+  o["frequencyHz"] = d.frequency_hz;
+  put(o, "command", d.command);
+  json ps = json::array();
+  for (const auto& p : d.profiles) {
+    json j = with_other(p.other);
+    j["mode"] = p.mode;
+    j["scenario"] = p.scenario;
+    j["workload"] = p.workload;
+    if (p.scan) {
+      json sc = with_other(p.scan->other);
+      sc["param"] = p.scan->param;
+      sc["value"] = p.scan->value;
+      j["scan"] = std::move(sc);
+    }
+    put(j, "startedAt", p.started_at);
+    j["seconds"] = p.seconds;
+    j["samples"] = p.samples;
+    j["otherSamples"] = p.other_samples;
+    put(j, "valid", p.valid);
+    put(j, "flags", p.flags);
+    put(j, "metrics", p.metrics);
+    j["buckets"] = counts_json(p.buckets);
+    j["stacks"] = counts_json(p.stacks);
+    ps.push_back(std::move(j));
+  }
+  o["profiles"] = std::move(ps);
+  return o;
+}
+
+ProfileDocument profiles_from_json(const json& doc, const std::string& label) {
+  if (!doc.is_object() || !doc.contains("schema") || doc["schema"] != kProfilesSchema)
+    throw Error(label + ": not a hostroute-bench profiles file (schema is not \"" +
+                    std::string(kProfilesSchema) + "\")",
+                ExitCode::kBadInput);
+  if (!doc.contains("schemaVersion") || doc["schemaVersion"] != kSchemaVersion)
+    throw Error(label + ": profiles schemaVersion " + doc.value("schemaVersion", json()).dump() +
+                    ", this build reads " + std::to_string(kSchemaVersion),
+                ExitCode::kBadInput);
+  Reader r(doc, label, "");
+  r.find("schema");
+  r.find("schemaVersion");
+  ProfileDocument d;
+  r.str("runId", d.run_id);
+  d.event = r.required_str("event");
+  std::optional<int> hz;
+  r.integer("frequencyHz", hz, 1, 1000000);
+  if (!hz) r.bad("frequencyHz", "expected a whole number from 1");
+  d.frequency_hz = *hz;
+  r.strings("command", d.command);
+  const json* ps = r.find("profiles");
+  if (!ps || !ps->is_array()) r.bad("profiles", "expected a list");
+  for (size_t i = 0; i < ps->size(); ++i) {
+    Reader pr((*ps)[i], label, fmt::format("profiles[{}]", i));
+    Profile p;
+    p.mode = pr.required_str("mode");
+    p.scenario = pr.required_str("scenario");
+    p.workload = pr.required_str("workload");
+    if (const json* s = pr.find("scan")) {
+      Reader sr(*s, label, fmt::format("profiles[{}].scan", i));
+      TrialScan sc;
+      sc.param = sr.required_str("param");
+      std::optional<int> v;
+      sr.integer("value", v, INT_MIN, INT_MAX);
+      if (!v) sr.bad("value", "expected a whole number");
+      sc.value = *v;
+      sc.other = sr.rest();
+      p.scan = std::move(sc);
+    }
+    pr.str("startedAt", p.started_at);
+    std::optional<double> secs;
+    pr.number("seconds", secs);
+    p.seconds = secs.value_or(0);
+    std::optional<uint64_t> n;
+    pr.unsigned_integer("samples", n);
+    p.samples = n.value_or(0);
+    n.reset();
+    pr.unsigned_integer("otherSamples", n);
+    p.other_samples = n.value_or(0);
+    pr.boolean("valid", p.valid);
+    pr.strings("flags", p.flags);
+    pr.raw("metrics", p.metrics);
+    p.buckets = counts_from(pr, "buckets", false);
+    p.stacks = counts_from(pr, "stacks", true);
+    p.other = pr.rest();
+    d.profiles.push_back(std::move(p));
   }
   d.other = r.rest();
   return d;

@@ -16,6 +16,7 @@
 // never interprets them.
 #include <array>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -26,6 +27,7 @@ namespace hrb::results {
 constexpr int kSchemaVersion = 1;
 constexpr const char* kResultsSchema = "hostroute-bench/results";
 constexpr const char* kLabSchema = "hostroute-bench/lab";
+constexpr const char* kProfilesSchema = "hostroute-bench/profiles";
 
 struct Tools {
   std::optional<std::string> libbpf, clang, iptables, iproute2, compiler;
@@ -157,6 +159,16 @@ struct ShardRun {
   bool operator==(const ShardRun&) const = default;
 };
 
+// "profiles": where `hrbench run --profile` stored the run's kernel profiles (docs/profiles.md).
+struct ProfilesRef {
+  std::string file;  // the profiles file, relative to the results file's directory
+  std::optional<std::string> event;
+  std::optional<int> frequency_hz;
+  std::optional<int64_t> cells;  // profiles written so far
+  nlohmann::json other = nlohmann::json::object();
+  bool operator==(const ProfilesRef&) const = default;
+};
+
 // The whole document ("schema" and "schemaVersion" are implied: kResultsSchema, kSchemaVersion).
 struct Run {
   std::optional<std::string> run_id, started_at, finished_at, git_revision, command;
@@ -171,6 +183,7 @@ struct Run {
   // A merged file: one per shard, by index; empty otherwise. `environment` is shard 1's.
   std::vector<ShardRun> shards;
   std::vector<Trial> trials;
+  std::optional<ProfilesRef> profiles;  // --profile: the profiles file
   nlohmann::json other = nlohmann::json::object();
   bool operator==(const Run&) const = default;
 };
@@ -204,5 +217,38 @@ struct LabDocument {
 nlohmann::json to_json(const LabDocument& d);
 // A document whose "schema" is kLabSchema; a verdict's missing fields read as empty / false.
 LabDocument lab_from_json(const nlohmann::json& doc, const std::string& label);
+
+// --- the profiles file (`hrbench run --profile`, docs/profiles.md) ----------------------------
+// One profiled cell: a separate repetition with perf sampling the machine, never one of the
+// run's trials (gate, summary and pairing do not see it).
+struct Profile {
+  std::string mode, scenario, workload;
+  std::optional<TrialScan> scan;
+  std::optional<std::string> started_at;
+  double seconds = 0;  // sampled
+  uint64_t samples = 0, other_samples = 0;
+  std::optional<bool> valid;
+  std::optional<std::vector<std::string>> flags;
+  std::optional<nlohmann::json> metrics;  // of the profiled repetition (perf running)
+  // Derived from stacks with metrics::bucket_table when written (readers recompute).
+  std::map<std::string, uint64_t> buckets;
+  std::map<std::string, uint64_t> stacks;  // folded: "task;outer;…;inner" -> samples
+  nlohmann::json other = nlohmann::json::object();
+  bool operator==(const Profile&) const = default;
+};
+
+struct ProfileDocument {
+  std::optional<std::string> run_id;
+  std::string event = "cpu-clock";
+  int frequency_hz = 0;
+  std::optional<std::vector<std::string>> command;  // perf record's command line
+  std::vector<Profile> profiles;
+  nlohmann::json other = nlohmann::json::object();
+  bool operator==(const ProfileDocument&) const = default;
+};
+
+nlohmann::json to_json(const ProfileDocument& d);
+// Checks the schema and the type of every field; throws Error(kBadInput) naming `label`.
+ProfileDocument profiles_from_json(const nlohmann::json& doc, const std::string& label);
 
 }  // namespace hrb::results

@@ -147,9 +147,9 @@ namespace {
 constexpr int kMaxDepth = 64;
 }  // namespace
 
-Run read_results(const std::string& path) {
+nlohmann::json read_json_file(const std::string& path, const std::string& what) {
   std::ifstream f(path);
-  if (!f) throw Error("cannot read results file " + path, ExitCode::kBadInput);
+  if (!f) throw Error("cannot read " + what + " " + path, ExitCode::kBadInput);
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(f, [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
@@ -161,7 +161,11 @@ Run read_results(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {  // syntax, and numbers out of range (1e400)
     throw Error(path + ": not JSON: " + e.what(), ExitCode::kBadInput);
   }
-  return from_json(doc, path);
+  return doc;
+}
+
+Run read_results(const std::string& path) {
+  return from_json(read_json_file(path, "results file"), path);
 }
 
 void write_results(const std::string& path, const Run& run) {

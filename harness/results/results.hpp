@@ -42,6 +42,9 @@ size_t sanitize(nlohmann::json& j);
 void write_json(const std::string& path, const nlohmann::json& doc);
 // to_json, sanitize, write_json.
 void write_results(const std::string& path, const Run& run);
+// Parses a JSON file (nesting bounded); throws Error(kBadInput) "cannot read <what> <path>" or
+// "<path>: not JSON: …".
+nlohmann::json read_json_file(const std::string& path, const std::string& what);
 // Parses the file and reads it with from_json (schema, version and types checked); throws
 // Error(kBadInput) naming the file.
 Run read_results(const std::string& path);

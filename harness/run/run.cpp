@@ -19,11 +19,14 @@
 #include "core/file.hpp"
 #include "core/log.hpp"
 #include "core/netns.hpp"
+#include "core/perf.hpp"
 #include "core/process.hpp"
 #include "datapath/ebpf.hpp"
 #include "datapath/iptables.hpp"
 #include "datapath/legacy.hpp"
 #include "metrics/cpu.hpp"
+#include "metrics/profile.hpp"
+#include "results/profiles.hpp"
 #include "results/results.hpp"
 #include "run/shard.hpp"
 #include "topology/cluster.hpp"
@@ -487,6 +490,16 @@ MatrixPlan plan_matrix(const RunConfig& cfg, const topology::Layout& layout) {
   return p;
 }
 
+std::vector<size_t> profile_plan(const std::vector<PlannedTrial>& plan) {
+  std::vector<size_t> out;
+  std::set<std::tuple<std::string, std::string, std::string, int>> seen;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const auto& t = plan[i];
+    if (seen.insert({t.mode, t.scenario, t.workload, t.scan_value()}).second) out.push_back(i);
+  }
+  return out;
+}
+
 std::vector<int> plan_rounds(const std::vector<PlannedTrial>& plan) {
   std::vector<int> rounds;
   int round = -1;
@@ -725,9 +738,10 @@ traffic::WorkloadSpec workload_spec(const Endpoints& ep, const PlannedTrial& t,
 }
 
 // One attempt of a trial in the mode already applied: conntrack flushed, counters and CPU times
-// before and after the workload (or the pps frames).
+// before and after the workload (or the pps frames). With `perf` (--profile's repetition), perf
+// records the machine from before the CPU times are read until after the workload ends.
 Measurement measure(const topology::Layout& layout, const RunConfig& cfg, const PlannedTrial& t,
-                    const Endpoints& ep, int eps) {
+                    const Endpoints& ep, int eps, std::optional<PerfRecording>* perf = nullptr) {
   Measurement m;
   for (const auto& n : layout.nodes) datapath::conntrack_flush(n.netns);
   const auto backend = cfg.mode_options.backend;
@@ -738,6 +752,10 @@ Measurement measure(const topology::Layout& layout, const RunConfig& cfg, const 
   m.started_at = iso_now();
   m.client = ep.client_name;
   m.server = ep.server_name;
+  if (perf) {
+    perf->emplace(kPerfFrequencyHz);
+    fault_point("profile:sampling");  // tests: stop here while perf samples
+  }
   auto cpu0 = metrics::read_cpu_times();
   if (t.workload == kPps) {
     traffic::PpsSpec ps;
@@ -751,6 +769,7 @@ Measurement measure(const topology::Layout& layout, const RunConfig& cfg, const 
     m.workload = traffic::run_workload(workload_spec(ep, t, cfg));
   }
   m.cpu = metrics::read_cpu_times() - cpu0;
+  if (perf) (*perf)->stop();
   if (t.setting.rules) {
     const RulePackets ipt = iptables_packets(layout, backend, seps);
     m.iptables_packets = ipt.all - ipt0.all;
@@ -827,11 +846,19 @@ std::vector<Measurement> measure_alternated(const topology::Layout& layout, cons
   return out;
 }
 
+// Where a measuring loop left the cluster (the profiling pass goes on from there): the mode
+// applied ("" for an alternated one: no single mode), the scanned service count, the trials made.
+struct LoopEnd {
+  std::string mode;
+  int scan = -1;
+  size_t trials = 0;
+};
+
 // The trials one after another, each in its own mode (switched when the next one's differs).
-void run_sequential(const RunConfig& cfg, const topology::Layout& layout, topology::StateDir& st,
-                    const MatrixPlan& plan, const std::optional<FaultInjection>& fault,
-                    Reporter& rep, const std::atomic<bool>& interrupted, double budget,
-                    results::Run& doc, const std::function<void()>& save) {
+LoopEnd run_sequential(const RunConfig& cfg, const topology::Layout& layout, topology::StateDir& st,
+                       const MatrixPlan& plan, const std::optional<FaultInjection>& fault,
+                       Reporter& rep, const std::atomic<bool>& interrupted, double budget,
+                       results::Run& doc, const std::function<void()>& save) {
   TrialQueue queue(plan.trials, cfg.max_retries);
   const auto start = Clock::now();
   std::string current_mode = "none";
@@ -865,14 +892,15 @@ void run_sequential(const RunConfig& cfg, const topology::Layout& layout, topolo
     doc.trials.push_back(std::move(*trial));
     save();
   }
+  return {current_mode, current_scan, k};
 }
 
 // --alternate: each group of trials (alternation_groups) measured as one alternated workload, in
 // the one mode that holds every variant; a group with an invalid trial is re-queued whole.
-void run_alternated(const RunConfig& cfg, const topology::Layout& layout, topology::StateDir& st,
-                    const MatrixPlan& plan, const std::optional<FaultInjection>& fault,
-                    Reporter& rep, const std::atomic<bool>& interrupted, double budget,
-                    results::Run& doc, const std::function<void()>& save) {
+LoopEnd run_alternated(const RunConfig& cfg, const topology::Layout& layout, topology::StateDir& st,
+                       const MatrixPlan& plan, const std::optional<FaultInjection>& fault,
+                       Reporter& rep, const std::atomic<bool>& interrupted, double budget,
+                       results::Run& doc, const std::function<void()>& save) {
   const auto groups = alternation_groups(plan.trials);
   std::vector<PlannedTrial> firsts;
   for (const auto& g : groups) firsts.push_back(plan.trials[g.front()]);
@@ -947,7 +975,87 @@ void run_alternated(const RunConfig& cfg, const topology::Layout& layout, topolo
     for (auto& tr : trials) doc.trials.push_back(std::move(tr));
     save();
   }
+  return {"", -1, k};
 }
+
+// --- --profile: a separate repetition per cell with perf sampling (docs/profiles.md) ---------
+// After the measured trials, so sampling and perf script's work never overlap a trial that
+// gate, summary or pairing read; its figures go to the profiles file only.
+struct ProfilePass {
+  const topology::Layout& layout;
+  const RunConfig& cfg;
+  const MatrixPlan& plan;
+  topology::StateDir& st;
+  Reporter& rep;
+  const std::atomic<bool>& interrupted;
+  std::string& current_mode;
+  int& current_scan;
+
+  void run(results::Run& doc, const std::string& out, const std::function<void()>& save,
+           size_t done) {
+    const auto cells = profile_plan(plan.trials);
+    const std::string path = results::profiles_path_for(out);
+    results::ProfileDocument pd;
+    pd.run_id = doc.run_id;
+    pd.event = "cpu-clock";
+    pd.frequency_hz = kPerfFrequencyHz;
+    pd.command = perf_record_argv("perf", "SCRATCH/perf.data", kPerfFrequencyHz);
+    results::write_profiles(path, pd);  // the results never name a file that is not there
+    doc.profiles = results::ProfilesRef{.file = std::filesystem::path(path).filename().string(),
+                                        .event = pd.event,
+                                        .frequency_hz = pd.frequency_hz,
+                                        .cells = 0};
+    save();
+    rep.note(fmt::format("profiling {} cell(s), one repetition each with perf record -F {}: {}",
+                         cells.size(), kPerfFrequencyHz, path));
+    rep.set_total(done + cells.size());
+    const int eps = cfg.mode_options.endpoints_per_service;
+    for (size_t n = 0; n < cells.size() && !interrupted; ++n) {
+      const PlannedTrial& t = plan.trials[cells[n]];
+      if (t.mode != current_mode ||
+          (cfg.scan_param == "services" && t.scan_value() != current_scan)) {
+        datapath::switch_mode(st, layout, t.setting.options);
+        current_mode = t.mode;
+        current_scan = t.scan_value();
+      }
+      rep.trial(done + n + 1, fmt::format("profile {} {} {}", t.mode, t.scenario, t.workload));
+      const auto ep = *scenario_endpoints(layout, t.scenario, eps);
+      std::optional<PerfRecording> perf;
+      const auto t0 = Clock::now();
+      Measurement m = measure(layout, cfg, t, ep, eps, &perf);
+      const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      if (interrupted) break;  // the profile in flight is dropped, as a trial would be
+      results::Profile p = profile_of(t, m, *perf, seconds);
+      pd.profiles.push_back(std::move(p));
+      results::write_profiles(path, pd);
+      doc.profiles->cells = static_cast<int64_t>(pd.profiles.size());
+      save();
+    }
+  }
+
+  results::Profile profile_of(const PlannedTrial& t, const Measurement& m,
+                              const PerfRecording& perf, double seconds) const {
+    // The profiled repetition's figures and flags, as record() makes them for a trial.
+    const results::Trial trial = record(t, m, 0, 1, cfg.max_steal_fraction);
+    // The generators run in this process: its samples, and the kernel's own tasks'.
+    const auto f = metrics::fold_perf_script(perf.script(), {.pids = {getpid()}});
+    results::Profile p;
+    p.mode = t.mode;
+    p.scenario = t.scenario;
+    p.workload = t.workload;
+    p.scan = t.scan;
+    p.started_at = m.started_at;
+    p.seconds = seconds;
+    p.samples = f.samples;
+    p.other_samples = f.other_samples;
+    p.valid = trial.valid;
+    p.flags = trial.flags;
+    p.metrics = trial.metrics;
+    p.buckets = metrics::bucket_samples(f);
+    p.stacks = f.stacks;
+    return p;
+  }
+};
 
 }  // namespace
 
@@ -969,6 +1077,14 @@ results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupt
   if (alternating) datapath::make_mode(alternated_mode(cfg, cfg.mode_options));
 
   const MatrixPlan plan = plan_matrix(cfg, layout);
+  // --profile: perf must be able to sample before a trial is measured (hours later is too late).
+  if (cfg.profile) {
+    try {
+      probe_perf();
+    } catch (const Error& e) {
+      throw Error(std::string("--profile: ") + e.what(), e.code());
+    }
+  }
 
   results::Run doc;
   doc.run_id = make_run_id();
@@ -1029,10 +1145,23 @@ results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupt
     rep.note(
         fmt::format("HRB_FAULT_INVALID={}: fault injection", std::getenv("HRB_FAULT_INVALID")));
   const double budget = *c.budget_seconds;
-  if (alternating) {
-    run_alternated(cfg, layout, st, plan, fault, rep, interrupted, budget, doc, save);
-  } else {
-    run_sequential(cfg, layout, st, plan, fault, rep, interrupted, budget, doc, save);
+  // Where the measuring left the cluster: its mode, scanned service count and trials so far.
+  LoopEnd end =
+      alternating
+          ? run_alternated(cfg, layout, st, plan, fault, rep, interrupted, budget, doc, save)
+          : run_sequential(cfg, layout, st, plan, fault, rep, interrupted, budget, doc, save);
+  if (cfg.profile && !interrupted) {
+    try {
+      ProfilePass{layout, cfg, plan, st, rep, interrupted, end.mode, end.scan}.run(doc, out, save,
+                                                                                   end.trials);
+    } catch (const Error& e) {
+      // Ctrl-C reaches perf too (one process group): its failure is the interrupt's.
+      if (!interrupted) {
+        rep.done();
+        throw Error(fmt::format("--profile: {} (the measured trials are in {})", e.what(), out),
+                    e.code());
+      }
+    }
   }
   rep.done();
   doc.complete = !interrupted.load() && !doc.budget_exhausted.value_or(false);

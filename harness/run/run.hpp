@@ -64,6 +64,9 @@ struct RunConfig {
   // --shard INDEX/COUNT: measure only the rounds results::shard_of_round deals to INDEX
   // (run/shard.hpp); absent: the whole plan.
   std::optional<results::Shard> shard;
+  // --profile: after the measured trials, one more repetition of every cell with perf sampling
+  // the machine, stored in the profiles file (docs/profiles.md); never one of the trials.
+  bool profile = false;
 };
 
 void apply_preset(RunConfig& c, const std::string& preset);  // "quick" | "thorough"
@@ -117,6 +120,11 @@ std::vector<PlannedTrial> plan_trials(const RunConfig& cfg,
                                       const std::vector<std::string>& scenarios,
                                       const std::vector<int>& scan_values,
                                       const datapath::ModeOptions& run_options);
+
+// --profile: the planned trials whose cell (mode, scenario, workload, scan value) is profiled,
+// as plan indices: the first trial of each cell, in plan order (so the modes come in the order
+// of the first repetition, one switch each).
+std::vector<size_t> profile_plan(const std::vector<PlannedTrial>& plan);
 
 // The whole plan on a topology: the scenarios it holds (the others skipped with a warning), the
 // service count raised so the service scenarios' service exists, their records, and the trials

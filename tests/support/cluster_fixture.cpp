@@ -56,12 +56,7 @@ std::string unique_prefix(const std::string& tag) {
 std::string source_path(const std::string& rel) { return std::string(HRB_SOURCE_DIR) + "/" + rel; }
 
 CmdResult validate_results(const std::string& file) {
-  return run_cmd({"/usr/bin/python3", "-c",
-                  "import json,sys,jsonschema\n"
-                  "s=json.load(open(sys.argv[1])); d=json.load(open(sys.argv[2]))\n"
-                  "jsonschema.validate(d, s)\n",
-                  source_path("results/schema.json"), file},
-                 {.check = false});
+  return validate_json_schema(source_path("results/schema.json"), file);
 }
 
 CmdResult hrbench(const std::vector<std::string>& args, const std::string& prefix) {
@@ -70,6 +65,15 @@ CmdResult hrbench(const std::vector<std::string>& args, const std::string& prefi
   argv.insert(argv.end(), args.begin(), args.end());
   if (!prefix.empty()) argv.insert(argv.begin() + (args.empty() ? 1 : 2), {"--prefix", prefix});
   return run_cmd(argv, {.check = false});
+}
+
+CmdResult validate_json_schema(const std::string& schema, const std::string& file) {
+  return run_cmd({"/usr/bin/python3", "-c",
+                  "import json,sys,jsonschema\n"
+                  "s=json.load(open(sys.argv[1])); d=json.load(open(sys.argv[2]))\n"
+                  "jsonschema.validate(d, s)\n",
+                  schema, file},
+                 {.check = false});
 }
 
 std::vector<std::string> netns_with_prefix(const std::string& prefix) {

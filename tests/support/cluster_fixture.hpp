@@ -21,6 +21,9 @@ CmdResult hrbench(const std::vector<std::string>& args, const std::string& prefi
 // installs it); status 0 when valid, the error in err.
 CmdResult validate_results(const std::string& file);
 std::vector<std::string> netns_with_prefix(const std::string& prefix);
+// Validates JSON file `file` against JSON Schema `schema` with the python3-jsonschema package
+// (installed by scripts/setup); status 0 when valid, the validator's message in err otherwise.
+CmdResult validate_json_schema(const std::string& schema, const std::string& file);
 // Root-namespace veths: must stay empty — the harness never creates links there.
 std::vector<std::string> root_veths();
 

@@ -277,3 +277,19 @@ TEST(Plan, TheAlternatedModeHoldsEveryVariantInModesOrder) {
     }
   }
 }
+
+TEST(Plan, ProfileTakesEachCellOnceInTheFirstRepetitionsOrder) {
+  auto c = config({"legacy", "ebpf"}, {"tcp_rr", "tcp_crr"}, 3);
+  auto plan = plan_trials(c, {"pod-pod-cross-node", "node-node"}, {}, c.mode_options);
+  std::vector<PlannedTrial> profiled;
+  for (size_t i : profile_plan(plan)) profiled.push_back(plan[i]);
+  EXPECT_EQ(cells(profiled),
+            (std::vector<std::string>{
+                "none/node-node/tcp_rr/0", "none/node-node/tcp_crr/0",
+                "legacy/pod-pod-cross-node/tcp_rr/0", "legacy/pod-pod-cross-node/tcp_crr/0",
+                "ebpf/pod-pod-cross-node/tcp_rr/0", "ebpf/pod-pod-cross-node/tcp_crr/0"}));
+  // A scan: each value's cells once.
+  c.scan_param = "flows";
+  auto scanned = plan_trials(c, {"pod-pod-cross-node"}, {1, 2}, c.mode_options);
+  EXPECT_EQ(profile_plan(scanned).size(), 2u * 2 * 2);
+}

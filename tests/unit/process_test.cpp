@@ -157,6 +157,54 @@ TEST(Process, KillAndWaitLeavesARecycledPidAlone) {
   close(fd);
 }
 
+// --- a helper that runs alongside (perf record during a trial) ---
+
+TEST(Child, RunsAlongsideUntilItsStdinCloses) {
+  Child c =
+      spawn({"sh", "-c", "echo ready; echo more; read x; echo done >&2; exit 4"}, {.check = false});
+  EXPECT_GT(c.pid(), 0);
+  EXPECT_EQ(c.read_line(10000), "ready");
+  // finish() closes its stdin: `read` returns, the rest of its output is collected.
+  const CmdResult r = c.finish();
+  EXPECT_EQ(r.status, 4);
+  EXPECT_EQ(r.out, "more\n") << "what read_line had not returned yet";
+  EXPECT_EQ(r.err, "done\n");
+}
+
+TEST(Child, ReadLineSaysEndOfFileAndTimeout) {
+  Child quiet = spawn({"sh", "-c", "read x; exit 0"});
+  EXPECT_EQ(quiet.read_line(0), std::nullopt) << "nothing written yet";
+  EXPECT_EQ(quiet.finish().status, 0);
+  Child gone = spawn({"true"});
+  EXPECT_EQ(gone.read_line(10000), std::nullopt) << "end of file";
+  EXPECT_EQ(gone.finish().status, 0);
+}
+
+TEST(Child, OneNotFinishedIsKilledAndReaped) {
+  int pidfd = -1;
+  {
+    Child c = spawn({"sleep", "1000"});
+    pidfd = pidfd_of(c.pid());
+    ASSERT_GE(pidfd, 0);
+    EXPECT_FALSE(exited(pidfd));
+    Child moved = std::move(c);  // the moved-from one owns nothing
+  }
+  EXPECT_TRUE(exited(pidfd)) << "the destructor SIGKILLs it";
+  siginfo_t info{};
+  EXPECT_NE(waitid(P_PIDFD, pidfd, &info, WEXITED | WNOHANG), 0) << "and reaps it";
+  close(pidfd);
+}
+
+TEST(Child, FailureIsCheckedLikeRunCmd) {
+  Child c = spawn({"sh", "-c", "echo broken >&2; exit 2"}, {});
+  try {
+    c.finish();
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("broken"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ExecInNetns, NamesTheNetnsItCannotEnter) {
   try {
     exec_in_netns("hrb-no-such-netns-for-test", {"true"});
