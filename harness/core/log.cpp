@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 
 namespace hrb::log {
 namespace {
@@ -18,6 +19,15 @@ void write(Level l, const std::string& msg) {
   double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - g_start).count();
   std::fputs(fmt::format("[{:8.3f}] {:5} {}\n", t, names[static_cast<int>(l)], msg).c_str(),
              stderr);
+}
+
+std::string iso_now() {
+  std::time_t t = std::time(nullptr);
+  char b[32];
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return b;
 }
 
 }  // namespace hrb::log

@@ -11,6 +11,7 @@
 
 #include "core/error.hpp"
 #include "core/hash.hpp"
+#include "core/log.hpp"
 #include "core/process.hpp"
 #include "gate/gate.hpp"
 #include "metrics/stats.hpp"
@@ -99,11 +100,13 @@ CREATE INDEX trial_metrics_by_metric ON trial_metrics(metric);
 const Migration kMigrations[] = {create_v1, add_trial_metrics};
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
-std::string iso_now() {
-  std::time_t t = std::time(nullptr);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return b;
+// A store of a newer schema than this build knows: refused, unchanged.
+void refuse_newer_schema(const std::string& path, int64_t version) {
+  if (version > kSchemaVersion)
+    throw Error(fmt::format("{}: history schema version {} is newer than this hrbench reads ({}); "
+                            "use a newer hrbench. Nothing was changed",
+                            path, version, kSchemaVersion),
+                ExitCode::kBadInput);
 }
 
 // The store's file is checked from its header (the first 100 bytes, SQLite's file format) before
@@ -130,11 +133,7 @@ void check_header(const std::string& path) {
                             "application_id {:#x}); nothing was changed",
                             path, app),
                 ExitCode::kBadInput);
-  if (version > kSchemaVersion)
-    throw Error(fmt::format("{}: history schema version {} is newer than this hrbench reads ({}); "
-                            "use a newer hrbench. Nothing was changed",
-                            path, version, kSchemaVersion),
-                ExitCode::kBadInput);
+  refuse_newer_schema(path, version);
 }
 
 // What the open file is, read without writing: its schema version; throws for a foreign, newer
@@ -163,11 +162,7 @@ int check_store(sql::Db& db, bool deep) {
                             "application_id {:#x}, {} schema objects); nothing was changed",
                             path, app, tables),
                 ExitCode::kBadInput);
-  if (version > kSchemaVersion)
-    throw Error(fmt::format("{}: history schema version {} is newer than this hrbench reads ({}); "
-                            "use a newer hrbench. Nothing was changed",
-                            path, version, kSchemaVersion),
-                ExitCode::kBadInput);
+  refuse_newer_schema(path, version);
   return static_cast<int>(version);
 }
 
@@ -285,7 +280,7 @@ AddResult Store::add(const results::Run& run, const std::string& source) {
       .bind(7, fp.id)
       .bind(8, doc.dump())
       .bind(9, source)
-      .bind(10, iso_now())
+      .bind(10, log::iso_now())
       .run();
   auto tr = db_.prepare(
       "INSERT INTO trials(run_id, idx, mode, scenario, workload, repetition, scan, valid, trial) "

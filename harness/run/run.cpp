@@ -130,13 +130,6 @@ std::set<std::string> sep_chains(const topology::Layout& l, int i, int eps) {
   return out;
 }
 
-std::string iso_now() {
-  std::time_t t = std::time(nullptr);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return b;
-}
-
 std::string git_revision() {
   auto r =
       run_cmd({"git", "-C", HRB_SOURCE_DIR, "rev-parse", "--short=12", "HEAD"}, {.check = false});
@@ -749,7 +742,7 @@ Measurement measure(const topology::Layout& layout, const RunConfig& cfg, const 
   const RulePackets ipt0 =
       t.setting.rules ? iptables_packets(layout, backend, seps) : RulePackets{};
   auto bpf0 = t.setting.bpf ? datapath::counters_json(layout) : nlohmann::json::object();
-  m.started_at = iso_now();
+  m.started_at = log::iso_now();
   m.client = ep.client_name;
   m.server = ep.server_name;
   if (perf) {
@@ -821,7 +814,7 @@ std::vector<Measurement> measure_alternated(const topology::Layout& layout, cons
   const RulePackets ipt0 = iptables_packets(layout, backend, seps);
   std::vector<nlohmann::json> bpf0;
   for (size_t v : variant_of) bpf0.push_back(datapath::counters_json(layout, v));
-  const std::string started_at = iso_now();
+  const std::string started_at = log::iso_now();
   traffic::WorkloadSpec spec = workload_spec(ep, t, cfg);
   spec.duration_s = cfg.duration_s * static_cast<double>(group.size());  // each: its duration
   spec.alternation = {.variants = static_cast<int>(group.size()),
@@ -1088,7 +1081,7 @@ results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupt
 
   results::Run doc;
   doc.run_id = make_run_id();
-  doc.started_at = iso_now();
+  doc.started_at = log::iso_now();
   doc.git_revision = git_revision();
   doc.command = cfg.command_line;
   doc.complete = false;
@@ -1165,7 +1158,7 @@ results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupt
   }
   rep.done();
   doc.complete = !interrupted.load() && !doc.budget_exhausted.value_or(false);
-  doc.finished_at = iso_now();
+  doc.finished_at = log::iso_now();
   if (interrupted) {
     doc.interrupted = true;
     rep.note(fmt::format("interrupted: {} of {} trials written to {}", doc.trials.size(),
