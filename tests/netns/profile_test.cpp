@@ -117,7 +117,11 @@ TEST(Profile, LegacyShowsNetfilterAndConntrackEbpfShowsBpfAndNoRuleWalk) {
   const auto legacy = buckets_of_task(*by_mode["legacy"], "hrbench");
   EXPECT_GT(legacy.at("netfilter"), 0u) << "legacy: the rule walk (nft_do_chain, nf_hook_slow)";
   EXPECT_GT(legacy.at("conntrack"), 0u) << "legacy: netfilter's conntrack";
-  EXPECT_EQ(legacy.at("bpf"), 0u) << "legacy runs no BPF program on the path";
+  // No BPF program on legacy's path. A trace is tolerated, not a share: tests running beside this
+  // one attach cgroup programs (the iptables blocker's cgroup/setsockopt) to the root cgroup,
+  // and this process's own setsockopt and connect calls run them.
+  EXPECT_LT(static_cast<double>(legacy.at("bpf")), 0.01 * by_mode["legacy"]->samples)
+      << "legacy runs no BPF program on the path";
 
   const auto ebpf = buckets_of_task(*by_mode["ebpf"], "hrbench");
   EXPECT_GT(ebpf.at("bpf"), 0u) << "ebpf: from_pod / from_uplink";
