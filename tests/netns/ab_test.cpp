@@ -15,16 +15,11 @@
 using namespace hrb;
 namespace fs = std::filesystem;
 
-namespace {
-std::string tmpdir() {
-  char t[] = "/tmp/hrb-ab-XXXXXX";
-  return mkdtemp(t);
-}
-}  // namespace
+namespace {}  // namespace
 
 TEST(AbRun, TwoBuildsInterleavedWithIdenticalObjectsGiveValidTrialsAndAGateVerdict) {
   HRB_REQUIRE_ROOT();
-  const std::string dir = tmpdir(), out = dir + "/ab.json";
+  const std::string dir = test::temp_dir("ab"), out = dir + "/ab.json";
   const std::string prefix = test::unique_prefix("tab");
   const std::string objects = fs::path(HRB_BINARY_DIR "/bpf").lexically_normal().string();
   auto r = test::hrbench(
@@ -89,7 +84,7 @@ TEST(AbRun, TwoBuildsInterleavedWithIdenticalObjectsGiveValidTrialsAndAGateVerdi
 // the delayed one completed fewer transactions in the same seconds.
 TEST(AbRun, AlternatedVariantsAreMeasuredInTheSameSecondsAndCountedApart) {
   HRB_REQUIRE_ROOT();
-  const std::string dir = tmpdir(), out = dir + "/alt.json";
+  const std::string dir = test::temp_dir("ab"), out = dir + "/alt.json";
   const std::string prefix = test::unique_prefix("tal");
   auto r = test::hrbench({"run",
                           "--modes",

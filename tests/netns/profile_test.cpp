@@ -24,11 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string tmpdir() {
-  char t[] = "/tmp/hrb-profile-test-XXXXXX";
-  return mkdtemp(t);
-}
-
 #define HRB_REQUIRE_PERF()                                                                     \
   do {                                                                                         \
     if (find_program("perf").empty())                                                          \
@@ -80,7 +75,7 @@ std::string scratch_of(int pid) {
 TEST(Profile, LegacyShowsNetfilterAndConntrackEbpfShowsBpfAndNoRuleWalk) {
   HRB_REQUIRE_ROOT();
   HRB_REQUIRE_PERF();
-  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string dir = test::temp_dir("profile-test"), out = dir + "/run.json";
   const std::string prefix = test::unique_prefix("tp");
   auto r = test::hrbench({"run", "--modes", "legacy,ebpf", "--scenarios", "pod-pod-cross-node",
                           "--workloads", "tcp_crr", "--repetitions", "1", "--duration", "0.6",
@@ -136,7 +131,7 @@ TEST(Profile, LegacyShowsNetfilterAndConntrackEbpfShowsBpfAndNoRuleWalk) {
 TEST(Profile, CtrlCWhilePerfSamplesLeavesNoPerfBehind) {
   HRB_REQUIRE_ROOT();
   HRB_REQUIRE_PERF();
-  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string dir = test::temp_dir("profile-test"), out = dir + "/run.json";
   const std::string prefix = test::unique_prefix("tq");
   pid_t pid = fork();
   ASSERT_GE(pid, 0);

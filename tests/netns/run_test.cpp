@@ -20,14 +20,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string tmpdir() {
-  char t[] = "/tmp/hrb-run-XXXXXX";
-  return mkdtemp(t);
-}
-
 TEST(Run, QuickMatrixWritesAValidCompleteResultsFile) {
   HRB_REQUIRE_ROOT();
-  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string dir = test::temp_dir("run"), out = dir + "/run.json";
   const std::string prefix = test::unique_prefix("tr");
   // --max-steal none: the export leaves out invalid trials, and the rows checked below must be
   // there whatever the machine's CPU steal.
@@ -75,7 +70,7 @@ TEST(Run, QuickMatrixWritesAValidCompleteResultsFile) {
 
 TEST(Run, SigintLeavesAValidPartialFileAndACleanMachine) {
   HRB_REQUIRE_ROOT();
-  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string dir = test::temp_dir("run"), out = dir + "/run.json";
   const std::string prefix = test::unique_prefix("ts");
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -145,7 +140,7 @@ TEST(Run, BadOptionsChangeNothing) {
 // limit is off (--max-steal 0): a trial is then invalid only when no packet arrived.
 TEST(Run, PpsRunsInTheCrossNodeScenario) {
   HRB_REQUIRE_ROOT();
-  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string dir = test::temp_dir("run"), out = dir + "/run.json";
   const std::string prefix = test::unique_prefix("tp");
   auto r = test::hrbench({"run", "--modes", "legacy,ebpf", "--scenarios",
                           "pod-pod-cross-node,node-node", "--workloads", "pps", "--repetitions",
@@ -175,7 +170,8 @@ TEST(Run, PpsRunsInTheCrossNodeScenario) {
 // be refused with exit 3 — and writes the merged run.
 TEST(Run, GateAdaptiveAddsRepetitionsMeasuredLikeTheRun) {
   HRB_REQUIRE_ROOT();
-  const std::string dir = tmpdir(), out = dir + "/run.json", merged = dir + "/merged.json";
+  const std::string dir = test::temp_dir("run"), out = dir + "/run.json",
+                    merged = dir + "/merged.json";
   const std::string prefix = test::unique_prefix("tg");
   auto r = test::hrbench(
       {"run", "--modes", "ebpf,ebpf-delay", "--calibration-delay", "100", "--pin-cpus", "0,0",
@@ -210,7 +206,7 @@ TEST(Run, GateAdaptiveAddsRepetitionsMeasuredLikeTheRun) {
 
 TEST(Run, OutputDirectoryGetsTheRunIdFile) {
   HRB_REQUIRE_ROOT();
-  const std::string dir = tmpdir();
+  const std::string dir = test::temp_dir("run");
   const std::vector<std::string> tiny{"run",       "--modes",     "none",   "--scenarios",
                                       "node-node", "--workloads", "tcp_rr", "--repetitions",
                                       "1",         "--duration",  "0.1",    "--warmup",
@@ -287,7 +283,7 @@ nlohmann::json service_scan(const std::string& out, const std::string& prefix,
 // legacy mode kube-proxy's KUBE-SEP rules of that service translated the traffic.
 TEST(Run, PodServiceReachesBackendsOnTheOtherNode) {
   HRB_REQUIRE_ROOT();
-  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string dir = test::temp_dir("run"), out = dir + "/run.json";
   const std::string prefix = test::unique_prefix("ts");
   auto doc = service_scan(out, prefix, "pod-service", "legacy,ebpf");
   ASSERT_FALSE(doc.is_null());
@@ -323,7 +319,7 @@ TEST(Run, PodServiceReachesBackendsOnTheOtherNode) {
 // kube-proxy), and in ebpf mode no iptables rule counted a packet.
 TEST(Run, ExternalNodePortReachesBackendsOnTheOtherNode) {
   HRB_REQUIRE_ROOT();
-  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string dir = test::temp_dir("run"), out = dir + "/run.json";
   const std::string prefix = test::unique_prefix("ts");
   auto doc = service_scan(out, prefix, "external-nodeport", "legacy,bpf-lb,ebpf");
   ASSERT_FALSE(doc.is_null());
@@ -387,7 +383,7 @@ CmdResult faulty_run(const std::string& prefix, const std::string& out, const st
 
 TEST(Run, InvalidTrialsAreRequeuedUntilEveryCellHasItsRepetitions) {
   HRB_REQUIRE_ROOT();
-  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string dir = test::temp_dir("run"), out = dir + "/run.json";
   const std::string prefix = test::unique_prefix("tq");
   auto r = faulty_run(prefix, out, "0.3,5");
   ASSERT_EQ(r.status, 0) << r.err;
@@ -422,7 +418,7 @@ TEST(Run, InvalidTrialsAreRequeuedUntilEveryCellHasItsRepetitions) {
 
 TEST(Run, ATinyBudgetLeavesCellsShortAndNamesThem) {
   HRB_REQUIRE_ROOT();
-  const std::string dir = tmpdir(), out = dir + "/run.json";
+  const std::string dir = test::temp_dir("run"), out = dir + "/run.json";
   const std::string prefix = test::unique_prefix("tb");
   // Attempts 1 and 2 (legacy and ebpf, repetition 0) are invalid, so completing takes 8
   // attempts of at least 0.4 s each; 2 s hold at most 5.

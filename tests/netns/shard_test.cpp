@@ -29,16 +29,11 @@ struct Leftovers {
   }
 };
 
-std::string tmpdir() {
-  char t[] = "/tmp/hrb-shard-XXXXXX";
-  return mkdtemp(t);
-}
-
 }  // namespace
 
 TEST(ShardRun, TwoShardsMergedCoverThePlanAndGateAndReportReadTheMergedFile) {
   HRB_REQUIRE_ROOT();
-  Leftovers left{tmpdir(), {test::unique_prefix("tsa"), test::unique_prefix("tsb")}};
+  Leftovers left{test::temp_dir("shard"), {test::unique_prefix("tsa"), test::unique_prefix("tsb")}};
   const std::string& dir = left.dir;
   // 3 rounds (repetitions) of the ceiling, legacy and ebpf: shard 1/2 measures rounds 0 and 2,
   // shard 2/2 round 1. 9 trials of 0.3 s in all.

@@ -55,6 +55,12 @@ std::string unique_prefix(const std::string& tag) {
 
 std::string source_path(const std::string& rel) { return std::string(HRB_SOURCE_DIR) + "/" + rel; }
 
+std::string temp_dir(const std::string& tag) {
+  std::string t = "/tmp/hrb-" + tag + "-XXXXXX";
+  if (!mkdtemp(t.data())) throw_errno("mkdtemp " + t);
+  return t;
+}
+
 CmdResult validate_results(const std::string& file) {
   return validate_json_schema(source_path("results/schema.json"), file);
 }

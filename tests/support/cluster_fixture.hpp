@@ -17,6 +17,8 @@ namespace hrb::test {
 std::string unique_prefix(const std::string& tag);  // e.g. "tc12345" + a counter
 std::string source_path(const std::string& rel);    // HRB_SOURCE_DIR/rel
 CmdResult hrbench(const std::vector<std::string>& args, const std::string& prefix);
+// A new directory /tmp/hrb-<tag>-XXXXXX (mkdtemp); the test removes it. Throws when it cannot.
+std::string temp_dir(const std::string& tag);
 // Validates a results file against results/schema.json with python3-jsonschema (scripts/setup
 // installs it); status 0 when valid, the error in err.
 CmdResult validate_results(const std::string& file);
