@@ -774,6 +774,19 @@ Measurement measure(const topology::Layout& layout, const RunConfig& cfg, const 
   return m;
 }
 
+// The last word on a recorded attempt: the fault injection's mark (HRB_FAULT_INVALID), and a note
+// when it is invalid.
+void judge(results::Trial& trial, const PlannedTrial& t, const std::optional<FaultInjection>& fault,
+           Reporter& rep) {
+  if (fault && fault->hits(*trial.order)) {
+    trial.flags->push_back(kFaultFlag);
+    trial.valid = false;
+  }
+  if (!trial.is_valid())
+    rep.note(fmt::format("trial {} ({} {} {} rep {}) marked invalid: {}", *trial.order, t.mode,
+                         t.scenario, t.workload, t.repetition + 1, trial.flags->front()));
+}
+
 // One attempt of planned trial `t`, number `order` in the run, in the mode already applied;
 // nullopt when interrupted (the trial in flight is dropped).
 std::optional<results::Trial> run_attempt(const topology::Layout& layout, const RunConfig& cfg,
@@ -788,13 +801,7 @@ std::optional<results::Trial> run_attempt(const topology::Layout& layout, const 
   Measurement m = measure(layout, cfg, t, ep, eps);
   if (interrupted) return std::nullopt;
   results::Trial trial = record(t, m, order, attempt, cfg.max_steal_fraction);
-  if (fault && fault->hits(static_cast<int64_t>(order))) {
-    trial.flags->push_back(kFaultFlag);
-    trial.valid = false;
-  }
-  if (!trial.is_valid())
-    rep.note(fmt::format("trial {} ({} {} {} rep {}) marked invalid: {}", order, t.mode, t.scenario,
-                         t.workload, t.repetition + 1, trial.flags->front()));
+  judge(trial, t, fault, rep);
   return trial;
 }
 
@@ -952,16 +959,8 @@ LoopEnd run_alternated(const RunConfig& cfg, const topology::Layout& layout, top
                                          {"settleSeconds", cfg.alternate_settle_s},
                                          {"segments", ms[i].workload->segments},
                                          {"modes", modes}};
-      if (fault && fault->hits(*trial.order)) {
-        trial.flags->push_back(kFaultFlag);
-        trial.valid = false;
-      }
-      if (!trial.is_valid()) {
-        valid = false;
-        rep.note(fmt::format("trial {} ({} {} {} rep {}) marked invalid: {}", *trial.order,
-                             trial.mode, t.scenario, t.workload, t.repetition + 1,
-                             trial.flags->front()));
-      }
+      judge(trial, *group[i], fault, rep);
+      valid = valid && trial.is_valid();
       trials.push_back(std::move(trial));
     }
     queue.done(valid);
