@@ -20,12 +20,13 @@
 
 namespace hrb {
 namespace {
-std::mutex g_capture_mu;
-std::string g_captured;
+// libbpf calls its print hook on the thread that called it: each thread's capture collects its
+// own messages, so objects load in parallel (EbpfMode loads the nodes' programs on a worker pool).
+thread_local std::string* t_sink = nullptr;
 
 // Whole messages: libbpf prints a rejected program's verifier log as one "%s", often far over
 // any fixed buffer (a 4 KiB one kept the log's first lines and cut the reason at its end).
-int capture_print(enum libbpf_print_level, const char* fmt, va_list args) {
+void append(std::string& out, const char* fmt, va_list args) {
   va_list again;
   va_copy(again, args);
   int n = vsnprintf(nullptr, 0, fmt, args);
@@ -33,30 +34,31 @@ int capture_print(enum libbpf_print_level, const char* fmt, va_list args) {
     std::string buf(static_cast<size_t>(n) + 1, '\0');
     vsnprintf(buf.data(), buf.size(), fmt, again);
     buf.resize(static_cast<size_t>(n));
-    g_captured += buf;
+    out += buf;
   }
   va_end(again);
-  return 0;
 }
 
-int quiet_print(enum libbpf_print_level level, const char* fmt, va_list args) {
+// The one print hook, installed once: into the calling thread's capture, else warnings to stderr.
+int print_hook(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (t_sink) {
+    append(*t_sink, fmt, args);
+    return 0;
+  }
   if (level == LIBBPF_DEBUG) return 0;
   return vfprintf(stderr, fmt, args);
 }
 }  // namespace
 
-LibbpfLogCapture::LibbpfLogCapture() {
-  g_capture_mu.lock();
-  g_captured.clear();
-  libbpf_set_print(capture_print);
+LibbpfLogCapture::LibbpfLogCapture() : outer_(t_sink) {
+  static std::once_flag installed;
+  std::call_once(installed, [] { libbpf_set_print(print_hook); });
+  t_sink = &text_;
 }
 
-LibbpfLogCapture::~LibbpfLogCapture() {
-  libbpf_set_print(quiet_print);
-  g_capture_mu.unlock();
-}
+LibbpfLogCapture::~LibbpfLogCapture() { t_sink = outer_; }
 
-std::string LibbpfLogCapture::text() const { return g_captured; }
+std::string LibbpfLogCapture::text() const { return text_; }
 
 std::string log_tail(const std::string& log, size_t max_lines) {
   std::vector<size_t> starts{0};

@@ -19,8 +19,8 @@ namespace hrb {
 inline constexpr auto kTcxIngress = static_cast<bpf_attach_type>(46);
 inline constexpr auto kTcxEgress = static_cast<bpf_attach_type>(47);
 
-// While alive, libbpf's messages (warnings and the verifier log) go into text(), not stderr.
-// libbpf's print hook is process-wide: captures are serialised.
+// While alive, libbpf's messages (warnings and the verifier log) on this thread go into text(),
+// not stderr. Per thread: captures on different threads do not see each other's messages.
 class LibbpfLogCapture {
  public:
   LibbpfLogCapture();
@@ -28,6 +28,10 @@ class LibbpfLogCapture {
   LibbpfLogCapture(const LibbpfLogCapture&) = delete;
   LibbpfLogCapture& operator=(const LibbpfLogCapture&) = delete;
   std::string text() const;
+
+ private:
+  std::string text_;
+  std::string* outer_;  // the capture this one is nested in, on this thread
 };
 
 // The last `max_lines` lines of a verifier log: the rejection reason is at the end.

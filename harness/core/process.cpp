@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <string_view>
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
@@ -153,6 +155,17 @@ Child spawn(const std::vector<std::string>& argv, const CmdOptions& opts) {
   std::vector<char*> cargv;
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
+  // The child's environment, made here: after fork only async-signal-safe calls.
+  std::vector<char*> cenv;
+  for (char** e = environ; *e; ++e) {
+    const std::string_view entry(*e);
+    const auto name = entry.substr(0, entry.find('=') + 1);
+    if (std::none_of(opts.env.begin(), opts.env.end(),
+                     [&](const std::string& x) { return x.rfind(name, 0) == 0; }))
+      cenv.push_back(*e);
+  }
+  for (const auto& x : opts.env) cenv.push_back(const_cast<char*>(x.c_str()));
+  cenv.push_back(nullptr);
   // Test hook: a helper that outlives hrbench, as one would without PR_SET_PDEATHSIG.
   static const bool no_pdeathsig = getenv("HRBENCH_FAULT_NO_PDEATHSIG") != nullptr;
   const pid_t parent = getpid();
@@ -178,7 +191,7 @@ Child spawn(const std::vector<std::string>& argv, const CmdOptions& opts) {
     char b = 0;
     if (read(static_cast<int>(go), &b, 1) != 1) _exit(124);  // the parent died or gave up
     close(static_cast<int>(go));
-    execvp(cargv[0], cargv.data());
+    execvpe(cargv[0], cargv.data(), cenv.data());
     _exit(127);
   }
   in_r.reset();

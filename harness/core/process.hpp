@@ -26,6 +26,7 @@ struct CmdOptions {
   bool new_anon_netns = false;       // unshare(CLONE_NEWNET) first: a scratch netns that
                                      // disappears when the command exits
   std::string cgroup;                // run in this cgroup v2 directory ("": the caller's)
+  std::vector<std::string> env;      // "NAME=VALUE" added to (or replacing in) the environment
 };
 
 // Every helper run_cmd starts dies with hrbench: the child sets PR_SET_PDEATHSIG(SIGKILL) and

@@ -4,11 +4,13 @@
 #include <bpf/bpf.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -17,6 +19,7 @@
 #include "core/fd.hpp"
 #include "core/log.hpp"
 #include "core/netns.hpp"
+#include "core/parallel.hpp"
 #include "core/pins.hpp"
 
 #include "hrb_abi.h"
@@ -47,6 +50,14 @@ unsigned ifindex_of(const std::string& ifname, const std::string& netns) {
 
 void pin(int fd, const std::string& path) {
   if (bpf_obj_pin(fd, path.c_str()) != 0) throw_errno("pin " + path);
+}
+
+// Workers that load nodes' programs: one per CPU this process may run on (the verifier is CPU
+// work; more threads than CPUs only add switching).
+int load_workers() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
 }
 }  // namespace
 
@@ -129,6 +140,7 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
   share(up, pod.get());
   up.load("from_uplink (" + n.name + ")");
   if (opts.share_maps) return;  // filled by the variant whose maps these are
+  log::debug("{}: programs loaded", n.name);
 
   // The non-masquerade CIDRs are the IP-MASQ-AGENT chain's RETURN list: one definition.
   for (const auto& c : masq.return_cidrs()) {
@@ -211,9 +223,8 @@ void NodePrograms::reset_counters() {
       bpf_map_update_elem(map_fd(m), &r, zero.data(), BPF_ANY);
 }
 
-void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout& n) {
-  const std::string dir = pins::node_dir(l.prefix, n.name);
-  fs::create_directories(dir);
+std::vector<NodePrograms> EbpfMode::load_node(const topology::Layout& l,
+                                              const topology::NodeLayout& n) const {
   const bool host_routing = opts_.name != "bpf-lb";
   const ProgramOptions po{.delay_loops = opts_.delay_loops,
                           .services_enabled = opts_.services > 0,
@@ -233,6 +244,14 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
     o.share_maps = &variants.front();
     variants.emplace_back(l, n, masq_, o);
   }
+  log::debug("{}: programs loaded, maps filled", n.name);
+  return variants;
+}
+
+void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout& n,
+                           const std::vector<NodePrograms>& variants) {
+  fs::create_directories(pins::node_dir(l.prefix, n.name));
+  const bool host_routing = opts_.name != "bpf-lb";
   const NodePrograms& progs = variants.front();
   for (const char* m :
        {"counters_from_pod", "counters_from_uplink", "endpoints", "ct", "nonmasq_active"})
@@ -339,6 +358,7 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
       if (int e = bpf_tc_attach(&hook, &o)) throw SysError(-e, "tc attach on " + ifname);
     }
   });
+  log::debug("{}: {} attachments made", n.name, targets.size());
 }
 
 void EbpfMode::apply(const topology::Layout& l) {
@@ -350,6 +370,7 @@ void EbpfMode::apply(const topology::Layout& l) {
   // Journal before creating: `down`/`clean` remove the pin directory even after a crash.
   state_->record({{"bpffs", pins::root(l.prefix)}});
   legacy_.apply(l);
+  log::debug("{}: the legacy rules underneath are installed", opts_.name);
   try {
     // The node's own sockets take ephemeral ports outside the masquerade range (kNatPortMin..
     // kNatPortMax); the range they had is kept in the state directory for remove().
@@ -361,8 +382,18 @@ void EbpfMode::apply(const topology::Layout& l) {
       for (const auto& n : l.nodes)
         write_sysctl_in(n.netns, "net.ipv4.ip_local_port_range", kNodePortRange);
     }
-    for (const auto& n : l.nodes) attach_node(l, n);
+    // Loading is most of the time (the verifier, once per program and node, and libbpf's
+    // parsing of the kernel's BTF, once per object): the nodes load on a pool of workers, one
+    // per CPU; attaching stays in node order on this thread (each attachment is journalled
+    // before it is made, and the journal has one writer).
+    std::vector<std::vector<NodePrograms>> loaded(l.nodes.size());
+    std::vector<std::function<void()>> jobs;
+    for (size_t i = 0; i < l.nodes.size(); ++i)
+      jobs.push_back([&, i] { loaded[i] = load_node(l, l.nodes[i]); });
+    parallel(jobs, load_workers());
+    for (size_t i = 0; i < l.nodes.size(); ++i) attach_node(l, l.nodes[i], loaded[i]);
     for (const auto& n : l.nodes) conntrack_flush(n.netns);
+    log::debug("{}: conntrack flushed", opts_.name);
     if (guard_) guard_->start(l, *state_);
   } catch (...) {
     log::warn("{} mode failed to apply; detaching what was attached", opts_.name);

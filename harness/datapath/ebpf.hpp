@@ -146,7 +146,11 @@ class EbpfMode : public Mode {
   void remove(const topology::Layout& layout) override;
 
  private:
-  void attach_node(const topology::Layout& l, const topology::NodeLayout& n);
+  // A node's programs (every variant of an alternated mode), loaded and filled; thread-safe.
+  std::vector<NodePrograms> load_node(const topology::Layout& l,
+                                      const topology::NodeLayout& n) const;
+  void attach_node(const topology::Layout& l, const topology::NodeLayout& n,
+                   const std::vector<NodePrograms>& variants);
   ModeOptions opts_;
   MasqConfig masq_;
   LegacyMode legacy_;

@@ -68,10 +68,18 @@ std::string RuleSet::restore_remove() const {
   return s;
 }
 
-void restore(const std::string& netns, Backend b, const std::string& input,
-             const std::string& cgroup) {
-  run_cmd({iptables_bin(b, "-restore"), "-w", "--noflush"},
-          {.netns = netns, .input = input, .cgroup = cgroup});
+std::vector<std::string> xtables_lock_env(const std::string& netns) {
+  return {"XTABLES_LOCKFILE=" + netns_path(netns)};
+}
+
+bool restore(const std::string& netns, Backend b, const std::string& input,
+             const std::string& cgroup, bool check) {
+  return run_cmd({iptables_bin(b, "-restore"), "-w", "--noflush"}, {.netns = netns,
+                                                                    .input = input,
+                                                                    .check = check,
+                                                                    .cgroup = cgroup,
+                                                                    .env = xtables_lock_env(netns)})
+      .ok();
 }
 
 std::string save(const std::string& netns, Backend b, bool counters) {

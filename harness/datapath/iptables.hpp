@@ -31,8 +31,14 @@ struct RuleSet {
 };
 
 // `cgroup`: run the restore there (the blocker's owner cgroup, see guard::OwnerWrite).
-void restore(const std::string& netns, Backend b, const std::string& input,
-             const std::string& cgroup = "");
+// `check` false: a failure is returned (false), not thrown. Each node has its own xtables lock
+// (xtables_lock_env), as separate machines would: nodes restore in parallel.
+bool restore(const std::string& netns, Backend b, const std::string& input,
+             const std::string& cgroup = "", bool check = true);
+// The environment that gives an iptables command in `netns` that netns's own xtables lock —
+// the netns file itself (/run/netns/NAME, flock()ed by iptables -w), instead of the machine's
+// /run/xtables.lock, which every node of a cluster on one machine would otherwise queue on.
+std::vector<std::string> xtables_lock_env(const std::string& netns);
 std::string save(const std::string& netns, Backend b, bool counters = false);
 
 struct RuleCounter {

@@ -125,6 +125,13 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
   // must agree on the endpoints.
   const auto full = topology::plan(l.spec, l.prefix);
   const auto all_pods = full.pods();
+  // kube-proxy leaves the comments out of the per-endpoint rules (KUBE-SVC -> KUBE-SEP jumps,
+  // the KUBE-SEP rules) once the cluster has more than 1,000 endpoint chains — "can reduce size
+  // of iptables even by 40%+" (pkg/proxy/iptables/proxier.go: largeClusterMode,
+  // appendServiceCommentLocked). Endpoints are counted per service port, as it counts them.
+  const size_t endpoint_chains = service_ports().size() * static_cast<size_t>(services) *
+                                 std::min(static_cast<size_t>(eps), all_pods.size());
+  const bool large_cluster = endpoint_chains > kLargeClusterEndpoints;
   // One KUBE-SVC/KUBE-SEP set per service port and protocol, as kube-proxy writes them; all
   // services' TCP port first, then their UDP port (so TCP's rules are where they always were).
   for (const auto& sp : service_ports()) {
@@ -157,19 +164,24 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
         nodeport_rules.push_back({"nat", ext, "-j " + svc});
       }
       auto ends = endpoints_from(all_pods, i, eps);
+      // kube-proxy's large-cluster mode: the endpoint rules carry no comment (see below).
+      auto ep_comment = [&](const std::string& text) {
+        return large_cluster ? std::string() : comment(text) + " ";
+      };
       for (size_t k = 0; k < ends.size(); ++k) {
         const std::string ep = ends[k].ip.str() + ":" + target;
         const std::string sep = kube_sep_chain(i, sp, ends[k]);
         nat.push_back(sep);
-        std::string pick = comment(name + " -> " + ep);
+        std::string pick = ep_comment(name + " -> " + ep);
         size_t left = ends.size() - k;
         if (left > 1)
-          pick += fmt::format(" -m statistic --mode random --probability {:.11f}", 1.0 / left);
-        add("nat", svc, pick + " -j " + sep);
+          pick += fmt::format("-m statistic --mode random --probability {:.11f} ", 1.0 / left);
+        add("nat", svc, pick + "-j " + sep);
         sep_rules.push_back(
-            {"nat", sep, "-s " + ends[k].ip.str() + "/32 " + comment(name) + " -j KUBE-MARK-MASQ"});
+            {"nat", sep,
+             "-s " + ends[k].ip.str() + "/32 " + ep_comment(name) + "-j KUBE-MARK-MASQ"});
         sep_rules.push_back({"nat", sep,
-                             "-p " + proto + " " + comment(name) + " -m " + proto +
+                             "-p " + proto + " " + ep_comment(name) + "-m " + proto +
                                  " -j DNAT --to-destination " + ep});
       }
     }
@@ -219,8 +231,13 @@ void LegacyMode::apply(const topology::Layout& l) {
               opts_.services - 1, kNodePortFirst, kNodePortLast, kNodePortServices);
   const RuleSet rs = rules(l);
   const std::string input = rs.restore_apply();
+  log::debug("legacy: {} rules made", rs.size());
   std::vector<std::function<void()>> jobs;
-  for (const auto& n : l.nodes) jobs.push_back([&] { restore(n.netns, opts_.backend, input); });
+  for (const auto& n : l.nodes)
+    jobs.push_back([&] {
+      restore(n.netns, opts_.backend, input);
+      log::debug("legacy: {} restored", n.name);
+    });
   try {
     parallel(jobs, 2);
   } catch (...) {
@@ -229,8 +246,7 @@ void LegacyMode::apply(const topology::Layout& l) {
     log::warn("legacy mode failed to apply; removing it from every node");
     const std::string undo = rs.restore_remove();
     for (const auto& n : l.nodes) {
-      run_cmd({iptables_bin(opts_.backend, "-restore"), "-w", "--noflush"},
-              {.netns = n.netns, .input = undo, .check = false});
+      restore(n.netns, opts_.backend, undo, "", false);
       if (opts_.backend == Backend::kNft) drop_empty_nft_tables(n.netns);
     }
     throw;

@@ -38,7 +38,9 @@ std::optional<uint16_t> node_port(int i);
 RuleSet masq_agent_rules(const MasqConfig& cfg);
 // kube-proxy iptables-mode rules for `services` services with `eps` endpoints each, every one
 // with the ports of service_ports(): ClusterIP, and NodePort (node_port()) for the first
-// kNodePortServices.
+// kNodePortServices. Above kLargeClusterEndpoints endpoint chains (per service port) the
+// endpoint rules have no comments, as kube-proxy's large-cluster mode writes them.
+inline constexpr size_t kLargeClusterEndpoints = 1000;
 RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps);
 // The ClusterIP of service i and the pods behind it (same rule as kube_proxy_rules).
 Ipv4 service_ip(const topology::Layout& l, int i);

@@ -26,6 +26,19 @@ TEST(Process, FeedsStdin) {
   EXPECT_EQ(std::stoul(r.out), big.size());
 }
 
+// CmdOptions::env adds a variable and replaces one the parent has; the rest is inherited.
+TEST(Process, EnvironmentEntriesAddAndReplace) {
+  setenv("HRB_TEST_KEPT", "kept", 1);
+  setenv("HRB_TEST_REPLACED", "old", 1);
+  auto r = run_cmd(
+      {"sh", "-c",
+       "echo $HRB_TEST_KEPT $HRB_TEST_REPLACED $HRB_TEST_ADDED; env | grep -c HRB_TEST_REPLACED"},
+      {.env = {"HRB_TEST_REPLACED=new", "HRB_TEST_ADDED=added"}});
+  EXPECT_EQ(r.out, "kept new added\n1\n");
+  unsetenv("HRB_TEST_KEPT");
+  unsetenv("HRB_TEST_REPLACED");
+}
+
 TEST(Process, CheckedFailureNamesCommandAndStderr) {
   try {
     run_cmd({"sh", "-c", "echo broken >&2; exit 1"});

@@ -101,6 +101,36 @@ TEST(KubeProxyRules, CountPerServicePortAndEndpoint) {
   EXPECT_EQ(service_ports().size(), 2u);
 }
 
+// kube-proxy's large-cluster mode: above 1,000 endpoint chains (counted per service port) the
+// KUBE-SVC -> KUBE-SEP picks and the KUBE-SEP rules carry no comment; every other rule keeps its.
+TEST(KubeProxyRules, LargeClusterModeDropsTheEndpointRulesComments) {
+  auto l = two_node();
+  auto endpoint_rules_with_comments = [](const RuleSet& rs) {
+    size_t with = 0, sep = 0;
+    for (const auto& r : rs.rules) {
+      const bool endpoint_rule =
+          r.chain.rfind("KUBE-SEP-", 0) == 0 ||
+          (r.chain.rfind("KUBE-SVC-", 0) == 0 && r.spec.find("-j KUBE-SEP-") != std::string::npos);
+      if (!endpoint_rule) continue;
+      ++sep;
+      if (r.spec.find("-m comment") != std::string::npos) ++with;
+    }
+    return std::pair{with, sep};
+  };
+  // 250 services x 2 ports x 2 endpoints = 1,000 chains: still commented.
+  auto [with_small, all_small] = endpoint_rules_with_comments(kube_proxy_rules(l, 250, 2));
+  EXPECT_EQ(all_small, 250u * 2 * 2 * 3);
+  EXPECT_EQ(with_small, all_small);
+  // 251 x 2 x 2 = 1,004: none of them is; the services' own rules still are.
+  const auto large = kube_proxy_rules(l, 251, 2);
+  auto [with_large, all_large] = endpoint_rules_with_comments(large);
+  EXPECT_EQ(all_large, 251u * 2 * 2 * 3);
+  EXPECT_EQ(with_large, 0u);
+  for (const auto& r : in_chain(large, "KUBE-SERVICES"))
+    EXPECT_NE(r.spec.find("-m comment"), std::string::npos) << r.spec;
+  EXPECT_EQ(large.size(), 12u + 251u * service_ports().size() * (2 + 3 * 2 + 3));  // no rule less
+}
+
 TEST(KubeProxyRules, NodePortsGoThroughExtChainsToTheService) {
   auto l = two_node();
   auto rs = kube_proxy_rules(l, 3000, 2);
