@@ -357,6 +357,12 @@ void validate(const RunConfig& c) {
     throw Error("--scan " + c.scan_param + " needs values, e.g. --scan services=0,1000,5000",
                 ExitCode::kUsage);
   if (c.shard) check_shard(*c.shard, c);
+  if (c.profile &&
+      std::find(c.families.begin(), c.families.end(), Family::kIpv6) != c.families.end())
+    throw Error(
+        "--profile with --families ipv6: the profiles file does not record a family yet; "
+        "profile an IPv4 run",
+        ExitCode::kUsage);
   // --output: an existing directory (<run id>.json goes into it) or a file in one.
   namespace fs = std::filesystem;
   std::error_code ec;
