@@ -174,7 +174,7 @@ TEST(Spec, DualStackProblemsAreAllReported) {
   const std::string yaml =
       "name: x\nfamily: dual\nclusterCIDR: 10.244.0.0/16\nserviceCIDR: 10.96.0.0/16\n"
       "clusterCIDRv6: 10.0.0.0/8\n"
-      "serviceCIDRv6: fd00:10:96::/32\n"
+      "serviceCIDRv6: fd00:10::/32\n"
       "nodes: {count: 1, podsPerNode: 1}\nunderlay: {cidr: 172.18.0.0/24, cidrv6: fd00::/121}\n"
       "externalHosts: [{name: ext1, address: 192.168.200.10, addressv6: nope}]\n";
   try {
