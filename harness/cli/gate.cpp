@@ -37,7 +37,8 @@ int run_gate(const GateOptions& o) {
                       " is about these workloads",
                   ExitCode::kUsage);
   }
-  auto cur = results::select_family(results::read_results(cur_file), o.family, cur_file);
+  const auto full = results::read_results(cur_file);
+  auto cur = results::select_family(full, o.family, cur_file);
   results::Run base;
   std::string base_file;
   if (o.baseline) {
@@ -50,7 +51,14 @@ int run_gate(const GateOptions& o) {
   // The interrupt flag is polled but no handler is installed: a signal ends `gate` at once.
   auto result = run::adaptive_gate(policy, cur, cur_file, base_file.empty() ? nullptr : &base,
                                    base_file, a, InterruptFlag::get());
-  if (o.output) results::write_results(*o.output, cur);
+  if (o.output) {
+    // The merged run keeps the other families' trials (judged or not, they are the run's).
+    results::Run merged = cur;
+    merged.config.families = full.config.families;
+    for (const auto& t : full.trials)
+      if (t.fam() != o.family) merged.trials.push_back(t);
+    results::write_results(*o.output, merged);
+  }
   std::cout << gate::render_text(result);
   if (o.markdown)
     write_text_file(*o.markdown, gate::render_markdown(result, "hostroute-bench gate"));
