@@ -489,10 +489,9 @@ TEST(Run, FamiliesAreARunDimension) {
         << t["scenario"] << " " << t["workload"] << " " << fam << " " << t["flags"];
     // The generator reached the address of its family.
     const std::string server = t["server"].get<std::string>();
-    if (t["scenario"] == "pod-service")
+    if (t["scenario"] == "pod-service") {
       EXPECT_NE(server.find(fam == "ipv6" ? "[fd00:10:96::" : " 10.96.0."), std::string::npos)
           << server;
-    if (t["scenario"] == "pod-service") {
       EXPECT_GT(t["serviceRulePackets"].get<uint64_t>(), 0u)
           << fam << ": kube-proxy's DNAT rules of the service counted its connections";
     }
