@@ -165,7 +165,7 @@ int cmd_traffic(const Args& args) {
                   "tcp_rr | tcp_crr | tcp_stream | udp_stream | udp_rr | pps")(
       "from", po::value(&o.from),
       "client: pod, node or external host (not for pps: the frames come from the fabric side "
-      "of --to's node)")("to", po::value(&o.to)->required(), "server: pod, node or external host")(
+      "of --to's node)")("to", po::value(&o.to), "server: pod, node or external host (required)")(
       "duration", po::value(&o.duration)->default_value(5), "measured seconds")(
       "warmup", po::value(&o.warmup)->default_value(1), "seconds discarded first")(
       "flows", po::value(&o.flows)->default_value(1), "parallel flows")(
@@ -193,6 +193,8 @@ int cmd_traffic(const Args& args) {
              pos))
     return 0;
   if (!o.workload) throw Error("name a workload", ExitCode::kUsage);
+  // Checked here, not by the parser, so that `hrbench traffic --help` prints the help.
+  if (o.to.empty()) throw Error("the option '--to' is required but missing", ExitCode::kUsage);
   if (o.profile_output && !o.profile)
     throw Error("--profile-output needs --profile", ExitCode::kUsage);
   return run_traffic(o);
