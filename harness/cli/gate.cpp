@@ -24,6 +24,7 @@ struct GateOptions {
   boost::optional<std::string> workloads;
   int adaptive = 0;
   boost::optional<std::string> output;
+  std::string family;
 };
 
 int run_gate(const GateOptions& o) {
@@ -36,12 +37,13 @@ int run_gate(const GateOptions& o) {
                       " is about these workloads",
                   ExitCode::kUsage);
   }
-  auto cur = results::read_results(cur_file);
+  const auto full = results::read_results(cur_file);
+  auto cur = results::select_family(full, o.family, cur_file);
   results::Run base;
   std::string base_file;
   if (o.baseline) {
     base_file = *o.baseline;
-    base = results::read_results(base_file);
+    base = results::select_family(results::read_results(base_file), o.family, base_file);
   }
   run::AdaptiveOptions a{.max_extra_repetitions = o.adaptive};
   a.evaluate.allow_other_environment = o.allow_other_environment;
@@ -49,7 +51,14 @@ int run_gate(const GateOptions& o) {
   // The interrupt flag is polled but no handler is installed: a signal ends `gate` at once.
   auto result = run::adaptive_gate(policy, cur, cur_file, base_file.empty() ? nullptr : &base,
                                    base_file, a, InterruptFlag::get());
-  if (o.output) results::write_results(*o.output, cur);
+  if (o.output) {
+    // The merged run keeps the other families' trials (judged or not, they are the run's).
+    results::Run merged = cur;
+    merged.config.families = full.config.families;
+    for (const auto& t : full.trials)
+      if (t.fam() != o.family) merged.trials.push_back(t);
+    results::write_results(*o.output, merged);
+  }
   std::cout << gate::render_text(result);
   if (o.markdown)
     write_text_file(*o.markdown, gate::render_markdown(result, "hostroute-bench gate"));
@@ -61,11 +70,12 @@ struct CompareOptions {
   CommonOptions common;
   std::vector<std::string> files;
   bool markdown = false;
+  std::string family;
 };
 
 int run_compare(const CompareOptions& o) {
-  auto a = results::read_results(o.files[0]);
-  auto b = results::read_results(o.files[1]);
+  auto a = results::select_family(results::read_results(o.files[0]), o.family, o.files[0]);
+  auto b = results::select_family(results::read_results(o.files[1]), o.family, o.files[1]);
   std::cout << gate::compare_runs(a, b, o.markdown);
   return 0;
 }
@@ -93,7 +103,10 @@ int cmd_gate(const Args& args) {
       "evaluate only the policy's checks of these workloads (comma-separated)")(
       "adaptive", po::value(&o.adaptive)->default_value(0),
       "when inconclusive, measure up to N more repetitions of the checks' cells (root)")(
-      "output", po::value(&o.output), "with --adaptive: write the merged run here");
+      "output", po::value(&o.output), "with --adaptive: write the merged run here")(
+      "family", po::value(&o.family)->default_value("ipv4"),
+      "judge the trials of this address family (ipv4 | ipv6; run --families); a trial "
+      "without one is ipv4");
   po::positional_options_description pos;
   pos.add("current", 1);
   if (!parse(args, d, "hrbench gate RESULTS.json [--policy FILE] [--baseline FILE]", o.common, pos))
@@ -106,7 +119,9 @@ int cmd_compare(const Args& args) {
   CompareOptions o;
   po::options_description d("hrbench compare A.json B.json: two runs side by side (B/A, U test)");
   d.add_options()("files", po::value(&o.files), "two results files")(
-      "markdown", po::bool_switch(&o.markdown), "print a Markdown table");
+      "markdown", po::bool_switch(&o.markdown), "print a Markdown table")(
+      "family", po::value(&o.family)->default_value("ipv4"),
+      "compare the trials of this address family (ipv4 | ipv6)");
   po::positional_options_description pos;
   pos.add("files", 2);
   if (!parse(args, d, "hrbench compare A.json B.json [--markdown]", o.common, pos)) return 0;

@@ -34,7 +34,11 @@ int run_mode(const ModeCmdOptions& o) {
     auto mode = datapath::make_mode(opts);
     auto* legacy = dynamic_cast<datapath::LegacyMode*>(mode.get());
     if (!legacy) throw Error("--print-rules applies to legacy mode", ExitCode::kUsage);
-    std::cout << legacy->rules(layout).restore_apply();
+    // One iptables-restore input per family: ip6tables' after a comment line on dual stack.
+    for (Family f : datapath::LegacyMode::families(layout)) {
+      if (f == Family::kIpv6) std::cout << "# ip6tables-restore input\n";
+      std::cout << legacy->rules(layout, f).restore_apply();
+    }
     return 0;
   }
   auto t0 = std::chrono::steady_clock::now();

@@ -20,7 +20,7 @@ namespace {
 struct RunOptions {
   CommonOptions common;
   std::string topology;
-  std::string modes, scenarios, workloads;
+  std::string modes, scenarios, workloads, families;
   boost::optional<int> repetitions;
   boost::optional<double> duration, warmup;
   int flows = 1;
@@ -101,6 +101,7 @@ run::RunConfig run_config(const RunOptions& o, const Args& args) {
   c.modes = split_list(o.modes);
   c.scenarios = split_list(o.scenarios);
   c.workloads = split_list(o.workloads);
+  c.families = run::parse_families(split_list(o.families));
   if (o.repetitions) c.repetitions = *o.repetitions;
   if (o.duration) c.duration_s = *o.duration;
   if (o.warmup) c.warmup_s = *o.warmup;
@@ -185,6 +186,9 @@ int cmd_run(const Args& args) {
       "measured in mode none)")(
       "workloads", po::value(&o.workloads)->default_value("tcp_rr,tcp_crr,tcp_stream,udp_stream"),
       "workloads, comma-separated (also udp_rr; pps: XDP frames into the cross-node server pod)")(
+      "families", po::value(&o.families)->default_value("ipv4"),
+      "address families, comma-separated: ipv4, ipv6 (ipv6 needs a dual-stack topology, e.g. "
+      "topologies/dual-stack.yaml; pps is measured over ipv4 only)")(
       "repetitions,r", po::value(&o.repetitions), "repetitions of the matrix (default 3)")(
       "duration", po::value(&o.duration), "measured seconds per trial (default 1.5)")(
       "warmup", po::value(&o.warmup), "discarded seconds before each trial (default 0.4)")(

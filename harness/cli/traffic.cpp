@@ -33,6 +33,7 @@ struct TrafficOptions {
   int client_cpu = -1;
   int server_cpu = -1;
   boost::optional<std::string> dst;
+  std::string family;
   bool json = false;
   bool profile = false;
   boost::optional<std::string> profile_output;
@@ -108,7 +109,20 @@ int run_traffic(const TrafficOptions& o) {
   w.kind = traffic::parse_kind(*o.workload);
   w.client_netns = from.netns;
   w.server_netns = to.netns;
+  const auto family = parse_family(o.family);
+  if (!family) throw Error("--family " + o.family + ": expected ipv4 or ipv6", ExitCode::kUsage);
+  if (o.dst && o.family != "ipv4")
+    throw Error("--dst and --family exclude each other (--dst names the address itself)",
+                ExitCode::kUsage);
   w.dst = to.ip;
+  if (*family == Family::kIpv6) {
+    if (!l.dual())
+      throw Error("--family ipv6: the cluster's topology " + l.spec.name +
+                      " has no IPv6 (family: ipv4); bring up a dual-stack one, e.g. "
+                      "topologies/dual-stack.yaml",
+                  ExitCode::kUsage);
+    w.dst = to.ip6;
+  }
   if (o.dst) {
     auto a = traffic::IpAddr::parse(*o.dst);
     if (!a) throw Error("--dst " + *o.dst + ": not an IPv4 or IPv6 address", ExitCode::kUsage);
@@ -132,6 +146,7 @@ int run_traffic(const TrafficOptions& o) {
   j["from"] = from.name;
   j["to"] = to.name;
   j["dst"] = w.dst.str();
+  j["family"] = w.dst.family == AF_INET6 ? "ipv6" : "ipv4";
   j["mode"] = datapath::current_mode(st).name;
   if (!o.json) j.erase("latencyHistogram");
   prof.add_to(j);
@@ -150,7 +165,7 @@ int cmd_traffic(const Args& args) {
                   "tcp_rr | tcp_crr | tcp_stream | udp_stream | udp_rr | pps")(
       "from", po::value(&o.from),
       "client: pod, node or external host (not for pps: the frames come from the fabric side "
-      "of --to's node)")("to", po::value(&o.to)->required(), "server: pod, node or external host")(
+      "of --to's node)")("to", po::value(&o.to), "server: pod, node or external host (required)")(
       "duration", po::value(&o.duration)->default_value(5), "measured seconds")(
       "warmup", po::value(&o.warmup)->default_value(1), "seconds discarded first")(
       "flows", po::value(&o.flows)->default_value(1), "parallel flows")(
@@ -162,7 +177,9 @@ int cmd_traffic(const Args& args) {
                                             po::value(&o.server_cpu)->default_value(-1),
                                             "pin the server threads to this CPU")(
       "dst", po::value(&o.dst),
-      "send to this address of --to (IPv4 or IPv6; default: its IPv4 address)")(
+      "send to this address of --to (IPv4 or IPv6; default: its address of --family)")(
+      "family", po::value(&o.family)->default_value("ipv4"),
+      "ipv4 | ipv6: send to --to's address of this family (ipv6: a dual-stack cluster)")(
       "json", po::bool_switch(&o.json), "print JSON")(
       "profile", po::bool_switch(&o.profile),
       "sample the machine with `perf record -e cpu-clock -a -g -F 999` while the workload runs "
@@ -176,6 +193,8 @@ int cmd_traffic(const Args& args) {
              pos))
     return 0;
   if (!o.workload) throw Error("name a workload", ExitCode::kUsage);
+  // Checked here, not by the parser, so that `hrbench traffic --help` prints the help.
+  if (o.to.empty()) throw Error("the option '--to' is required but missing", ExitCode::kUsage);
   if (o.profile_output && !o.profile)
     throw Error("--profile-output needs --profile", ExitCode::kUsage);
   return run_traffic(o);

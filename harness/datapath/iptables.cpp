@@ -19,8 +19,8 @@ Backend parse_backend(const std::string& s) {
   throw Error("iptables backend '" + s + "': expected nft or legacy", ExitCode::kUsage);
 }
 
-std::string iptables_bin(Backend b, const std::string& tool) {
-  return std::string("iptables-") + backend_name(b) + tool;
+std::string iptables_bin(Backend b, const std::string& tool, Family f) {
+  return std::string(f == Family::kIpv6 ? "ip6tables-" : "iptables-") + backend_name(b) + tool;
 }
 
 namespace {
@@ -73,27 +73,28 @@ std::vector<std::string> xtables_lock_env(const std::string& netns) {
 }
 
 bool restore(const std::string& netns, Backend b, const std::string& input,
-             const std::string& cgroup, bool check) {
-  return run_cmd({iptables_bin(b, "-restore"), "-w", "--noflush"}, {.netns = netns,
-                                                                    .input = input,
-                                                                    .check = check,
-                                                                    .cgroup = cgroup,
-                                                                    .env = xtables_lock_env(netns)})
+             const std::string& cgroup, Family f, bool check) {
+  return run_cmd({iptables_bin(b, "-restore", f), "-w", "--noflush"},
+                 {.netns = netns,
+                  .input = input,
+                  .check = check,
+                  .cgroup = cgroup,
+                  .env = xtables_lock_env(netns)})
       .ok();
 }
 
-std::string save(const std::string& netns, Backend b, bool counters) {
-  std::vector<std::string> argv{iptables_bin(b, "-save")};
+std::string save(const std::string& netns, Backend b, bool counters, Family f) {
+  std::vector<std::string> argv{iptables_bin(b, "-save", f)};
   if (counters) argv.push_back("-c");
   return run_cmd(argv, {.netns = netns}).out;
 }
 
 std::vector<RuleCounter> rule_counters(const std::string& netns, Backend b,
-                                       const std::vector<std::string>& chains) {
+                                       const std::vector<std::string>& chains, Family f) {
   std::set<std::string> want(chains.begin(), chains.end());
   static const std::regex line_re(R"(^\[(\d+):(\d+)\] -A (\S+) (.*)$)");
   std::vector<RuleCounter> out;
-  std::istringstream in(save(netns, b, true));
+  std::istringstream in(save(netns, b, true, f));
   std::string table;
   for (std::string l; std::getline(in, l);) {
     if (!l.empty() && l[0] == '*') table = l.substr(1);
@@ -158,17 +159,20 @@ std::string normalise_save(const std::string& text) {
 
 std::string netns_snapshot(const std::string& netns) {
   std::string s;
-  for (Backend b : {Backend::kNft, Backend::kLegacy}) {
-    auto r = run_cmd({iptables_bin(b, "-save")}, {.netns = netns, .check = false});
-    s += std::string("## iptables-") + backend_name(b) + "\n" + normalise_save(r.out);
-  }
+  for (Family f : {Family::kIpv4, Family::kIpv6})
+    for (Backend b : {Backend::kNft, Backend::kLegacy}) {
+      const std::string tool = iptables_bin(b, "-save", f);
+      auto r = run_cmd({tool}, {.netns = netns, .check = false});
+      s += "## " + tool + "\n" + normalise_save(r.out);
+    }
   s += "## nft\n" + run_cmd({"nft", "-s", "list", "ruleset"}, {.netns = netns}).out;
   // IPv4 only: IPv6 link-local routes appear asynchronously (addrconf) after links come up.
   s += "## routes\n" + run_cmd({"ip", "-4", "route", "show", "table", "all"}, {.netns = netns}).out;
   s += "## rules\n" + run_cmd({"ip", "-4", "rule", "show"}, {.netns = netns}).out;
   s += "## sysctls\n";
-  for (const char* k : {"net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter",
-                        "net.ipv4.conf.default.rp_filter", "net.ipv4.ip_local_port_range"})
+  for (const char* k :
+       {"net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter",
+        "net.ipv4.ip_local_port_range", "net.ipv6.conf.all.forwarding"})
     s += std::string(k) + "=" + read_sysctl_in(netns, k) + "\n";
   return s;
 }

@@ -16,16 +16,21 @@ std::string comment(const std::string& text) { return "-m comment --comment \"" 
 
 }  // namespace
 
-RuleSet masq_agent_rules(const MasqConfig& cfg) {
+RuleSet masq_agent_rules(const MasqConfig& cfg, Family f) {
   RuleSet rs;
+  std::vector<std::string> cidrs;
+  if (f == Family::kIpv4)
+    for (const auto& c : cfg.return_cidrs()) cidrs.push_back(c.str());
+  else
+    for (const auto& c : cfg.return_cidrs6()) cidrs.push_back(c.str());
   rs.chains["nat"] = {kMasqChain};
   rs.rules.push_back({"nat", "POSTROUTING",
                       comment("ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL "
                               "destination traffic to our custom IP-MASQ-AGENT chain") +
                           " -m addrtype ! --dst-type LOCAL -j " + kMasqChain});
-  for (const auto& c : cfg.return_cidrs())
+  for (const auto& c : cidrs)
     rs.rules.push_back({"nat", kMasqChain,
-                        "-d " + c.str() + " " +
+                        "-d " + c + " " +
                             comment("ip-masq-agent: local traffic is not subject to MASQUERADE") +
                             " -j RETURN"});
   rs.rules.push_back({"nat", kMasqChain,
@@ -44,6 +49,8 @@ std::string kube_chain_name(const std::string& kind, const std::string& key) {
 }
 
 Ipv4 service_ip(const topology::Layout& l, int i) { return l.spec.service_cidr.at(i + 1); }
+
+Ipv6 service_ip6(const topology::Layout& l, int i) { return l.spec.service_cidr6.at(i + 1); }
 
 std::optional<uint16_t> node_port(int i) {
   if (i < 0 || i >= kNodePortServices) return std::nullopt;
@@ -71,9 +78,25 @@ std::string kube_ext_chain(int i, const ServicePort& sp) {
   return kube_chain_name("EXT", port_name(i, sp) + ":" + sp.protocol);
 }
 
-std::string kube_sep_chain(int i, const ServicePort& sp, const topology::PodLayout& ep) {
-  return kube_chain_name("SEP", port_name(i, sp) + ":" + sp.protocol + ":" + ep.ip.str() + ":" +
-                                    std::to_string(sp.target_port));
+namespace {
+// What kube-proxy's rules say of one family: an address (/32 or /128 as a single host), and an
+// endpoint as host:port (IPv6 in brackets, as net.JoinHostPort writes it).
+struct FamilyText {
+  Family f;
+  std::string ip(const topology::PodLayout& p) const {
+    return f == Family::kIpv4 ? p.ip.str() : p.ip6.str();
+  }
+  std::string host(const std::string& a) const { return a + (f == Family::kIpv4 ? "/32" : "/128"); }
+  std::string host_port(const std::string& a, uint16_t port) const {
+    return (f == Family::kIpv4 ? a : "[" + a + "]") + ":" + std::to_string(port);
+  }
+};
+}  // namespace
+
+std::string kube_sep_chain(int i, const ServicePort& sp, const topology::PodLayout& ep, Family f) {
+  const FamilyText ft{f};
+  return kube_chain_name(
+      "SEP", port_name(i, sp) + ":" + sp.protocol + ":" + ft.host_port(ft.ip(ep), sp.target_port));
 }
 
 namespace {
@@ -93,9 +116,11 @@ std::vector<topology::PodLayout> service_endpoints(const topology::Layout& l, in
   return endpoints_from(full.pods(), i, eps);
 }
 
-RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
+RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps, Family f) {
   RuleSet rs;
   if (services <= 0) return rs;
+  if (f == Family::kIpv6 && !l.dual()) return rs;
+  const FamilyText ft{f};
   auto& nat = rs.chains["nat"];
   auto& filter = rs.chains["filter"];
   nat = {"KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"};
@@ -119,7 +144,8 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
       comment("kubernetes forwarding conntrack rule") +
           " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
 
-  const std::string cluster = l.spec.cluster_cidr.str();
+  const std::string cluster =
+      f == Family::kIpv4 ? l.spec.cluster_cidr.str() : l.spec.cluster_cidr6.str();
   std::vector<Rule> sep_rules, nodeport_rules;
   // Every pod of the cluster, planned once (l may hold only some nodes): every node's kube-proxy
   // must agree on the endpoints.
@@ -140,7 +166,8 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
     const std::string target = std::to_string(sp.target_port);
     for (int i = 0; i < services; ++i) {
       const std::string name = port_name(i, sp);
-      const std::string vip = service_ip(l, i).str() + "/32";
+      const std::string vip =
+          ft.host(f == Family::kIpv4 ? service_ip(l, i).str() : service_ip6(l, i).str());
       const std::string svc = kube_svc_chain(i, sp);
       nat.push_back(svc);
       add("nat", "KUBE-SERVICES",
@@ -169,8 +196,8 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
         return large_cluster ? std::string() : comment(text) + " ";
       };
       for (size_t k = 0; k < ends.size(); ++k) {
-        const std::string ep = ends[k].ip.str() + ":" + target;
-        const std::string sep = kube_sep_chain(i, sp, ends[k]);
+        const std::string ep = ft.host_port(ft.ip(ends[k]), sp.target_port);
+        const std::string sep = kube_sep_chain(i, sp, ends[k], f);
         nat.push_back(sep);
         std::string pick = ep_comment(name + " -> " + ep);
         size_t left = ends.size() - k;
@@ -179,7 +206,7 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
         add("nat", svc, pick + "-j " + sep);
         sep_rules.push_back(
             {"nat", sep,
-             "-s " + ends[k].ip.str() + "/32 " + ep_comment(name) + "-j KUBE-MARK-MASQ"});
+             "-s " + ft.host(ft.ip(ends[k])) + " " + ep_comment(name) + "-j KUBE-MARK-MASQ"});
         sep_rules.push_back({"nat", sep,
                              "-p " + proto + " " + ep_comment(name) + "-m " + proto +
                                  " -j DNAT --to-destination " + ep});
@@ -197,10 +224,16 @@ RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps) {
 LegacyMode::LegacyMode(ModeOptions opts, MasqConfig masq)
     : opts_(std::move(opts)), masq_(std::move(masq)) {}
 
-RuleSet LegacyMode::rules(const topology::Layout& l) const {
+std::vector<Family> LegacyMode::families(const topology::Layout& l) {
+  if (l.dual()) return {Family::kIpv4, Family::kIpv6};
+  return {Family::kIpv4};
+}
+
+RuleSet LegacyMode::rules(const topology::Layout& l, Family f) const {
+  if (f == Family::kIpv6 && !l.dual()) return {};
   // kube-proxy's rules come first in POSTROUTING, as on a node where it started before the agent.
-  RuleSet rs = kube_proxy_rules(l, opts_.services, opts_.endpoints_per_service);
-  RuleSet masq = masq_agent_rules(masq_);
+  RuleSet rs = kube_proxy_rules(l, opts_.services, opts_.endpoints_per_service, f);
+  RuleSet masq = masq_agent_rules(masq_, f);
   for (auto& [t, cs] : masq.chains) rs.chains[t].insert(rs.chains[t].end(), cs.begin(), cs.end());
   rs.rules.insert(rs.rules.end(), masq.rules.begin(), masq.rules.end());
   return rs;
@@ -209,9 +242,10 @@ RuleSet LegacyMode::rules(const topology::Layout& l) const {
 namespace {
 // iptables-nft leaves its tables (with empty base chains) behind after the last rule is deleted;
 // drop such empty tables so that removal restores the netns as it was.
-void drop_empty_nft_tables(const std::string& netns) {
+void drop_empty_nft_tables(const std::string& netns, Family f) {
   for (const char* t : {"nat", "filter"}) {
-    auto r = run_cmd({"iptables-nft-save", "-t", t}, {.netns = netns, .check = false});
+    auto r = run_cmd({iptables_bin(Backend::kNft, "-save", f), "-t", t},
+                     {.netns = netns, .check = false});
     if (r.out.find("\n-A ") != std::string::npos) continue;
     bool own_chain = false;
     for (size_t p = r.out.find("\n:"); p != std::string::npos; p = r.out.find("\n:", p + 1)) {
@@ -220,7 +254,9 @@ void drop_empty_nft_tables(const std::string& netns) {
           chain != "POSTROUTING")
         own_chain = true;
     }
-    if (!own_chain) run_cmd({"nft", "delete", "table", "ip", t}, {.netns = netns, .check = false});
+    if (!own_chain)
+      run_cmd({"nft", "delete", "table", f == Family::kIpv4 ? "ip" : "ip6", t},
+              {.netns = netns, .check = false});
   }
 }
 }  // namespace
@@ -229,13 +265,14 @@ void LegacyMode::apply(const topology::Layout& l) {
   if (opts_.services > kNodePortServices)
     log::info("services {}..{} have no NodePort: the range {}-{} holds {}", kNodePortServices,
               opts_.services - 1, kNodePortFirst, kNodePortLast, kNodePortServices);
-  const RuleSet rs = rules(l);
-  const std::string input = rs.restore_apply();
-  log::debug("legacy: {} rules made", rs.size());
+  // Per family (IPv6 on a dual-stack cluster: ip6tables), one restore per node.
+  std::vector<std::pair<Family, RuleSet>> sets;
+  for (Family f : families(l)) sets.emplace_back(f, rules(l, f));
+  log::debug("legacy: rules made");
   std::vector<std::function<void()>> jobs;
   for (const auto& n : l.nodes)
     jobs.push_back([&] {
-      restore(n.netns, opts_.backend, input);
+      for (const auto& [f, rs] : sets) restore(n.netns, opts_.backend, rs.restore_apply(), "", f);
       log::debug("legacy: {} restored", n.name);
     });
   try {
@@ -244,23 +281,28 @@ void LegacyMode::apply(const topology::Layout& l) {
     // All or nothing: take the rules out of every node again (where they never arrived, the
     // deletion fails harmlessly).
     log::warn("legacy mode failed to apply; removing it from every node");
-    const std::string undo = rs.restore_remove();
-    for (const auto& n : l.nodes) {
-      restore(n.netns, opts_.backend, undo, "", false);
-      if (opts_.backend == Backend::kNft) drop_empty_nft_tables(n.netns);
-    }
+    for (const auto& n : l.nodes)
+      for (const auto& [f, rs] : sets) {
+        restore(n.netns, opts_.backend, rs.restore_remove(), "", f, false);
+        if (opts_.backend == Backend::kNft) drop_empty_nft_tables(n.netns, f);
+      }
     throw;
   }
-  log::debug("legacy: {} rules per node ({} backend)", rs.size(), backend_name(opts_.backend));
+  for (const auto& [f, rs] : sets)
+    log::debug("legacy: {} {} rules per node ({} backend)", rs.size(), family_name(f),
+               backend_name(opts_.backend));
 }
 
 void LegacyMode::remove(const topology::Layout& l) {
-  const std::string input = rules(l).restore_remove();
+  std::vector<std::pair<Family, std::string>> inputs;
+  for (Family f : families(l)) inputs.emplace_back(f, rules(l, f).restore_remove());
   std::vector<std::function<void()>> jobs;
   for (const auto& n : l.nodes)
     jobs.push_back([&] {
-      restore(n.netns, opts_.backend, input);
-      if (opts_.backend == Backend::kNft) drop_empty_nft_tables(n.netns);
+      for (const auto& [f, input] : inputs) {
+        restore(n.netns, opts_.backend, input, "", f);
+        if (opts_.backend == Backend::kNft) drop_empty_nft_tables(n.netns, f);
+      }
       conntrack_flush(n.netns);
     });
   parallel(jobs, 2);

@@ -34,16 +34,23 @@ constexpr uint16_t kNodePortFirst = 30000, kNodePortLast = 32767;
 constexpr int kNodePortServices = kNodePortLast - kNodePortFirst + 1;
 std::optional<uint16_t> node_port(int i);
 
-// ip-masq-agent's rules, as the upstream agent writes them.
-RuleSet masq_agent_rules(const MasqConfig& cfg);
+// ip-masq-agent's rules, as the upstream agent writes them: its iptables chain (IPv4), or with
+// kIpv6 its ip6tables chain (fe80::/10 unless masqLinkLocalIPv6, the IPv6 nonMasqueradeCIDRs).
+RuleSet masq_agent_rules(const MasqConfig& cfg, Family f = Family::kIpv4);
 // kube-proxy iptables-mode rules for `services` services with `eps` endpoints each, every one
 // with the ports of service_ports(): ClusterIP, and NodePort (node_port()) for the first
-// kNodePortServices. Above kLargeClusterEndpoints endpoint chains (per service port) the
-// endpoint rules have no comments, as kube-proxy's large-cluster mode writes them.
+// kNodePortServices. With kIpv6 (a dual-stack cluster), the ip6tables rules kube-proxy writes
+// for the services' IPv6 ClusterIPs (service_ip6) and the endpoints' IPv6 addresses: the same
+// chains (each family has its own tables), /128 for /32, [address]:port. Above
+// kLargeClusterEndpoints endpoint chains (per service port) the endpoint rules have no
+// comments, as kube-proxy's large-cluster mode writes them.
 inline constexpr size_t kLargeClusterEndpoints = 1000;
-RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps);
-// The ClusterIP of service i and the pods behind it (same rule as kube_proxy_rules).
+RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps,
+                         Family f = Family::kIpv4);
+// The ClusterIP of service i and the pods behind it (same rule as kube_proxy_rules); on a
+// dual-stack cluster its IPv6 ClusterIP: the same offset into serviceCIDRv6.
 Ipv4 service_ip(const topology::Layout& l, int i);
+Ipv6 service_ip6(const topology::Layout& l, int i);
 // Endpoints come from every pod of the cluster (l.spec), even when `l` holds only some nodes.
 std::vector<topology::PodLayout> service_endpoints(const topology::Layout& l, int i, int eps);
 std::string kube_chain_name(const std::string& kind, const std::string& key);  // KUBE-SVC-…
@@ -51,7 +58,8 @@ std::string kube_chain_name(const std::string& kind, const std::string& key);  /
 // hash, as kube-proxy names them), and the KUBE-SEP chain of its endpoint `ep`.
 std::string kube_svc_chain(int i, const ServicePort& sp);
 std::string kube_ext_chain(int i, const ServicePort& sp);
-std::string kube_sep_chain(int i, const ServicePort& sp, const topology::PodLayout& ep);
+std::string kube_sep_chain(int i, const ServicePort& sp, const topology::PodLayout& ep,
+                           Family f = Family::kIpv4);
 
 class LegacyMode : public Mode {
  public:
@@ -59,7 +67,10 @@ class LegacyMode : public Mode {
   std::string name() const override { return "legacy"; }
   void apply(const topology::Layout& layout) override;
   void remove(const topology::Layout& layout) override;
-  RuleSet rules(const topology::Layout& layout) const;
+  // The rules of one family (kIpv6: for ip6tables; empty unless the cluster is dual stack).
+  RuleSet rules(const topology::Layout& layout, Family f = Family::kIpv4) const;
+  // The families whose rules this cluster gets: IPv4, and IPv6 on a dual-stack cluster.
+  static std::vector<Family> families(const topology::Layout& layout);
 
  private:
   ModeOptions opts_;

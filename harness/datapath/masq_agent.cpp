@@ -25,12 +25,15 @@ void apply_masq_config(const topology::Layout& l, const topology::StateDir& stat
     log::info("masq-agent: mode {} has no masquerade; nothing to program", mode.name);
     return;
   }
-  std::string batch = "*nat\n-F IP-MASQ-AGENT\n";
-  for (const auto& r : masq_agent_rules(cfg).rules)
-    if (r.chain == "IP-MASQ-AGENT") batch += "-A " + r.chain + " " + r.spec + "\n";
-  batch += "COMMIT\n";
   guard::OwnerWrite owner(const_cast<topology::StateDir&>(state));  // the blocker lets us write
-  for (const auto& n : l.nodes) restore(n.netns, mode.backend, batch, owner.cgroup());
+  // IPv4, and on a dual-stack cluster the ip6tables chain too (what LegacyMode installed).
+  for (Family f : LegacyMode::families(l)) {
+    std::string batch = "*nat\n-F IP-MASQ-AGENT\n";
+    for (const auto& r : masq_agent_rules(cfg, f).rules)
+      if (r.chain == "IP-MASQ-AGENT") batch += "-A " + r.chain + " " + r.spec + "\n";
+    batch += "COMMIT\n";
+    for (const auto& n : l.nodes) restore(n.netns, mode.backend, batch, owner.cgroup(), f);
+  }
   if (mode.name == "ebpf") swap_nonmasq(l, cfg);
   log::info("masq-agent: programmed {} non-masquerade CIDRs from {} ({} mode)",
             cfg.return_cidrs().size(), config, mode.name);

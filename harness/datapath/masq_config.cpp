@@ -39,6 +39,19 @@ bool MasqConfig::masquerades(Ipv4 dst) const {
   return true;
 }
 
+std::vector<Cidr6> MasqConfig::return_cidrs6() const {
+  std::vector<Cidr6> v;
+  if (!masq_link_local_ipv6) v.push_back(*Cidr6::parse("fe80::/10"));
+  v.insert(v.end(), non_masquerade6.begin(), non_masquerade6.end());
+  return v;
+}
+
+bool MasqConfig::masquerades(const Ipv6& dst) const {
+  for (const auto& c : return_cidrs6())
+    if (c.contains(dst)) return false;
+  return true;
+}
+
 namespace {
 
 [[noreturn]] void fail(const std::string& label, const YAML::Node& at, const std::string& key,
@@ -121,6 +134,13 @@ MasqConfig parse_masq_config_string(const std::string& text, const std::string& 
         std::string key = fmt::format("{}[{}]", k, i);
         if (!v[i].IsScalar()) fail(label, v[i], key, "expected a CIDR string");
         std::string why;
+        // An IPv6 CIDR has a colon; the agent puts it in its ip6tables chain.
+        if (v[i].Scalar().find(':') != std::string::npos) {
+          auto cidr = Cidr6::parse(v[i].Scalar(), &why);
+          if (!cidr) fail(label, v[i], key, "bad IPv6 CIDR '" + v[i].Scalar() + "': " + why);
+          c.non_masquerade6.push_back(*cidr);
+          continue;
+        }
         auto cidr = Cidr::parse(v[i].Scalar(), &why);
         if (!cidr) fail(label, v[i], key, "bad CIDR '" + v[i].Scalar() + "': " + why);
         c.non_masquerade.push_back(*cidr);

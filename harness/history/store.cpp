@@ -289,6 +289,9 @@ AddResult Store::add(const results::Run& run, const std::string& source) {
       db_.prepare("INSERT INTO trial_metrics(run_id, idx, metric, value) VALUES(?1,?2,?3,?4)");
   for (size_t i = 0; i < run.trials.size(); ++i) {
     const auto& t = run.trials[i];
+    // The store's series are IPv4 (trials without a family, and ipv4 ones): an IPv6 trial
+    // (run --families) stays in the stored document only, so no series mixes the families.
+    if (t.fam() != "ipv4") continue;
     const auto idx = static_cast<int64_t>(i);
     tr.bind(1, out.run_id).bind(2, idx).bind(3, t.mode).bind(4, t.scenario).bind(5, t.workload);
     if (t.repetition)

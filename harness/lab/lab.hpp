@@ -21,6 +21,9 @@ using Verdict = results::LabVerdict;
 
 struct LabOptions {
   std::string topology;  // two-node.yaml
+  // dual-stack's cluster when `topology` is not dual stack (family: dual); empty: the shipped
+  // topologies/dual-stack.yaml.
+  std::string dual_topology;
   std::string prefix = "hrblab";
   std::function<void(const std::string&)> progress;
 };

@@ -5,6 +5,7 @@
 #include <climits>
 
 #include "core/error.hpp"
+#include "core/ipv6.hpp"
 
 namespace hrb::results {
 
@@ -244,6 +245,10 @@ Config config_from(const json& j, const std::string& label) {
   r.strings("modes", c.modes);
   r.strings("scenarios", c.scenarios);
   r.strings("workloads", c.workloads);
+  r.strings("families", c.families);
+  if (c.families)
+    for (const auto& f : *c.families)
+      if (!parse_family(f)) r.bad("families", "'" + f + "' is not a family (ipv4, ipv6)");
   r.integer("repetitions", c.repetitions, 0, kMaxRepetitions);
   r.number("durationSeconds", c.duration_seconds);
   r.number("warmupSeconds", c.warmup_seconds);
@@ -295,6 +300,7 @@ json to_json(const Config& c) {
   put(o, "modes", c.modes);
   put(o, "scenarios", c.scenarios);
   put(o, "workloads", c.workloads);
+  put(o, "families", c.families);
   put(o, "repetitions", c.repetitions);
   put(o, "durationSeconds", c.duration_seconds);
   put(o, "warmupSeconds", c.warmup_seconds);
@@ -326,6 +332,9 @@ Trial trial_from(const json& j, const std::string& label, size_t i) {
   t.mode = r.required_str("mode");
   t.scenario = r.required_str("scenario");
   t.workload = r.required_str("workload");
+  r.str("family", t.family);
+  if (t.family && !parse_family(*t.family))
+    r.bad("family", "'" + *t.family + "' is not a family (ipv4, ipv6)");
   r.integer("repetition", t.repetition, 0, kMaxRepetitions - 1);
   r.integer("order", t.order, 0, INT64_MAX);
   r.integer("attempt", t.attempt, 0, INT32_MAX);
@@ -369,6 +378,7 @@ json to_json(const Trial& t) {
   o["mode"] = t.mode;
   o["scenario"] = t.scenario;
   o["workload"] = t.workload;
+  put(o, "family", t.family);
   put(o, "repetition", t.repetition);
   put(o, "order", t.order);
   put(o, "attempt", t.attempt);

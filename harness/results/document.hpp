@@ -87,6 +87,7 @@ struct Shard {
 // "config": how the run measured.
 struct Config {
   std::optional<std::vector<std::string>> modes, scenarios, workloads;
+  std::optional<std::vector<std::string>> families;  // --families; absent: ipv4
   std::optional<int> repetitions;
   std::optional<double> duration_seconds, warmup_seconds;
   std::optional<int> flows;
@@ -120,9 +121,10 @@ struct TrialScan {
   bool operator==(const TrialScan&) const = default;
 };
 
-// One element of "trials": one (mode, scenario, workload, repetition), as run.
+// One element of "trials": one (mode, scenario, workload, family, repetition), as run.
 struct Trial {
   std::string mode, scenario, workload;
+  std::optional<std::string> family;  // ipv4 | ipv6; absent (files before families): ipv4
   std::optional<int> repetition;
   std::optional<int64_t> order;
   std::optional<int> attempt;
@@ -144,6 +146,7 @@ struct Trial {
 
   bool is_valid() const { return valid.value_or(false); }
   int rep() const { return repetition.value_or(0); }
+  std::string fam() const { return family.value_or("ipv4"); }
   bool operator==(const Trial&) const = default;
 };
 

@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "core/error.hpp"
+#include "core/ipv6.hpp"
 #include "core/process.hpp"
 #include "metrics/stats.hpp"
 
@@ -220,7 +221,9 @@ nlohmann::json to_gbench(const Run& doc) {
     for (const auto& m : metric_catalogue()) {
       auto v = metric_value(t, m);
       if (!v) continue;
-      std::string name = t.mode + "/" + t.scenario + "/" + t.workload + "/" + m.name;
+      // An IPv6 trial's workload carries its family (tcp_rr:ipv6): IPv4 names are as before.
+      const std::string workload = t.fam() == "ipv4" ? t.workload : t.workload + ":" + t.fam();
+      std::string name = t.mode + "/" + t.scenario + "/" + workload + "/" + m.name;
       // compare.py compares real_time/cpu_time, lower is better: a higher-is-better rate is
       // exported as nanoseconds per unit (1e9 / rate), a lower-is-better figure as itself.
       double time = m.higher_is_better ? (*v > 0 ? 1e9 / *v : 0) : *v;
@@ -248,18 +251,82 @@ nlohmann::json to_gbench(const Run& doc) {
 }
 
 std::string to_csv(const Run& doc) {
-  std::string s = "run_id,mode,scenario,workload,repetition,valid,metric,unit,value\n";
+  // family: the last column, so the columns before it are where they always were.
+  std::string s = "run_id,mode,scenario,workload,repetition,valid,metric,unit,value,family\n";
   for (const auto& t : doc.trials)
     for (const auto& m : metric_catalogue()) {
       auto v = metric_value(t, m);
       if (!v) continue;
-      s += fmt::format("{},{},{},{},{},{},{},{},{}\n", doc.run_id.value_or(""), t.mode, t.scenario,
-                       t.workload, t.rep(), t.is_valid() ? 1 : 0, m.name, m.unit, *v);
+      s += fmt::format("{},{},{},{},{},{},{},{},{},{}\n", doc.run_id.value_or(""), t.mode,
+                       t.scenario, t.workload, t.rep(), t.is_valid() ? 1 : 0, m.name, m.unit, *v,
+                       t.fam());
     }
   return s;
 }
 
+std::vector<std::string> families(const Run& doc) {
+  std::vector<std::string> out;
+  auto add = [&](const std::string& f) {
+    if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(f);
+  };
+  if (doc.config.families)
+    for (const auto& f : *doc.config.families) add(f);
+  for (const auto& t : doc.trials) add(t.fam());
+  if (out.empty()) out.push_back("ipv4");
+  return out;
+}
+
+Run only_family(const Run& doc, const std::string& family) {
+  Run out = doc;
+  out.trials.clear();
+  for (const auto& t : doc.trials)
+    if (t.fam() == family) out.trials.push_back(t);
+  if (doc.config.families) out.config.families = std::vector<std::string>{family};
+  return out;
+}
+
+Run select_family(const Run& doc, const std::string& family, const std::string& label) {
+  if (!parse_family(family))
+    throw Error("--family: '" + family + "' (expected ipv4 or ipv6)", ExitCode::kUsage);
+  Run out = only_family(doc, family);
+  if (!doc.trials.empty() && out.trials.empty()) {
+    std::string have;
+    for (const auto& f : families(doc)) have += (have.empty() ? "" : ", ") + f;
+    throw Error(fmt::format("{}: no {} trials (its families: {}); choose one with --family", label,
+                            family, have),
+                ExitCode::kBadInput);
+  }
+  return out;
+}
+
+namespace {
+std::string summary_table_of(const Run& doc);
+std::vector<ShortCell> short_cells_of(const Run& doc);
+}  // namespace
+
 std::string summary_table(const Run& doc) {
+  const auto fams = families(doc);
+  if (fams.size() == 1) return summary_table_of(doc);
+  std::string out;
+  for (const auto& f : fams)
+    out +=
+        (out.empty() ? "" : "\n") + ("family " + f + ":\n") + summary_table_of(only_family(doc, f));
+  return out;
+}
+
+std::vector<ShortCell> short_cells(const Run& doc) {
+  const auto fams = families(doc);
+  std::vector<ShortCell> out;
+  for (const auto& f : fams) {
+    auto cells = short_cells_of(fams.size() == 1 ? doc : only_family(doc, f));
+    for (auto& c : cells) c.family = f;
+    out.insert(out.end(), cells.begin(), cells.end());
+  }
+  return out;
+}
+
+namespace {
+std::string summary_table_of(const Run& doc) {
   auto num = [](double x) {
     if (!std::isfinite(x)) return std::string("-");
     if (std::abs(x) >= 1000) return fmt::format("{:.0f}", x);
@@ -331,8 +398,11 @@ std::string summary_table(const Run& doc) {
   return out;
 }
 
+}  // namespace
+
 std::string ShortCell::line() const {
   std::string s = mode + " " + scenario + " " + workload;
+  if (family != "ipv4") s += " " + family;
   if (scan_value) s += fmt::format(" (scan value {})", *scan_value);
   s += fmt::format(": {} of {} valid", valid, needed);
   if (!reasons.empty()) {
@@ -368,7 +438,8 @@ std::vector<std::pair<std::string, const Environment*>> environments(const Run& 
   return out;
 }
 
-std::vector<ShortCell> short_cells(const Run& doc) {
+namespace {
+std::vector<ShortCell> short_cells_of(const Run& doc) {
   using Key = std::tuple<std::string, std::string, std::string, std::optional<int>>;
   const int repetitions = std::max(1, doc.config.repetitions.value_or(1));
   // The repetitions a cell of scan value `value` needs: all of them, or in a shard's file those
@@ -449,7 +520,7 @@ std::vector<ShortCell> short_cells(const Run& doc) {
     const int valid = static_cast<int>(valid_reps.size());
     const int needed = needed_of(value);
     if (valid >= needed) continue;
-    ShortCell c{mode, scenario, workload, value, valid, needed, {}};
+    ShortCell c{mode, scenario, workload, value, valid, needed, {}, "ipv4"};
     for (const auto& [key, n] : counts) {
       std::string r =
           key == "steal" ? fmt::format("steal up to {:.0f}% > {}", max_steal, steal_limit) : key;
@@ -469,6 +540,7 @@ std::vector<ShortCell> short_cells(const Run& doc) {
   }
   return out;
 }
+}  // namespace
 
 std::string short_cells_text(const Run& doc) {
   const auto cells = short_cells(doc);

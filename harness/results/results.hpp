@@ -60,8 +60,21 @@ std::vector<double> finite(const std::vector<double>& v);
 nlohmann::json to_gbench(const Run& doc);
 std::string to_csv(const Run& doc);
 
+// --- families (`run --families ipv4,ipv6`): every trial records its family; a trial without one
+// (files before families) is ipv4. Summaries, charts and gate checks are made per family: the
+// grouping below (series, the summary's cells, short cells) is over one family's trials.
+// The families of a document, in order: config.families, then any other its trials have.
+std::vector<std::string> families(const Run& doc);
+// The document with only the trials of `family`; config.families says just it (if it was set).
+Run only_family(const Run& doc, const std::string& family);
+// `--family F` of gate, compare and report: only_family, after checking F is ipv4 or ipv6
+// (Error(kUsage)) and that `doc` (read from `label`) has trials of it (Error(kBadInput) naming
+// the families it has). A document without trials is returned as it is.
+Run select_family(const Run& doc, const std::string& family, const std::string& label);
+
 // The comparison table printed at the end of a run: per scenario, workload and metric the
 // median of each mode, the ceiling (node-node), and ebpf/legacy with its bootstrap interval.
+// With more than one family, one table per family, each under a "family F:" line.
 std::string summary_table(const Run& doc);
 
 // --- shards (`hrbench run --shard I/N`, `hrbench merge`; docs/gate.md "Spreading a run over
@@ -89,6 +102,7 @@ struct ShortCell {
   std::optional<int> scan_value;
   int valid = 0, needed = 0;
   std::vector<std::string> reasons;
+  std::string family = "ipv4";
   std::string line() const;  // "ebpf pod-pod-cross-node tcp_crr: 2 of 3 valid (steal 14% > 10% ×3)"
 };
 // The cells are those the config names (modes x scenarios x workloads x scan values, mode none
@@ -96,6 +110,7 @@ struct ShortCell {
 // files without a config name only the latter. In a shard's file a cell needs the repetitions
 // of the rounds that shard measures (config.shard), and a scan value it has no round of is no
 // cell of it.
+// Per family (ShortCell::family; an ipv6 cell's line names it).
 std::vector<ShortCell> short_cells(const Run& doc);
 // "" when no cell is short; else a heading line and one line per short cell.
 std::string short_cells_text(const Run& doc);

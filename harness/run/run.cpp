@@ -62,7 +62,7 @@ bool service_scenario(const std::string& s) { return s == kPodService || s == kE
 
 struct Endpoints {
   std::string client_name, server_name, client_netns, server_netns;
-  Ipv4 dst;
+  traffic::IpAddr dst;
   const topology::NodeLayout* server_node = nullptr;  // when the server is a pod: its node
   const topology::PodLayout* server_pod = nullptr;    // … and the pod (pps sends into it)
   // pod-service: the client sends to dst:port (the VIP), the backends listen on server_port
@@ -72,9 +72,16 @@ struct Endpoints {
   int service = -1;  // the service's index
 };
 
+// The endpoints of scenario `s` over family `f` (IPv6: the layout's IPv6 addresses, the service's
+// IPv6 ClusterIP; a cluster that is not dual stack has none).
 std::optional<Endpoints> scenario_endpoints(const topology::Layout& l, const std::string& s,
-                                            int eps) {
+                                            int eps, Family f = Family::kIpv4) {
   if (l.nodes.empty()) return std::nullopt;
+  if (f == Family::kIpv6 && !l.dual()) return std::nullopt;
+  const bool v6 = f == Family::kIpv6;
+  auto addr = [v6](const Ipv4& a, const Ipv6& a6) {
+    return v6 ? traffic::IpAddr(a6) : traffic::IpAddr(a);
+  };
   if (service_scenario(s)) {
     // pod-service: node1's first pod to the ClusterIP; external-nodeport: the external host to
     // node1's IP at the service's NodePort. Either way the backends are node2's pods.
@@ -87,17 +94,18 @@ std::optional<Endpoints> scenario_endpoints(const topology::Layout& l, const std
     Endpoints e;
     if (nodeport) {
       e = {l.externals[0].name, "", l.externals[0].netns, backends[0].netns,
-           l.nodes[0].underlay_ip};
+           addr(l.nodes[0].underlay_ip, l.nodes[0].underlay_ip6)};
       e.port = *datapath::node_port(i);
     } else {
       const auto& client = l.nodes[0].pods[0];
-      e = {client.name, "", client.netns, backends[0].netns, datapath::service_ip(l, i)};
+      e = {client.name, "", client.netns, backends[0].netns,
+           addr(datapath::service_ip(l, i), v6 ? datapath::service_ip6(l, i) : Ipv6{})};
       e.port = datapath::kServicePort;
     }
     e.server_port = datapath::kServiceTargetPort;
     e.service = i;
     e.server_name =
-        fmt::format("svc-{} {}{}:{} ->", i, nodeport ? "NodePort " : "", e.dst.str(), e.port);
+        fmt::format("svc-{} {}{} ->", i, nodeport ? "NodePort " : "", e.dst.host_port(e.port));
     for (size_t k = 0; k < backends.size(); ++k) {
       e.server_name += fmt::format("{}{}:{}", k ? ", " : " ", backends[k].name, e.server_port);
       if (k) e.more_server_netns.push_back(backends[k].netns);
@@ -107,7 +115,7 @@ std::optional<Endpoints> scenario_endpoints(const topology::Layout& l, const std
   const auto& n1 = l.nodes[0];
   auto to_pod = [&](const topology::PodLayout& from, const topology::NodeLayout& node,
                     const topology::PodLayout& to) {
-    return Endpoints{from.name, to.name, from.netns, to.netns, to.ip, &node, &to};
+    return Endpoints{from.name, to.name, from.netns, to.netns, addr(to.ip, to.ip6), &node, &to};
   };
   if (s == "pod-pod-same-node" && n1.pods.size() >= 2) return to_pod(n1.pods[0], n1, n1.pods[1]);
   if (s == "pod-pod-cross-node" && l.nodes.size() >= 2 && !n1.pods.empty() &&
@@ -115,18 +123,19 @@ std::optional<Endpoints> scenario_endpoints(const topology::Layout& l, const std
     return to_pod(n1.pods[0], l.nodes[1], l.nodes[1].pods[0]);
   if (s == "pod-external" && !n1.pods.empty() && !l.externals.empty())
     return Endpoints{n1.pods[0].name, l.externals[0].name, n1.pods[0].netns, l.externals[0].netns,
-                     l.externals[0].address};
+                     addr(l.externals[0].address, l.externals[0].address6)};
   if (s == "node-node" && l.nodes.size() >= 2)
-    return Endpoints{n1.name, l.nodes[1].name, n1.netns, l.nodes[1].netns, l.nodes[1].underlay_ip};
+    return Endpoints{n1.name, l.nodes[1].name, n1.netns, l.nodes[1].netns,
+                     addr(l.nodes[1].underlay_ip, l.nodes[1].underlay_ip6)};
   return std::nullopt;
 }
 
-// The KUBE-SEP chains of service `i` (every port, every endpoint).
-std::set<std::string> sep_chains(const topology::Layout& l, int i, int eps) {
+// The KUBE-SEP chains of service `i` (every port, every endpoint) in family f's tables.
+std::set<std::string> sep_chains(const topology::Layout& l, int i, int eps, Family f) {
   std::set<std::string> out;
   for (const auto& sp : datapath::service_ports())
     for (const auto& ep : datapath::service_endpoints(l, i, eps))
-      out.insert(datapath::kube_sep_chain(i, sp, ep));
+      out.insert(datapath::kube_sep_chain(i, sp, ep, f));
   return out;
 }
 
@@ -183,15 +192,15 @@ nlohmann::json derive_metrics(const traffic::WorkloadResult& r, const metrics::C
 }
 
 // Packets counted by every rule in the nodes, and by the rules of the chains `in` (one
-// iptables-save per node).
+// iptables-save, or ip6tables-save for an IPv6 trial, per node).
 struct RulePackets {
   uint64_t all = 0, in = 0;
 };
 RulePackets iptables_packets(const topology::Layout& l, datapath::Backend b,
-                             const std::set<std::string>& in = {}) {
+                             const std::set<std::string>& in, Family f) {
   RulePackets n;
   for (const auto& node : l.nodes)
-    for (const auto& c : datapath::rule_counters(node.netns, b)) {
+    for (const auto& c : datapath::rule_counters(node.netns, b, {}, f)) {
       n.all += c.packets;
       if (in.count(c.chain)) n.in += c.packets;
     }
@@ -287,8 +296,23 @@ TrialMode trial_mode(const std::string& mode, const datapath::ModeOptions& run_o
   return t;
 }
 
+std::vector<Family> parse_families(const std::vector<std::string>& names) {
+  std::vector<Family> out;
+  for (const auto& n : names) {
+    const auto f = parse_family(n);
+    if (!f) throw Error("--families: unknown family '" + n + "' (ipv4, ipv6)", ExitCode::kUsage);
+    if (std::find(out.begin(), out.end(), *f) != out.end())
+      throw Error("--families: " + n + " is named twice", ExitCode::kUsage);
+    out.push_back(*f);
+  }
+  if (out.empty()) throw Error("--families: name one or both of ipv4, ipv6", ExitCode::kUsage);
+  return out;
+}
+
 void validate(const RunConfig& c) {
   validate_mode_names(c.modes, c.mode_options);
+  if (c.families.empty())
+    throw Error("--families: name one or both of ipv4, ipv6", ExitCode::kUsage);
   for (const auto& s : c.scenarios)
     if (std::find(kScenarios.begin(), kScenarios.end(), s) == kScenarios.end())
       throw Error("--scenarios: unknown scenario '" + s +
@@ -333,6 +357,12 @@ void validate(const RunConfig& c) {
     throw Error("--scan " + c.scan_param + " needs values, e.g. --scan services=0,1000,5000",
                 ExitCode::kUsage);
   if (c.shard) check_shard(*c.shard, c);
+  if (c.profile &&
+      std::find(c.families.begin(), c.families.end(), Family::kIpv6) != c.families.end())
+    throw Error(
+        "--profile with --families ipv6: the profiles file does not record a family yet; "
+        "profile an IPv4 run",
+        ExitCode::kUsage);
   // --output: an existing directory (<run id>.json goes into it) or a file in one.
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -381,6 +411,8 @@ RunConfig config_of_results(const results::Run& doc) {
   c.modes.clear();
   c.scenarios.clear();
   c.workloads.clear();
+  // The families are the run's (a file without them measured IPv4).
+  if (j.families) c.families = parse_families(*j.families);
   return c;
 }
 
@@ -407,11 +439,14 @@ std::vector<PlannedTrial> plan_trials(const RunConfig& cfg,
           if ((mode == "none") != (s == "node-node")) continue;
           for (const auto& w : cfg.workloads) {
             if (w == kPps && s != "pod-pod-cross-node") continue;
-            PlannedTrial t{mode, s, w, rep};
-            if (scanning) t.scan = results::TrialScan{.param = cfg.scan_param, .value = sv};
-            t.flows = cfg.scan_param == "flows" ? sv : cfg.flows;
-            t.setting = setting;
-            plan.push_back(std::move(t));
+            for (Family f : cfg.families) {
+              if (w == kPps && f != Family::kIpv4) continue;  // IPv4 frames
+              PlannedTrial t{mode, s, w, f, rep};
+              if (scanning) t.scan = results::TrialScan{.param = cfg.scan_param, .value = sv};
+              t.flows = cfg.scan_param == "flows" ? sv : cfg.flows;
+              t.setting = setting;
+              plan.push_back(std::move(t));
+            }
           }
         }
       }
@@ -421,6 +456,12 @@ std::vector<PlannedTrial> plan_trials(const RunConfig& cfg,
 
 MatrixPlan plan_matrix(const RunConfig& cfg, const topology::Layout& layout) {
   const int eps = cfg.mode_options.endpoints_per_service;
+  if (!layout.dual() &&
+      std::find(cfg.families.begin(), cfg.families.end(), Family::kIpv6) != cfg.families.end())
+    throw Error("--families ipv6: topology " + layout.spec.name +
+                    " has no IPv6 (its family is ipv4); use a dual-stack topology (family: dual), "
+                    "e.g. topologies/dual-stack.yaml",
+                ExitCode::kUsage);
   MatrixPlan p;
   for (const auto& s : cfg.scenarios) {
     if (scenario_endpoints(layout, s, eps)) {
@@ -485,10 +526,11 @@ MatrixPlan plan_matrix(const RunConfig& cfg, const topology::Layout& layout) {
 
 std::vector<size_t> profile_plan(const std::vector<PlannedTrial>& plan) {
   std::vector<size_t> out;
-  std::set<std::tuple<std::string, std::string, std::string, int>> seen;
+  std::set<std::tuple<std::string, std::string, std::string, Family, int>> seen;
   for (size_t i = 0; i < plan.size(); ++i) {
     const auto& t = plan[i];
-    if (seen.insert({t.mode, t.scenario, t.workload, t.scan_value()}).second) out.push_back(i);
+    if (seen.insert({t.mode, t.scenario, t.workload, t.family, t.scan_value()}).second)
+      out.push_back(i);
   }
   return out;
 }
@@ -508,9 +550,10 @@ std::vector<int> plan_rounds(const std::vector<PlannedTrial>& plan) {
 std::vector<std::vector<size_t>> alternation_groups(const std::vector<PlannedTrial>& plan) {
   const auto rounds = plan_rounds(plan);
   std::vector<std::vector<size_t>> groups;
-  std::map<std::tuple<int, std::string, std::string>, size_t> at;  // (round, scenario, workload)
+  // (round, scenario, workload, family)
+  std::map<std::tuple<int, std::string, std::string, Family>, size_t> at;
   for (size_t i = 0; i < plan.size(); ++i) {
-    const auto key = std::make_tuple(rounds[i], plan[i].scenario, plan[i].workload);
+    const auto key = std::make_tuple(rounds[i], plan[i].scenario, plan[i].workload, plan[i].family);
     auto [it, fresh] = at.emplace(key, groups.size());
     if (fresh) groups.emplace_back();
     groups[it->second].push_back(i);
@@ -666,6 +709,7 @@ results::Trial record(const PlannedTrial& t, const Measurement& m, size_t order,
   trial.mode = t.mode;
   trial.scenario = t.scenario;
   trial.workload = t.workload;
+  trial.family = family_name(t.family);
   trial.repetition = t.repetition;
   trial.order = static_cast<int64_t>(order);
   trial.attempt = attempt;
@@ -738,9 +782,10 @@ Measurement measure(const topology::Layout& layout, const RunConfig& cfg, const 
   Measurement m;
   for (const auto& n : layout.nodes) datapath::conntrack_flush(n.netns);
   const auto backend = cfg.mode_options.backend;
-  const auto seps = ep.service >= 0 ? sep_chains(layout, ep.service, eps) : std::set<std::string>{};
+  const auto seps =
+      ep.service >= 0 ? sep_chains(layout, ep.service, eps, t.family) : std::set<std::string>{};
   const RulePackets ipt0 =
-      t.setting.rules ? iptables_packets(layout, backend, seps) : RulePackets{};
+      t.setting.rules ? iptables_packets(layout, backend, seps, t.family) : RulePackets{};
   auto bpf0 = t.setting.bpf ? datapath::counters_json(layout) : nlohmann::json::object();
   m.started_at = log::iso_now();
   m.client = ep.client_name;
@@ -764,7 +809,7 @@ Measurement measure(const topology::Layout& layout, const RunConfig& cfg, const 
   m.cpu = metrics::read_cpu_times() - cpu0;
   if (perf) (*perf)->stop();
   if (t.setting.rules) {
-    const RulePackets ipt = iptables_packets(layout, backend, seps);
+    const RulePackets ipt = iptables_packets(layout, backend, seps, t.family);
     m.iptables_packets = ipt.all - ipt0.all;
     // pod-service, external-nodeport: packets kube-proxy's DNAT rules of its service
     // translated (0 where the datapath load-balances the service itself).
@@ -772,6 +817,11 @@ Measurement measure(const topology::Layout& layout, const RunConfig& cfg, const 
   }
   if (t.setting.bpf) m.bpf_counters = counters_delta(bpf0, datapath::counters_json(layout));
   return m;
+}
+
+// " ipv6" for an IPv6 trial's progress lines ("" for IPv4: the lines of an IPv4 run as before).
+std::string family_suffix(const PlannedTrial& t) {
+  return t.family == Family::kIpv4 ? "" : std::string(" ") + family_name(t.family);
 }
 
 // The last word on a recorded attempt: the fault injection's mark (HRB_FAULT_INVALID), and a note
@@ -783,8 +833,9 @@ void judge(results::Trial& trial, const PlannedTrial& t, const std::optional<Fau
     trial.valid = false;
   }
   if (!trial.is_valid())
-    rep.note(fmt::format("trial {} ({} {} {} rep {}) marked invalid: {}", *trial.order, t.mode,
-                         t.scenario, t.workload, t.repetition + 1, trial.flags->front()));
+    rep.note(fmt::format("trial {} ({} {} {}{} rep {}) marked invalid: {}", *trial.order, t.mode,
+                         t.scenario, t.workload, family_suffix(t), t.repetition + 1,
+                         trial.flags->front()));
 }
 
 // One attempt of planned trial `t`, number `order` in the run, in the mode already applied;
@@ -794,10 +845,10 @@ std::optional<results::Trial> run_attempt(const topology::Layout& layout, const 
                                           const std::optional<FaultInjection>& fault, Reporter& rep,
                                           const std::atomic<bool>& interrupted) {
   const int eps = cfg.mode_options.endpoints_per_service;
-  const auto ep = *scenario_endpoints(layout, t.scenario, eps);
-  rep.trial(order,
-            fmt::format("{} {} {} rep {}{}", t.mode, t.scenario, t.workload, t.repetition + 1,
-                        attempt > 1 ? fmt::format(" (re-run {})", attempt - 1) : ""));
+  const auto ep = *scenario_endpoints(layout, t.scenario, eps, t.family);
+  rep.trial(order, fmt::format("{} {} {}{} rep {}{}", t.mode, t.scenario, t.workload,
+                               family_suffix(t), t.repetition + 1,
+                               attempt > 1 ? fmt::format(" (re-run {})", attempt - 1) : ""));
   Measurement m = measure(layout, cfg, t, ep, eps);
   if (interrupted) return std::nullopt;
   results::Trial trial = record(t, m, order, attempt, cfg.max_steal_fraction);
@@ -817,8 +868,9 @@ std::vector<Measurement> measure_alternated(const topology::Layout& layout, cons
   const PlannedTrial& t = *group.front();
   for (const auto& n : layout.nodes) datapath::conntrack_flush(n.netns);
   const auto backend = cfg.mode_options.backend;
-  const auto seps = ep.service >= 0 ? sep_chains(layout, ep.service, eps) : std::set<std::string>{};
-  const RulePackets ipt0 = iptables_packets(layout, backend, seps);
+  const auto seps =
+      ep.service >= 0 ? sep_chains(layout, ep.service, eps, t.family) : std::set<std::string>{};
+  const RulePackets ipt0 = iptables_packets(layout, backend, seps, t.family);
   std::vector<nlohmann::json> bpf0;
   for (size_t v : variant_of) bpf0.push_back(datapath::counters_json(layout, v));
   const std::string started_at = log::iso_now();
@@ -829,7 +881,7 @@ std::vector<Measurement> measure_alternated(const topology::Layout& layout, cons
                       .settle_s = cfg.alternate_settle_s,
                       .select = [&](int i) { selector.select(variant_of.at(i)); }};
   const traffic::WorkloadResult w = traffic::run_workload(spec);
-  const RulePackets ipt = iptables_packets(layout, backend, seps);
+  const RulePackets ipt = iptables_packets(layout, backend, seps, t.family);
   std::vector<Measurement> out;
   for (size_t i = 0; i < group.size(); ++i) {
     Measurement m;
@@ -942,10 +994,10 @@ LoopEnd run_alternated(const RunConfig& cfg, const topology::Layout& layout, top
     std::string names;
     for (const auto* g : group) names += (names.empty() ? "" : "+") + g->mode;
     rep.set_total(k + queue.size() * group.size());
-    rep.trial(k + 1, fmt::format("{} {} {} rep {} (alternated every {} s){}", names, t.scenario,
-                                 t.workload, t.repetition + 1, cfg.alternate_s,
+    rep.trial(k + 1, fmt::format("{} {} {}{} rep {} (alternated every {} s){}", names, t.scenario,
+                                 t.workload, family_suffix(t), t.repetition + 1, cfg.alternate_s,
                                  queue.attempts(*gi) ? " (re-run)" : ""));
-    const auto ep = *scenario_endpoints(layout, t.scenario, eps);
+    const auto ep = *scenario_endpoints(layout, t.scenario, eps, t.family);
     auto ms = measure_alternated(layout, cfg, group, variant_of, *selector, ep, eps);
     if (interrupted) break;
     bool valid = true;
@@ -1010,8 +1062,9 @@ struct ProfilePass {
         current_mode = t.mode;
         current_scan = t.scan_value();
       }
-      rep.trial(done + n + 1, fmt::format("profile {} {} {}", t.mode, t.scenario, t.workload));
-      const auto ep = *scenario_endpoints(layout, t.scenario, eps);
+      rep.trial(done + n + 1, fmt::format("profile {} {} {}{}", t.mode, t.scenario, t.workload,
+                                          family_suffix(t)));
+      const auto ep = *scenario_endpoints(layout, t.scenario, eps, t.family);
       std::optional<PerfRecording> perf;
       const auto t0 = Clock::now();
       Measurement m = measure(layout, cfg, t, ep, eps, &perf);
@@ -1094,6 +1147,8 @@ results::Run run_matrix(const RunConfig& cfg, const std::atomic<bool>& interrupt
   c.modes = cfg.modes;
   c.scenarios = plan.scenarios;
   c.workloads = cfg.workloads;
+  c.families.emplace();
+  for (Family f : cfg.families) c.families->push_back(family_name(f));
   c.repetitions = cfg.repetitions;
   c.duration_seconds = cfg.duration_s;
   c.warmup_seconds = cfg.warmup_s;

@@ -34,6 +34,9 @@ struct RunConfig {
   std::vector<std::string> scenarios{"pod-pod-same-node", "pod-pod-cross-node", "pod-service",
                                      "pod-external", "node-node"};
   std::vector<std::string> workloads{"tcp_rr", "tcp_crr", "tcp_stream", "udp_stream"};
+  // --families: the address families every (scenario, workload) is measured over; ipv6 needs a
+  // dual-stack topology (family: dual). pps is IPv4 frames: measured over ipv4 only.
+  std::vector<Family> families{Family::kIpv4};
   int repetitions = 3;
   double duration_s = 1.5;
   double warmup_s = 0.4;
@@ -103,6 +106,7 @@ TrialMode trial_mode(const std::string& mode, const datapath::ModeOptions& run_o
 struct PlannedTrial {
   std::string mode;  // as named in --modes, and as recorded
   std::string scenario, workload;
+  Family family = Family::kIpv4;
   int repetition = 0;
   std::optional<results::TrialScan> scan;  // when scanning: {RunConfig::scan_param, value}
   int flows = 1;      // the scan value when scanning flows, else RunConfig::flows
@@ -113,7 +117,8 @@ struct PlannedTrial {
 // The order trials run in: per scan value (none: one pass) and repetition, the ceiling block
 // (mode none, node-node) first when node-node is among `scenarios`, then cfg.modes, reversed on
 // every odd repetition (ABBA…); within a mode its scenarios (node-node only in mode none, the
-// others only outside it), within a scenario cfg.workloads (pps only in pod-pod-cross-node).
+// others only outside it), within a scenario cfg.workloads (pps only in pod-pod-cross-node), and
+// within a workload cfg.families (pps over ipv4 only).
 // Needs no cluster: `scenarios` are those the topology holds, `scan_values` as measured,
 // `run_options` the run's mode options (services raised for the service scenarios).
 std::vector<PlannedTrial> plan_trials(const RunConfig& cfg,
@@ -198,9 +203,9 @@ class TrialQueue {
 std::vector<int> plan_rounds(const std::vector<PlannedTrial>& plan);
 
 // --- alternation (--alternate) --------------------------------------------------------------
-// The trials measured together: per round, scenario and workload, one trial of each mode (plan
-// indices, in the round's mode order: ABBA across rounds, and the order the segments start in).
-// In order of each group's first trial. Every planned trial is in exactly one group.
+// The trials measured together: per round, scenario, workload and family, one trial of each mode
+// (plan indices, in the round's mode order: ABBA across rounds, and the order the segments start
+// in). In order of each group's first trial. Every planned trial is in exactly one group.
 std::vector<std::vector<size_t>> alternation_groups(const std::vector<PlannedTrial>& plan);
 // The one mode that holds every variant: the first mode's options, the others' objects and
 // calibration delays as ModeOptions::alternates (variant i = cfg.modes[i]). Throws Error(kUsage)
@@ -237,6 +242,8 @@ int pod_service_index(const topology::Layout& l, int eps);
 
 // Checks names before anything is built; throws Error(kUsage) naming the bad value.
 void validate(const RunConfig& cfg);
+// --families ipv4,ipv6: each once; throws Error(kUsage) naming the bad one.
+std::vector<Family> parse_families(const std::vector<std::string>& names);
 
 // A results file's run id: YYYYMMDD-HHMMSS-xxxx (UTC now, a random suffix).
 std::string make_run_id();

@@ -54,12 +54,49 @@ std::string mtu(const Layout& l) { return std::to_string(l.spec.mtu); }
 
 std::string fabric_script(const Layout& l) {
   std::string s = "link set lo up\n";
-  s += "link add " + l.bridge + " type bridge\n";
+  // Dual stack: no multicast snooping, so neighbour solicitations reach every port whatever MLD
+  // reports the bridge saw (a member whose report it missed would never be solicited).
+  s += "link add " + l.bridge + " type bridge" + (l.dual() ? " mcast_snooping 0" : "") + "\n";
   s += "link set " + l.bridge + " mtu " + mtu(l) + " up\n";
   for (const auto& n : l.nodes)
     s += "link set " + n.fabric_port + " master " + l.bridge + " mtu " + mtu(l) + " up\n";
   for (const auto& e : l.externals)
     s += "link set " + e.fabric_port + " master " + l.bridge + " mtu " + mtu(l) + " up\n";
+  return s;
+}
+
+// Dual stack, the IPv6 half of each script (the layout's addresses; nodad: usable at once).
+std::string node_script6(const Layout& l, const NodeLayout& n) {
+  const std::string len = std::to_string(l.spec.underlay_cidr6.len);
+  std::string s = "addr add " + n.router_ip6.str() + "/128 dev lo\n";
+  s += "addr add " + n.underlay_ip6.str() + "/" + len + " dev " + n.uplink + " nodad\n";
+  for (const auto& pod : n.pods) {
+    s += "addr add " + n.router_ip6.str() + "/128 dev " + pod.lxc + " nodad\n";
+    s += "route add " + pod.ip6.str() + "/128 dev " + pod.lxc + " src " + n.router_ip6.str() + "\n";
+  }
+  for (const auto& other : l.nodes)
+    if (&other != &n)
+      s += "route add " + other.pod_cidr6.str() + " via " + other.underlay_ip6.str() + " dev " +
+           n.uplink + "\n";
+  if (!l.externals.empty())
+    s += "route add default via " + l.externals.front().underlay_ip6.str() + " dev " + n.uplink +
+         "\n";
+  return s;
+}
+
+std::string pod_script6(const NodeLayout& n, const PodLayout& pod) {
+  std::string s = "addr add " + pod.ip6.str() + "/128 dev " + pod.ifname + " nodad\n";
+  s += "route add " + n.router_ip6.str() + "/128 dev " + pod.ifname + "\n";
+  s += "route add default via " + n.router_ip6.str() + " dev " + pod.ifname + "\n";
+  return s;
+}
+
+std::string external_script6(const Layout& l, const ExternalLayout& e) {
+  std::string s = "addr add " + e.address6.str() + "/128 dev lo\n";
+  s += "addr add " + e.underlay_ip6.str() + "/" + std::to_string(l.spec.underlay_cidr6.len) +
+       " dev " + e.ifname + " nodad\n";
+  for (const auto& n : l.nodes)
+    s += "route add " + n.pod_cidr6.str() + " via " + n.underlay_ip6.str() + "\n";
   return s;
 }
 
@@ -82,6 +119,7 @@ std::string node_script(const Layout& l, const NodeLayout& n) {
   if (!l.externals.empty())
     s += "route add default via " + l.externals.front().underlay_ip.str() + " dev " + n.uplink +
          "\n";
+  if (l.dual()) s += node_script6(l, n);
   return s;
 }
 
@@ -91,6 +129,7 @@ std::string pod_script(const Layout& l, const NodeLayout& n, const PodLayout& po
   s += "addr add " + pod.ip.str() + "/32 dev " + pod.ifname + "\n";
   s += "route add " + n.router_ip.str() + "/32 dev " + pod.ifname + " scope link\n";
   s += "route add default via " + n.router_ip.str() + " dev " + pod.ifname + "\n";
+  if (l.dual()) s += pod_script6(n, pod);
   return s;
 }
 
@@ -103,6 +142,7 @@ std::string external_script(const Layout& l, const ExternalLayout& e) {
   // Like a VNet route table: the pod CIDRs are reachable through their nodes.
   for (const auto& n : l.nodes)
     s += "route add " + n.pod_cidr.str() + " via " + n.underlay_ip.str() + "\n";
+  if (l.dual()) s += external_script6(l, e);
   return s;
 }
 
@@ -128,6 +168,16 @@ void wait_running(const std::string& netns, const std::vector<std::string>& ifna
       }
     }
   });
+}
+
+// Dual stack: no duplicate address detection on the interfaces of a netns (`ifnames`, and any
+// made later), so the link-local addresses neighbour discovery sends from are usable as soon as
+// the links are up — the addresses the harness assigns carry nodad themselves.
+std::map<std::string, std::string> no_dad(const std::vector<std::string>& ifnames) {
+  std::map<std::string, std::string> kv{{"net.ipv6.conf.all.accept_dad", "0"},
+                                        {"net.ipv6.conf.default.accept_dad", "0"}};
+  for (const auto& i : ifnames) kv["net.ipv6.conf." + i + ".accept_dad"] = "0";
+  return kv;
 }
 
 void apply_sysctls(const std::string& netns, const std::map<std::string, std::string>& kv) {
@@ -230,13 +280,33 @@ void bring_up(const Layout& l, StateDir& state, const std::string& topology_yaml
     // 2. Sysctls: forwarding on in nodes (new namespaces start with ip_forward=0), then the
     //    spec's own, before any address exists.
     step("setting sysctls");
+    //    Dual stack: IPv6 forwarding in nodes, and no duplicate address detection anywhere.
     std::vector<std::function<void()>> jobs;
     for (const auto& n : l.nodes) {
       jobs.push_back([&l, &n] {
         std::map<std::string, std::string> kv{{"net.ipv4.ip_forward", "1"}};
+        if (l.dual()) {
+          std::vector<std::string> links{n.uplink};
+          for (const auto& pod : n.pods) links.push_back(pod.lxc);
+          kv.merge(no_dad(links));
+          kv["net.ipv6.conf.all.forwarding"] = "1";
+        }
         for (const auto& [k, v] : l.spec.node_sysctls) kv[k] = v;
         apply_sysctls(n.netns, kv);
-        for (const auto& pod : n.pods) apply_sysctls(pod.netns, l.spec.pod_sysctls);
+        for (const auto& pod : n.pods) {
+          auto pkv = l.dual() ? no_dad({pod.ifname}) : std::map<std::string, std::string>{};
+          for (const auto& [k, v] : l.spec.pod_sysctls) pkv[k] = v;
+          apply_sysctls(pod.netns, pkv);
+        }
+      });
+    }
+    if (l.dual()) {
+      jobs.push_back([&l] {
+        std::vector<std::string> ports;
+        for (const auto& n : l.nodes) ports.push_back(n.fabric_port);
+        for (const auto& e : l.externals) ports.push_back(e.fabric_port);
+        apply_sysctls(l.fabric_netns, no_dad(ports));
+        for (const auto& e : l.externals) apply_sysctls(e.netns, no_dad({e.ifname}));
       });
     }
     parallel(jobs, 2);

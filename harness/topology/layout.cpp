@@ -29,12 +29,18 @@ Layout plan(const Spec& spec, const std::string& prefix) {
     n.underlay_ip = spec.underlay_cidr.at(i + 1);
     n.pod_cidr = spec.pod_cidrs.at(i);
     n.router_ip = n.pod_cidr.at(1);
+    if (spec.dual()) {
+      n.underlay_ip6 = spec.underlay_cidr6.at(i + 1);
+      n.pod_cidr6 = spec.pod_cidrs6.at(i);
+      n.router_ip6 = n.pod_cidr6.at(1);
+    }
     for (int j = 0; j < spec.pods_per_node; ++j) {
       PodLayout pod;
       pod.name = n.name + "-pod" + std::to_string(j + 1);
       pod.netns = p + pod.name;
       pod.lxc = "lxc" + std::to_string(j + 1);
       pod.ip = n.pod_cidr.at(j + 2);
+      if (spec.dual()) pod.ip6 = n.pod_cidr6.at(j + 2);
       pod.node = i;
       n.pods.push_back(pod);
     }
@@ -47,6 +53,10 @@ Layout plan(const Spec& spec, const std::string& prefix) {
     e.fabric_port = "x" + std::to_string(k + 1);
     e.underlay_ip = spec.underlay_cidr.at(spec.underlay_cidr.size() - 2 - k);
     e.address = spec.externals[k].address;
+    if (spec.dual()) {
+      e.underlay_ip6 = spec.underlay_cidr6.at(0xfe - k);
+      e.address6 = spec.externals[k].address6;
+    }
     l.externals.push_back(e);
   }
   return l;
@@ -69,14 +79,17 @@ std::vector<const PodLayout*> Layout::pods() const {
 }
 
 std::optional<Endpoint> Layout::find(const std::string& name) const {
-  if (name == "fabric") return Endpoint{Endpoint::Kind::kFabric, name, fabric_netns, {}};
+  if (name == "fabric") return Endpoint{Endpoint::Kind::kFabric, name, fabric_netns, {}, {}};
   for (const auto& n : nodes) {
-    if (n.name == name) return Endpoint{Endpoint::Kind::kNode, n.name, n.netns, n.underlay_ip};
+    if (n.name == name)
+      return Endpoint{Endpoint::Kind::kNode, n.name, n.netns, n.underlay_ip, n.underlay_ip6};
     for (const auto& pod : n.pods)
-      if (pod.name == name) return Endpoint{Endpoint::Kind::kPod, pod.name, pod.netns, pod.ip};
+      if (pod.name == name)
+        return Endpoint{Endpoint::Kind::kPod, pod.name, pod.netns, pod.ip, pod.ip6};
   }
   for (const auto& e : externals)
-    if (e.name == name) return Endpoint{Endpoint::Kind::kExternal, e.name, e.netns, e.address};
+    if (e.name == name)
+      return Endpoint{Endpoint::Kind::kExternal, e.name, e.netns, e.address, e.address6};
   return std::nullopt;
 }
 

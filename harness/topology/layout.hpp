@@ -19,6 +19,7 @@ struct PodLayout {
   std::string lxc;    // node-side veth, in the node netns: lxc1
   std::string ifname = "eth0";
   Ipv4 ip;
+  Ipv6 ip6;      // dual stack: the pod's IPv6 address (/128 on eth0); zero otherwise
   int node = 0;  // index into Layout::nodes
 };
 
@@ -30,6 +31,12 @@ struct NodeLayout {
   Ipv4 underlay_ip;
   Cidr pod_cidr;
   Ipv4 router_ip;  // pods' gateway, first address of pod_cidr, held on the node's lo
+  // Dual stack (zero otherwise): the node's IPv6 underlay address, its /64 pod prefix, and the
+  // pods' IPv6 gateway (::1 of the prefix, on lo and on every lxc: IPv6 answers neighbour
+  // solicitations only for addresses of the interface they arrive on).
+  Ipv6 underlay_ip6;
+  Cidr6 pod_cidr6;
+  Ipv6 router_ip6;
   std::vector<PodLayout> pods;
 };
 
@@ -39,7 +46,8 @@ struct ExternalLayout {
   std::string ifname = "eth0";
   std::string fabric_port;  // x1
   Ipv4 underlay_ip;
-  Ipv4 address;  // the "outside" address pods talk to
+  Ipv4 address;                 // the "outside" address pods talk to
+  Ipv6 underlay_ip6, address6;  // dual stack: the same in IPv6 (zero otherwise)
 };
 
 // What a name given on the command line (pod, node, external host, "fabric") refers to.
@@ -47,7 +55,8 @@ struct Endpoint {
   enum class Kind { kPod, kNode, kExternal, kFabric } kind;
   std::string name;
   std::string netns;
-  Ipv4 ip;  // pod IP, node underlay IP, external address; 0 for the fabric
+  Ipv4 ip;   // pod IP, node underlay IP, external address; 0 for the fabric
+  Ipv6 ip6;  // the same in IPv6 on a dual-stack cluster; zero otherwise
 };
 
 struct Layout {
@@ -62,8 +71,14 @@ struct Layout {
   std::optional<Endpoint> find(const std::string& name) const;
   std::vector<const PodLayout*> pods() const;
   bool owns_netns(const std::string& netns) const;
+  bool dual() const { return spec.dual(); }  // IPv6 on every member too
 };
 
+// Addresses (IPv4 / IPv6 on a dual-stack cluster):
+//   node i (0-based)   underlay .(i+1) / ::(i+1); pod prefix pod_cidrs[i] / pod_cidrs6[i]
+//   its router         first address of the pod prefix (.1 / ::1)
+//   its pod j          pod prefix + j + 2
+//   external host k    underlay size-2-k (.254 for a /24) / ::fe - k; its outside address as given
 Layout plan(const Spec& spec, const std::string& prefix);
 
 // "<prefix>-" — what every netns of a cluster with this prefix starts with.

@@ -102,6 +102,31 @@ class Checker {
     return c;
   }
 
+  std::optional<Cidr6> cidr6(const YAML::Node& n, const std::string& key, int min_len, int max_len,
+                             const std::string& why_len) {
+    auto s = str(n, key);
+    if (!s) return std::nullopt;
+    std::string why;
+    auto c = Cidr6::parse(*s, &why);
+    if (!c) {
+      add(n, key, "bad IPv6 CIDR '" + *s + "': " + why);
+    } else if (c->len < min_len || c->len > max_len) {
+      add(n, key,
+          fmt::format("/{} is out of range: expected /{} to /{} ({})", c->len, min_len, max_len,
+                      why_len));
+      return std::nullopt;
+    }
+    return c;
+  }
+
+  std::optional<Ipv6> ip6(const YAML::Node& n, const std::string& key) {
+    auto s = str(n, key);
+    if (!s) return std::nullopt;
+    auto a = Ipv6::parse(*s);
+    if (!a) add(n, key, "'" + *s + "' is not an IPv6 address");
+    return a;
+  }
+
   std::optional<Ipv4> ip(const YAML::Node& n, const std::string& key) {
     auto s = str(n, key);
     if (!s) return std::nullopt;
@@ -161,9 +186,10 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
   if (!root.IsDefined() || root.IsNull()) {
     throw SpecError({{file, 0, 0, "", "the file is empty"}});
   }
-  if (!c.map_keys(root, "",
-                  {"name", "clusterCIDR", "serviceCIDR", "nodes", "underlay", "externalHosts",
-                   "sysctls", "services", "endpointsPerService"})) {
+  if (!c.map_keys(
+          root, "",
+          {"name", "family", "clusterCIDR", "serviceCIDR", "clusterCIDRv6", "serviceCIDRv6",
+           "nodes", "underlay", "externalHosts", "sysctls", "services", "endpointsPerService"})) {
     throw SpecError(c.diags());
   }
   auto require = [&](const YAML::Node& parent, const char* key, const std::string& path) {
@@ -174,7 +200,35 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
 
   if (auto n = require(root, "name", "name"); n.IsDefined())
     if (auto v = c.name(n, "name")) s.name = *v;
+  if (auto n = root["family"]; n.IsDefined()) {
+    if (auto v = c.str(n, "family")) {
+      if (*v == "dual")
+        s.family = StackFamily::kDual;
+      else if (*v == "ipv6")
+        c.add(n, "family",
+              "single-stack IPv6 is not supported: the datapath modes address pods by their IPv4 "
+              "address; use family: dual (IPv4 and IPv6 on every member)");
+      else if (*v != "ipv4")
+        c.add(n, "family", "'" + *v + "' is not a family (expected ipv4, ipv6 or dual)");
+    }
+  }
+  // An IPv6 key: required with family dual, refused without it (named at the key).
+  auto v6_key = [&](const YAML::Node& parent, const char* key, const std::string& path) {
+    YAML::Node n = parent[key];
+    if (s.dual() && !n.IsDefined())
+      c.add_at(parent.Mark(), path, "required key is missing (family: dual)");
+    if (!s.dual() && n.IsDefined()) {
+      c.add(n, path, "is for dual stack: set family: dual (the cluster is ipv4)");
+      return YAML::Node(YAML::NodeType::Undefined);
+    }
+    return n;
+  };
   std::optional<Cidr> cluster, service, underlay;
+  std::optional<Cidr6> cluster6, service6, underlay6;
+  if (auto n = v6_key(root, "clusterCIDRv6", "clusterCIDRv6"); n.IsDefined())
+    cluster6 = c.cidr6(n, "clusterCIDRv6", 32, kPodPrefix6 - 1, "a /64 per node is carved from it");
+  if (auto n = v6_key(root, "serviceCIDRv6", "serviceCIDRv6"); n.IsDefined())
+    service6 = c.cidr6(n, "serviceCIDRv6", 64, 124, "ClusterIPs are taken from its start");
   if (auto n = require(root, "clusterCIDR", "clusterCIDR"); n.IsDefined())
     cluster = c.cidr(n, "clusterCIDR");
   if (auto n = require(root, "serviceCIDR", "serviceCIDR"); n.IsDefined())
@@ -195,7 +249,7 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
   }
 
   if (auto u = require(root, "underlay", "underlay"); u.IsDefined()) {
-    if (c.map_keys(u, "underlay", {"kind", "cidr", "mtu"})) {
+    if (c.map_keys(u, "underlay", {"kind", "cidr", "cidrv6", "mtu"})) {
       if (u["kind"].IsDefined()) {
         if (auto k = c.str(u["kind"], "underlay.kind")) {
           if (*k != "bridge")
@@ -208,6 +262,9 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
         underlay = c.cidr(n, "underlay.cidr");
       if (u["mtu"].IsDefined())
         if (auto v = c.integer(u["mtu"], "underlay.mtu", 576, 65535)) s.mtu = *v;
+      if (auto n = v6_key(u, "cidrv6", "underlay.cidrv6"); n.IsDefined())
+        underlay6 = c.cidr6(n, "underlay.cidrv6", 64, 120,
+                            "nodes count up from ::1, external hosts down from ::fe");
     }
   }
 
@@ -235,7 +292,7 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
       for (size_t i = 0; i < n.size(); ++i) {
         std::string path = fmt::format("externalHosts[{}]", i);
         const YAML::Node e = n[i];
-        if (!c.map_keys(e, path, {"name", "address"})) continue;
+        if (!c.map_keys(e, path, {"name", "address", "addressv6"})) continue;
         ExternalHost h;
         bool ok = true;
         if (auto nn = require(e, "name", path + ".name"); nn.IsDefined()) {
@@ -260,7 +317,15 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
         } else {
           ok = false;
         }
-        if (ok) exts.push_back({e["address"], h});
+        if (auto an = v6_key(e, "addressv6", path + ".addressv6"); an.IsDefined()) {
+          if (auto a = c.ip6(an, path + ".addressv6"))
+            h.address6 = *a;
+          else
+            ok = false;
+        } else if (s.dual()) {
+          ok = false;
+        }
+        if (ok) exts.push_back({e, h});
       }
     }
   }
@@ -336,7 +401,8 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
             fmt::format("{} nodes and external hosts do not fit in {} (room for {})", need,
                         underlay->str(), room));
   }
-  for (auto& [node, h] : exts) {
+  for (auto& [entry, h] : exts) {
+    const YAML::Node node = entry["address"];
     std::string key = "externalHosts." + h.name + ".address";
     if (cluster && cluster->contains(h.address))
       c.add(node, key, "external address " + h.address.str() + " is inside clusterCIDR");
@@ -350,8 +416,51 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
     for (auto& [_, o] : exts)
       if (&o != &h && o.address == h.address && o.name < h.name)
         c.add(node, key, "duplicate address " + h.address.str() + " (also " + o.name + ")");
+    if (s.dual()) {
+      const YAML::Node node6 = entry["addressv6"];
+      const std::string key6 = key + "v6", a6 = h.address6.str();
+      if (cluster6 && cluster6->contains(h.address6))
+        c.add(node6, key6, "external address " + a6 + " is inside clusterCIDRv6");
+      else if (service6 && service6->contains(h.address6))
+        c.add(node6, key6, "external address " + a6 + " is inside serviceCIDRv6");
+      else if (underlay6 && underlay6->contains(h.address6))
+        c.add(node6, key6,
+              "external address " + a6 +
+                  " is inside underlay.cidrv6; give the address outside it (the host gets its "
+                  "underlay address separately)");
+      for (auto& [_, o] : exts)
+        if (&o != &h && o.address6 == h.address6 && o.name < h.name)
+          c.add(node6, key6, "duplicate address " + a6 + " (also " + o.name + ")");
+    }
     s.externals.push_back(h);
   }
+  // Dual stack: the IPv6 ranges disjoint, a /64 per node.
+  if (cluster6 && service6 && cluster6->overlaps(*service6))
+    c.add(
+        root["serviceCIDRv6"], "serviceCIDRv6",
+        "overlaps clusterCIDRv6 " + cluster6->str() + " (service and pod ranges must be disjoint)");
+  if (cluster6 && underlay6 && cluster6->overlaps(*underlay6))
+    c.add(root["underlay"]["cidrv6"], "underlay.cidrv6",
+          "overlaps clusterCIDRv6 " + cluster6->str());
+  if (service6 && underlay6 && service6->overlaps(*underlay6))
+    c.add(root["underlay"]["cidrv6"], "underlay.cidrv6",
+          "overlaps serviceCIDRv6 " + service6->str());
+  if (cluster6 && s.node_count > 0) {
+    if (static_cast<uint64_t>(s.node_count) > cluster6->count(kPodPrefix6))
+      c.add(root["clusterCIDRv6"], "clusterCIDRv6",
+            fmt::format("{} nodes do not fit: {} holds only {} /{} pod prefixes", s.node_count,
+                        cluster6->str(), cluster6->count(kPodPrefix6), kPodPrefix6));
+    else
+      for (int i = 0; i < s.node_count; ++i)
+        s.pod_cidrs6.push_back(cluster6->subnet(static_cast<uint64_t>(i), kPodPrefix6));
+  }
+  if (service6 && static_cast<uint64_t>(s.services) + 2 > service6->count(128))
+    c.add(root["services"], "services",
+          fmt::format("{} services do not fit in serviceCIDRv6 {}", s.services, service6->str()));
+  if (underlay6 && static_cast<uint64_t>(s.node_count) + exts.size() > 253)
+    c.add(root["underlay"]["cidrv6"], "underlay.cidrv6",
+          fmt::format("{} nodes and external hosts do not fit below ::fe of {}",
+                      static_cast<uint64_t>(s.node_count) + exts.size(), underlay6->str()));
   if (s.services > 0 && s.node_count * s.pods_per_node == 0)
     c.add(root["services"], "services", "services need pods to serve as endpoints");
   if (service && static_cast<uint64_t>(s.services) + 2 > service->size())
@@ -362,6 +471,11 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
   s.cluster_cidr = *cluster;
   s.service_cidr = *service;
   s.underlay_cidr = *underlay;
+  if (s.dual()) {
+    s.cluster_cidr6 = *cluster6;
+    s.service_cidr6 = *service6;
+    s.underlay_cidr6 = *underlay6;
+  }
   return s;
 }
 

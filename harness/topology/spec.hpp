@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "core/ipv4.hpp"
+#include "core/ipv6.hpp"
 
 namespace hrb::topology {
 
@@ -30,8 +31,14 @@ class SpecError : public Error {
 
 struct ExternalHost {
   std::string name;
-  Ipv4 address;  // the address pods talk to (outside the cluster CIDR)
+  Ipv4 address;   // the address pods talk to (outside the cluster CIDR)
+  Ipv6 address6;  // its IPv6 counterpart (addressv6; dual stack only)
 };
+
+// `family:` — which address families the cluster's pods, services and underlay carry.
+// ipv4 (the default) builds exactly what a file without the key always built; dual adds IPv6 on
+// every member. Single-stack ipv6 is refused: the datapath modes address pods by IPv4.
+enum class StackFamily { kIpv4, kDual };
 
 struct Spec {
   std::string file;  // where it came from, for messages
@@ -49,7 +56,17 @@ struct Spec {
   std::map<std::string, std::string> pod_sysctls;
   int services = 0;  // kube-proxy scale (legacy mode)
   int endpoints_per_service = 1;
+  // Dual stack (family: dual): the IPv6 ranges, each with its IPv4 counterpart's role. Node i's
+  // pod prefix is the i-th /64 of cluster_cidr6 (kPodPrefix6).
+  StackFamily family = StackFamily::kIpv4;
+  Cidr6 cluster_cidr6;
+  Cidr6 service_cidr6;
+  Cidr6 underlay_cidr6;
+  std::vector<Cidr6> pod_cidrs6;  // one /64 per node
+  bool dual() const { return family == StackFamily::kDual; }
 };
+
+constexpr int kPodPrefix6 = 64;  // every node's IPv6 pod prefix is a /64
 
 // Parses and validates; throws SpecError listing every problem.
 Spec parse_spec_file(const std::string& path);

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "core/ipv4.hpp"
+#include "core/ipv6.hpp"
+#include "traffic/sockets.hpp"
 
 namespace hrb::traffic {
 
@@ -15,14 +17,15 @@ const char* proto_name(Proto p);
 struct ReachResult {
   bool ok = false;
   std::string error;  // why not, when !ok
-  Ipv4 peer_seen;     // source address as the server saw it
+  Ipv4 peer_seen;     // source address as the server saw it (IPv4 destinations)
+  Ipv6 peer_seen6;    // the same for an IPv6 destination
 };
 
 struct ReachSpec {
   Proto proto = Proto::kTcp;
   std::string client_netns;
   std::string server_netns;
-  Ipv4 dst;               // address the client sends to
+  IpAddr dst;             // address the client sends to (IPv4 or IPv6)
   uint16_t port = 0;      // server's port; 0: pick a free one in the server netns
   int timeout_ms = 2000;  // failure detection only, never a measurement
   uint16_t dst_port = 0;  // port the client sends to, when a DNAT maps it (0: same as port)

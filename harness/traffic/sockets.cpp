@@ -31,6 +31,10 @@ std::string IpAddr::str() const {
   return buf;
 }
 
+std::string IpAddr::host_port(uint16_t port) const {
+  return (family == AF_INET6 ? "[" + str() + "]" : str()) + ":" + std::to_string(port);
+}
+
 SockAddr::SockAddr(const IpAddr& ip, uint16_t port) {
   if (ip.family == AF_INET6) {
     auto* a = reinterpret_cast<sockaddr_in6*>(&ss);

@@ -7,7 +7,10 @@
 #include <optional>
 #include <string>
 
+#include <cstring>
+
 #include "core/ipv4.hpp"
+#include "core/ipv6.hpp"
 
 namespace hrb::traffic {
 
@@ -17,10 +20,14 @@ struct IpAddr {
   in_addr v4{};
   in6_addr v6{};
   IpAddr() = default;
-  IpAddr(Ipv4 ip) { v4.s_addr = ip.be(); }  // NOLINT: an IPv4 address is an address
+  IpAddr(Ipv4 ip) { v4.s_addr = ip.be(); }     // NOLINT: an IPv4 address is an address
+  IpAddr(const Ipv6& ip) : family(AF_INET6) {  // NOLINT: so is an IPv6 one
+    std::memcpy(v6.s6_addr, ip.b.data(), 16);
+  }
   static std::optional<IpAddr> parse(const std::string& s);
   static IpAddr any(int family);  // 0.0.0.0 or ::
   std::string str() const;
+  std::string host_port(uint16_t port) const;  // a.b.c.d:port or [x::y]:port
 };
 
 // A socket address of either family, ready for bind/connect.

@@ -70,9 +70,11 @@ TEST(Lab, HybridNodes) {
 
 TEST(Lab, DualStack) {
   HRB_REQUIRE_ROOT();
-  auto v = run_one("dual-stack");
+  auto v = run_one("dual-stack");  // on topologies/dual-stack.yaml: --topology is IPv4-only
   for (const char* m : {"legacy", "ebpf"}) {
     EXPECT_TRUE(find(v, m).works) << m << ": " << find(v, m).summary;
+    // The topology's IPv6 (the layout's addresses, assigned by up), not one bolted on.
+    EXPECT_EQ(find(v, m).evidence["server"], "node2-pod1 fd00:10:244:1::2");
     EXPECT_GT(find(v, m).evidence["pingRttUs"]["ipv6"].get<double>(), 0);
     // The generators over IPv6 (udp_rr answers from the asked address: IPV6_PKTINFO).
     for (const char* wl : {"tcp_rr", "udp_rr"})

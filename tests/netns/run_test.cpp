@@ -444,3 +444,74 @@ TEST(Run, ATinyBudgetLeavesCellsShortAndNamesThem) {
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
   fs::remove_all(dir);
 }
+
+// --families ipv4,ipv6 on the dual-stack topology: every cell over both families, each trial
+// valid and carrying its family; compare and report select one family, ipv4 on ipv4-only files.
+TEST(Run, FamiliesAreARunDimension) {
+  HRB_REQUIRE_ROOT();
+  const std::string dir = test::temp_dir("run"), out = dir + "/run.json";
+  const std::string prefix = test::unique_prefix("tf");
+  auto r = test::hrbench({"run",
+                          "--topology",
+                          test::source_path("topologies/dual-stack.yaml"),
+                          "--modes",
+                          "legacy",
+                          "--scenarios",
+                          "pod-pod-same-node,pod-pod-cross-node,pod-service,pod-external,node-node",
+                          "--workloads",
+                          "tcp_rr,udp_rr",
+                          "--families",
+                          "ipv4,ipv6",
+                          "--repetitions",
+                          "1",
+                          "--duration",
+                          "0.3",
+                          "--warmup",
+                          "0.1",
+                          "--output",
+                          out,
+                          "--max-steal",
+                          "none",
+                          "--export",
+                          "csv"},
+                         prefix);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("family ipv6:"), std::string::npos) << "a table per family:\n" << r.out;
+  auto v = test::validate_results(out);
+  EXPECT_EQ(v.status, 0) << v.err;
+  auto doc = nlohmann::json::parse(std::ifstream(out));
+  EXPECT_EQ(doc["config"]["families"], (nlohmann::json{"ipv4", "ipv6"}));
+  std::map<std::string, int> per_family;
+  for (const auto& t : doc["trials"]) {
+    const std::string fam = t["family"].get<std::string>();
+    ++per_family[fam];
+    EXPECT_TRUE(t["valid"].get<bool>())
+        << t["scenario"] << " " << t["workload"] << " " << fam << " " << t["flags"];
+    // The generator reached the address of its family.
+    const std::string server = t["server"].get<std::string>();
+    if (t["scenario"] == "pod-service") {
+      EXPECT_NE(server.find(fam == "ipv6" ? "[fd00:10:96::" : " 10.96.0."), std::string::npos)
+          << server;
+      EXPECT_GT(t["serviceRulePackets"].get<uint64_t>(), 0u)
+          << fam << ": kube-proxy's DNAT rules of the service counted its connections";
+    }
+  }
+  // 4 pod scenarios + node-node, 2 workloads, one repetition: 10 trials per family.
+  EXPECT_EQ(per_family["ipv4"], 10);
+  EXPECT_EQ(per_family["ipv6"], 10);
+  std::ifstream csv(dir + "/run.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "run_id,mode,scenario,workload,repetition,valid,metric,unit,value,family");
+
+  // compare and report select a family; a family the file does not have is an input error.
+  auto cmp = test::hrbench({"compare", out, out, "--family", "ipv6"}, "");
+  EXPECT_EQ(cmp.status, 0) << cmp.err;
+  auto md = test::hrbench({"report", out, "--format", "md", "--family", "ipv6"}, "");
+  EXPECT_EQ(md.status, 0) << md.err;
+  auto both = test::hrbench({"report", out, "--format", "md"}, "");
+  EXPECT_EQ(both.status, 0) << both.err;
+  EXPECT_NE(both.out.find("(ipv6)"), std::string::npos) << "one run per family";
+  EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+  fs::remove_all(dir);
+}

@@ -51,6 +51,39 @@ TEST(Layout, FindResolvesEveryKind) {
   EXPECT_FALSE(l.find("node3"));
 }
 
+TEST(Layout, IPv4OnlyTopologiesHaveNoIPv6) {
+  auto l = two_node();
+  EXPECT_FALSE(l.dual());
+  EXPECT_TRUE(l.nodes[0].pods[0].ip6.is_zero());
+  EXPECT_TRUE(l.nodes[0].underlay_ip6.is_zero());
+  EXPECT_TRUE(l.find("node1-pod1")->ip6.is_zero());
+}
+
+TEST(Layout, AddressesOfDualStack) {
+  auto l =
+      plan(parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/dual-stack.yaml"), "tst");
+  ASSERT_TRUE(l.dual());
+  ASSERT_EQ(l.nodes.size(), 2u);
+  // The IPv4 rules as for two-node.yaml …
+  EXPECT_EQ(l.nodes[1].pods[1].ip.str(), "10.244.1.3");
+  // … and their IPv6 counterparts: node i's /64, router ::1, pods from ::2, underlay ::(i+1).
+  EXPECT_EQ(l.nodes[0].underlay_ip6.str(), "fd00:172:18::1");
+  EXPECT_EQ(l.nodes[1].underlay_ip6.str(), "fd00:172:18::2");
+  EXPECT_EQ(l.nodes[0].pod_cidr6.str(), "fd00:10:244::/64");
+  EXPECT_EQ(l.nodes[1].pod_cidr6.str(), "fd00:10:244:1::/64");
+  EXPECT_EQ(l.nodes[0].router_ip6.str(), "fd00:10:244::1");
+  EXPECT_EQ(l.nodes[1].router_ip6.str(), "fd00:10:244:1::1");
+  EXPECT_EQ(l.nodes[0].pods[0].ip6.str(), "fd00:10:244::2");
+  EXPECT_EQ(l.nodes[1].pods[1].ip6.str(), "fd00:10:244:1::3");
+  ASSERT_EQ(l.externals.size(), 1u);
+  EXPECT_EQ(l.externals[0].underlay_ip6.str(), "fd00:172:18::fe");
+  EXPECT_EQ(l.externals[0].address6.str(), "fd00:192:168:200::10");
+  for (const auto* p : l.pods()) EXPECT_TRUE(l.nodes[p->node].pod_cidr6.contains(p->ip6));
+  EXPECT_EQ(l.find("node2-pod1")->ip6.str(), "fd00:10:244:1::2");
+  EXPECT_EQ(l.find("node2")->ip6.str(), "fd00:172:18::2");
+  EXPECT_EQ(l.find("ext1")->ip6.str(), "fd00:192:168:200::10");
+}
+
 TEST(Layout, PrefixRules) {
   EXPECT_TRUE(valid_prefix("hrb"));
   EXPECT_TRUE(valid_prefix("t123x4"));

@@ -83,4 +83,35 @@ INSTANTIATE_TEST_SUITE_P(
                       BadMasq{"bad-unknown-key.yaml", "resync", ":3:1"},
                       BadMasq{"bad-wrong-type.yaml", "masqLinkLocal", ":2:16"},
                       BadMasq{"bad-not-a-list.json", "nonMasqueradeCIDRs", ":1:24"},
-                      BadMasq{"bad-duration-overflow.yaml", "resyncInterval", ":3:17"}));
+                      BadMasq{"bad-duration-overflow.yaml", "resyncInterval", ":3:17"},
+                      BadMasq{"bad-ipv6-cidr.yaml", "nonMasqueradeCIDRs[1]", ":3:5"},
+                      BadMasq{"bad-link-local-ipv6.yaml", "masqLinkLocalIPv6", ":2:20"}));
+
+TEST(MasqConfig, Ipv6AsTheAgentSyncsIt) {
+  // The agent's defaults hold no IPv6 range: every IPv6 destination is masqueraded but fe80::/10.
+  auto d = default_masq_config();
+  EXPECT_TRUE(d.non_masquerade6.empty());
+  EXPECT_TRUE(d.masquerades(*Ipv6::parse("fd00:192:168:200::10")));
+  EXPECT_FALSE(d.masquerades(*Ipv6::parse("fe80::1")));
+  ASSERT_EQ(d.return_cidrs6().size(), 1u);
+  EXPECT_EQ(d.return_cidrs6()[0].str(), "fe80::/10");
+  // One list of both families, split by family; masqLinkLocalIPv6 drops the fe80::/10 RETURN.
+  auto c = parse_masq_config_string(
+      "nonMasqueradeCIDRs: [10.244.0.0/16, 'fd00:10:244::/56', 172.18.0.0/24]\n"
+      "masqLinkLocalIPv6: true\n",
+      "x.yaml");
+  EXPECT_EQ(c.non_masquerade.size(), 2u);
+  ASSERT_EQ(c.non_masquerade6.size(), 1u);
+  EXPECT_TRUE(c.masq_link_local_ipv6);
+  EXPECT_FALSE(c.masq_link_local);
+  EXPECT_TRUE(c.masquerades(*Ipv6::parse("fe80::1")));
+  EXPECT_FALSE(c.masquerades(*Ipv6::parse("fd00:10:244:1::2")));
+  EXPECT_TRUE(c.masquerades(*Ipv6::parse("fd00:192:168:200::10")));
+  EXPECT_FALSE(c.masquerades(*Ipv4::parse("169.254.1.1")));  // IPv4 link-local still kept
+  // The shipped config keeps the dual-stack topology's IPv6 pod and node ranges too.
+  auto shipped =
+      parse_masq_config_file(std::string(HRB_SOURCE_DIR) + "/topologies/ip-masq-agent.yaml");
+  EXPECT_FALSE(shipped.masquerades(*Ipv6::parse("fd00:10:244:1::2")));
+  EXPECT_FALSE(shipped.masquerades(*Ipv6::parse("fd00:172:18::2")));
+  EXPECT_TRUE(shipped.masquerades(*Ipv6::parse("fd00:192:168:200::10")));
+}

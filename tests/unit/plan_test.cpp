@@ -293,3 +293,52 @@ TEST(Plan, ProfileTakesEachCellOnceInTheFirstRepetitionsOrder) {
   auto scanned = plan_trials(c, {"pod-pod-cross-node"}, {1, 2}, c.mode_options);
   EXPECT_EQ(profile_plan(scanned).size(), 2u * 2 * 2);
 }
+
+TEST(Plan, FamiliesAreInsideEachWorkloadAndPpsIsIpv4Only) {
+  auto c = config({"legacy"}, {"tcp_rr", "pps"}, 1);
+  c.families = {Family::kIpv4, Family::kIpv6};
+  auto plan = plan_trials(c, {"pod-pod-cross-node"}, {}, c.mode_options);
+  ASSERT_EQ(plan.size(), 3u);
+  EXPECT_EQ(plan[0].workload, "tcp_rr");
+  EXPECT_EQ(plan[0].family, Family::kIpv4);
+  EXPECT_EQ(plan[1].workload, "tcp_rr");
+  EXPECT_EQ(plan[1].family, Family::kIpv6);
+  EXPECT_EQ(plan[2].workload, "pps");
+  EXPECT_EQ(plan[2].family, Family::kIpv4);
+  // Each family's trial is its own profiled cell and its own alternation group.
+  EXPECT_EQ(profile_plan(plan).size(), 3u);
+  EXPECT_EQ(alternation_groups(plan).size(), 3u);
+  // A trial records its family.
+  EXPECT_EQ(record(plan[1], {}, 1, 1, 1.0).family, "ipv6");
+  EXPECT_EQ(record(plan[0], {}, 1, 1, 1.0).family, "ipv4");
+}
+
+TEST(Plan, FamiliesAreCheckedAndIpv6NeedsADualStackTopology) {
+  EXPECT_EQ(parse_families({"ipv6", "ipv4"}), (std::vector<Family>{Family::kIpv6, Family::kIpv4}));
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"ipv5"}, {"ipv4", "ipv4"}, {}}) {
+    try {
+      parse_families(bad);
+      FAIL() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::kUsage);
+      EXPECT_NE(std::string(e.what()).find("--families"), std::string::npos) << e.what();
+    }
+  }
+  auto c = config({"legacy"}, {"tcp_rr"}, 1);
+  c.families = {Family::kIpv4, Family::kIpv6};
+  try {
+    plan_matrix(c, two_node());
+    FAIL() << "ipv6 on an IPv4-only topology was planned";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    EXPECT_NE(std::string(e.what()).find("dual-stack"), std::string::npos) << e.what();
+  }
+  auto dual = topology::plan(
+      topology::parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/dual-stack.yaml"),
+      "plantest");
+  c.scenarios = {"pod-pod-cross-node", "pod-service"};
+  const auto p = plan_matrix(c, dual);
+  ASSERT_EQ(p.trials.size(), 4u);
+  EXPECT_EQ(p.scenarios, (std::vector<std::string>{"pod-pod-cross-node", "pod-service"}));
+}

@@ -165,3 +165,59 @@ TEST(ResultsDocument, LabDocumentRoundTrip) {
   EXPECT_EQ(j["verdicts"][0]["evidence"]["ipv6Reachable"], true);
   EXPECT_EQ(results::lab_from_json(j, "lab.json"), d);
 }
+
+TEST(ResultsDocument, FamiliesSelectTrialsAndOldFilesReadAsIpv4) {
+  results::Run doc;
+  doc.config.repetitions = 1;
+  doc.config.families = std::vector<std::string>{"ipv4", "ipv6"};
+  results::Trial old;  // no family: a file from before families
+  old.mode = "legacy";
+  old.scenario = "pod-pod-cross-node";
+  old.workload = "tcp_rr";
+  old.valid = true;
+  old.metrics = nlohmann::json{{"transactionsPerSecond", 100.0}};
+  results::Trial six = old;
+  six.family = "ipv6";
+  six.metrics = nlohmann::json{{"transactionsPerSecond", 60.0}};
+  doc.trials = {old, six};
+  EXPECT_EQ(old.fam(), "ipv4");
+  EXPECT_EQ(results::families(doc), (std::vector<std::string>{"ipv4", "ipv6"}));
+  const auto v6 = results::only_family(doc, "ipv6");
+  ASSERT_EQ(v6.trials.size(), 1u);
+  EXPECT_EQ(v6.trials[0].family, "ipv6");
+  EXPECT_EQ(v6.config.families, std::vector<std::string>{"ipv6"});
+  EXPECT_EQ(results::only_family(doc, "ipv4").trials.size(), 1u);
+  // The family round-trips and is checked when read.
+  const auto j = results::to_json(doc);
+  EXPECT_EQ(j["trials"][1]["family"], "ipv6");
+  EXPECT_FALSE(j["trials"][0].contains("family"));
+  EXPECT_EQ(results::from_json(j, "x.json"), doc);
+  auto bad = j;
+  bad["trials"][1]["family"] = "ipx";
+  EXPECT_THROW(results::from_json(bad, "x.json"), Error);
+  // select_family: a family the file lacks is an input error naming the ones it has.
+  try {
+    results::select_family(results::only_family(doc, "ipv4"), "ipv6", "x.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kBadInput);
+    EXPECT_NE(std::string(e.what()).find("x.json: no ipv6 trials (its families: ipv4"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(results::select_family(doc, "dual", "x.json"), Error);
+  // The summary has a table per family; one family: the table as before.
+  const auto table = results::summary_table(doc);
+  EXPECT_NE(table.find("family ipv4:"), std::string::npos) << table;
+  EXPECT_NE(table.find("family ipv6:"), std::string::npos) << table;
+  EXPECT_EQ(results::summary_table(results::only_family(doc, "ipv4")).find("family"),
+            std::string::npos);
+  // Short cells are per family: the ipv6 one names its family.
+  doc.config.modes = std::vector<std::string>{"legacy", "ebpf"};
+  doc.config.scenarios = std::vector<std::string>{"pod-pod-cross-node"};
+  doc.config.workloads = std::vector<std::string>{"tcp_rr"};
+  const auto text = results::short_cells_text(doc);
+  EXPECT_NE(text.find("ebpf pod-pod-cross-node tcp_rr ipv6: 0 of 1 valid"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("ebpf pod-pod-cross-node tcp_rr: 0 of 1 valid"), std::string::npos) << text;
+}

@@ -193,3 +193,66 @@ TEST(RuleSet, RemoveUndoesApply) {
             "*nat\n-D POSTROUTING -j A-CHAIN\n-F A-CHAIN\n-F B-CHAIN\n-X A-CHAIN\n-X B-CHAIN\n"
             "COMMIT\n");
 }
+
+namespace {
+topology::Layout dual_stack() {
+  return topology::plan(
+      topology::parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/dual-stack.yaml"),
+      "hrb");
+}
+}  // namespace
+
+TEST(KubeProxyRules, Ipv6ChainsMirrorIpv4OnADualStackCluster) {
+  auto l = dual_stack();
+  auto v4 = kube_proxy_rules(l, 100, 3);
+  auto v6 = kube_proxy_rules(l, 100, 3, Family::kIpv6);
+  // The same structure: as many rules, the same SVC chains (each family has its own tables).
+  EXPECT_EQ(v6.size(), v4.size());
+  EXPECT_EQ(in_chain(v6, "KUBE-SERVICES").size(), 201u);
+  EXPECT_EQ(service_ip6(l, 7).str(), "fd00:10:96::8");
+  const auto svcs = in_chain(v6, "KUBE-SERVICES");
+  EXPECT_NE(svcs[7].spec.find("-d fd00:10:96::8/128 -p tcp"), std::string::npos) << svcs[7].spec;
+  EXPECT_NE(svcs[7].spec.find("-j " + kube_svc_chain(7, service_ports()[0])), std::string::npos);
+  auto picks = in_chain(v6, kube_svc_chain(7, service_ports()[0]));
+  ASSERT_EQ(picks.size(), 4u);
+  EXPECT_NE(picks[0].spec.find("! -s fd00:10:244::/56 -d fd00:10:96::8/128"), std::string::npos)
+      << picks[0].spec;
+  for (const auto& ep : service_endpoints(l, 7, 3)) {
+    // The endpoint's chain is named from its IPv6 host:port, so it differs from IPv4's.
+    EXPECT_NE(kube_sep_chain(7, service_ports()[0], ep, Family::kIpv6),
+              kube_sep_chain(7, service_ports()[0], ep));
+    auto sep = in_chain(v6, kube_sep_chain(7, service_ports()[0], ep, Family::kIpv6));
+    ASSERT_EQ(sep.size(), 2u);
+    EXPECT_NE(sep[0].spec.find("-s " + ep.ip6.str() + "/128 "), std::string::npos) << sep[0].spec;
+    EXPECT_NE(sep[1].spec.find("-j DNAT --to-destination [" + ep.ip6.str() + "]:8080"),
+              std::string::npos)
+        << sep[1].spec;
+  }
+  // No IPv4 text in the IPv6 rules.
+  const std::regex v4_addr(R"(\b\d+\.\d+\.\d+\.\d+\b)");
+  for (const auto& r : v6.rules) EXPECT_FALSE(std::regex_search(r.spec, v4_addr)) << r.spec;
+  // An IPv4-only cluster has no IPv6 rules.
+  EXPECT_EQ(kube_proxy_rules(two_node(), 100, 3, Family::kIpv6).size(), 0u);
+}
+
+TEST(MasqRules, Ipv6ChainAsTheAgentWritesIt) {
+  auto cfg = parse_masq_config_string("nonMasqueradeCIDRs: [10.244.0.0/16, 'fd00:10:244::/56']\n",
+                                      "x.yaml");
+  auto rs = masq_agent_rules(cfg, Family::kIpv6);
+  auto chain = in_chain(rs, "IP-MASQ-AGENT");
+  ASSERT_EQ(chain.size(), 3u);  // fe80::/10, the IPv6 CIDR, MASQUERADE
+  EXPECT_NE(chain[0].spec.find("-d fe80::/10 "), std::string::npos) << chain[0].spec;
+  EXPECT_NE(chain[1].spec.find("-d fd00:10:244::/56 "), std::string::npos) << chain[1].spec;
+  EXPECT_NE(chain[2].spec.find("-j MASQUERADE"), std::string::npos);
+  ASSERT_EQ(in_chain(rs, "POSTROUTING").size(), 1u);
+  // masqLinkLocalIPv6: no fe80::/10 RETURN; the IPv4 chain is unchanged by IPv6 entries.
+  cfg.masq_link_local_ipv6 = true;
+  EXPECT_EQ(in_chain(masq_agent_rules(cfg, Family::kIpv6), "IP-MASQ-AGENT").size(), 2u);
+  EXPECT_EQ(in_chain(masq_agent_rules(cfg), "IP-MASQ-AGENT").size(), 3u);  // 169.254/16, 10.244/16
+}
+
+TEST(LegacyMode, FamiliesOfTheCluster) {
+  EXPECT_EQ(LegacyMode::families(two_node()), std::vector<Family>{Family::kIpv4});
+  EXPECT_EQ(LegacyMode::families(dual_stack()),
+            (std::vector<Family>{Family::kIpv4, Family::kIpv6}));
+}

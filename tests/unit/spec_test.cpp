@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "topology/spec.hpp"
@@ -11,7 +12,8 @@ std::string src(const std::string& rel) { return std::string(HRB_SOURCE_DIR) + "
 }  // namespace
 
 TEST(Spec, ShippedTopologiesAreValid) {
-  for (const char* f : {"two-node.yaml", "single-node.yaml", "scale-8x16.yaml"}) {
+  for (const char* f :
+       {"two-node.yaml", "single-node.yaml", "scale-8x16.yaml", "dual-stack.yaml"}) {
     EXPECT_NO_THROW(parse_spec_file(src(std::string("topologies/") + f))) << f;
   }
   auto s = parse_spec_file(src("topologies/two-node.yaml"));
@@ -80,7 +82,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"duplicate-names.yaml", 12, 11, "externalHosts[1].name", "duplicate name 'ext1'"},
         BadCase{"negative-count.yaml", 5, 10, "nodes.count", "-1 is out of range"},
         BadCase{"yaml-syntax.yaml", 3, 0, "", "YAML syntax error"},
-        BadCase{"missing-key.yaml", 1, 1, "clusterCIDR", "required key is missing"}),
+        BadCase{"missing-key.yaml", 1, 1, "clusterCIDR", "required key is missing"},
+        // Dual stack (family: dual): the IPv6 keys are checked like the IPv4 ones.
+        BadCase{"v6-key-without-dual.yaml", 4, 16, "clusterCIDRv6", "set family: dual"},
+        BadCase{"dual-missing-v6.yaml", 11, 0, "underlay.cidrv6",
+                "required key is missing (family: dual)"},
+        BadCase{"dual-bad-v6-cidr.yaml", 4, 16, "clusterCIDRv6", "host bits are set"},
+        BadCase{"dual-overlapping-v6.yaml", 6, 16, "serviceCIDRv6", "overlaps clusterCIDRv6"},
+        BadCase{"dual-external-inside.yaml", 16, 16, "externalHosts.ext1.addressv6",
+                "is inside underlay.cidrv6"},
+        BadCase{"dual-too-many-nodes.yaml", 4, 16, "clusterCIDRv6",
+                "3 nodes do not fit: fd00:10:244::/63 holds only 2 /64 pod prefixes"},
+        BadCase{"family-ipv6.yaml", 2, 9, "family", "single-stack IPv6 is not supported"}),
     [](const auto& info) {
       std::string n = info.param.fixture;
       n = n.substr(0, n.find('.'));
@@ -135,5 +148,50 @@ TEST(Spec, ExternalAddressMustBeOutsideTheCluster) {
     EXPECT_EQ(d.key, "externalHosts.ext1.address");
     EXPECT_EQ(d.line, 6) << "the line of the external host";
     EXPECT_NE(d.message.find("10.244.9.9 is inside clusterCIDR"), std::string::npos) << d.message;
+  }
+}
+
+TEST(Spec, FamilyDefaultsToIpv4AndDualCarvesAPrefixPerNode) {
+  auto v4 = parse_spec_file(src("topologies/two-node.yaml"));
+  EXPECT_FALSE(v4.dual());
+  EXPECT_TRUE(v4.pod_cidrs6.empty());
+  auto s = parse_spec_file(src("topologies/dual-stack.yaml"));
+  ASSERT_TRUE(s.dual());
+  EXPECT_EQ(s.cluster_cidr6.str(), "fd00:10:244::/56");
+  EXPECT_EQ(s.service_cidr6.str(), "fd00:10:96::/112");
+  EXPECT_EQ(s.underlay_cidr6.str(), "fd00:172:18::/64");
+  ASSERT_EQ(s.pod_cidrs6.size(), 2u);
+  EXPECT_EQ(s.pod_cidrs6[0].str(), "fd00:10:244::/64");
+  EXPECT_EQ(s.pod_cidrs6[1].str(), "fd00:10:244:1::/64");
+  EXPECT_EQ(s.externals.at(0).address6.str(), "fd00:192:168:200::10");
+  // The IPv4 half is two-node.yaml's.
+  EXPECT_EQ(s.pod_cidrs, v4.pod_cidrs);
+  EXPECT_EQ(s.underlay_cidr, v4.underlay_cidr);
+  EXPECT_EQ(s.externals.at(0).address, v4.externals.at(0).address);
+}
+
+TEST(Spec, DualStackProblemsAreAllReported) {
+  const std::string yaml =
+      "name: x\nfamily: dual\nclusterCIDR: 10.244.0.0/16\nserviceCIDR: 10.96.0.0/16\n"
+      "clusterCIDRv6: 10.0.0.0/8\n"
+      "serviceCIDRv6: fd00:10::/32\n"
+      "nodes: {count: 1, podsPerNode: 1}\nunderlay: {cidr: 172.18.0.0/24, cidrv6: fd00::/121}\n"
+      "externalHosts: [{name: ext1, address: 192.168.200.10, addressv6: nope}]\n";
+  try {
+    parse_spec_string(yaml, "x.yaml");
+    FAIL();
+  } catch (const SpecError& e) {
+    std::map<std::string, std::string> by_key;
+    for (const auto& d : e.diagnostics()) by_key[d.key] = d.message;
+    EXPECT_NE(by_key["clusterCIDRv6"].find("'10.0.0.0' is not an IPv6 address"), std::string::npos)
+        << e.what();
+    EXPECT_NE(by_key["serviceCIDRv6"].find("/32 is out of range: expected /64 to /124"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(by_key["underlay.cidrv6"].find("/121 is out of range"), std::string::npos)
+        << e.what();
+    EXPECT_NE(by_key["externalHosts[0].addressv6"].find("'nope' is not an IPv6 address"),
+              std::string::npos)
+        << e.what();
   }
 }

@@ -61,3 +61,34 @@ TEST(ClusterView, JsonOfTwoNode) {
   EXPECT_EQ(j["externalHosts"][0]["address"], "192.168.200.10");
   EXPECT_EQ(j["externalHosts"][0]["underlayIP"], "172.18.0.254");
 }
+
+TEST(ClusterView, DualStackShowsEveryIpv6Address) {
+  auto l =
+      plan(parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/dual-stack.yaml"), "tst");
+  const auto table = to_table(l, true, [](const std::string&) { return true; });
+  // Each member's IPv6 address on the line under its IPv4 one.
+  for (const char* line :
+       {"  node1            node     172.18.0.1       tst-node1            podCIDR 10.244.0.0/24 "
+        "router 10.244.0.1\n"
+        "                            fd00:172:18::1 podCIDR fd00:10:244::/64 router "
+        "fd00:10:244::1\n",
+        "  node2-pod2       pod      10.244.1.3       tst-node2-pod2       lxc2 on node2\n"
+        "                            fd00:10:244:1::3\n",
+        "  ext1             external 192.168.200.10   tst-ext1             underlay "
+        "172.18.0.254\n"
+        "                            fd00:192:168:200::10 underlay fd00:172:18::fe\n"})
+    EXPECT_NE(table.find(line), std::string::npos) << "no\n" << line << "in\n" << table;
+  auto j = to_json(l, true, [](const std::string&) { return true; });
+  EXPECT_EQ(j["family"], "dual");
+  EXPECT_EQ(j["nodes"][1]["underlayIPv6"], "fd00:172:18::2");
+  EXPECT_EQ(j["nodes"][1]["podCIDRv6"], "fd00:10:244:1::/64");
+  EXPECT_EQ(j["nodes"][1]["routerIPv6"], "fd00:10:244:1::1");
+  EXPECT_EQ(j["nodes"][1]["pods"][0]["ipv6"], "fd00:10:244:1::2");
+  EXPECT_EQ(j["externalHosts"][0]["addressv6"], "fd00:192:168:200::10");
+  EXPECT_EQ(j["externalHosts"][0]["underlayIPv6"], "fd00:172:18::fe");
+  // An IPv4 cluster's JSON has no IPv6 keys.
+  auto j4 = to_json(two_node(), true, all_but_node2_pod2);
+  EXPECT_EQ(j4["family"], "ipv4");
+  EXPECT_FALSE(j4["nodes"][0].contains("underlayIPv6"));
+  EXPECT_FALSE(j4["nodes"][0]["pods"][0].contains("ipv6"));
+}
