@@ -21,6 +21,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 __u64 refused_setsockopt = 0;
 __u64 refused_netlink = 0;
+__u64 allowed_owner = 0;
 
 static __always_inline bool guarded(struct sock *sk)
 {
@@ -37,6 +38,10 @@ int BPF_PROG(guard_socket_setsockopt, struct socket *sock, int level, int optnam
 		return ret;
 	if (!xtables_write(level, optname) || !guarded(BPF_CORE_READ(sock, sk)))
 		return 0;
+	if (owner_writer()) {
+		__sync_fetch_and_add(&allowed_owner, 1);
+		return 0;
+	}
 	__sync_fetch_and_add(&refused_setsockopt, 1);
 	return -EPERM;
 }
@@ -61,6 +66,10 @@ int BPF_PROG(guard_netlink_send, struct sock *sk, struct sk_buff *skb, int ret)
 		return 0;
 	if (nlh.nlmsg_type != NFNL_MSG_BATCH_BEGIN || bpf_ntohs(nfg.res_id) != NFNL_SUBSYS_NFTABLES)
 		return 0;
+	if (owner_writer()) {
+		__sync_fetch_and_add(&allowed_owner, 1);
+		return 0;
+	}
 	__sync_fetch_and_add(&refused_netlink, 1);
 	return -EPERM;
 }

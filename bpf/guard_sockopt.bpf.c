@@ -14,13 +14,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define PAGE_SIZE 4096
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, __u64); /* cgroup id of an allowed writer */
-	__type(value, __u8);
-} owner_cgroups SEC(".maps");
-
 __u64 refused = 0;
 __u64 allowed_owner = 0;
 
@@ -36,9 +29,7 @@ int guard_setsockopt(struct bpf_sockopt *ctx)
 
 	if (!bpf_map_lookup_elem(&guarded_netns, &cookie))
 		return 1;
-	__u64 cg = bpf_get_current_cgroup_id();
-
-	if (bpf_map_lookup_elem(&owner_cgroups, &cg)) {
+	if (owner_writer()) {
 		__sync_fetch_and_add(&allowed_owner, 1);
 		return 1;
 	}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Shared by both variants of the iptables blocker: which writes count as x_tables rule writes,
- * and the set of guarded node netns (by cookie). */
+ * the set of guarded node netns (by cookie), and the owner cgroup whose writers are let through
+ * (guard::OwnerWrite: the IP Masquerade Agent reprogramming its chain). */
 #ifndef HRB_GUARD_H
 #define HRB_GUARD_H
 
@@ -18,6 +19,20 @@ struct {
 	__type(key, __u64); /* netns cookie */
 	__type(value, __u8);
 } guarded_netns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u64); /* cgroup id of an allowed writer */
+	__type(value, __u8);
+} owner_cgroups SEC(".maps");
+
+static __always_inline bool owner_writer(void)
+{
+	__u64 cg = bpf_get_current_cgroup_id();
+
+	return bpf_map_lookup_elem(&owner_cgroups, &cg) != NULL;
+}
 
 static __always_inline bool xtables_write(int level, int optname)
 {

@@ -107,9 +107,10 @@ int run_status(const StatusOptions& o) {
   std::cout << "mode: " << datapath::describe_mode(mode) << "\n";
   if (mode.name == "ebpf") {
     auto g = guard::read_blocker_counters(st);
-    std::cout << fmt::format(
-        "  iptables blocker: {} ({}); x_tables writes refused {}, nftables objects undone {}\n",
-        g.active ? "active" : "NOT active", g.variant, g.refused_setsockopt, g.undone_nft);
+    std::cout << fmt::format("  iptables blocker: {} ({}); x_tables writes refused {}, {} {}\n",
+                             g.active ? "active" : "NOT active", g.variant, g.refused_setsockopt,
+                             g.lsm ? "nftables transactions refused" : "nftables objects undone",
+                             g.lsm ? g.refused_nft : g.undone_nft);
   }
   if (datapath::has_bpf_counters(mode))
     std::cout << datapath::render_counters(datapath::read_counters(l));

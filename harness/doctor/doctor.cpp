@@ -187,6 +187,19 @@ std::vector<Check> run_checks() {
           return std::string("attached to lo in a scratch netns and counted a packet");
         });
       }));
+  {
+    // The attach ebpf mode makes (datapath/ebpf.cpp): tcx links where the kernel has them, clsact
+    // filters otherwise; the fallback named when it is the one in use.
+    const Check& tcx = out[out.size() - 2];
+    const Check& clsact = out.back();
+    Check c{"tc_attach", "tc attach ebpf mode uses", false, tcx.ok || clsact.ok, "", ""};
+    c.detail = tcx.ok ? "tcx links"
+               : clsact.ok
+                   ? "clsact (the fallback: tcx is missing on this kernel; bpf-lb mode needs tcx)"
+                   : "neither tcx nor clsact attaches";
+    if (!c.ok) c.fix = clsact.fix;
+    out.push_back(std::move(c));
+  }
   out.push_back(probe("redirect_peer", "bpf_redirect_peer helper", true, "kernel >= 5.10",
                       program_loads([](doctor_probe* d) { return d->progs.probe_redirect_peer; },
                                     "bpf_redirect_peer")));

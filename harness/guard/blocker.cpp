@@ -72,14 +72,10 @@ void guard_nodes(int map_fd, const topology::Layout& l) {
   }
 }
 
-void attach_sockopt(const topology::Layout& l, topology::StateDir& state) {
-  fs::create_directories(pins::guard_dir(l.prefix));
-  Skeleton<guard_sockopt> s;
-  s.load("guard_sockopt");
-  guard_nodes(bpf_map__fd(s->maps.guarded_netns), l);
-  // The owner cgroup (journalled first: `down`/`clean` remove it even after a crash); on cgroup
-  // v2 a cgroup's id is its directory's inode number.
-  const std::string owner = owner_cgroup(l.prefix);
+// The owner cgroup (journalled first: `down`/`clean` remove it even after a crash), its id put
+// into a program's owner_cgroups map; on cgroup v2 a cgroup's id is its directory's inode number.
+void make_owner_cgroup(int owner_map_fd, const std::string& prefix, topology::StateDir& state) {
+  const std::string owner = owner_cgroup(prefix);
   state.record({{"cgroup", owner}});
   std::error_code ec;
   fs::create_directory(owner, ec);
@@ -88,8 +84,23 @@ void attach_sockopt(const topology::Layout& l, topology::StateDir& state) {
   if (stat(owner.c_str(), &st) != 0) throw_errno("stat " + owner);
   const uint64_t owner_id = st.st_ino;
   const uint8_t one = 1;
-  if (bpf_map_update_elem(bpf_map__fd(s->maps.owner_cgroups), &owner_id, &one, BPF_ANY) != 0)
+  if (bpf_map_update_elem(owner_map_fd, &owner_id, &one, BPF_ANY) != 0)
     throw_errno("owner_cgroups update");
+}
+
+// Empty once its writers have exited; rmdir is what removes a cgroup.
+void remove_owner_cgroup(const std::string& prefix) {
+  const std::string owner = owner_cgroup(prefix);
+  if (rmdir(owner.c_str()) != 0 && errno != ENOENT)
+    log::warn("remove the owner cgroup {}: {}", owner, std::strerror(errno));
+}
+
+void attach_sockopt(const topology::Layout& l, topology::StateDir& state) {
+  fs::create_directories(pins::guard_dir(l.prefix));
+  Skeleton<guard_sockopt> s;
+  s.load("guard_sockopt");
+  guard_nodes(bpf_map__fd(s->maps.guarded_netns), l);
+  make_owner_cgroup(bpf_map__fd(s->maps.owner_cgroups), l.prefix, state);
   const std::string root = cgroup2_root();
   Fd cg(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!cg) throw_errno("open " + root);
@@ -112,10 +123,7 @@ void detach_sockopt(topology::StateDir& state) {
   topology::detach_journalled(state, is_cgroup);
   std::error_code ec;
   fs::remove_all(pins::guard_dir(state.prefix()), ec);
-  // Empty once its writers have exited; rmdir is what removes a cgroup.
-  const std::string owner = owner_cgroup(state.prefix());
-  if (rmdir(owner.c_str()) != 0 && errno != ENOENT)
-    log::warn("remove the owner cgroup {}: {}", owner, std::strerror(errno));
+  remove_owner_cgroup(state.prefix());
 }
 
 // The nftables state as a set of keys: "t family table", "c family table chain",
@@ -197,6 +205,7 @@ bool attach_lsm(const topology::Layout& l, topology::StateDir& state, std::strin
     const std::string counters = pins::guard(l.prefix, "counters_lsm");
     if (bpf_obj_pin(bpf_map__fd(s->maps.bss), counters.c_str()) != 0)
       throw_errno("pin the LSM counters");
+    make_owner_cgroup(bpf_map__fd(s->maps.owner_cgroups), l.prefix, state);
     return true;
   } catch (const std::exception& e) {
     *why = e.what();
@@ -204,6 +213,7 @@ bool attach_lsm(const topology::Layout& l, topology::StateDir& state, std::strin
     topology::detach_journalled(state, is_lsm);
     std::error_code ec;
     fs::remove_all(pins::guard_dir(l.prefix), ec);
+    remove_owner_cgroup(l.prefix);
     return false;
   }
 }
@@ -281,7 +291,8 @@ void stop_blocker(const topology::Layout&, topology::StateDir& state) {
 
 OwnerWrite::OwnerWrite(topology::StateDir& state) : state_(state) {
   state_.write("guard.owner", std::to_string(getpid()));
-  if (fs::exists(pins::guard(state.prefix(), "link_setsockopt")))
+  if (fs::exists(pins::guard(state.prefix(), "link_setsockopt")) ||
+      fs::exists(pins::guard(state.prefix(), "counters_lsm")))
     cgroup_ = owner_cgroup(state.prefix());
 }
 
@@ -303,9 +314,14 @@ BlockerCounters read_blocker_counters(const topology::StateDir& state) {
   Fd lsm(bpf_obj_get(pins::guard(state.prefix(), "counters_lsm").c_str()));
   if (lsm) {
     c.active = true;
+    // .bss layout of guard_lsm: refused_setsockopt, refused_netlink, allowed_owner.
     uint32_t key = 0;
-    uint64_t vals[2] = {};
-    if (bpf_map_lookup_elem(lsm.get(), &key, vals) == 0) c.refused_setsockopt = vals[0] + vals[1];
+    uint64_t vals[3] = {};
+    if (bpf_map_lookup_elem(lsm.get(), &key, vals) == 0) {
+      c.refused_setsockopt = vals[0];
+      c.refused_nft = vals[1];
+    }
+    c.lsm = true;
   }
   auto j = state.read("guard.json");
   if (!j.empty()) c.undone_nft = nlohmann::json::parse(j).value("undone", 0ull);

@@ -24,6 +24,8 @@ struct BlockerCounters {
   bool active = false;
   uint64_t refused_setsockopt = 0;  // x_tables writes refused by the kernel
   uint64_t undone_nft = 0;          // nftables objects deleted by the watcher
+  uint64_t refused_nft = 0;         // nftables transactions refused by the kernel (BPF LSM)
+  bool lsm = false;                 // the BPF LSM variant is the one active
   std::string variant;              // "bpf-lsm", or the fallback and why
 };
 BlockerCounters read_blocker_counters(const topology::StateDir& state);
@@ -36,14 +38,15 @@ int run_watcher(const topology::Layout& l, topology::StateDir& state, int ready_
 // reprogramming its chain). nftables: the watcher accepts them even when the committing child
 // has already exited by the time it looks. x_tables: the kernel half lets through writers in the
 // blocker's owner cgroup (a cgroup v2 directory of its own, created with the blocker): run the
-// writing command there (CmdOptions::cgroup = cgroup()).
+// writing command there (CmdOptions::cgroup = cgroup()). The BPF LSM variant lets writers in
+// that cgroup through for both x_tables and nftables.
 class OwnerWrite {
  public:
   explicit OwnerWrite(topology::StateDir& state);
   ~OwnerWrite();
   OwnerWrite(const OwnerWrite&) = delete;
   OwnerWrite& operator=(const OwnerWrite&) = delete;
-  // The owner cgroup's directory, or "" when the blocker has none (not active, or BPF LSM).
+  // The owner cgroup's directory, or "" when the blocker is not active.
   const std::string& cgroup() const { return cgroup_; }
 
  private:

@@ -95,12 +95,22 @@ std::string detect_virt(const char* what) {
 
 const char* hrbench_version() { return HRB_VERSION; }
 
+std::optional<std::string> matrix_virtualization(const std::string& cmdline) {
+  std::istringstream words(cmdline);
+  for (std::string w; words >> w;)
+    if (w == "hrbench.virt=tcg" || w == "hrbench.virt=kvm") return w.substr(w.find('=') + 1);
+  return std::nullopt;
+}
+
 Environment environment() {
   utsname u{};
   uname(&u);
   Environment e;
   e.hrbench_version = hrbench_version();
-  e.virtualization = detect_virt("--vm");
+  std::string cmdline;
+  std::getline(std::ifstream("/proc/cmdline"), cmdline);
+  const auto matrix = matrix_virtualization(cmdline);
+  e.virtualization = matrix ? *matrix : detect_virt("--vm");
   e.container = detect_virt("--container");
   e.hostname = u.nodename;
   e.kernel = std::string(u.sysname) + " " + u.release;

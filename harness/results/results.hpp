@@ -32,6 +32,13 @@ std::optional<double> metric_value(const Trial& trial, const Metric& m);
 // runs' absolute figures incomparable.
 Environment environment();
 
+// The accelerator of a scripts/kernel-matrix VM, from its kernel command line's
+// `hrbench.virt=tcg|kvm` (the matrix passes it): environment() records it as the
+// virtualisation, so figures measured in such a VM are never compared with another
+// environment's, and TCG's (function, never speed) never pass for a machine's. nullopt when the
+// command line has no such word or another value.
+std::optional<std::string> matrix_virtualization(const std::string& cmdline);
+
 // The project version and the git revision it was configured from ("0.1.0+g1a2b3c4").
 const char* hrbench_version();
 

@@ -90,6 +90,8 @@ class Guard : public ::testing::Test {
     return test::hrbench(a, c_->prefix());
   }
   std::string guard_log() { return topology::StateDir(c_->prefix()).path() + "/guard.log"; }
+  // The blocker variant ebpf mode started: "bpf-lsm", or the fallback and why.
+  std::string variant() { return topology::StateDir(c_->prefix()).read("guard.variant"); }
   // A barrier on the nftables watcher: two commits in node1, each waited for until the watcher
   // has logged its removal. The second is read in a later poll round than the first, so every
   // netlink event queued before this call has been handled (and whatever a wrong watcher would
@@ -138,6 +140,9 @@ TEST_F(Guard, UserRulesRefuseEbpfModeUntilRemoved) {
 
 TEST_F(Guard, BlockerRefusesAndUndoesWritesOnlyInNodes) {
   ASSERT_EQ(mode({"ebpf"}).status, 0);
+  if (variant() == "bpf-lsm")
+    GTEST_SKIP() << "the blocker is the BPF LSM variant on this kernel (GuardLsm.* tests it); "
+                    "this test is the fallback's (cgroup-sockopt + nftables watcher)";
   const uint32_t ours = test::guard_prog_id(c_->prefix());
   ASSERT_NE(ours, 0u) << "no pinned blocker link";
   EXPECT_TRUE(test::cgroup_setsockopt_programs().count(ours)) << "the blocker is not attached";
@@ -208,6 +213,9 @@ TEST_F(Guard, BlockerRefusesAndUndoesWritesOnlyInNodes) {
 TEST_F(Guard, BlockerScopeIsTheNodesOfItsOwnCluster) {
   test::ClusterGuard other("topologies/two-node.yaml", "tg");
   ASSERT_EQ(mode({"ebpf"}).status, 0);
+  if (variant() == "bpf-lsm")
+    GTEST_SKIP() << "the blocker is the BPF LSM variant on this kernel (GuardLsm.* tests it); "
+                    "this test is the fallback's (cgroup-sockopt + nftables watcher)";
   const auto& node2 = c_->layout().nodes[1];
   auto refused =
       in(node2.netns, {"iptables-legacy", "-A", "FORWARD", "-s", "10.5.0.0/16", "-j", "DROP"});
@@ -240,6 +248,69 @@ TEST_F(Guard, BlockerScopeIsTheNodesOfItsOwnCluster) {
   // The second cluster's own status knows no blocker.
   auto other_st = test::hrbench({"status"}, other.prefix());
   EXPECT_EQ(other_st.out.find("x_tables writes refused"), std::string::npos) << other_st.out;
+}
+
+// The AKS-style blocker (bpf/guard_lsm.bpf.c), where the kernel lets BPF LSM programs load: a
+// kernel booted with lsm=...,bpf, as scripts/kernel-matrix boots its VMs (this project's host
+// refuses them with EPERM, and the test skips there, naming why). In the nodes the kernel itself
+// refuses x_tables and nftables writes, so nothing is committed and no watcher runs; a pod netns
+// and a scratch netns keep both backends; switching back removes it and writes work again.
+class GuardLsm : public Guard {};
+
+TEST_F(GuardLsm, KernelRefusesIptablesWritesOnlyInTheNodes) {
+  ASSERT_EQ(mode({"ebpf"}).status, 0);
+  const std::string v = variant();
+  if (v != "bpf-lsm")
+    GTEST_SKIP() << "BPF LSM programs do not load on this kernel, the blocker is " << v
+                 << " (scripts/kernel-matrix runs this test in a VM booted with lsm=...,bpf)";
+  const std::string prefix = c_->prefix();
+  EXPECT_TRUE(topology::StateDir(prefix).read("guard.pid").empty()) << "a watcher runs too";
+  EXPECT_EQ(test::guard_prog_id(prefix), 0u) << "the cgroup-sockopt fallback is attached too";
+  for (const char* hook : {"lsm_guard_socket_setsockopt", "lsm_guard_netlink_send"})
+    EXPECT_TRUE(std::filesystem::exists(pins::guard(prefix, hook))) << "no pinned link " << hook;
+
+  for (const auto& n : c_->layout().nodes) {
+    auto x = in(n.netns, {"iptables-legacy", "-A", "FORWARD", "-s", "10.0.0.0/8", "-j", "DROP"});
+    EXPECT_NE(x.status, 0) << n.name << " accepted an x_tables write";
+    EXPECT_NE(x.err.find("Operation not permitted"), std::string::npos) << x.err;
+    EXPECT_EQ(in(n.netns, {"iptables-legacy-save"}).out.find("10.0.0.0/8"), std::string::npos);
+    auto nf = in(n.netns, {"iptables-nft", "-A", "FORWARD", "-s", "10.1.0.0/16", "-j", "DROP"});
+    EXPECT_NE(nf.status, 0) << n.name << " accepted an iptables-nft write";
+    auto nt = in(n.netns, {"nft", "add table inet usr"});
+    EXPECT_NE(nt.status, 0) << n.name << " accepted an nft transaction";
+    EXPECT_NE(nt.err.find("Operation not permitted"), std::string::npos) << nt.err;
+    auto ruleset = in(n.netns, {"nft", "list", "ruleset"});  // reads are not refused
+    EXPECT_EQ(ruleset.status, 0) << ruleset.err;
+    EXPECT_EQ(ruleset.out.find("10.1.0.0/16"), std::string::npos) << ruleset.out;
+    EXPECT_EQ(ruleset.out.find("table inet usr"), std::string::npos) << ruleset.out;
+  }
+  auto st = test::hrbench({"status"}, prefix);
+  EXPECT_NE(st.out.find("iptables blocker: active (bpf-lsm); x_tables writes refused 2, "
+                        "nftables transactions refused "),
+            std::string::npos)
+      << st.out;
+  EXPECT_EQ(st.out.find("nftables transactions refused 0"), std::string::npos) << st.out;
+
+  // Elsewhere, both backends still work: a pod netns, and a scratch netns.
+  const auto& pod = c_->layout().pods()[0]->netns;
+  EXPECT_EQ(in(pod, {"iptables-legacy", "-A", "OUTPUT", "-d", "10.9.9.9", "-j", "DROP"}).status, 0);
+  EXPECT_EQ(in(pod, {"iptables-nft", "-A", "OUTPUT", "-d", "10.9.9.8", "-j", "DROP"}).status, 0);
+  EXPECT_NE(in(pod, {"iptables-nft-save"}).out.find("10.9.9.8"), std::string::npos);
+  EXPECT_NE(in(pod, {"iptables-legacy-save"}).out.find("10.9.9.9"), std::string::npos);
+  auto scratch = run_cmd({"sh", "-c",
+                          "iptables-legacy -A OUTPUT -d 10.9.9.9 -j DROP && "
+                          "nft add table inet scratch"},
+                         {.check = false, .new_anon_netns = true});
+  EXPECT_EQ(scratch.status, 0) << scratch.err;
+
+  ASSERT_EQ(mode({"legacy"}).status, 0);
+  EXPECT_FALSE(std::filesystem::exists(pins::root(prefix)));
+  const auto& node = node1().netns;
+  EXPECT_EQ(
+      in(node, {"iptables-legacy", "-A", "FORWARD", "-s", "10.3.0.0/16", "-j", "DROP"}).status, 0);
+  EXPECT_EQ(in(node, {"iptables-nft", "-A", "FORWARD", "-s", "10.4.0.0/16", "-j", "DROP"}).status,
+            0);
+  EXPECT_NE(in(node, {"iptables-nft-save"}).out.find("10.4.0.0/16"), std::string::npos);
 }
 
 // With the legacy backend the agent's chain is x_tables, which the kernel half refuses in the

@@ -393,6 +393,22 @@ TEST(GateEnvironment, DifferencesNameEachFieldAndBothValues) {
   EXPECT_EQ(d[2].current, "(not recorded)");
 }
 
+// Figures measured in a kernel-matrix VM (virtualization "tcg" or "kvm", from the VM's kernel
+// command line) differ from the machine's own in that field, whatever else they share.
+TEST(GateEnvironment, KernelMatrixVmIsAnotherEnvironment) {
+  auto host = with_environment("Linux 6.1.0-57-amd64");
+  auto vm = host;
+  vm["environment"]["virtualization"] = "tcg";
+  auto d = environment_differences(env_of(host), env_of(vm));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].field, "virtualization");
+  EXPECT_EQ(d[0].baseline, "kvm");
+  EXPECT_EQ(d[0].current, "tcg");
+  auto kvm_vm = vm;
+  kvm_vm["environment"]["virtualization"] = "kvm";
+  EXPECT_EQ(environment_differences(env_of(vm), env_of(kvm_vm)).size(), 1u) << "tcg is not kvm";
+}
+
 // A baseline from another environment is not comparable: its checks are not judged, exit 3,
 // never a FAIL — even for the fixture, whose baseline checks would fail against it.
 TEST(GateEnvironment, OtherEnvironmentIsNotComparableUnlessAllowed) {

@@ -221,3 +221,15 @@ TEST(ResultsDocument, FamiliesSelectTrialsAndOldFilesReadAsIpv4) {
       << text;
   EXPECT_NE(text.find("ebpf pod-pod-cross-node tcp_rr: 0 of 1 valid"), std::string::npos) << text;
 }
+
+// A kernel-matrix VM's kernel command line names its accelerator; nothing else does.
+TEST(ResultsEnvironment, MatrixVirtualizationIsReadFromTheKernelCommandLine) {
+  EXPECT_EQ(results::matrix_virtualization(
+                "console=ttyS0 panic=-1 lsm=landlock,lockdown,yama,apparmor,bpf hrbench.virt=tcg "
+                "hrb_guest=/src/scripts/vm/guest"),
+            "tcg");
+  EXPECT_EQ(results::matrix_virtualization("hrbench.virt=kvm"), "kvm");
+  EXPECT_EQ(results::matrix_virtualization("BOOT_IMAGE=/vmlinuz root=/dev/vda ro"), std::nullopt);
+  EXPECT_EQ(results::matrix_virtualization("hrbench.virt=xen"), std::nullopt);
+  EXPECT_EQ(results::matrix_virtualization("xhrbench.virt=tcg hrbench.virt=tcgx"), std::nullopt);
+}
