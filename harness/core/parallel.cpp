@@ -1,5 +1,8 @@
 #include "core/parallel.hpp"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <atomic>
 #include <exception>
 #include <mutex>
@@ -25,6 +28,12 @@ void parallel(const std::vector<std::function<void()>>& jobs, int workers) {
     });
   for (auto& t : ts) t.join();
   if (first) std::rethrow_exception(first);
+}
+
+int usable_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
 }
 
 }  // namespace hrb

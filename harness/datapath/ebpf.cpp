@@ -4,7 +4,6 @@
 #include <bpf/bpf.h>
 #include <fcntl.h>
 #include <net/if.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -50,14 +49,6 @@ unsigned ifindex_of(const std::string& ifname, const std::string& netns) {
 
 void pin(int fd, const std::string& path) {
   if (bpf_obj_pin(fd, path.c_str()) != 0) throw_errno("pin " + path);
-}
-
-// Workers that load nodes' programs: one per CPU this process may run on (the verifier is CPU
-// work; more threads than CPUs only add switching).
-int load_workers() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
-  return std::max(1, CPU_COUNT(&set));
 }
 }  // namespace
 
@@ -225,13 +216,12 @@ void NodePrograms::reset_counters() {
 
 std::vector<NodePrograms> EbpfMode::load_node(const topology::Layout& l,
                                               const topology::NodeLayout& n) const {
-  const bool host_routing = opts_.name != "bpf-lb";
   const ProgramOptions po{.delay_loops = opts_.delay_loops,
                           .services_enabled = opts_.services > 0,
                           .ct_entries = opts_.ct_entries,
                           .lb_services = opts_.services,
                           .lb_endpoints_per_service = opts_.endpoints_per_service,
-                          .host_routing = host_routing,
+                          .host_routing = host_routing(),
                           .objects_dir = opts_.objects_dir};
   // Alternated: every variant loaded, the later ones on the first one's maps.
   std::vector<NodePrograms> variants;
@@ -251,7 +241,6 @@ std::vector<NodePrograms> EbpfMode::load_node(const topology::Layout& l,
 void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout& n,
                            const std::vector<NodePrograms>& variants) {
   fs::create_directories(pins::node_dir(l.prefix, n.name));
-  const bool host_routing = opts_.name != "bpf-lb";
   const NodePrograms& progs = variants.front();
   for (const char* m :
        {"counters_from_pod", "counters_from_uplink", "endpoints", "ct", "nonmasq_active"})
@@ -302,7 +291,7 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
   };
   const int from_pod = hook_prog("from_pod", &NodePrograms::from_pod_fd);
   for (const auto& p : n.pods) add(p.lxc, from_pod, false);
-  if (host_routing) {
+  if (host_routing()) {
     add(n.uplink, hook_prog("from_uplink", &NodePrograms::from_uplink_fd), false);
   } else {
     const int to_pod = hook_prog("to_pod", &NodePrograms::to_pod_fd);
@@ -365,7 +354,6 @@ void EbpfMode::apply(const topology::Layout& l) {
   pins::ensure_bpffs();
   // bpf-lb keeps the stack's path: nothing but kube-proxy's DNAT is bypassed, and it runs
   // without a guard (make_mode gives it none).
-  const bool host_routing = opts_.name != "bpf-lb";
   if (guard_) guard_->refuse_bypassed_rules(l);
   // Journal before creating: `down`/`clean` remove the pin directory even after a crash.
   state_->record({{"bpffs", pins::root(l.prefix)}});
@@ -374,7 +362,7 @@ void EbpfMode::apply(const topology::Layout& l) {
   try {
     // The node's own sockets take ephemeral ports outside the masquerade range (kNatPortMin..
     // kNatPortMax); the range they had is kept in the state directory for remove().
-    if (host_routing) {
+    if (host_routing()) {
       nlohmann::json ranges = nlohmann::json::object();
       for (const auto& n : l.nodes)
         ranges[n.name] = read_sysctl_in(n.netns, "net.ipv4.ip_local_port_range");
@@ -390,7 +378,7 @@ void EbpfMode::apply(const topology::Layout& l) {
     std::vector<std::function<void()>> jobs;
     for (size_t i = 0; i < l.nodes.size(); ++i)
       jobs.push_back([&, i] { loaded[i] = load_node(l, l.nodes[i]); });
-    parallel(jobs, load_workers());
+    parallel(jobs, usable_cpus());  // the verifier is CPU work
     for (size_t i = 0; i < l.nodes.size(); ++i) attach_node(l, l.nodes[i], loaded[i]);
     for (const auto& n : l.nodes) conntrack_flush(n.netns);
     log::debug("{}: conntrack flushed", opts_.name);

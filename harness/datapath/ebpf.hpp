@@ -146,6 +146,8 @@ class EbpfMode : public Mode {
   void remove(const topology::Layout& layout) override;
 
  private:
+  // ebpf routes in BPF; bpf-lb leaves routing to the stack (ProgramOptions::host_routing).
+  bool host_routing() const { return opts_.name != "bpf-lb"; }
   // A node's programs (every variant of an alternated mode), loaded and filled; thread-safe.
   std::vector<NodePrograms> load_node(const topology::Layout& l,
                                       const topology::NodeLayout& n) const;

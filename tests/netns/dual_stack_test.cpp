@@ -16,10 +16,6 @@ using traffic::Proto;
 
 namespace {
 
-std::string masq_fixture(const std::string& f) {
-  return test::source_path("tests/fixtures/masq/" + f);
-}
-
 // One dual-stack cluster for the suite; each test sets the mode it needs with `hrbench mode`.
 class DualStack : public test::SuiteCluster<DualStack, ::testing::TestWithParam<Backend>> {
  public:
@@ -129,7 +125,8 @@ TEST_P(DualStack, LegacyMasqueradesPodToExternalToTheNodeIpv6) {
 }
 
 TEST_P(DualStack, LegacyHonoursIpv6NonMasqueradeCidrs) {
-  set_mode({"legacy", "--masq-config", masq_fixture("good-external-v6-not-masqueraded.yaml")});
+  set_mode(
+      {"legacy", "--masq-config", test::masq_fixture("good-external-v6-not-masqueraded.yaml")});
   const auto* a = l().pods()[0];
   const auto& ext = l().externals[0];
   auto r = reach6(Proto::kTcp, a->netns, ext.netns, ext.address6);

@@ -13,10 +13,6 @@ using traffic::Proto;
 
 namespace {
 
-std::string masq_fixture(const std::string& f) {
-  return test::source_path("tests/fixtures/masq/" + f);
-}
-
 // One cluster per backend; each test switches modes on it with `hrbench mode`.
 class Legacy : public ::testing::TestWithParam<Backend> {
  protected:
@@ -72,7 +68,7 @@ TEST_P(Legacy, PodToExternalIsMasqueradedToTheNodeIp) {
 }
 
 TEST_P(Legacy, NonMasqueradeCidrsAreHonoured) {
-  legacy({"--masq-config", masq_fixture("good-external-not-masqueraded.json")});
+  legacy({"--masq-config", test::masq_fixture("good-external-not-masqueraded.json")});
   const auto* a = l().pods()[0];
   const auto& ext = l().externals[0];
   auto r = traffic::reach({Proto::kTcp, a->netns, ext.netns, ext.address});
@@ -141,9 +137,9 @@ TEST_P(Legacy, BadMasqConfigChangesNothing) {
   auto mode_before = test::hrbench({"mode"}, cluster_->prefix()).out;
   for (const char* f :
        {"bad-cidr.yaml", "bad-unknown-key.yaml", "bad-wrong-type.yaml", "bad-not-a-list.json"}) {
-    auto r = mode({"legacy", "--masq-config", masq_fixture(f), "--services", "5"});
+    auto r = mode({"legacy", "--masq-config", test::masq_fixture(f), "--services", "5"});
     EXPECT_EQ(r.status, static_cast<int>(ExitCode::kBadInput)) << f << ": " << r.err;
-    EXPECT_NE(r.err.find(masq_fixture(f) + ":"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(test::masq_fixture(f) + ":"), std::string::npos) << r.err;
     EXPECT_EQ(datapath::netns_snapshot(l().nodes[0].netns), snap) << f << " changed the rules";
     EXPECT_EQ(test::hrbench({"mode"}, cluster_->prefix()).out, mode_before);
   }

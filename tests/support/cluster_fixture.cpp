@@ -55,6 +55,10 @@ std::string unique_prefix(const std::string& tag) {
 
 std::string source_path(const std::string& rel) { return std::string(HRB_SOURCE_DIR) + "/" + rel; }
 
+std::string masq_fixture(const std::string& file) {
+  return source_path("tests/fixtures/masq/" + file);
+}
+
 std::string temp_dir(const std::string& tag) {
   std::string t = "/tmp/hrb-" + tag + "-XXXXXX";
   if (!mkdtemp(t.data())) throw_errno("mkdtemp " + t);

@@ -16,6 +16,7 @@ namespace hrb::test {
 
 std::string unique_prefix(const std::string& tag);  // e.g. "tc12345" + a counter
 std::string source_path(const std::string& rel);    // HRB_SOURCE_DIR/rel
+std::string masq_fixture(const std::string& file);  // tests/fixtures/masq/file
 CmdResult hrbench(const std::vector<std::string>& args, const std::string& prefix);
 // A new directory /tmp/hrb-<tag>-XXXXXX (mkdtemp); the test removes it. Throws when it cannot.
 std::string temp_dir(const std::string& tag);
