@@ -2,9 +2,15 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 #include "core/error.hpp"
 
 namespace hrb::history::sql {
+
+using namespace std::chrono_literals;
 
 namespace {
 bool bad_file(int rc) {
@@ -13,7 +19,7 @@ bool bad_file(int rc) {
 }
 }  // namespace
 
-Db::Db(const std::string& path, Open mode, int busy_ms) : path_(path) {
+Db::Db(const std::string& path, Open mode, int busy_ms) : path_(path), busy_ms_(busy_ms) {
   int flags = mode == Open::kReadOnly    ? SQLITE_OPEN_READONLY
               : mode == Open::kReadWrite ? SQLITE_OPEN_READWRITE
                                          : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
@@ -33,7 +39,9 @@ Db::~Db() {
   if (db_) sqlite3_close_v2(db_);
 }
 
-Db::Db(Db&& o) noexcept : db_(o.db_), path_(std::move(o.path_)) { o.db_ = nullptr; }
+Db::Db(Db&& o) noexcept : db_(o.db_), path_(std::move(o.path_)), busy_ms_(o.busy_ms_) {
+  o.db_ = nullptr;
+}
 
 void Db::fail(int rc, const std::string& what) const {
   std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
@@ -58,6 +66,23 @@ Stmt Db::prepare(const std::string& sql) { return Stmt(*this, sql); }
 int64_t Db::scalar(const std::string& sql) {
   Stmt s(*this, sql);
   return s.step() ? s.integer(0) : 0;
+}
+
+void Db::use_wal() {
+  using clock = std::chrono::steady_clock;
+  const auto deadline = clock::now() + std::chrono::milliseconds(busy_ms_);
+  for (auto pause = std::chrono::milliseconds(1);; pause = std::min(pause * 2, 100ms)) {
+    sqlite3_stmt* st = nullptr;
+    int rc = sqlite3_prepare_v2(db_, "PRAGMA journal_mode = WAL", -1, &st, nullptr);
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_step(st);
+      sqlite3_finalize(st);
+    }
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) return;
+    if ((rc & 0xff) != SQLITE_BUSY || clock::now() >= deadline)
+      fail(rc, "switching to the WAL journal");
+    std::this_thread::sleep_for(pause);
+  }
 }
 
 int64_t Db::changes() const { return sqlite3_changes64(db_); }

@@ -181,7 +181,7 @@ void migrate(sql::Db& db) {
       tx.commit();
     }
   }
-  db.prepare("PRAGMA journal_mode = WAL").step();
+  db.use_wal();
 }
 
 // A connection for reading and writing (a read-write connection that only reads leaves no

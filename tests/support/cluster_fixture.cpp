@@ -14,6 +14,7 @@
 #include "core/bpf.hpp"
 #include "core/netns.hpp"
 #include "core/pins.hpp"
+#include "datapath/iptables.hpp"
 #include "topology/cluster.hpp"
 #include "topology/state.hpp"
 
@@ -36,6 +37,25 @@ int64_t tcx_query(const std::string& netns, const std::string& dev) {
     if (bpf_prog_query(ifindex, kTcxIngress, 0, &flags, ids, &cnt) != 0) return -errno;
     return cnt;
   });
+}
+
+std::map<std::string, uint64_t> iptables_rule_packets(const topology::Layout& l) {
+  std::map<std::string, uint64_t> out;
+  for (const auto& node : l.nodes)
+    for (const auto& c : datapath::rule_counters(node.netns, datapath::Backend::kNft))
+      out[node.netns + " " + c.table + " " + c.chain + " " + c.spec] += c.packets;
+  return out;
+}
+
+std::string moved_rules(const std::map<std::string, uint64_t>& before,
+                        const std::map<std::string, uint64_t>& after) {
+  std::string out;
+  for (const auto& [rule, n] : after) {
+    auto it = before.find(rule);
+    uint64_t was = it == before.end() ? 0 : it->second;
+    if (n != was) out += rule + ": " + std::to_string(was) + " -> " + std::to_string(n) + "\n";
+  }
+  return out;
 }
 
 uint32_t guard_prog_id(const std::string& prefix) {
