@@ -228,7 +228,7 @@ void BM_Path(benchmark::State& st, Path path, bool ct = true) {
 
 // IPv6: the cluster has no IPv6 addressing of its own yet, so the IPv6 paths' benchmarks give
 // node1, node2 and ext1 the addresses tests/bpf/datapath6_test.cpp uses (once), and the programs
-// the matching facts: node1's pods fd00:244::a and ::b, node2's pods in fd00:244:1::/64 via
+// the matching facts: node1's pods fd00:244::a and ::b, node2's pods in fd00:244:0:1::/64 via
 // fd00:18::2, the outside (2001:db8:200::10) via ext1 at fd00:18::fe.
 void ipv6_setup() {
   static bool done = false;
@@ -242,7 +242,7 @@ void ipv6_setup() {
   ip(n1.netns, {"addr", "add", "fd00:18::1/64", "dev", n1.uplink, "nodad"});
   ip(n2.netns, {"addr", "add", "fd00:18::2/64", "dev", n2.uplink, "nodad"});
   ip(x.netns, {"addr", "add", "fd00:18::fe/64", "dev", x.ifname, "nodad"});
-  ip(n1.netns, {"route", "add", "fd00:244:1::/64", "via", "fd00:18::2", "dev", n1.uplink});
+  ip(n1.netns, {"route", "add", "fd00:244:0:1::/64", "via", "fd00:18::2", "dev", n1.uplink});
   ip(n1.netns, {"route", "add", "default", "via", "fd00:18::fe", "dev", n1.uplink});
   write_sysctl_in(n1.netns, "net.ipv6.conf.all.forwarding", "1");
   done = true;
@@ -280,7 +280,7 @@ void BM_Path6(benchmark::State& st, Path6 path) {
       pkt = packet6("fd00:244::a", "fd00:244::b", 40000, 80);
       break;
     case kRemote6:
-      pkt = packet6("fd00:244::a", "fd00:244:1::a", 40000, 80);
+      pkt = packet6("fd00:244::a", "fd00:244:0:1::a", 40000, 80);
       break;
     case kMasqEstablished6:
       pkt = packet6("fd00:244::a", "2001:db8:200::10", 40000, 443);
@@ -294,7 +294,7 @@ void BM_Path6(benchmark::State& st, Path6 path) {
       break;
     }
     case kUplinkToPod6:
-      pkt = packet6("fd00:244:1::a", "fd00:244::a", 80, 40000);
+      pkt = packet6("fd00:244:0:1::a", "fd00:244::a", 80, 40000);
       fd = r.progs->from_uplink_fd();
       ifi = r.eth0;
       break;

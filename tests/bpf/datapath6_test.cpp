@@ -42,7 +42,7 @@ constexpr uint16_t kHttp = 80, kTarget = 8080;
 const in6_addr kNode1 = ip6("fd00:18::1"), kNode2 = ip6("fd00:18::2"), kRouter = ip6("fd00:18::fe");
 const in6_addr kOutside = ip6("2001:db8:200::10");  // on ext1's lo; routed via kRouter
 const in6_addr kPod1 = ip6("fd00:244::a"), kPod2 = ip6("fd00:244::b");  // node1's pods
-const in6_addr kRemotePod = ip6("fd00:244:1::a"), kRemotePod2 = ip6("fd00:244:1::b");
+const in6_addr kRemotePod = ip6("fd00:244:0:1::a"), kRemotePod2 = ip6("fd00:244:0:1::b");
 const in6_addr kSvcRemote = ip6("fd00:96::10");  // backend kRemotePod
 const in6_addr kSvcLocal = ip6("fd00:96::11");   // backend kPod2
 
@@ -71,7 +71,7 @@ class Datapath6 : public SuiteCluster<Datapath6> {
     ip(n2.netns, {"addr", "add", "fd00:18::2/64", "dev", n2.uplink, "nodad"});
     ip(x.netns, {"addr", "add", "fd00:18::fe/64", "dev", x.ifname, "nodad"});
     ip(x.netns, {"addr", "add", "2001:db8:200::10/128", "dev", "lo", "nodad"});
-    ip(n1.netns, {"route", "add", "fd00:244:1::/64", "via", "fd00:18::2", "dev", n1.uplink});
+    ip(n1.netns, {"route", "add", "fd00:244:0:1::/64", "via", "fd00:18::2", "dev", n1.uplink});
     ip(n1.netns, {"route", "add", "default", "via", "fd00:18::fe", "dev", n1.uplink});
     // bpf_fib_lookup answers AF_INET6 only where the ingress device forwards.
     write_sysctl_in(n1.netns, "net.ipv6.conf.all.forwarding", "1");
