@@ -68,6 +68,28 @@ std::vector<uint8_t> packet(Ipv4 src, Ipv4 dst, uint16_t sport, uint16_t dport, 
   return b;
 }
 
+// The same as an IPv6 frame (Ethernet + IPv6 + TCP): a source and destination given as text.
+std::vector<uint8_t> packet6(const char* src, const char* dst, uint16_t sport, uint16_t dport) {
+  std::vector<uint8_t> b(14 + 40 + 20 + 32, 0);
+  b[0] = 0x02;
+  b[6] = 0x02;
+  b[12] = 0x86;
+  b[13] = 0xdd;
+  uint8_t* ip = &b[14];
+  ip[0] = 0x60;
+  ip[5] = 52;  // payload length
+  ip[6] = 6;
+  ip[7] = 64;
+  inet_pton(AF_INET6, src, ip + 8);
+  inet_pton(AF_INET6, dst, ip + 24);
+  uint16_t sp = htons(sport), dp = htons(dport);
+  memcpy(ip + 40, &sp, 2);
+  memcpy(ip + 42, &dp, 2);
+  ip[52] = 0x50;
+  ip[53] = 0x10;
+  return b;
+}
+
 struct Runner {
   std::unique_ptr<datapath::NodePrograms> progs;
   unsigned lxc1 = 0, eth0 = 0;
@@ -202,6 +224,83 @@ void BM_Path(benchmark::State& st, Path path, bool ct = true) {
   const int want = path == kNonIp ? kToStack : kRedirect;
   st.SetLabel(verdict_name(want));
   time_runs(st, r, fd, pkt, ifi, want);
+}
+
+// IPv6: the cluster has no IPv6 addressing of its own yet, so the IPv6 paths' benchmarks give
+// node1, node2 and ext1 the addresses tests/bpf/datapath6_test.cpp uses (once), and the programs
+// the matching facts: node1's pods fd00:244::a and ::b, node2's pods in fd00:244:0:1::/64 via
+// fd00:18::2, the outside (2001:db8:200::10) via ext1 at fd00:18::fe.
+void ipv6_setup() {
+  static bool done = false;
+  if (done) return;
+  auto ip = [](const std::string& netns, std::vector<std::string> args) {
+    args.insert(args.begin(), {"ip", "-6"});
+    run_cmd(args, {.netns = netns});
+  };
+  const auto &n1 = L().nodes[0], &n2 = L().nodes[1];
+  const auto& x = L().externals[0];
+  ip(n1.netns, {"addr", "add", "fd00:18::1/64", "dev", n1.uplink, "nodad"});
+  ip(n2.netns, {"addr", "add", "fd00:18::2/64", "dev", n2.uplink, "nodad"});
+  ip(x.netns, {"addr", "add", "fd00:18::fe/64", "dev", x.ifname, "nodad"});
+  ip(n1.netns, {"route", "add", "fd00:244:0:1::/64", "via", "fd00:18::2", "dev", n1.uplink});
+  ip(n1.netns, {"route", "add", "default", "via", "fd00:18::fe", "dev", n1.uplink});
+  write_sysctl_in(n1.netns, "net.ipv6.conf.all.forwarding", "1");
+  done = true;
+}
+datapath::Ipv6Facts ipv6_facts() {
+  auto a = [](const char* t) {
+    in6_addr x{};
+    inet_pton(AF_INET6, t, &x);
+    return x;
+  };
+  datapath::Ipv6Facts f;
+  f.node_ip = a("fd00:18::1");
+  f.cluster = {a("fd00:244::"), 48};
+  f.services = {a("fd00:96::"), 112};
+  f.pods = {{N1().pods[0].name, a("fd00:244::a")}, {N1().pods[1].name, a("fd00:244::b")}};
+  f.nonmasq = {{a("fd00:18::"), 64}};
+  return f;
+}
+
+enum Path6 { kLocal6, kRemote6, kMasqEstablished6, kRevNat6, kUplinkToPod6 };
+
+// The IPv6 paths, to put next to BM_Path's IPv4 ones (same packet sizes but the header).
+void BM_Path6(benchmark::State& st, Path6 path) {
+  InNode in_node;
+  ipv6_setup();
+  resolve_neighbours();
+  for (const char* a : {"fd00:18::2", "fd00:18::fe"})
+    run_cmd({"ping", "-6", "-c1", "-W1", a}, {.netns = N1().netns, .check = false});
+  Runner r(masq_with(0), {.ipv6 = ipv6_facts()});
+  std::vector<uint8_t> pkt;
+  int fd = r.progs->from_pod_fd();
+  unsigned ifi = r.lxc1;
+  switch (path) {
+    case kLocal6:
+      pkt = packet6("fd00:244::a", "fd00:244::b", 40000, 80);
+      break;
+    case kRemote6:
+      pkt = packet6("fd00:244::a", "fd00:244:0:1::a", 40000, 80);
+      break;
+    case kMasqEstablished6:
+      pkt = packet6("fd00:244::a", "2001:db8:200::10", 40000, 443);
+      break;
+    case kRevNat6: {
+      auto out = packet6("fd00:244::a", "2001:db8:200::10", 40000, 443);
+      r.run(fd, out, r.lxc1, 1);  // the NAT66 state (port 40000 kept)
+      pkt = packet6("2001:db8:200::10", "fd00:18::1", 443, 40000);
+      fd = r.progs->from_uplink_fd();
+      ifi = r.eth0;
+      break;
+    }
+    case kUplinkToPod6:
+      pkt = packet6("fd00:244:0:1::a", "fd00:244::a", 80, 40000);
+      fd = r.progs->from_uplink_fd();
+      ifi = r.eth0;
+      break;
+  }
+  st.SetLabel(verdict_name(kRedirect));
+  time_runs(st, r, fd, pkt, ifi, kRedirect);
 }
 
 // New masquerade flows: every packet a new source port, one run per iteration. The flows go to 64
@@ -392,6 +491,17 @@ BENCHMARK_CAPTURE(BM_Path, from_uplink_to_local_pod, kUplinkToPod)
     ->Iterations(kIters);
 BENCHMARK_CAPTURE(BM_Path, from_pod_non_ip_pass, kNonIp)->UseManualTime()->Iterations(kIters);
 BENCHMARK(BM_MasqNewFlow)->UseManualTime()->Iterations(kIters);
+BENCHMARK_CAPTURE(BM_Path6, from_pod_local_redirect_peer, kLocal6)
+    ->UseManualTime()
+    ->Iterations(kIters);
+BENCHMARK_CAPTURE(BM_Path6, from_pod_remote_fib, kRemote6)->UseManualTime()->Iterations(kIters);
+BENCHMARK_CAPTURE(BM_Path6, from_pod_masq_established, kMasqEstablished6)
+    ->UseManualTime()
+    ->Iterations(kIters);
+BENCHMARK_CAPTURE(BM_Path6, from_uplink_reverse_nat, kRevNat6)->UseManualTime()->Iterations(kIters);
+BENCHMARK_CAPTURE(BM_Path6, from_uplink_to_local_pod, kUplinkToPod6)
+    ->UseManualTime()
+    ->Iterations(kIters);
 BENCHMARK(BM_MasqEstablished_LpmSize)
     ->ArgsProduct({{1}, {1, 16, 256, 4096, 16000}})
     ->UseManualTime()

@@ -12,20 +12,54 @@
  *                                       gets its service address back), MACs, TTL,
  *                                       bpf_redirect_peer
  *   anything else                    -> the stack
+ * IPv6 (ipv6_enabled): from_uplink6, the same without NodePort (IPv4 only): NAT66 replies and
+ * ICMPv6 errors about masqueraded flows back to the pod, local pods tracked and delivered.
  */
 #include "lib/common.h"
 #include "lib/ct.h"
+#include "lib/ct6.h"
 #include "lib/fwd.h"
+#include "lib/fwd6.h"
+#include "lib/ipv6.h"
 #include "lib/lb.h"
+#include "lib/lb6.h"
 #include "lib/maps.h"
 #include "lib/nat.h"
+#include "lib/nat6.h"
 #include "lib/nodeport.h"
 #include "lib/parse.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-SEC("tc")
-int from_uplink(struct __sk_buff *skb)
+static __noinline int from_uplink6(struct __sk_buff *skb)
+{
+	struct pkt6 p;
+	enum parse6_result pr = parse6(skb, &p);
+	struct hrb_endpoint *ep;
+	int translated;
+
+	injected_delay();
+	if (pr != PARSE6_OK)
+		return parse6_verdict(pr);
+	translated = p.icmp_error ? icmp6_error_in(skb, &p) : reverse_nat6(skb, &p);
+	if (translated < 0)
+		return TC_ACT_SHOT;
+	if (translated == 2) {
+		count(HRB_R_REVNAT_MISS);
+		return TC_ACT_OK;
+	}
+	ep = bpf_map_lookup_elem(&endpoints6, &p.daddr);
+	if (ep) {
+		if (!translated && !ct6_and_reverse_lb(skb, &p, HRB_CT_F_FROM_OUTSIDE))
+			return TC_ACT_SHOT;
+		return to_local_pod6(skb, &p, ep);
+	}
+	count(HRB_R_TO_STACK_NOT_OURS);
+	return TC_ACT_OK;
+}
+
+/* IPv4; a subprogram, as from_pod4 is (the stack of a call chain is bounded). */
+static __noinline int from_uplink4(struct __sk_buff *skb)
 {
 	struct pkt p;
 	enum parse_result pr = parse(skb, &p);
@@ -70,4 +104,12 @@ int from_uplink(struct __sk_buff *skb)
 	}
 	count(HRB_R_TO_STACK_NOT_OURS);
 	return TC_ACT_OK;
+}
+
+SEC("tc")
+int from_uplink(struct __sk_buff *skb)
+{
+	if (ipv6_enabled && skb->protocol == bpf_htons(ETH_P_IPV6))
+		return from_uplink6(skb);
+	return from_uplink4(skb);
 }

@@ -28,7 +28,7 @@
  * constants (that is what an A/B of two builds measures). The loader also compares the .rodata
  * and .bss layout of the two objects and refuses a difference under the same version (a missed
  * bump), so a forgotten bump cannot corrupt a run silently. */
-#define HRB_ABI_VERSION 1
+#define HRB_ABI_VERSION 2
 #ifdef __BPF__
 const volatile __u32 hrb_abi_version = HRB_ABI_VERSION;
 #endif
@@ -47,7 +47,7 @@ struct hrb_probe_stats {
 	X(REDIRECT_PEER, redirect_peer, "delivered into a local pod with bpf_redirect_peer") \
 	X(REDIRECT_FIB, redirect_fib, "FIB hit with a neighbour: bpf_redirect with its MACs") \
 	X(REDIRECT_NEIGH, redirect_neigh, "FIB hit, no neighbour yet: bpf_redirect_neigh") \
-	X(TO_STACK_NON_IPV4, to_stack_non_ipv4, "ARP, IPv6, ...: the kernel's path") \
+	X(TO_STACK_NON_IPV4, to_stack_non_ipv4, "ARP, IPv6 without ipv6_enabled, ...: the kernel's path") \
 	X(TO_STACK_FRAGMENT, to_stack_fragment, "IPv4 fragment") \
 	X(TO_STACK_IP_OPTIONS, to_stack_ip_options, "unused since IP options are parsed") \
 	X(TO_STACK_SERVICE, to_stack_service, "destination in the service CIDR: kube-proxy's DNAT") \
@@ -93,7 +93,14 @@ struct hrb_probe_stats {
 	X(NODEPORT_REPLY, nodeport_reply, "NodePort: a remote backend's reply, rev-SNATed and rev-DNATed") \
 	X(NODEPORT_REPLY_MISS, nodeport_reply_miss, "NodePort: a reply to a NodePort SNAT port whose connection is gone") \
 	X(NODEPORT_TO_STACK, nodeport_to_stack, "NodePort: untranslated to the stack (TTL <= 1, not forwardable, TCP without SYN or state)") \
-	X(ICMP_ERROR_LB, icmp_error_lb, "ICMP error about a load-balanced connection (ClusterIP, NodePort), translated")
+	X(ICMP_ERROR_LB, icmp_error_lb, "ICMP error about a load-balanced connection (ClusterIP, NodePort), translated") \
+	X(REDIRECT_PEER6, redirect_peer6, "IPv6: delivered into a local pod with bpf_redirect_peer") \
+	X(REDIRECT_FIB6, redirect_fib6, "IPv6: FIB hit with a neighbour: bpf_redirect with its MACs") \
+	X(REDIRECT_NEIGH6, redirect_neigh6, "IPv6: FIB hit, no neighbour yet: bpf_redirect_neigh") \
+	X(TO_STACK_ICMP6_NDISC, to_stack_icmp6_ndisc, "IPv6: neighbour discovery, router messages, MLD: the stack") \
+	X(TO_STACK_IPV6_SCOPE, to_stack_ipv6_scope, "IPv6: link-local, multicast or unspecified address: the stack") \
+	X(TO_STACK_IPV6_EXTHDR, to_stack_ipv6_exthdr, "IPv6: hop-by-hop, routing with segments left or too many extension headers: the stack") \
+	X(TO_STACK_IPV6_FRAGMENT, to_stack_ipv6_fragment, "IPv6: a fragment header: the stack")
 #define HRB_REASON_ENUM(id, name, doc) HRB_R_##id,
 enum hrb_reason { HRB_REASONS(HRB_REASON_ENUM) HRB_R__MAX };
 #undef HRB_REASON_ENUM
@@ -198,6 +205,69 @@ struct hrb_lpm_key {
 	__u32 addr; /* network order */
 };
 
+/* IPv6 (the `*6` maps; used only when the load-time constant ipv6_enabled is set, else every IPv6
+ * packet goes to the stack). An address in network order, as 4 words so that BPF compares it in
+ * 4 loads. */
+struct hrb_ip6 {
+	__u32 w[4];
+};
+
+/* Key of the `endpoints6` map (value: struct hrb_endpoint): a local pod's IPv6 address. */
+
+/* IPv6 connection tracking (`ct6`, bpf/lib/ct6.h): the same kinds (HRB_CT_FLOW, HRB_CT_NAT_REV,
+ * HRB_CT_SERVICE; HRB_CT_NODEPORT unused: NodePort is IPv4 only), flags and lifetimes as
+ * hrb_ct_key/hrb_ct_entry, with IPv6 addresses. ICMPv6 echo: the identifier as the source port. */
+struct hrb_ct6_key {
+	struct hrb_ip6 src_ip;
+	struct hrb_ip6 dst_ip;
+	__u16 src_port;
+	__u16 dst_port;
+	__u8 proto;
+	__u8 kind;
+	__u8 pad[2];
+};
+
+struct hrb_ct6_entry {
+	__u64 expires_ns;
+	/* FLOW: the node's IPv6 address if masqueraded (NAT66), the service address if
+	 * HRB_CT_F_SVC; NAT_REV: the pod's; SERVICE: the backend */
+	struct hrb_ip6 nat_ip;
+	__u16 nat_port;
+	__u8 flags;
+	__u8 owner;
+	__u32 pad;
+};
+
+/* The IPv6 services (`lb6`, bpf/lib/lb6.h): as hrb_lb_key/hrb_lb_value. */
+struct hrb_lb6_key {
+	struct hrb_ip6 addr;
+	__u16 port;
+	__u8 proto;
+	__u8 pad;
+	__u32 slot;
+};
+
+struct hrb_lb6_value {
+	struct hrb_ip6 ip;
+	__u16 port;
+	__u16 count;
+	__u32 service_id;
+};
+
+/* Key of `stack_flows6` (as hrb_flow_key). */
+struct hrb_flow6_key {
+	struct hrb_ip6 ip;
+	__u16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+/* Key of the IPv6 non-masquerade LPM trie. */
+struct hrb_lpm6_key {
+	__u32 prefixlen;
+	struct hrb_ip6 addr;
+};
+
 /* Set by the datapath programs when `record_redirects` is on (tests only: the branch is
  * removed by the verifier otherwise), since a test run cannot perform a redirect. */
 struct hrb_redirect_record {
@@ -220,5 +290,12 @@ HRB_ABI_ASSERT(sizeof(struct hrb_lb_key) == 12, "hrb_lb_key ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_lb_value) == 12, "hrb_lb_value ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_flow_key) == 8, "hrb_flow_key ABI");
 HRB_ABI_ASSERT(sizeof(struct hrb_redirect_record) == 16, "hrb_redirect_record ABI");
+HRB_ABI_ASSERT(sizeof(struct hrb_ip6) == 16, "hrb_ip6 ABI");
+HRB_ABI_ASSERT(sizeof(struct hrb_ct6_key) == 40, "hrb_ct6_key ABI");
+HRB_ABI_ASSERT(sizeof(struct hrb_ct6_entry) == 32, "hrb_ct6_entry ABI");
+HRB_ABI_ASSERT(sizeof(struct hrb_lb6_key) == 24, "hrb_lb6_key ABI");
+HRB_ABI_ASSERT(sizeof(struct hrb_lb6_value) == 24, "hrb_lb6_value ABI");
+HRB_ABI_ASSERT(sizeof(struct hrb_flow6_key) == 20, "hrb_flow6_key ABI");
+HRB_ABI_ASSERT(sizeof(struct hrb_lpm6_key) == 20, "hrb_lpm6_key ABI");
 
 #endif /* HRB_ABI_H */

@@ -63,6 +63,15 @@ const volatile bool host_routing = true;
 const volatile bool record_redirects = false; /* tests only */
 const volatile __u32 delay_loops = 0;	      /* calibration: injected cost per packet */
 const volatile bool services_enabled = false; /* kube-proxy service rules are installed */
+/* IPv6 (lib/ipv6.h and the *6 headers): off unless the node has IPv6 facts (datapath::Ipv6Facts);
+ * off, every IPv6 packet goes to the stack (to_stack_non_ipv4). Addresses in network order; a
+ * prefix as its address and mask. */
+const volatile bool ipv6_enabled = false;
+const volatile struct hrb_ip6 node_ip6 = {};
+const volatile struct hrb_ip6 cluster_net6 = {};
+const volatile struct hrb_ip6 cluster_mask6 = {};
+const volatile struct hrb_ip6 service_net6 = {};
+const volatile struct hrb_ip6 service_mask6 = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

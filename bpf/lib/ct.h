@@ -20,9 +20,10 @@
 #include "maps.h"
 #include "parse.h"
 
-static __always_inline bool ct_expired(const struct hrb_ct_entry *e, __u64 now)
+/* Signed: another CPU may have refreshed the lifetime after `now` was read. */
+static __always_inline bool ct_expired_at(__u64 expires_ns, __u64 now)
 {
-	return (__s64)(now - e->expires_ns) > 0; /* signed: another CPU may have refreshed it */
+	return (__s64)(now - expires_ns) > 0;
 }
 
 static __always_inline __u64 ct_lifetime(__u8 proto, __u8 flags)
@@ -100,16 +101,18 @@ static __always_inline bool is_pure_syn(const struct pkt *p)
 	return p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
 }
 
-/* A packet of an existing flow: state and lifetime. Returns true when the entry started anew
- * (a SYN reusing a closed or expired tuple, or any packet of an expired non-TCP flow). */
-static __always_inline bool ct_track(struct hrb_ct_entry *e, const struct pkt *p, bool reply,
-				     __u64 now)
+/* A packet of an existing flow: state and lifetime, on the fields both families' entries have
+ * (ct6.h uses it too). Returns true when the entry started anew (a SYN reusing a closed or
+ * expired tuple, or any packet of an expired non-TCP flow). */
+static __always_inline bool ct_track_state(__u64 *expires_ns, __u8 *flags, __u8 proto,
+					   __u8 tcp_flags, bool reply, __u64 now)
 {
-	__u8 old = e->flags, f = old;
+	__u8 old = *flags, f = old;
 	bool renewed = false;
 
-	if ((f & HRB_CT_F_CLOSED) || ct_expired(e, now)) {
-		if (p->proto != IPPROTO_TCP || (!reply && is_pure_syn(p))) {
+	if ((f & HRB_CT_F_CLOSED) || ct_expired_at(*expires_ns, now)) {
+		if (proto != IPPROTO_TCP ||
+		    (!reply && (tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)) {
 			/* the translation stays */
 			f &= HRB_CT_F_MASQ | HRB_CT_F_SVC | HRB_CT_F_FROM_OUTSIDE;
 			renewed = true;
@@ -117,25 +120,25 @@ static __always_inline bool ct_track(struct hrb_ct_entry *e, const struct pkt *p
 	}
 	if (reply)
 		f |= HRB_CT_F_SEEN_REPLY;
-	if (p->proto == IPPROTO_TCP) {
-		if (!(p->tcp_flags & TCP_SYN))
+	if (proto == IPPROTO_TCP) {
+		if (!(tcp_flags & TCP_SYN))
 			f |= HRB_CT_F_ESTABLISHED;
-		if (p->tcp_flags & TCP_RST)
+		if (tcp_flags & TCP_RST)
 			f |= HRB_CT_F_CLOSED;
-		else if (p->tcp_flags & TCP_FIN)
+		else if (tcp_flags & TCP_FIN)
 			f |= reply ? HRB_CT_F_FIN_REPLY : HRB_CT_F_FIN_ORIG;
 		if ((f & (HRB_CT_F_FIN_ORIG | HRB_CT_F_FIN_REPLY)) ==
 		    (HRB_CT_F_FIN_ORIG | HRB_CT_F_FIN_REPLY))
 			f |= HRB_CT_F_CLOSED;
 	}
 	if (f != old) {
-		e->flags = f;
+		*flags = f;
 		if ((f & HRB_CT_F_CLOSED) && !(old & HRB_CT_F_CLOSED))
 			count(HRB_R_CT_CLOSED);
 	}
 	/* A closed flow's lifetime is set once, when it closes, and not refreshed after. */
 	if (!(f & HRB_CT_F_CLOSED) || !(old & HRB_CT_F_CLOSED))
-		e->expires_ns = now + ct_lifetime(p->proto, f);
+		*expires_ns = now + ct_lifetime(proto, f);
 	if (renewed)
 		count(HRB_R_CT_CREATED);
 	else
@@ -143,17 +146,29 @@ static __always_inline bool ct_track(struct hrb_ct_entry *e, const struct pkt *p
 	return renewed;
 }
 
+static __always_inline bool ct_track(struct hrb_ct_entry *e, const struct pkt *p, bool reply,
+				     __u64 now)
+{
+	return ct_track_state(&e->expires_ns, &e->flags, p->proto, p->tcp_flags, reply, now);
+}
+
+/* The flags of a new flow whose first packet has proto and tcp_flags (both families). */
+static __always_inline __u8 ct_new_flags(__u8 proto, __u8 tcp_flags, __u8 flags)
+{
+	if (proto == IPPROTO_TCP && !(tcp_flags & TCP_SYN))
+		flags |= HRB_CT_F_ESTABLISHED; /* picked up mid-stream (e.g. after a mode switch) */
+	if (proto == IPPROTO_TCP && (tcp_flags & TCP_RST))
+		flags |= HRB_CT_F_CLOSED;
+	return flags;
+}
+
 /* State of a new flow whose first packet is p. */
 static __always_inline void ct_init(struct hrb_ct_entry *e, const struct pkt *p, __u8 flags,
 				    __u64 now)
 {
 	__builtin_memset(e, 0, sizeof(*e));
-	if (p->proto == IPPROTO_TCP && !(p->tcp_flags & TCP_SYN))
-		flags |= HRB_CT_F_ESTABLISHED; /* picked up mid-stream (e.g. after a mode switch) */
-	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCP_RST))
-		flags |= HRB_CT_F_CLOSED;
-	e->flags = flags;
-	e->expires_ns = now + ct_lifetime(p->proto, flags);
+	e->flags = ct_new_flags(p->proto, p->tcp_flags, flags);
+	e->expires_ns = now + ct_lifetime(p->proto, e->flags);
 }
 
 /* Inserts a flow; false (counted) when the table refused it. Another CPU creating the same flow

@@ -66,4 +66,45 @@ struct {
     .values = {&nonmasq},
 };
 
+/* IPv6: the same tables, keyed by IPv6 addresses (hrb_abi.h), sized like the IPv4 ones
+ * (ProgramOptions::ct_entries sizes ct6 too). Empty unless the node has IPv6. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HRB_MAX_ENDPOINTS);
+	__type(key, struct hrb_ip6);
+	__type(value, struct hrb_endpoint);
+} endpoints6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__uint(max_entries, HRB_MAX_CT);
+	__type(key, struct hrb_ct6_key);
+	__type(value, struct hrb_ct6_entry);
+} ct6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HRB_MAX_LB);
+	__type(key, struct hrb_lb6_key);
+	__type(value, struct hrb_lb6_value);
+} lb6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, HRB_MAX_STACK_FLOWS);
+	__type(key, struct hrb_flow6_key);
+	__type(value, __u64);
+} stack_flows6 SEC(".maps");
+
+/* The IPv6 masquerade exclusions (filled once at load; the IP Masquerade Agent swaps the IPv4
+ * trie only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, HRB_MAX_NONMASQ);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct hrb_lpm6_key);
+	__type(value, __u8);
+} nonmasq6 SEC(".maps");
+
 #endif

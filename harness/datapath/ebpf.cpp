@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -50,7 +51,74 @@ unsigned ifindex_of(const std::string& ifname, const std::string& netns) {
 void pin(int fd, const std::string& path) {
   if (bpf_obj_pin(fd, path.c_str()) != 0) throw_errno("pin " + path);
 }
+
+hrb_ip6 ip6(const in6_addr& a) {
+  hrb_ip6 r;
+  std::memcpy(&r, &a, sizeof r);
+  return r;
+}
+hrb_ip6 mask6(int len) {
+  hrb_ip6 m{};
+  auto* b = reinterpret_cast<uint8_t*>(&m);
+  for (int i = 0; i < 16; ++i) {
+    const int bits = std::clamp(len - 8 * i, 0, 8);
+    b[i] = static_cast<uint8_t>(0xff00 >> bits);
+  }
+  return m;
+}
+hrb_ip6 net6(const Prefix6& p) {
+  hrb_ip6 n = ip6(p.net), m = mask6(p.len);
+  for (int i = 0; i < 4; ++i) n.w[i] &= m.w[i];
+  return n;
+}
+bool in_prefix6(const in6_addr& a, const Prefix6& p) {
+  hrb_ip6 x = ip6(a), n = net6(p), m = mask6(p.len);
+  for (int i = 0; i < 4; ++i)
+    if ((x.w[i] & m.w[i]) != n.w[i]) return false;
+  return true;
+}
+std::string str6(const in6_addr& a) {
+  char buf[INET6_ADDRSTRLEN];
+  return inet_ntop(AF_INET6, &a, buf, sizeof buf) ? buf : "?";
+}
+std::string str6(const Prefix6& p) { return str6(p.net) + "/" + std::to_string(p.len); }
 }  // namespace
+
+void check_ipv6_facts(const Ipv6Facts& f, const topology::NodeLayout& n) {
+  const std::string where = "IPv6 facts of " + n.name + ": ";
+  auto bad = [&](const std::string& what) { throw Error(where + what, ExitCode::kBadInput); };
+  auto check_len = [&](const Prefix6& p, const std::string& field) {
+    if (p.len < 0 || p.len > 128)
+      bad(field + ": prefix length " + std::to_string(p.len) + " is not 0..128");
+  };
+  check_len(f.cluster, "cluster");
+  check_len(f.services, "services");
+  if (f.cluster.len == 0) bad("cluster: no prefix (every address would count as a pod's)");
+  for (size_t i = 0; i < f.nonmasq.size(); ++i)
+    check_len(f.nonmasq[i], "nonmasq[" + std::to_string(i) + "]");
+  for (size_t i = 0; i < f.pods.size(); ++i) {
+    const auto& p = f.pods[i];
+    const std::string field = "pods[" + std::to_string(i) + "] (" + p.name + ")";
+    if (std::none_of(n.pods.begin(), n.pods.end(), [&](const auto& x) { return x.name == p.name; }))
+      bad(field + ": no such pod on " + n.name);
+    if (!in_prefix6(p.ip, f.cluster))
+      bad(field + ": " + str6(p.ip) + " is outside the cluster prefix " + str6(f.cluster));
+  }
+  for (size_t i = 0; i < f.service_list.size(); ++i) {
+    const auto& s = f.service_list[i];
+    const std::string field = "service_list[" + std::to_string(i) + "] (" + str6(s.ip) + ")";
+    if (f.services.len == 0 || !in_prefix6(s.ip, f.services))
+      bad(field + ": outside the service range " + str6(f.services));
+    if (s.proto != 6 && s.proto != 17)
+      bad(field + ": protocol " + std::to_string(s.proto) + " (TCP 6 or UDP 17 only)");
+    if (s.port == 0) bad(field + ": port 0");
+    if (s.backends.size() > 0xffff) bad(field + ": more than 65535 backends");
+  }
+}
+
+std::optional<Ipv6Facts> ipv6_facts(const topology::Layout&, const topology::NodeLayout&) {
+  return std::nullopt;  // the layout has no IPv6 addressing yet
+}
 
 const char* reason_name(int r) { return r >= 0 && r < HRB_R__MAX ? kReasonNames[r] : "?"; }
 
@@ -101,11 +169,34 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
       ro->ct_lifetime_other_ns = opts.ct_lifetime_other_ns;
       ro->ct_lifetime_syn_ns = opts.ct_lifetime_other_ns;
     }
+    if (const auto& v6 = opts.ipv6) {
+      ro->ipv6_enabled = true;
+      ro->node_ip6 = ip6(v6->node_ip);
+      ro->cluster_net6 = net6(v6->cluster);
+      ro->cluster_mask6 = mask6(v6->cluster.len);
+      ro->service_net6 = net6(v6->services);
+      ro->service_mask6 = mask6(v6->services.len);
+    }
   };
+  if (opts.ipv6) check_ipv6_facts(*opts.ipv6, n);
   configure(pod);
-  if (opts.ct_entries)
-    if (int e = bpf_map__set_max_entries(pod->maps.ct, opts.ct_entries))
-      throw SysError(-e, "size the ct map");
+  auto size = [](bpf_map* m, uint32_t entries) {
+    if (int e = bpf_map__set_max_entries(m, entries))
+      throw SysError(-e, "size the " + std::string(bpf_map__name(m)) + " map");
+  };
+  if (opts.ct_entries) size(pod->maps.ct, opts.ct_entries);
+  if (!opts.ipv6) {
+    // No IPv6: the IPv6 tables are never looked at; 1 entry each instead of megabytes per node.
+    for (bpf_map* m : {pod->maps.endpoints6, pod->maps.ct6, pod->maps.lb6, pod->maps.stack_flows6,
+                       pod->maps.nonmasq6})
+      size(m, 1);
+  } else {
+    if (opts.ct_entries) size(pod->maps.ct6, opts.ct_entries);
+    uint32_t slots = 0;
+    for (const auto& sv : opts.ipv6->service_list)
+      slots += 1 + static_cast<uint32_t>(sv.backends.size());
+    size(pod->maps.lb6, std::max<uint32_t>(1, slots));
+  }
   // Frontends: TCP and UDP per service, and per NodePort (this node's IP; lib/nodeport.h);
   // slots: a frontend and its backends each.
   const int frontends = opts.lb_services + std::min(opts.lb_services, kNodePortServices);
@@ -121,7 +212,12 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
                                 {skel->maps.lb, from->maps.lb},
                                 {skel->maps.nonmasq, from->maps.nonmasq},
                                 {skel->maps.nonmasq_active, from->maps.nonmasq_active},
-                                {skel->maps.stack_flows, from->maps.stack_flows}})
+                                {skel->maps.stack_flows, from->maps.stack_flows},
+                                {skel->maps.endpoints6, from->maps.endpoints6},
+                                {skel->maps.ct6, from->maps.ct6},
+                                {skel->maps.lb6, from->maps.lb6},
+                                {skel->maps.stack_flows6, from->maps.stack_flows6},
+                                {skel->maps.nonmasq6, from->maps.nonmasq6}})
       if (int e = bpf_map__reuse_fd(mine, bpf_map__fd(theirs)))
         throw SysError(-e, "share map " + std::string(bpf_map__name(mine)));
   };
@@ -159,6 +255,8 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
         }
       }
   }
+  // A pod's endpoint (its veth's ifindex, both MACs) is the same for both families.
+  std::map<std::string, hrb_endpoint> endpoint;
   for (const auto& p : n.pods) {
     hrb_endpoint ep{};
     auto pod_mac = run_in_netns(p.netns, [&] { return mac_of(p.ifname); });
@@ -171,6 +269,36 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
     uint32_t key = p.ip.be();
     if (bpf_map_update_elem(map_fd("endpoints"), &key, &ep, BPF_ANY) != 0)
       throw_errno("endpoints map update " + p.name);
+    endpoint[p.name] = ep;
+  }
+  if (opts.ipv6) fill_ipv6(*opts.ipv6, endpoint);
+}
+
+void NodePrograms::fill_ipv6(const Ipv6Facts& f, const std::map<std::string, hrb_endpoint>& ep) {
+  for (const auto& c : f.nonmasq) {
+    hrb_lpm6_key k{static_cast<__u32>(c.len), net6(c)};
+    uint8_t one = 1;
+    if (bpf_map_update_elem(map_fd("nonmasq6"), &k, &one, BPF_ANY) != 0)
+      throw_errno("nonmasq6 map update " + str6(c));
+  }
+  for (size_t i = 0; i < f.service_list.size(); ++i) {
+    const auto& sv = f.service_list[i];
+    hrb_lb6_key k{ip6(sv.ip), htons(sv.port), sv.proto, 0, 0};
+    hrb_lb6_value front{
+        {}, 0, static_cast<uint16_t>(sv.backends.size()), static_cast<uint32_t>(i + 1)};
+    if (bpf_map_update_elem(map_fd("lb6"), &k, &front, BPF_ANY) != 0)
+      throw_errno("lb6 map update (service " + str6(sv.ip) + ")");
+    for (size_t b = 0; b < sv.backends.size(); ++b) {
+      k.slot = static_cast<uint32_t>(b + 1);
+      hrb_lb6_value be{ip6(sv.backends[b].ip), htons(sv.backends[b].port), 0, 0};
+      if (bpf_map_update_elem(map_fd("lb6"), &k, &be, BPF_ANY) != 0)
+        throw_errno("lb6 map update (service " + str6(sv.ip) + " backend)");
+    }
+  }
+  for (const auto& p : f.pods) {
+    hrb_ip6 key = ip6(p.ip);
+    if (bpf_map_update_elem(map_fd("endpoints6"), &key, &ep.at(p.name), BPF_ANY) != 0)
+      throw_errno("endpoints6 map update " + p.name);
   }
 }
 
@@ -222,7 +350,8 @@ std::vector<NodePrograms> EbpfMode::load_node(const topology::Layout& l,
                           .lb_services = opts_.services,
                           .lb_endpoints_per_service = opts_.endpoints_per_service,
                           .host_routing = host_routing(),
-                          .objects_dir = opts_.objects_dir};
+                          .objects_dir = opts_.objects_dir,
+                          .ipv6 = ipv6_facts(l, n)};
   // Alternated: every variant loaded, the later ones on the first one's maps.
   std::vector<NodePrograms> variants;
   variants.reserve(1 + opts_.alternates.size());
@@ -242,8 +371,8 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
                            const std::vector<NodePrograms>& variants) {
   fs::create_directories(pins::node_dir(l.prefix, n.name));
   const NodePrograms& progs = variants.front();
-  for (const char* m :
-       {"counters_from_pod", "counters_from_uplink", "endpoints", "ct", "nonmasq_active"})
+  for (const char* m : {"counters_from_pod", "counters_from_uplink", "endpoints", "ct",
+                        "nonmasq_active", "endpoints6", "ct6"})
     pin(progs.map_fd(m), pins::map(l.prefix, n.name, m));
   for (size_t v = 1; v < variants.size(); ++v)
     for (const char* c : {"counters_from_pod", "counters_from_uplink"})

@@ -8,11 +8,14 @@
 // Links and maps are pinned under /sys/fs/bpf/hrbench/<prefix>/<node>/ (core/pins.hpp) so they
 // outlive the hrbench process. The directory and each attachment are in the cluster's journal
 // before they are made; removal (and `down`/`clean`) undo what the journal holds.
+#include <netinet/in.h>
+
 #include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,6 +65,45 @@ class VariantSelector {
 inline constexpr uint16_t kNatPortMin = 32768, kNatPortMax = 60999;
 inline constexpr const char* kNodePortRange = "61000 65535";
 
+// The IPv6 facts of one node that the IPv6 datapath needs (bpf/lib/ipv6.h and the *6 headers;
+// docs/datapath.md, "IPv6"). Plain data, so that whatever knows the cluster's IPv6 addressing
+// fills it (ipv6_facts below); without it the IPv6 maps stay empty (and tiny) and every IPv6
+// packet goes to the stack.
+struct Prefix6 {
+  in6_addr net{};  // network order; bits past len are ignored
+  int len = 0;     // 0..128
+};
+struct Ipv6Facts {
+  in6_addr node_ip{};  // the node's IPv6 address on the underlay: NAT66's source
+  Prefix6 cluster;     // every pod's address (the cluster's /56 or /48): never masqueraded
+  Prefix6 services;    // the IPv6 service range (ClusterIPs); len 0: none
+  struct Pod {
+    std::string name;  // a pod of the node (topology::PodLayout::name): its veth and MACs
+    in6_addr ip{};
+  };
+  std::vector<Pod> pods;  // the node's pods with an IPv6 address (in its /64)
+  struct Backend {
+    in6_addr ip{};
+    uint16_t port = 0;  // host order
+  };
+  struct Service {
+    in6_addr ip{};      // a ClusterIP in `services`
+    uint16_t port = 0;  // host order
+    uint8_t proto = 6;  // 6 TCP, 17 UDP
+    std::vector<Backend> backends;
+  };
+  std::vector<Service> service_list;
+  std::vector<Prefix6> nonmasq;  // masquerade exclusions besides `cluster` (ip-masq-agent's IPv6
+                                 // nonMasqueradeCIDRs, the underlay's prefix)
+};
+// Throws Error(kBadInput) naming the field when the facts cannot drive the maps (a prefix length
+// outside 0..128, no cluster prefix, a pod that is not on the node, a ClusterIP outside the
+// service range, a protocol other than TCP or UDP, a service without backends is allowed).
+void check_ipv6_facts(const Ipv6Facts& f, const topology::NodeLayout& n);
+// The node's IPv6 facts from the cluster's layout; nullopt while the layout has no IPv6 (the
+// topology's IPv6 addressing is wired in here).
+std::optional<Ipv6Facts> ipv6_facts(const topology::Layout& l, const topology::NodeLayout& n);
+
 // Load-time knobs beyond the cluster's own facts.
 struct ProgramOptions {
   bool record_redirects = false;  // tests: remember each redirect's helper and ifindex
@@ -85,6 +127,8 @@ struct ProgramOptions {
   // Another variant of this node's programs (an alternated mode): load with its maps (all but
   // the counters), already filled, instead of new ones.
   const class NodePrograms* share_maps = nullptr;
+  // The node's IPv6 facts; nullopt: IPv6 goes to the stack (the IPv6 maps are made 1 entry big).
+  std::optional<Ipv6Facts> ipv6;
 };
 
 // The datapath objects a mode loads from another build's objects directory: from_pod and
@@ -109,11 +153,13 @@ class NodePrograms {
   int from_pod_fd() const;
   int from_uplink_fd() const;
   int to_pod_fd() const;               // bpf-lb mode: lxc egress
-  int map_fd(const char* name) const;  // endpoints, ct, stack_flows, nonmasq, counters_*
+  int map_fd(const char* name) const;  // endpoints, ct, stack_flows, nonmasq, counters_*, and
+                                       // the IPv6 ones: endpoints6, ct6, lb6, stack_flows6, ...
   ReasonCounters counters(const char* program) const;
   void reset_counters();
 
  private:
+  void fill_ipv6(const Ipv6Facts& f, const std::map<std::string, hrb_endpoint>& endpoint);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -29,6 +29,13 @@ const std::map<std::string, size_t> kAbiStructs{
     {"hrb_lb_value", sizeof(hrb_lb_value)},
     {"hrb_flow_key", sizeof(hrb_flow_key)},
     {"hrb_redirect_record", sizeof(hrb_redirect_record)},
+    {"hrb_ip6", sizeof(hrb_ip6)},
+    {"hrb_ct6_key", sizeof(hrb_ct6_key)},
+    {"hrb_ct6_entry", sizeof(hrb_ct6_entry)},
+    {"hrb_lb6_key", sizeof(hrb_lb6_key)},
+    {"hrb_lb6_value", sizeof(hrb_lb6_value)},
+    {"hrb_flow6_key", sizeof(hrb_flow6_key)},
+    {"hrb_lpm6_key", sizeof(hrb_lpm6_key)},
 };
 
 // Compares the structs `obj`'s BTF has with kAbiStructs; returns the names it found.

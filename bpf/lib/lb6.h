@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * IPv6 service load balancing (ClusterIP; Cilium's lb6_lookup_service, lb6_local, lb6_rev_nat):
+ * lb.h's design on the `lb6` map and `ct6`. A packet to a service address:port/protocol belongs
+ * to a connection keyed before DNAT (HRB_CT_SERVICE) whose first packet picks a backend at
+ * random and records it; the flow after DNAT is tracked with HRB_CT_F_SVC and the service
+ * address, which a backend's reply gets back as its source. ICMPv6 errors about load-balanced
+ * connections are translated both ways. NodePort is IPv4 only.
+ */
+#ifndef HRB_LB6_H
+#define HRB_LB6_H
+
+#include "common.h"
+#include "ct.h"
+#include "ct6.h"
+#include "ipv6.h"
+#include "lb.h"
+#include "maps.h"
+#include "nat6.h"
+
+static __always_inline enum lb_verdict lb6_backend(const struct pkt6 *p,
+						   const struct hrb_lb6_value *fe,
+						   struct hrb_lb6_key *fk, __u64 now,
+						   struct hrb_ip6 *bip, __u16 *bport)
+{
+	struct hrb_ct6_entry *se, n;
+	struct hrb_lb6_value *be;
+	struct hrb_ct6_key sk;
+
+	ct6_key_orig(p, &sk);
+	sk.kind = HRB_CT_SERVICE;
+	se = bpf_map_lookup_elem(&ct6, &sk);
+	if (se) {
+		ct6_track(se, p, false, now);
+		if ((p->tcp_flags & (TCP_FIN | TCP_RST)) && !(se->flags & HRB_CT_F_CLOSED)) {
+			se->flags |= HRB_CT_F_CLOSED;
+			se->expires_ns = now + ct_lifetime_close_ns;
+		}
+		*bip = se->nat_ip;
+		*bport = se->nat_port;
+		count(HRB_R_LB_HIT);
+		return LB_DONE;
+	}
+	if (!fe->count) {
+		count(HRB_R_DROP_NO_BACKEND);
+		return LB_DROP;
+	}
+	fk->slot = bpf_get_prandom_u32() % fe->count + 1;
+	be = bpf_map_lookup_elem(&lb6, fk);
+	if (!be) {
+		count(HRB_R_DROP_NO_BACKEND);
+		return LB_DROP;
+	}
+	*bip = be->ip;
+	*bport = be->port;
+	ct6_init(&n, p, 0, now);
+	n.nat_ip = *bip;
+	n.nat_port = *bport;
+	if (!ct6_insert(&sk, &n))
+		return LB_DROP;
+	se = bpf_map_lookup_elem(&ct6, &sk); /* another CPU's choice may have won */
+	if (se) {
+		*bip = se->nat_ip;
+		*bport = se->nat_port;
+	}
+	count(HRB_R_LB_NEW);
+	return LB_DONE;
+}
+
+static __always_inline bool lb6_track(const struct pkt6 *p, const struct hrb_ip6 *vip, __u16 vport,
+				      __u64 now)
+{
+	struct hrb_ct6_entry *e, n;
+	struct hrb_ct6_key k;
+	bool reply;
+
+	e = ct6_lookup(p, &k, &reply);
+	if (e) {
+		ct6_track(e, p, reply, now);
+		if (!(e->flags & HRB_CT_F_SVC) || !ip6_eq(&e->nat_ip, vip) ||
+		    e->nat_port != vport) {
+			e->nat_ip = *vip;
+			e->nat_port = vport;
+			e->flags |= HRB_CT_F_SVC;
+		}
+		return true;
+	}
+	ct6_init(&n, p, HRB_CT_F_SVC, now);
+	n.nat_ip = *vip;
+	n.nat_port = vport;
+	return ct6_insert(&k, &n);
+}
+
+/* A client's ICMPv6 error about a backend's reply (quoted: service -> client): to the backend,
+ * quoting the reply as the backend sent it (lb_icmp_error_to_backend, lb.h). */
+static __always_inline enum lb_verdict lb6_icmp_error_to_backend(struct __sk_buff *skb,
+								 struct pkt6 *p)
+{
+	struct pkt6_inner *in = &p->inner;
+	struct hrb_ct6_key k;
+	struct hrb_ct6_entry *se;
+	struct hrb_ip6 bip;
+
+	if (!in->ok || !ip6_eq(&in->saddr, &p->daddr) || !ip6_eq(&in->daddr, &p->saddr) ||
+	    in->proto == IPPROTO_ICMPV6)
+		return LB_NONE;
+	ct6_key_tuple(&k, &in->daddr, &in->saddr, in->dport, in->sport, in->proto, HRB_CT_SERVICE);
+	se = bpf_map_lookup_elem(&ct6, &k);
+	if (!se)
+		return LB_NONE;
+	bip = se->nat_ip;
+	if (icmp6_error_rewrite(skb, p, true, &p->daddr, &bip, in->sport, se->nat_port, true))
+		return LB_DROP;
+	p->daddr = bip;
+	count(HRB_R_ICMP_ERROR_LB);
+	return LB_DONE;
+}
+
+/* An ICMPv6 error to a load-balanced connection's client about one of its requests (quoted:
+ * client -> backend): the quoted destination gets the service address back, and so does the
+ * outer source when the backend itself sent it. 1 translated, 0 about no such connection. */
+static __always_inline int lb6_icmp_error_to_client(struct __sk_buff *skb, struct pkt6 *p)
+{
+	struct pkt6_inner *in = &p->inner;
+	struct hrb_ct6_key k;
+	struct hrb_ct6_entry *e;
+	bool from_backend;
+
+	if (!in->ok || !ip6_eq(&in->saddr, &p->daddr) || in->proto == IPPROTO_ICMPV6)
+		return 0;
+	ct6_key_tuple(&k, &in->saddr, &in->daddr, in->sport, in->dport, in->proto, HRB_CT_FLOW);
+	e = bpf_map_lookup_elem(&ct6, &k);
+	if (!e || !(e->flags & HRB_CT_F_SVC))
+		return 0;
+	from_backend = ip6_eq(&p->saddr, &in->daddr);
+	if (icmp6_error_rewrite(skb, p, false, &in->daddr, &e->nat_ip, in->dport, e->nat_port,
+				from_backend))
+		return -1;
+	if (from_backend)
+		p->saddr = e->nat_ip;
+	count(HRB_R_ICMP_ERROR_LB);
+	return 1;
+}
+
+static __always_inline enum lb_verdict lb6_translate(struct __sk_buff *skb, struct pkt6 *p)
+{
+	struct hrb_lb6_key fk = {.addr = p->daddr, .port = p->dport, .proto = p->proto};
+	struct hrb_lb6_value *fe;
+	struct hrb_ip6 bip, vip = p->daddr;
+	__u16 bport, vport = p->dport;
+	__u64 now;
+
+	if (lb_enabled && p->icmp_error)
+		return lb6_icmp_error_to_backend(skb, p);
+	if (!lb_enabled || !p->has_ports || p->proto == IPPROTO_ICMPV6)
+		return LB_NONE;
+	fe = bpf_map_lookup_elem(&lb6, &fk);
+	if (!fe)
+		return LB_NONE;
+	now = hrb_now();
+	if (lb6_backend(p, fe, &fk, now, &bip, &bport) != LB_DONE)
+		return LB_DROP;
+	if (rewrite6(skb, p, false, &vip, &bip, vport, bport))
+		return LB_DROP;
+	p->daddr = bip;
+	p->dport = bport;
+	if (!lb6_track(p, &vip, vport, now))
+		return LB_DROP;
+	return LB_DONE;
+}
+
+/* ct_and_reverse_lb (lb.h) for IPv6. */
+static __always_inline bool ct6_and_reverse_lb(struct __sk_buff *skb, struct pkt6 *p, __u8 flags)
+{
+	struct hrb_ct6_entry *e;
+	bool reply;
+
+	if (p->icmp_error)
+		return lb6_icmp_error_to_client(skb, p) >= 0;
+	if (!ct6_pod_traffic(p, flags, &e, &reply))
+		return false;
+	if (e && reply && (e->flags & HRB_CT_F_SVC))
+		return lb6_reverse(skb, p, e) == 0;
+	return true;
+}
+
+#endif

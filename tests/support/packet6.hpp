@@ -1,0 +1,65 @@
+#pragma once
+// IPv6 test packets (support/packet.hpp's counterpart): built byte by byte, with extension
+// headers when asked, and checked with a full checksum computation over the IPv6 pseudo-header
+// that shares no code with the BPF programs' incremental updates.
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "support/packet.hpp"
+
+// In the global namespace, in6_addr's, so that gtest's EXPECT_EQ finds it.
+bool operator==(const in6_addr& a, const in6_addr& b);
+
+namespace hrb::test {
+
+in6_addr ip6(const std::string& text);  // throws on a bad address
+std::string str(const in6_addr& a);
+
+// An extension header before the L4 header: hop-by-hop (0), routing (43, type 0 with one
+// address), fragment (44) or destination options (60); options are padding.
+struct Ext6 {
+  uint8_t type = 60;
+  uint8_t segments_left = 0;  // routing
+  uint16_t frag = 0;          // fragment: offset << 3 | M
+};
+
+struct PacketSpec6 {
+  uint8_t proto = 6;  // 6 TCP, 17 UDP, 58 ICMPv6
+  in6_addr src{}, dst{};
+  uint16_t sport = 40000, dport = 8080;  // ICMPv6 echo: sport is the identifier
+  uint8_t hop_limit = 64;
+  uint8_t tcp_flags = 0x18;  // PSH|ACK
+  uint8_t icmp_type = 128;   // echo request
+  uint8_t icmp_code = 0;
+  bool udp_zero_csum = false;
+  std::vector<Ext6> ext;
+  size_t payload = 32;
+  Mac src_mac = {0x02, 0, 0, 0, 0, 0x01};
+  Mac dst_mac = {0x02, 0, 0, 0, 0, 0x02};
+};
+
+Bytes build6(const PacketSpec6& s);
+// An ICMPv6 error (type, code) with the outer header of `outer` (addresses, hop limit, MACs;
+// its proto and ports are ignored) quoting `about` (a frame from build6(); its IPv6 packet from
+// the header on, cut to `quote` bytes: RFC 4443 quotes as much as fits in 1280).
+Bytes icmp6_error(const PacketSpec6& outer, uint8_t type, uint8_t code, const Bytes& about,
+                  size_t quote = 1232);
+
+// The L4 checksum of an IPv6 frame (TCP, UDP, ICMPv6; extension headers walked) is right; a UDP
+// checksum of 0 counts as wrong (IPv6 makes it mandatory) unless zero_ok.
+bool l4_csum6_ok(const Bytes& frame, bool zero_ok = false);
+// For an ICMPv6 error: the quoted packet's L4 checksum is right (it must be quoted whole).
+bool quoted_csum6_ok(const Bytes& frame);
+
+struct Decoded6 {
+  uint8_t proto = 0, hop_limit = 0;
+  in6_addr src{}, dst{};
+  uint16_t sport = 0, dport = 0;  // ICMPv6 echo: the id in sport
+  std::string str() const;
+};
+Decoded6 decode6(const Bytes& frame);  // the L4 header after the extension headers
+
+}  // namespace hrb::test
