@@ -248,11 +248,7 @@ void ipv6_setup() {
   done = true;
 }
 datapath::Ipv6Facts ipv6_facts() {
-  auto a = [](const char* t) {
-    in6_addr x{};
-    inet_pton(AF_INET6, t, &x);
-    return x;
-  };
+  auto a = [](const char* t) { return *Ipv6::parse(t); };
   datapath::Ipv6Facts f;
   f.node_ip = a("fd00:18::1");
   f.cluster = {a("fd00:244::"), 48};

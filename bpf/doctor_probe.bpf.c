@@ -45,6 +45,14 @@ int probe_fib_lookup(struct __sk_buff *skb)
 	return bpf_fib_lookup(skb, &fib, sizeof(fib), 0) < 0 ? 2 : TC_ACT_OK;
 }
 
+/* bpf_l4_csum_replace with BPF_F_IPV6 (kernel >= 6.16) on a test frame: 0 when the kernel
+ * takes the flag, 1 when it refuses it (-EINVAL, as it does every flag it does not know). */
+SEC("tc")
+int probe_csum_ipv6(struct __sk_buff *skb)
+{
+	return bpf_l4_csum_replace(skb, 14 + 40 + 16, 0, 0, BPF_F_PSEUDO_HDR | BPF_F_IPV6) ? 1 : 0;
+}
+
 /* Run with BPF_F_TEST_XDP_LIVE_FRAMES: each frame is counted and dropped. */
 SEC("xdp")
 int probe_xdp_live(struct xdp_md *ctx)

@@ -78,7 +78,7 @@ static __noinline int from_pod6(struct __sk_buff *skb)
 	}
 	ep = bpf_map_lookup_elem(&endpoints6, &p.daddr);
 	if (ep) {
-		if (!balanced && !ct6_and_reverse_lb(skb, &p, 0))
+		if (!balanced && !ct6_and_reverse_lb(skb, &p, 0, host_routing))
 			return TC_ACT_SHOT;
 		if (!host_routing) {
 			count(HRB_R_STACK_ROUTES);
@@ -87,7 +87,7 @@ static __noinline int from_pod6(struct __sk_buff *skb)
 		return to_local_pod6(skb, &p, ep);
 	}
 	if (!host_routing) {
-		if (!ct6_and_reverse_lb(skb, &p, 0))
+		if (!ct6_and_reverse_lb(skb, &p, 0, host_routing))
 			return TC_ACT_SHOT;
 		count(HRB_R_STACK_ROUTES);
 		return TC_ACT_OK;
@@ -113,7 +113,7 @@ static __noinline int from_pod6(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		if (v == NAT_DROP)
 			return TC_ACT_SHOT;
-	} else if (!balanced && !ct6_and_reverse_lb(skb, &p, 0)) {
+	} else if (!balanced && !ct6_and_reverse_lb(skb, &p, 0, host_routing)) {
 		return TC_ACT_SHOT;
 	}
 	return forward_fib6(skb, rc, &fib);
@@ -171,7 +171,7 @@ static __noinline int from_pod4(struct __sk_buff *skb)
 
 	ep = bpf_map_lookup_elem(&endpoints, &p.daddr);
 	if (ep) {
-		if (!balanced && !ct_and_reverse_lb(skb, &p, 0))
+		if (!balanced && !ct_and_reverse_lb(skb, &p, 0, host_routing))
 			return TC_ACT_SHOT;
 		if (!host_routing) {
 			count(HRB_R_STACK_ROUTES);
@@ -181,7 +181,7 @@ static __noinline int from_pod4(struct __sk_buff *skb)
 	}
 	if (!host_routing) {
 		/* The stack routes; ip-masq-agent's iptables rule masquerades. */
-		if (!ct_and_reverse_lb(skb, &p, 0))
+		if (!ct_and_reverse_lb(skb, &p, 0, host_routing))
 			return TC_ACT_SHOT;
 		count(HRB_R_STACK_ROUTES);
 		return TC_ACT_OK;
@@ -203,7 +203,7 @@ static __noinline int from_pod4(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		if (v == NAT_DROP)
 			return TC_ACT_SHOT;
-	} else if (!balanced && !ct_and_reverse_lb(skb, &p, 0)) {
+	} else if (!balanced && !ct_and_reverse_lb(skb, &p, 0, host_routing)) {
 		return TC_ACT_SHOT;
 	}
 	return forward_fib(skb, rc, &fib);
@@ -230,7 +230,7 @@ static __noinline int to_pod6(struct __sk_buff *skb)
 
 	if (pr != PARSE6_OK)
 		return parse6_verdict(pr);
-	if (!ct6_and_reverse_lb(skb, &p, 0))
+	if (!ct6_and_reverse_lb(skb, &p, 0, true))
 		return TC_ACT_SHOT;
 	count(HRB_R_TO_POD);
 	return TC_ACT_OK;
@@ -246,7 +246,7 @@ int to_pod(struct __sk_buff *skb)
 
 	if (pr != PARSE_OK)
 		return parse_verdict(pr);
-	if (!ct_and_reverse_lb(skb, &p, 0))
+	if (!ct_and_reverse_lb(skb, &p, 0, true))
 		return TC_ACT_SHOT;
 	count(HRB_R_TO_POD);
 	return TC_ACT_OK;

@@ -50,7 +50,7 @@ static __noinline int from_uplink6(struct __sk_buff *skb)
 	}
 	ep = bpf_map_lookup_elem(&endpoints6, &p.daddr);
 	if (ep) {
-		if (!translated && !ct6_and_reverse_lb(skb, &p, HRB_CT_F_FROM_OUTSIDE))
+		if (!translated && !ct6_and_reverse_lb(skb, &p, HRB_CT_F_FROM_OUTSIDE, true))
 			return TC_ACT_SHOT;
 		return to_local_pod6(skb, &p, ep);
 	}
@@ -98,7 +98,7 @@ static __noinline int from_uplink4(struct __sk_buff *skb)
 	}
 	ep = bpf_map_lookup_elem(&endpoints, &p.daddr);
 	if (ep) {
-		if (!translated && !ct_and_reverse_lb(skb, &p, HRB_CT_F_FROM_OUTSIDE))
+		if (!translated && !ct_and_reverse_lb(skb, &p, HRB_CT_F_FROM_OUTSIDE, true))
 			return TC_ACT_SHOT;
 		return to_local_pod(skb, p.daddr, p.dport, p.proto, ep);
 	}

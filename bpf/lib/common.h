@@ -72,6 +72,11 @@ const volatile struct hrb_ip6 cluster_net6 = {};
 const volatile struct hrb_ip6 cluster_mask6 = {};
 const volatile struct hrb_ip6 service_net6 = {};
 const volatile struct hrb_ip6 service_mask6 = {};
+/* The flag an IPv6 address change adds to its bpf_l4_csum_replace: BPF_F_IPV6 (kernel >= 6.16)
+ * keeps skb->csum of a CHECKSUM_COMPLETE packet right; an older kernel refuses the flag (-EINVAL),
+ * so the loader clears it there (doctor::kernel_has_csum_ipv6_flag) and such a packet's
+ * skb->csum is left as kernels before the flag left every IPv6 rewrite. */
+const volatile __u64 csum_flag_ipv6 = BPF_F_IPV6;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -171,17 +171,22 @@ static __always_inline enum lb_verdict lb_translate(struct __sk_buff *skb, struc
 
 /* Connection tracking of pod traffic that is not masqueraded, with the reverse translation of
  * load-balanced replies, and of ICMP errors about load-balanced requests (which start no flow).
- * Returns false when the packet must be dropped. */
-static __always_inline bool ct_and_reverse_lb(struct __sk_buff *skb, struct pkt *p, __u8 flags)
+ * Returns false when the packet must be dropped. With `reverse` false (from_pod in bpf-lb mode,
+ * where the stack forwards the packet next) a reply is tracked and left as it is: netfilter's
+ * conntrack knows the connection by the backend's address, and a reply already carrying the
+ * service address would be INVALID to it (KUBE-FORWARD drops it); to_pod, on the client's lxc
+ * egress after the stack, gives it the service address back. */
+static __always_inline bool ct_and_reverse_lb(struct __sk_buff *skb, struct pkt *p, __u8 flags,
+					      bool reverse)
 {
 	struct hrb_ct_entry *e;
 	bool reply;
 
 	if (p->icmp_error)
-		return lb_icmp_error_to_client(skb, p) >= 0;
+		return !reverse || lb_icmp_error_to_client(skb, p) >= 0;
 	if (!ct_pod_traffic(p, flags, &e, &reply))
 		return false;
-	if (e && reply && (e->flags & HRB_CT_F_SVC))
+	if (reverse && e && reply && (e->flags & HRB_CT_F_SVC))
 		return lb_reverse(skb, p, e) == 0;
 	return true;
 }

@@ -170,16 +170,17 @@ static __always_inline enum lb_verdict lb6_translate(struct __sk_buff *skb, stru
 }
 
 /* ct_and_reverse_lb (lb.h) for IPv6. */
-static __always_inline bool ct6_and_reverse_lb(struct __sk_buff *skb, struct pkt6 *p, __u8 flags)
+static __always_inline bool ct6_and_reverse_lb(struct __sk_buff *skb, struct pkt6 *p, __u8 flags,
+					       bool reverse)
 {
 	struct hrb_ct6_entry *e;
 	bool reply;
 
 	if (p->icmp_error)
-		return lb6_icmp_error_to_client(skb, p) >= 0;
+		return !reverse || lb6_icmp_error_to_client(skb, p) >= 0;
 	if (!ct6_pod_traffic(p, flags, &e, &reply))
 		return false;
-	if (e && reply && (e->flags & HRB_CT_F_SVC))
+	if (reverse && e && reply && (e->flags & HRB_CT_F_SVC))
 		return lb6_reverse(skb, p, e) == 0;
 	return true;
 }

@@ -69,7 +69,8 @@ static __always_inline int rewrite6(struct __sk_buff *skb, const struct pkt6 *p,
 		__s64 d = ip6_diff(old_ip, new_ip);
 
 		if (d < 0 ||
-		    bpf_l4_csum_replace(skb, csum, 0, d, BPF_F_PSEUDO_HDR | BPF_F_IPV6 | mangled) ||
+		    bpf_l4_csum_replace(skb, csum, 0, d,
+					BPF_F_PSEUDO_HDR | csum_flag_ipv6 | mangled) ||
 		    bpf_skb_store_bytes(skb, source ? IP6_SRC_OFF : IP6_DST_OFF, new_ip, 16, 0))
 			return -1;
 	}
@@ -361,7 +362,7 @@ static __always_inline int icmp6_error_rewrite(struct __sk_buff *skb, const stru
 		return -1;
 	if (!outer)
 		return 0;
-	if (bpf_l4_csum_replace(skb, icsum, 0, d, BPF_F_PSEUDO_HDR | BPF_F_IPV6) ||
+	if (bpf_l4_csum_replace(skb, icsum, 0, d, BPF_F_PSEUDO_HDR | csum_flag_ipv6) ||
 	    bpf_skb_store_bytes(skb, inbound ? IP6_DST_OFF : IP6_SRC_OFF, new_ip, 16, 0))
 		return -1;
 	return 0;

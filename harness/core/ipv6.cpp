@@ -22,8 +22,6 @@ std::string Ipv6::str() const {
 
 bool Ipv6::is_zero() const { return *this == Ipv6{}; }
 
-namespace {
-// Clears every bit after the first `len`.
 Ipv6 masked(Ipv6 a, int len) {
   for (int i = 0; i < 16; ++i) {
     const int keep = std::clamp(len - 8 * i, 0, 8);
@@ -32,6 +30,13 @@ Ipv6 masked(Ipv6 a, int len) {
   return a;
 }
 
+Ipv6 netmask6(int len) {
+  Ipv6 all;
+  all.b.fill(0xff);
+  return masked(all, len);
+}
+
+namespace {
 // Adds `v` shifted left by `shift` bits (0..127) to `a`, carrying upwards.
 Ipv6 add_shifted(Ipv6 a, uint64_t v, int shift) {
   // As two 64-bit halves: hi = bytes 0..7, lo = bytes 8..15.
@@ -76,7 +81,7 @@ std::optional<Cidr6> Cidr6::parse(const std::string& s, std::string* why_not) {
   return Cidr6{*ip, len};
 }
 
-bool Cidr6::contains(const Ipv6& ip) const { return masked(ip, len) == net; }
+bool Cidr6::contains(const Ipv6& ip) const { return masked(ip, len) == masked(net, len); }
 
 Ipv6 Cidr6::at(uint64_t offset) const { return add_shifted(net, offset, 0); }
 

@@ -16,6 +16,9 @@ struct Ipv6 {
   auto operator<=>(const Ipv6&) const = default;
 };
 
+Ipv6 masked(Ipv6 a, int len);  // every bit after the first `len` cleared
+Ipv6 netmask6(int len);        // the first `len` bits set
+
 struct Cidr6 {
   Ipv6 net;
   int len = 0;

@@ -21,6 +21,7 @@
 #include "core/netns.hpp"
 #include "core/parallel.hpp"
 #include "core/pins.hpp"
+#include "doctor/doctor.hpp"
 
 #include "hrb_abi.h"
 
@@ -52,42 +53,19 @@ void pin(int fd, const std::string& path) {
   if (bpf_obj_pin(fd, path.c_str()) != 0) throw_errno("pin " + path);
 }
 
-hrb_ip6 ip6(const in6_addr& a) {
+hrb_ip6 ip6(const Ipv6& a) {
   hrb_ip6 r;
-  std::memcpy(&r, &a, sizeof r);
+  std::memcpy(&r, a.b.data(), sizeof r);
   return r;
 }
-hrb_ip6 mask6(int len) {
-  hrb_ip6 m{};
-  auto* b = reinterpret_cast<uint8_t*>(&m);
-  for (int i = 0; i < 16; ++i) {
-    const int bits = std::clamp(len - 8 * i, 0, 8);
-    b[i] = static_cast<uint8_t>(0xff00 >> bits);
-  }
-  return m;
-}
-hrb_ip6 net6(const Prefix6& p) {
-  hrb_ip6 n = ip6(p.net), m = mask6(p.len);
-  for (int i = 0; i < 4; ++i) n.w[i] &= m.w[i];
-  return n;
-}
-bool in_prefix6(const in6_addr& a, const Prefix6& p) {
-  hrb_ip6 x = ip6(a), n = net6(p), m = mask6(p.len);
-  for (int i = 0; i < 4; ++i)
-    if ((x.w[i] & m.w[i]) != n.w[i]) return false;
-  return true;
-}
-std::string str6(const in6_addr& a) {
-  char buf[INET6_ADDRSTRLEN];
-  return inet_ntop(AF_INET6, &a, buf, sizeof buf) ? buf : "?";
-}
-std::string str6(const Prefix6& p) { return str6(p.net) + "/" + std::to_string(p.len); }
+hrb_ip6 mask6(int len) { return ip6(netmask6(len)); }
+hrb_ip6 net6(const Cidr6& p) { return ip6(masked(p.net, p.len)); }
 }  // namespace
 
 void check_ipv6_facts(const Ipv6Facts& f, const topology::NodeLayout& n) {
   const std::string where = "IPv6 facts of " + n.name + ": ";
   auto bad = [&](const std::string& what) { throw Error(where + what, ExitCode::kBadInput); };
-  auto check_len = [&](const Prefix6& p, const std::string& field) {
+  auto check_len = [&](const Cidr6& p, const std::string& field) {
     if (p.len < 0 || p.len > 128)
       bad(field + ": prefix length " + std::to_string(p.len) + " is not 0..128");
   };
@@ -101,14 +79,14 @@ void check_ipv6_facts(const Ipv6Facts& f, const topology::NodeLayout& n) {
     const std::string field = "pods[" + std::to_string(i) + "] (" + p.name + ")";
     if (std::none_of(n.pods.begin(), n.pods.end(), [&](const auto& x) { return x.name == p.name; }))
       bad(field + ": no such pod on " + n.name);
-    if (!in_prefix6(p.ip, f.cluster))
-      bad(field + ": " + str6(p.ip) + " is outside the cluster prefix " + str6(f.cluster));
+    if (!f.cluster.contains(p.ip))
+      bad(field + ": " + p.ip.str() + " is outside the cluster prefix " + f.cluster.str());
   }
   for (size_t i = 0; i < f.service_list.size(); ++i) {
     const auto& s = f.service_list[i];
-    const std::string field = "service_list[" + std::to_string(i) + "] (" + str6(s.ip) + ")";
-    if (f.services.len == 0 || !in_prefix6(s.ip, f.services))
-      bad(field + ": outside the service range " + str6(f.services));
+    const std::string field = "service_list[" + std::to_string(i) + "] (" + s.ip.str() + ")";
+    if (f.services.len == 0 || !f.services.contains(s.ip))
+      bad(field + ": outside the service range " + f.services.str());
     if (s.proto != 6 && s.proto != 17)
       bad(field + ": protocol " + std::to_string(s.proto) + " (TCP 6 or UDP 17 only)");
     if (s.port == 0) bad(field + ": port 0");
@@ -116,8 +94,26 @@ void check_ipv6_facts(const Ipv6Facts& f, const topology::NodeLayout& n) {
   }
 }
 
-std::optional<Ipv6Facts> ipv6_facts(const topology::Layout&, const topology::NodeLayout&) {
-  return std::nullopt;  // the layout has no IPv6 addressing yet
+std::optional<Ipv6Facts> ipv6_facts(const topology::Layout& l, const topology::NodeLayout& n,
+                                    const MasqConfig& masq, int services, int eps) {
+  if (!l.dual()) return std::nullopt;
+  Ipv6Facts f;
+  f.node_ip = n.underlay_ip6;
+  f.cluster = l.spec.cluster_cidr6;
+  f.services = l.spec.service_cidr6;
+  for (const auto& p : n.pods) f.pods.push_back({p.name, p.ip6});
+  // The IPv4 services' IPv6 ClusterIPs (service_ip6), with the same endpoints and ports.
+  for (int i = 0; i < services; ++i) {
+    const auto eps_of = service_endpoints(l, i, eps);
+    for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
+      Ipv6Facts::Service sv{service_ip6(l, i), kServicePort, proto, {}};
+      for (const auto& e : eps_of) sv.backends.push_back({e.ip6, kServiceTargetPort});
+      f.service_list.push_back(std::move(sv));
+    }
+  }
+  // ip6tables' IP-MASQ-AGENT RETURN list, as nonmasq holds the IPv4 one: one definition.
+  f.nonmasq = masq.return_cidrs6();
+  return f;
 }
 
 const char* reason_name(int r) { return r >= 0 && r < HRB_R__MAX ? kReasonNames[r] : "?"; }
@@ -176,6 +172,7 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
       ro->cluster_mask6 = mask6(v6->cluster.len);
       ro->service_net6 = net6(v6->services);
       ro->service_mask6 = mask6(v6->services.len);
+      if (!doctor::kernel_has_csum_ipv6_flag()) ro->csum_flag_ipv6 = 0;
     }
   };
   if (opts.ipv6) check_ipv6_facts(*opts.ipv6, n);
@@ -279,7 +276,7 @@ void NodePrograms::fill_ipv6(const Ipv6Facts& f, const std::map<std::string, hrb
     hrb_lpm6_key k{static_cast<__u32>(c.len), net6(c)};
     uint8_t one = 1;
     if (bpf_map_update_elem(map_fd("nonmasq6"), &k, &one, BPF_ANY) != 0)
-      throw_errno("nonmasq6 map update " + str6(c));
+      throw_errno("nonmasq6 map update " + c.str());
   }
   for (size_t i = 0; i < f.service_list.size(); ++i) {
     const auto& sv = f.service_list[i];
@@ -287,12 +284,12 @@ void NodePrograms::fill_ipv6(const Ipv6Facts& f, const std::map<std::string, hrb
     hrb_lb6_value front{
         {}, 0, static_cast<uint16_t>(sv.backends.size()), static_cast<uint32_t>(i + 1)};
     if (bpf_map_update_elem(map_fd("lb6"), &k, &front, BPF_ANY) != 0)
-      throw_errno("lb6 map update (service " + str6(sv.ip) + ")");
+      throw_errno("lb6 map update (service " + sv.ip.str() + ")");
     for (size_t b = 0; b < sv.backends.size(); ++b) {
       k.slot = static_cast<uint32_t>(b + 1);
       hrb_lb6_value be{ip6(sv.backends[b].ip), htons(sv.backends[b].port), 0, 0};
       if (bpf_map_update_elem(map_fd("lb6"), &k, &be, BPF_ANY) != 0)
-        throw_errno("lb6 map update (service " + str6(sv.ip) + " backend)");
+        throw_errno("lb6 map update (service " + sv.ip.str() + " backend)");
     }
   }
   for (const auto& p : f.pods) {
@@ -344,14 +341,15 @@ void NodePrograms::reset_counters() {
 
 std::vector<NodePrograms> EbpfMode::load_node(const topology::Layout& l,
                                               const topology::NodeLayout& n) const {
-  const ProgramOptions po{.delay_loops = opts_.delay_loops,
-                          .services_enabled = opts_.services > 0,
-                          .ct_entries = opts_.ct_entries,
-                          .lb_services = opts_.services,
-                          .lb_endpoints_per_service = opts_.endpoints_per_service,
-                          .host_routing = host_routing(),
-                          .objects_dir = opts_.objects_dir,
-                          .ipv6 = ipv6_facts(l, n)};
+  const ProgramOptions po{
+      .delay_loops = opts_.delay_loops,
+      .services_enabled = opts_.services > 0,
+      .ct_entries = opts_.ct_entries,
+      .lb_services = opts_.services,
+      .lb_endpoints_per_service = opts_.endpoints_per_service,
+      .host_routing = host_routing(),
+      .objects_dir = opts_.objects_dir,
+      .ipv6 = ipv6_facts(l, n, masq_, opts_.services, opts_.endpoints_per_service)};
   // Alternated: every variant loaded, the later ones on the first one's maps.
   std::vector<NodePrograms> variants;
   variants.reserve(1 + opts_.alternates.size());

@@ -8,8 +8,6 @@
 // Links and maps are pinned under /sys/fs/bpf/hrbench/<prefix>/<node>/ (core/pins.hpp) so they
 // outlive the hrbench process. The directory and each attachment are in the cluster's journal
 // before they are made; removal (and `down`/`clean`) undo what the journal holds.
-#include <netinet/in.h>
-
 #include <array>
 #include <cstdint>
 #include <map>
@@ -20,6 +18,7 @@
 #include <vector>
 
 #include "core/fd.hpp"
+#include "core/ipv6.hpp"
 #include "datapath/legacy.hpp"
 #include "datapath/mode.hpp"
 #include "hrb_abi.h"
@@ -69,40 +68,39 @@ inline constexpr const char* kNodePortRange = "61000 65535";
 // docs/datapath.md, "IPv6"). Plain data, so that whatever knows the cluster's IPv6 addressing
 // fills it (ipv6_facts below); without it the IPv6 maps stay empty (and tiny) and every IPv6
 // packet goes to the stack.
-struct Prefix6 {
-  in6_addr net{};  // network order; bits past len are ignored
-  int len = 0;     // 0..128
-};
 struct Ipv6Facts {
-  in6_addr node_ip{};  // the node's IPv6 address on the underlay: NAT66's source
-  Prefix6 cluster;     // every pod's address (the cluster's /56 or /48): never masqueraded
-  Prefix6 services;    // the IPv6 service range (ClusterIPs); len 0: none
+  Ipv6 node_ip;    // the node's IPv6 address on the underlay: NAT66's source
+  Cidr6 cluster;   // every pod's address (the cluster's /56 or /48): never masqueraded
+  Cidr6 services;  // the IPv6 service range (ClusterIPs); len 0: none
   struct Pod {
     std::string name;  // a pod of the node (topology::PodLayout::name): its veth and MACs
-    in6_addr ip{};
+    Ipv6 ip;
   };
   std::vector<Pod> pods;  // the node's pods with an IPv6 address (in its /64)
   struct Backend {
-    in6_addr ip{};
+    Ipv6 ip;
     uint16_t port = 0;  // host order
   };
   struct Service {
-    in6_addr ip{};      // a ClusterIP in `services`
+    Ipv6 ip;            // a ClusterIP in `services`
     uint16_t port = 0;  // host order
     uint8_t proto = 6;  // 6 TCP, 17 UDP
     std::vector<Backend> backends;
   };
   std::vector<Service> service_list;
-  std::vector<Prefix6> nonmasq;  // masquerade exclusions besides `cluster` (ip-masq-agent's IPv6
-                                 // nonMasqueradeCIDRs, the underlay's prefix)
+  std::vector<Cidr6> nonmasq;  // masquerade exclusions besides `cluster` (ip-masq-agent's IPv6
+                               // nonMasqueradeCIDRs, the underlay's prefix)
 };
 // Throws Error(kBadInput) naming the field when the facts cannot drive the maps (a prefix length
 // outside 0..128, no cluster prefix, a pod that is not on the node, a ClusterIP outside the
 // service range, a protocol other than TCP or UDP, a service without backends is allowed).
 void check_ipv6_facts(const Ipv6Facts& f, const topology::NodeLayout& n);
-// The node's IPv6 facts from the cluster's layout; nullopt while the layout has no IPv6 (the
-// topology's IPv6 addressing is wired in here).
-std::optional<Ipv6Facts> ipv6_facts(const topology::Layout& l, const topology::NodeLayout& n);
+// The node's IPv6 facts from a dual-stack cluster's layout (nullopt for an IPv4-only one): its
+// IPv6 underlay address, the cluster's and the service range's prefixes, its pods' IPv6
+// addresses, `services` services' IPv6 ClusterIPs (service_ip6) with `eps` endpoints each (the
+// IPv4 services' endpoints, ports and protocols), and ip-masq-agent's IPv6 RETURN list.
+std::optional<Ipv6Facts> ipv6_facts(const topology::Layout& l, const topology::NodeLayout& n,
+                                    const MasqConfig& masq, int services, int eps);
 
 // Load-time knobs beyond the cluster's own facts.
 struct ProgramOptions {

@@ -106,6 +106,22 @@ Probe on_path(std::string prog, std::vector<std::string> version_argv) {
 
 }  // namespace
 
+bool kernel_has_csum_ipv6_flag() {
+  static const bool has = [] {
+    auto s = probe_skeleton([](doctor_probe* d) { return d->progs.probe_csum_ipv6; });
+    unsigned char frame[128] = {};  // Ethernet, IPv6 (next header TCP), TCP: zeros but these
+    frame[12] = 0x86;
+    frame[13] = 0xdd;
+    frame[14] = 0x60;
+    frame[14 + 6] = 6;
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof frame);
+    if (bpf_prog_test_run_opts(bpf_program__fd(s->progs.probe_csum_ipv6), &opts) != 0)
+      throw_errno("bpf_prog_test_run_opts(probe_csum_ipv6)");
+    return opts.retval == 0;
+  }();
+  return has;
+}
+
 std::vector<Check> run_checks() {
   std::vector<Check> out;
   const std::string setup = "run scripts/setup (it installs every package and mounts bpffs)";
@@ -209,6 +225,14 @@ std::vector<Check> run_checks() {
   out.push_back(probe(
       "fib_lookup", "bpf_fib_lookup helper (tc)", true, "kernel >= 5.3",
       program_loads([](doctor_probe* d) { return d->progs.probe_fib_lookup; }, "bpf_fib_lookup")));
+  out.push_back(probe("csum_ipv6", "IPv6 checksum flag of bpf_l4_csum_replace (BPF_F_IPV6)", false,
+                      "kernel >= 6.16; without it NAT66 and IPv6 service rewrites leave skb->csum "
+                      "of a CHECKSUM_COMPLETE packet stale, as kernels before the flag did",
+                      [] {
+                        if (!kernel_has_csum_ipv6_flag())
+                          throw Error("the kernel refuses BPF_F_IPV6 (-EINVAL)");
+                        return std::string("bpf_l4_csum_replace took BPF_F_IPV6 on a test frame");
+                      }));
   out.push_back(
       probe("xdp_live_frames", "XDP live frames (BPF_F_TEST_XDP_LIVE_FRAMES)", false,
             "kernel >= 5.18; needed only by the pps workload", [] {

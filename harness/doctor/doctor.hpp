@@ -18,6 +18,10 @@ struct Check {
 
 std::vector<Check> run_checks();
 // True when every required check passed.
+// Whether this kernel's bpf_l4_csum_replace takes BPF_F_IPV6 (6.16 and later): run once on a
+// test frame, then remembered. The IPv6 datapath sets it where it can (bpf/lib/common.h,
+// csum_flag_ipv6). Throws when the probe cannot run at all (no BPF).
+bool kernel_has_csum_ipv6_flag();
 bool all_required_ok(const std::vector<Check>& checks);
 std::string render_table(const std::vector<Check>& checks);
 nlohmann::json to_json(const std::vector<Check>& checks);

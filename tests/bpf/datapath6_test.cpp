@@ -39,12 +39,12 @@ constexpr int kPeer = 1, kFib = 2, kNeigh = 3;
 constexpr uint16_t kHttp = 80, kTarget = 8080;
 
 // The addressing the suite adds to the cluster.
-const in6_addr kNode1 = ip6("fd00:18::1"), kNode2 = ip6("fd00:18::2"), kRouter = ip6("fd00:18::fe");
-const in6_addr kOutside = ip6("2001:db8:200::10");  // on ext1's lo; routed via kRouter
-const in6_addr kPod1 = ip6("fd00:244::a"), kPod2 = ip6("fd00:244::b");  // node1's pods
-const in6_addr kRemotePod = ip6("fd00:244:0:1::a"), kRemotePod2 = ip6("fd00:244:0:1::b");
-const in6_addr kSvcRemote = ip6("fd00:96::10");  // backend kRemotePod
-const in6_addr kSvcLocal = ip6("fd00:96::11");   // backend kPod2
+const Ipv6 kNode1 = ip6("fd00:18::1"), kNode2 = ip6("fd00:18::2"), kRouter = ip6("fd00:18::fe");
+const Ipv6 kOutside = ip6("2001:db8:200::10");  // on ext1's lo; routed via kRouter
+const Ipv6 kPod1 = ip6("fd00:244::a"), kPod2 = ip6("fd00:244::b");  // node1's pods
+const Ipv6 kRemotePod = ip6("fd00:244:0:1::a"), kRemotePod2 = ip6("fd00:244:0:1::b");
+const Ipv6 kSvcRemote = ip6("fd00:96::10");  // backend kRemotePod
+const Ipv6 kSvcLocal = ip6("fd00:96::11");   // backend kPod2
 
 struct RunResult {
   int verdict = -1;
@@ -159,7 +159,7 @@ class Datapath6 : public SuiteCluster<Datapath6> {
   }
 
   // Frames: a pod's packet, and what the programs make of it.
-  static PacketSpec6 spec(const in6_addr& src, const in6_addr& dst, uint8_t proto = 6) {
+  static PacketSpec6 spec(const Ipv6& src, const Ipv6& dst, uint8_t proto = 6) {
     PacketSpec6 s;
     s.src = src;
     s.dst = dst;
@@ -188,13 +188,13 @@ class Datapath6 : public SuiteCluster<Datapath6> {
     if (bpf_map_lookup_elem(ct6(), &k, &v) != 0) return std::nullopt;
     return v;
   }
-  static hrb_ip6 key_ip(const in6_addr& a) {
+  static hrb_ip6 key_ip(const Ipv6& a) {
     hrb_ip6 r;
-    std::memcpy(&r, &a, 16);
+    std::memcpy(&r, a.b.data(), 16);
     return r;
   }
-  static hrb_ct6_key flow_key(const in6_addr& src, const in6_addr& dst, uint16_t sport,
-                              uint16_t dport, uint8_t proto = 6, uint8_t kind = HRB_CT_FLOW) {
+  static hrb_ct6_key flow_key(const Ipv6& src, const Ipv6& dst, uint16_t sport, uint16_t dport,
+                              uint8_t proto = 6, uint8_t kind = HRB_CT_FLOW) {
     return {key_ip(src), key_ip(dst), htons(sport), htons(dport), proto, kind, {}};
   }
 
@@ -256,7 +256,7 @@ TEST_F(Datapath6, HopLimitOneGoesToTheStack) {
     auto s = spec(kPod1, dst);
     s.hop_limit = 1;
     const auto r = from_pod(s);
-    EXPECT_EQ(r.verdict, TC_ACT_OK) << str(dst);
+    EXPECT_EQ(r.verdict, TC_ACT_OK) << dst.str();
     EXPECT_UNCHANGED(r);
   }
   EXPECT_EQ(counter("from_pod", HRB_R_TO_STACK_TTL), 3u);
@@ -281,7 +281,7 @@ TEST_F(Datapath6, APodSendsWithItsOwnAddressOnly) {
 // ---- What goes to the stack untouched ----
 
 TEST_F(Datapath6, NeighbourAndRouterDiscoveryGoToTheStack) {
-  const in6_addr ll = ip6("fe80::1"), all_routers = ip6("ff02::2");
+  const Ipv6 ll = ip6("fe80::1"), all_routers = ip6("ff02::2");
   for (uint8_t type : {133, 134, 135, 136, 137, 143}) {  // RS, RA, NS, NA, redirect, MLDv2
     auto s = spec(ll, type == 135 ? kPod2 : all_routers, 58);
     s.icmp_type = type;
@@ -301,7 +301,7 @@ TEST_F(Datapath6, LinkLocalAndMulticastGoToTheStack) {
   for (const auto& [src, dst] :
        {std::pair{ip6("fe80::1"), kPod2}, {kPod1, ip6("ff02::1")}, {kPod1, ip6("fe80::2")}}) {
     const auto r = from_pod(spec(src, dst, 17));
-    EXPECT_EQ(r.verdict, TC_ACT_OK) << str(src) << " -> " << str(dst);
+    EXPECT_EQ(r.verdict, TC_ACT_OK) << src.str() << " -> " << dst.str();
     EXPECT_UNCHANGED(r);
   }
   EXPECT_EQ(counter("from_pod", HRB_R_TO_STACK_IPV6_SCOPE), 3u);

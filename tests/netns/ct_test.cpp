@@ -5,7 +5,8 @@
 // ebpf mode alike (and in bpf-lb, where iptables masquerades behind BPF connection tracking):
 // every connection completes, and no reply reaches node1 without state (the
 // from_uplink counter revnat_miss stays 0). Nothing here depends on how fast it runs: each
-// flow makes a fixed number of connections, and only failures are counted.
+// flow makes a fixed number of connections, and only failures are counted. Over IPv4 and over
+// IPv6 (a dual-stack cluster: NAT66 in ebpf mode, ip6tables' MASQUERADE in legacy and bpf-lb).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -23,6 +24,7 @@
 #include "core/netns.hpp"
 #include "datapath/ebpf.hpp"
 #include "support/cluster_fixture.hpp"
+#include "traffic/sockets.hpp"
 
 using namespace hrb;
 using namespace hrb::test;
@@ -43,15 +45,13 @@ bool wait(int fd, short ev) {
 // first, as tcp_crr does, so TIME_WAIT stays in the pods, where tcp_tw_reuse is on).
 class Server {
  public:
-  explicit Server(const std::string& netns) {
-    fd_ = run_in_netns(netns, [] {
-      Fd s(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+  Server(const std::string& netns, int family) {
+    fd_ = run_in_netns(netns, [family] {
+      Fd s(socket(family, SOCK_STREAM | SOCK_NONBLOCK, 0));
       int one = 1;
       setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(kPort);
-      if (bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw_errno("bind");
+      traffic::SockAddr a(traffic::IpAddr::any(family), kPort);
+      if (bind(s.get(), a.ptr(), a.len) != 0) throw_errno("bind");
       if (listen(s.get(), 1024) != 0) throw_errno("listen");
       return s;
     });
@@ -96,15 +96,12 @@ struct Churn {
 };
 
 // One client flow: connect, 1 byte, 1 byte back, close; kConnsPerFlow times.
-void client(const std::string& netns, Ipv4 dst, Churn& out) {
+void client(const std::string& netns, traffic::IpAddr dst, Churn& out) {
   NetnsGuard in(netns);
   for (int i = 0; i < kConnsPerFlow; ++i) {
-    Fd s(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(kPort);
-    a.sin_addr.s_addr = dst.be();
-    int rc = connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+    Fd s(socket(dst.family, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    traffic::SockAddr a(dst, kPort);
+    int rc = connect(s.get(), a.ptr(), a.len);
     if (rc != 0 && errno != EINPROGRESS) {
       out.fail(std::string("connect: ") + strerror(errno));
       continue;
@@ -124,9 +121,11 @@ void client(const std::string& netns, Ipv4 dst, Churn& out) {
   }
 }
 
-class CtChurn : public SuiteCluster<CtChurn, ::testing::TestWithParam<const char*>> {
+// (mode, family); the dual-stack topology serves both families (its IPv4 is two-node's).
+using ChurnParam = std::tuple<const char*, Family>;
+class CtChurn : public SuiteCluster<CtChurn, ::testing::TestWithParam<ChurnParam>> {
  public:
-  static constexpr const char* kTopology = "topologies/two-node.yaml";
+  static constexpr const char* kTopology = "topologies/dual-stack.yaml";
   static constexpr const char* kTag = "tk";
 
  protected:
@@ -134,7 +133,8 @@ class CtChurn : public SuiteCluster<CtChurn, ::testing::TestWithParam<const char
 
 TEST_P(CtChurn, EveryConnectionCompletesAndNoReplyArrivesWithoutState) {
   HRB_REQUIRE_ROOT();
-  const std::string mode = GetParam();
+  const std::string mode = std::get<0>(GetParam());
+  const bool v6 = std::get<1>(GetParam()) == Family::kIpv6;
   const auto& l = cluster_->layout();
   auto node_ports = [&] {  // the sysctl reads "61000\t65535"; kNodePortRange is "61000 65535"
     auto v = read_sysctl_in(l.nodes[0].netns, "net.ipv4.ip_local_port_range");
@@ -154,11 +154,13 @@ TEST_P(CtChurn, EveryConnectionCompletesAndNoReplyArrivesWithoutState) {
 
   Churn churn;
   {
-    Server server(l.externals[0].netns);
+    const auto& ext = l.externals[0];
+    const traffic::IpAddr dst = v6 ? traffic::IpAddr(ext.address6) : traffic::IpAddr(ext.address);
+    Server server(ext.netns, dst.family);
     std::vector<std::thread> clients;
     for (int i = 0; i < kPods; ++i)
       for (int f = 0; f < kFlowsPerPod; ++f)
-        clients.emplace_back(client, node.pods[i].netns, l.externals[0].address, std::ref(churn));
+        clients.emplace_back(client, node.pods[i].netns, dst, std::ref(churn));
     for (auto& t : clients) t.join();
   }
   EXPECT_EQ(churn.ok.load(), uint64_t{kPods * kFlowsPerPod * kConnsPerFlow});
@@ -185,10 +187,13 @@ TEST_P(CtChurn, EveryConnectionCompletesAndNoReplyArrivesWithoutState) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, CtChurn, ::testing::Values("legacy", "bpf-lb", "ebpf"),
+INSTANTIATE_TEST_SUITE_P(Modes, CtChurn,
+                         ::testing::Combine(::testing::Values("legacy", "bpf-lb", "ebpf"),
+                                            ::testing::Values(Family::kIpv4, Family::kIpv6)),
                          [](const auto& info) {
-                           std::string n = info.param;
+                           std::string n = std::get<0>(info.param);
                            std::replace(n.begin(), n.end(), '-', '_');
+                           if (std::get<1>(info.param) == Family::kIpv6) n += "_ipv6";
                            return n;
                          });
 

@@ -39,10 +39,10 @@ int64_t tcx_query(const std::string& netns, const std::string& dev) {
   });
 }
 
-std::map<std::string, uint64_t> iptables_rule_packets(const topology::Layout& l) {
+std::map<std::string, uint64_t> iptables_rule_packets(const topology::Layout& l, Family f) {
   std::map<std::string, uint64_t> out;
   for (const auto& node : l.nodes)
-    for (const auto& c : datapath::rule_counters(node.netns, datapath::Backend::kNft))
+    for (const auto& c : datapath::rule_counters(node.netns, datapath::Backend::kNft, {}, f))
       out[node.netns + " " + c.table + " " + c.chain + " " + c.spec] += c.packets;
   return out;
 }

@@ -38,11 +38,12 @@ std::vector<std::string> root_veths();
 std::map<std::string, uint64_t> udp_snmp(const std::string& netns);
 uint64_t softnet_dropped();
 
-// Packet counters of every iptables (IPv4, nft backend) rule in the nodes' netns, keyed
-// "<netns> <table> <chain> <rule>"; and the rules whose counters differ between two such
-// snapshots, one per line with the count ("" when none moved): what an "iptables is bypassed"
+// Packet counters of every iptables (nft backend; ip6tables with kIpv6) rule in the nodes'
+// netns, keyed "<netns> <table> <chain> <rule>"; and the rules whose counters differ between two
+// such snapshots, one per line with the count ("" when none moved): what an "iptables is bypassed"
 // assertion prints when it fails.
-std::map<std::string, uint64_t> iptables_rule_packets(const topology::Layout& l);
+std::map<std::string, uint64_t> iptables_rule_packets(const topology::Layout& l,
+                                                      Family f = Family::kIpv4);
 std::string moved_rules(const std::map<std::string, uint64_t>& before,
                         const std::map<std::string, uint64_t>& after);
 

@@ -6,8 +6,6 @@
 #include <cstring>
 #include <stdexcept>
 
-bool operator==(const in6_addr& a, const in6_addr& b) { return std::memcmp(&a, &b, 16) == 0; }
-
 namespace hrb::test {
 
 namespace {
@@ -55,15 +53,10 @@ bool csum_ok_at(const Bytes& b, size_t ip, size_t end, bool zero_ok) {
 }
 }  // namespace
 
-in6_addr ip6(const std::string& text) {
-  in6_addr a{};
-  if (inet_pton(AF_INET6, text.c_str(), &a) != 1) throw std::invalid_argument("not IPv6: " + text);
-  return a;
-}
-
-std::string str(const in6_addr& a) {
-  char buf[INET6_ADDRSTRLEN];
-  return inet_ntop(AF_INET6, &a, buf, sizeof buf) ? buf : "?";
+Ipv6 ip6(const std::string& text) {
+  auto a = Ipv6::parse(text);
+  if (!a) throw std::invalid_argument("not IPv6: " + text);
+  return *a;
 }
 
 Bytes build6(const PacketSpec6& s) {
@@ -78,8 +71,8 @@ Bytes build6(const PacketSpec6& s) {
   put16(b, kIp + 4, static_cast<uint16_t>(ext_len + l4h + s.payload));
   b[kIp + 6] = s.ext.empty() ? s.proto : s.ext.front().type;
   b[kIp + 7] = s.hop_limit;
-  std::memcpy(&b[kIp + 8], &s.src, 16);
-  std::memcpy(&b[kIp + 24], &s.dst, 16);
+  std::memcpy(&b[kIp + 8], s.src.b.data(), 16);
+  std::memcpy(&b[kIp + 24], s.dst.b.data(), 16);
   size_t off = kIp + kIpLen;
   for (size_t i = 0; i < s.ext.size(); ++i) {
     const auto& e = s.ext[i];
@@ -88,7 +81,7 @@ Bytes build6(const PacketSpec6& s) {
       b[off + 1] = 2;
       b[off + 2] = 0;
       b[off + 3] = e.segments_left;
-      std::memcpy(&b[off + 8], &s.dst, 16);
+      std::memcpy(&b[off + 8], s.dst.b.data(), 16);
       off += 24;
     } else if (e.type == 44) {
       put16(b, off + 2, e.frag);
@@ -142,8 +135,8 @@ Bytes icmp6_error(const PacketSpec6& outer, uint8_t type, uint8_t code, const By
   put16(b, kIp + 4, static_cast<uint16_t>(8 + q));
   b[kIp + 6] = 58;
   b[kIp + 7] = outer.hop_limit;
-  std::memcpy(&b[kIp + 8], &outer.src, 16);
-  std::memcpy(&b[kIp + 24], &outer.dst, 16);
+  std::memcpy(&b[kIp + 8], outer.src.b.data(), 16);
+  std::memcpy(&b[kIp + 24], outer.dst.b.data(), 16);
   const size_t l4 = kIp + kIpLen;
   b[l4] = type;
   b[l4 + 1] = code;
@@ -165,8 +158,8 @@ bool quoted_csum6_ok(const Bytes& frame) {
 }
 
 std::string Decoded6::str() const {
-  return fmt::format("proto {} hop {} {}:{} -> {}:{}", proto, hop_limit, test::str(src), sport,
-                     test::str(dst), dport);
+  return fmt::format("proto {} hop {} {}:{} -> {}:{}", proto, hop_limit, src.str(), sport,
+                     dst.str(), dport);
 }
 
 Decoded6 decode6(const Bytes& frame) {
@@ -176,8 +169,8 @@ Decoded6 decode6(const Bytes& frame) {
   if (!walk(frame, kIp, l4, proto)) return d;
   d.proto = proto;
   d.hop_limit = frame[kIp + 7];
-  std::memcpy(&d.src, &frame[kIp + 8], 16);
-  std::memcpy(&d.dst, &frame[kIp + 24], 16);
+  std::memcpy(d.src.b.data(), &frame[kIp + 8], 16);
+  std::memcpy(d.dst.b.data(), &frame[kIp + 24], 16);
   if (frame.size() < l4 + 8) return d;
   if (proto == 58) {
     d.sport = get16(frame, l4 + 4);

@@ -2,21 +2,16 @@
 // IPv6 test packets (support/packet.hpp's counterpart): built byte by byte, with extension
 // headers when asked, and checked with a full checksum computation over the IPv6 pseudo-header
 // that shares no code with the BPF programs' incremental updates.
-#include <netinet/in.h>
-
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "core/ipv6.hpp"
 #include "support/packet.hpp"
-
-// In the global namespace, in6_addr's, so that gtest's EXPECT_EQ finds it.
-bool operator==(const in6_addr& a, const in6_addr& b);
 
 namespace hrb::test {
 
-in6_addr ip6(const std::string& text);  // throws on a bad address
-std::string str(const in6_addr& a);
+Ipv6 ip6(const std::string& text);  // throws on a bad address
 
 // An extension header before the L4 header: hop-by-hop (0), routing (43, type 0 with one
 // address), fragment (44) or destination options (60); options are padding.
@@ -28,7 +23,7 @@ struct Ext6 {
 
 struct PacketSpec6 {
   uint8_t proto = 6;  // 6 TCP, 17 UDP, 58 ICMPv6
-  in6_addr src{}, dst{};
+  Ipv6 src{}, dst{};
   uint16_t sport = 40000, dport = 8080;  // ICMPv6 echo: sport is the identifier
   uint8_t hop_limit = 64;
   uint8_t tcp_flags = 0x18;  // PSH|ACK
@@ -56,7 +51,7 @@ bool quoted_csum6_ok(const Bytes& frame);
 
 struct Decoded6 {
   uint8_t proto = 0, hop_limit = 0;
-  in6_addr src{}, dst{};
+  Ipv6 src{}, dst{};
   uint16_t sport = 0, dport = 0;  // ICMPv6 echo: the id in sport
   std::string str() const;
 };
