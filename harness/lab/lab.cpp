@@ -42,9 +42,10 @@ datapath::ModeOptions opts(const std::string& name) {
   return o;
 }
 
-uint64_t rule_packets(const std::string& netns, const std::string& needle) {
+uint64_t rule_packets(const std::string& netns, const std::string& needle,
+                      Family f = Family::kIpv4) {
   uint64_t n = 0;
-  for (const auto& c : datapath::rule_counters(netns, datapath::Backend::kNft))
+  for (const auto& c : datapath::rule_counters(netns, datapath::Backend::kNft, {}, f))
     if (c.spec.find(needle) != std::string::npos) n += c.packets;
   return n;
 }
@@ -348,36 +349,47 @@ std::vector<Verdict> dual_stack(topology::ScopedCluster& c) {
   std::vector<Verdict> out;
   for (const char* m : {"legacy", "ebpf"}) {
     datapath::switch_mode(c.state(), l, opts(m));
+    const bool ebpf = std::string(m) == "ebpf";
+    auto ip6_rule_packets = [&] {
+      uint64_t n = 0;
+      for (const auto& node : l.nodes) n += rule_packets(node.netns, "", Family::kIpv6);
+      return n;
+    };
+    auto bpf6 = [&] {
+      if (!ebpf) return uint64_t{0};
+      const auto j = datapath::counters_json(l);
+      return bpf_reason_total(j, "redirect_peer6") + bpf_reason_total(j, "redirect_fib6") +
+             bpf_reason_total(j, "redirect_neigh6");
+    };
+    const uint64_t rules_before = ip6_rule_packets(), bpf_before = bpf6();
     // Reachable when any of 5 echoes comes back (the first may wait for neighbour discovery).
     auto v6 = run_cmd({"ping", "-6", "-c", "5", "-i", "0.2", "-W", "2", b6},
                       {.netns = a.netns, .check = false});
-    double rtt6 = ping_rtt_us(a.netns, b6, true), rtt4 = ping_rtt_us(a.netns, b.ip.str(), false);
-    const bool ebpf = std::string(m) == "ebpf";
+    double rtt6 = ping_rtt_us(a.netns, b6, true);
+    // What carried the IPv6 pings: ip6tables rules (the stack's path) or the BPF IPv6 redirects.
+    const uint64_t rules6 = ip6_rule_packets() - rules_before, bpf6_packets = bpf6() - bpf_before;
+    double rtt4 = ping_rtt_us(a.netns, b.ip.str(), false);
     const nlohmann::json counters = ebpf ? datapath::counters_json(l) : nlohmann::json();
     nlohmann::json ev{{"ipv6Reachable", v6.ok()},
                       {"client", a.name + " " + a.ip6.str()},
                       {"server", b.name + " " + b6},
                       {"pingRttUs", {{"ipv4", rtt4}, {"ipv6", rtt6}}},
                       {"bpfCountersAfterPings", counters}};
-    // TODO(#14 item 3, the BPF IPv6 datapath): once from_pod/from_uplink route IPv6, check here
-    // that the pings rose the IPv6 redirect counters and no ip6tables counter (the "forwarded by
-    // BPF (counters)" evidence), and say which in the summary. Until then the evidence is the
-    // count of packets the programs handed to the stack as not IPv4.
-    if (ebpf) ev["toStackNonIpv4"] = bpf_reason_total(counters, "to_stack_non_ipv4");
+    ev["ip6tablesRulePacketsDuringPings"] = rules6;
+    if (ebpf) ev["bpfIpv6RedirectsDuringPings"] = bpf6_packets;
     if (v6.ok()) ev["rr"] = rr_by_family(a, b);
     Verdict v{"dual-stack", m, v6.ok(), "", ev};
-    v.summary =
-        v6.ok() ? fmt::format(
-                      "IPv6 pod-to-pod works (tcp_rr {:.0f}/s vs IPv4 {:.0f}/s; ping "
-                      "RTT {:.0f} us vs {:.0f} us){}",
-                      ev["rr"]["tcp_rr"]["ipv6"]["transactionsPerSecond"].get<double>(),
-                      ev["rr"]["tcp_rr"]["ipv4"]["transactionsPerSecond"].get<double>(), rtt6, rtt4,
-                      ebpf && ev["toStackNonIpv4"].get<uint64_t>() > 0
-                          ? fmt::format("; in ebpf mode IPv6 takes the kernel path ({} packets "
-                                        "to_stack_non_ipv4), only IPv4 is host-routed in BPF",
-                                        ev["toStackNonIpv4"].get<uint64_t>())
-                          : "")
-                : "IPv6 pod-to-pod fails: " + v6.out + v6.err;
+    const std::string path =
+        ebpf ? fmt::format("; forwarded by BPF: {} IPv6 redirects, {} ip6tables rule hits",
+                           bpf6_packets, rules6)
+             : fmt::format("; through the stack: {} ip6tables rule hits", rules6);
+    v.summary = v6.ok() ? fmt::format(
+                              "IPv6 pod-to-pod works (tcp_rr {:.0f}/s vs IPv4 {:.0f}/s; "
+                              "ping RTT {:.0f} us vs {:.0f} us){}",
+                              ev["rr"]["tcp_rr"]["ipv6"]["transactionsPerSecond"].get<double>(),
+                              ev["rr"]["tcp_rr"]["ipv4"]["transactionsPerSecond"].get<double>(),
+                              rtt6, rtt4, path)
+                        : "IPv6 pod-to-pod fails: " + v6.out + v6.err;
     out.push_back(v);
   }
   datapath::switch_mode(c.state(), l, opts("none"));

@@ -89,9 +89,14 @@ TEST(Lab, DualStack) {
         }
       }
   }
-  // In ebpf mode IPv6 is handed to the stack, counted as such.
-  auto c = find(v, "ebpf").evidence["bpfCountersAfterPings"];
-  EXPECT_GT(c["node1"]["from_pod"].value("to_stack_non_ipv4", 0), 0);
+  // In ebpf mode IPv6 is forwarded by BPF: the IPv6 redirect counters rose with the pings and no
+  // ip6tables rule counted one; in legacy the stack's ip6tables rules did.
+  const auto& e = find(v, "ebpf").evidence;
+  EXPECT_GT(e["bpfIpv6RedirectsDuringPings"].get<uint64_t>(), 0u) << e.dump();
+  EXPECT_EQ(e["ip6tablesRulePacketsDuringPings"].get<uint64_t>(), 0u) << e.dump();
+  EXPECT_EQ(e["bpfCountersAfterPings"]["node1"]["from_pod"].value("to_stack_non_ipv4", 0), 0)
+      << "no IPv6 packet handed to the stack as not IPv4";
+  EXPECT_GT(find(v, "legacy").evidence["ip6tablesRulePacketsDuringPings"].get<uint64_t>(), 0u);
 }
 
 TEST(Lab, UnknownScenarioIsRejected) {
