@@ -109,7 +109,8 @@ TEST_F(Ebpf, IptablesIsBypassedWhileLegacyCountsTheSameTraffic) {
       if (std::string(m) == "legacy")
         EXPECT_TRUE(counted) << "legacy: " << n.name << " counted nothing";
       else
-        EXPECT_FALSE(counted) << "ebpf: " << n.name << "'s iptables saw traffic:\n" << moved;
+        EXPECT_FALSE(counted) << "ebpf: " << n.name << "'s iptables saw traffic:\n"
+                              << moved << "BPF counters: " << datapath::counters_json(l()).dump();
     }
   }
 }
@@ -211,7 +212,7 @@ TEST_F(Ebpf, ClusterIpWorksWithLocalAndRemoteEndpointsAndTouchesNoIptablesRule) 
   EXPECT_GT(reversed, 0u);
   EXPECT_EQ(to_stack, 0u);
   EXPECT_EQ(test::moved_rules(before, test::iptables_rule_packets(l())), "")
-      << "an iptables rule counted a packet";
+      << "an iptables rule counted a packet; BPF counters: " << datapath::counters_json(l()).dump();
 }
 
 // bpf-lb: the DNAT in BPF at the client's veth, the stack routes, and the reply gets its service

@@ -75,7 +75,8 @@ TEST_P(NodePortNetns, TheExternalHostReachesLocalAndRemoteBackends) {
   EXPECT_EQ(remote, 4);
   if (m == "ebpf") {
     EXPECT_EQ(test::moved_rules(before, test::iptables_rule_packets(l())), "")
-        << "an iptables rule counted a packet";
+        << "an iptables rule counted a packet; BPF counters: "
+        << datapath::counters_json(l()).dump();
     uint64_t nodeport_new = 0, replies = 0, to_stack = 0;
     for (const auto& [node, progs] : datapath::read_counters(l()))
       for (const auto& [prog, c] : progs) {
