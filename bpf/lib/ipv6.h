@@ -160,6 +160,15 @@ static __always_inline void parse6_inner(void *data, void *end, __u32 l4, struct
 	in->ok = 1;
 }
 
+/* The L4 header (`need` bytes at `off`) is not in the linear data: a truncated packet, or one
+ * whose extension headers push its L4 header into the paged part, which is the stack's to handle
+ * (the walk reads with bpf_skb_load_bytes, the L4 header is read in place). */
+static __always_inline enum parse6_result l4_out_of_reach6(const struct __sk_buff *skb, __u32 off,
+							   __u32 need)
+{
+	return off + need <= skb->len ? PARSE6_EXTHDR : PARSE6_MALFORMED;
+}
+
 static __always_inline enum parse6_result parse6(struct __sk_buff *skb, struct pkt6 *p)
 {
 	void *data = (void *)(long)skb->data;
@@ -215,7 +224,7 @@ static __always_inline enum parse6_result parse6(struct __sk_buff *skb, struct p
 		struct tcphdr *tcp = l4;
 
 		if ((void *)(tcp + 1) > end)
-			return PARSE6_MALFORMED;
+			return l4_out_of_reach6(skb, off, sizeof(*tcp));
 		p->sport = tcp->source;
 		p->dport = tcp->dest;
 		p->tcp_flags = ((__u8 *)tcp)[13];
@@ -224,7 +233,7 @@ static __always_inline enum parse6_result parse6(struct __sk_buff *skb, struct p
 		struct udphdr *udp = l4;
 
 		if ((void *)(udp + 1) > end)
-			return PARSE6_MALFORMED;
+			return l4_out_of_reach6(skb, off, sizeof(*udp));
 		p->sport = udp->source;
 		p->dport = udp->dest;
 		p->has_ports = 1;
@@ -232,7 +241,7 @@ static __always_inline enum parse6_result parse6(struct __sk_buff *skb, struct p
 		__u8 *icmp = l4;
 
 		if ((void *)(icmp + 8) > end)
-			return PARSE6_MALFORMED;
+			return l4_out_of_reach6(skb, off, 8);
 		p->icmp_type = icmp[0];
 		if (icmp[0] == ICMPV6_ECHO_REQUEST || icmp[0] == ICMPV6_ECHO_REPLY) {
 			p->sport = *(__u16 *)(icmp + 4);

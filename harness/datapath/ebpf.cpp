@@ -72,6 +72,9 @@ void check_ipv6_facts(const Ipv6Facts& f, const topology::NodeLayout& n) {
   check_len(f.cluster, "cluster");
   check_len(f.services, "services");
   if (f.cluster.len == 0) bad("cluster: no prefix (every address would count as a pod's)");
+  if (f.node_ip.is_zero()) bad("node_ip: unspecified (::): NAT66 would masquerade to it");
+  if (f.cluster.contains(f.node_ip))
+    bad("node_ip: " + f.node_ip.str() + " is inside the cluster prefix " + f.cluster.str());
   for (size_t i = 0; i < f.nonmasq.size(); ++i)
     check_len(f.nonmasq[i], "nonmasq[" + std::to_string(i) + "]");
   for (size_t i = 0; i < f.pods.size(); ++i) {

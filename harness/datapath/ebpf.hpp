@@ -92,8 +92,9 @@ struct Ipv6Facts {
                                // nonMasqueradeCIDRs, the underlay's prefix)
 };
 // Throws Error(kBadInput) naming the field when the facts cannot drive the maps (a prefix length
-// outside 0..128, no cluster prefix, a pod that is not on the node, a ClusterIP outside the
-// service range, a protocol other than TCP or UDP, a service without backends is allowed).
+// outside 0..128, no cluster prefix, a node address that is :: or a pod's, a pod that is not on the
+// node, a ClusterIP outside the service range, a protocol other than TCP or UDP, a service without
+// backends is allowed).
 void check_ipv6_facts(const Ipv6Facts& f, const topology::NodeLayout& n);
 // The node's IPv6 facts from a dual-stack cluster's layout (nullopt for an IPv4-only one): its
 // IPv6 underlay address, the cluster's and the service range's prefixes, its pods' IPv6

@@ -225,14 +225,16 @@ std::vector<Check> run_checks() {
   out.push_back(probe(
       "fib_lookup", "bpf_fib_lookup helper (tc)", true, "kernel >= 5.3",
       program_loads([](doctor_probe* d) { return d->progs.probe_fib_lookup; }, "bpf_fib_lookup")));
-  out.push_back(probe("csum_ipv6", "IPv6 checksum flag of bpf_l4_csum_replace (BPF_F_IPV6)", false,
-                      "kernel >= 6.16; without it NAT66 and IPv6 service rewrites leave skb->csum "
-                      "of a CHECKSUM_COMPLETE packet stale, as kernels before the flag did",
-                      [] {
-                        if (!kernel_has_csum_ipv6_flag())
-                          throw Error("the kernel refuses BPF_F_IPV6 (-EINVAL)");
-                        return std::string("bpf_l4_csum_replace took BPF_F_IPV6 on a test frame");
-                      }));
+  out.push_back(
+      probe("csum_ipv6", "IPv6 checksum flag of bpf_l4_csum_replace (BPF_F_IPV6)", false,
+            "kernel >= 6.16 (or a stable kernel with the fix backported: Debian's 6.1.0-57 has "
+            "it); without it NAT66 and IPv6 service rewrites leave skb->csum "
+            "of a CHECKSUM_COMPLETE packet stale, as kernels before the flag did",
+            [] {
+              if (!kernel_has_csum_ipv6_flag())
+                throw Error("the kernel refuses BPF_F_IPV6 (-EINVAL)");
+              return std::string("bpf_l4_csum_replace took BPF_F_IPV6 on a test frame");
+            }));
   out.push_back(
       probe("xdp_live_frames", "XDP live frames (BPF_F_TEST_XDP_LIVE_FRAMES)", false,
             "kernel >= 5.18; needed only by the pps workload", [] {

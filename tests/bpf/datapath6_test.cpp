@@ -756,6 +756,7 @@ TEST(Ipv6Facts, BadFactsAreRefusedNamingTheField) {
   n.pods.push_back(p);
   auto good = [] {
     Ipv6Facts f;
+    f.node_ip = ip6("fd00:18::1");
     f.cluster = {ip6("fd00:244::"), 48};
     f.services = {ip6("fd00:96::"), 112};
     f.pods = {{"node1-pod1", ip6("fd00:244::a")}};
@@ -776,6 +777,12 @@ TEST(Ipv6Facts, BadFactsAreRefusedNamingTheField) {
   auto f = good();
   f.cluster.len = 0;
   refused(f, "cluster");
+  f = good();
+  f.node_ip = Ipv6{};
+  refused(f, "node_ip: unspecified");
+  f = good();
+  f.node_ip = ip6("fd00:244::1");
+  refused(f, "node_ip: fd00:244::1 is inside the cluster prefix");
   f = good();
   f.services.len = 129;
   refused(f, "services: prefix length 129");
