@@ -14,10 +14,11 @@ HRB_LSM_TESTS='^GuardLsm\.'
 # CI's VM smoke test: the part of the bpf label that fits a few minutes under TCG (each test
 # builds its cluster, about 15 s there) — the objects' BTF and ABI checks (every object loads on
 # the kernel), and from_pod/from_uplink run on real frames: masquerade and its reply, NAT port and
-# echo-id ranges, service replies. Not the connection-tracking state machine, the packet
-# fixtures, services, NodePort, the packet fuzzer or the benchmark smoke tests: the full label is
-# step bpf.
-HRB_BPF_SMOKE_TESTS='^(AbiBtf|AbiVersion|Datapath|NatPorts|ServiceReplies)\.'
+# echo-id ranges, service replies; and one IPv6 masquerade and one IPv6 service (the IPv6
+# checksum flag the loader probes for, csum_flag_ipv6). Not the connection-tracking state
+# machine, the packet fixtures, the other services, NodePort, the packet fuzzer or the benchmark
+# smoke tests: the full label is step bpf.
+HRB_BPF_SMOKE_TESTS='^((AbiBtf|AbiVersion|Datapath|NatPorts|ServiceReplies)\.|Nat66\.ThePodSourceBecomesTheNodes|Services6\.AServiceIsDnatedAndTheReply)'
 
 hrb_step_limit() {
   local v="STEP_LIMIT_${1//-/_}"
