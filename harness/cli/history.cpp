@@ -4,6 +4,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/ipv6.hpp"
 #include "history/detect.hpp"
 #include "history/store.hpp"
 #include "results/results.hpp"
@@ -118,6 +119,7 @@ nlohmann::json change_json(const history::Series& s, const history::Change& c) {
           {"scenario", s.key.scenario},
           {"workload", s.key.workload},
           {"scan", s.key.scan},
+          {"family", s.key.family},
           {"environment", c.environment},
           {"runId", at.run_id},
           {"gitRevision", at.git_revision},
@@ -185,16 +187,20 @@ int run_history_show(const HistoryOptions& o) {
       nlohmann::json ch = nlohmann::json::array();
       for (const auto& c : changes)
         if (c.key == s.key) ch.push_back(change_json(s, c));
-      out.push_back(
-          {{"series", s.key.label()}, {"unit", metric->unit}, {"points", pts}, {"changes", ch}});
+      out.push_back({{"series", s.key.label()},
+                     {"family", s.key.family},
+                     {"unit", metric->unit},
+                     {"points", pts},
+                     {"changes", ch}});
     }
     std::cout << out.dump(2) << "\n";
     return 0;
   }
   if (series.empty()) {
-    std::cout << fmt::format(
-        "no valid trials of {} {} {} {}{} in {}\n", f.mode, f.scenario, f.workload, f.metric,
-        f.environment.empty() ? "" : " in environment " + f.environment, store.path());
+    std::cout << fmt::format("no valid trials of {} {} {} {}{}{} in {}\n", f.mode, f.scenario,
+                             f.workload, f.metric, f.family.empty() ? "" : " " + f.family,
+                             f.environment.empty() ? "" : " in environment " + f.environment,
+                             store.path());
     return 0;
   }
   for (const auto& s : series) {
@@ -292,6 +298,8 @@ int cmd_history(const Args& args) {
         (std::string("workload, e.g. tcp_rr") + req).c_str())(
         "env", po::value(&o.filter.environment),
         "only runs of this environment fingerprint (or a prefix of it; `history list` shows them)")(
+        "family", po::value(&o.filter.family),
+        "only trials of this address family (ipv4 | ipv6; default: both, each its own series)")(
         "json", po::bool_switch(&o.json), "print JSON");
   };
   if (o.action == "add") {
@@ -304,13 +312,13 @@ int cmd_history(const Args& args) {
   } else if (o.action == "show") {
     filters(true);
     usage =
-        "hrbench history show --metric M --mode X --scenario S --workload W [--env FP] [--db "
-        "FILE] [--json]";
+        "hrbench history show --metric M --mode X --scenario S --workload W [--env FP] "
+        "[--family F] [--db FILE] [--json]";
   } else if (o.action == "detect") {
     filters(false);
     usage =
         "hrbench history detect [--metric M] [--mode X] [--scenario S] [--workload W] [--env FP] "
-        "[--db FILE] [--json]";
+        "[--family F] [--db FILE] [--json]";
   }
   if (!parse(rest, d, usage, o.common, pos)) return 0;
   if (o.action.empty())
@@ -321,6 +329,8 @@ int cmd_history(const Args& args) {
     return run_history_add(o);
   }
   if (o.action == "list") return run_history_list(o);
+  if (!o.filter.family.empty() && !parse_family(o.filter.family))
+    throw Error("--family: expected ipv4 or ipv6, got '" + o.filter.family + "'", ExitCode::kUsage);
   if (o.action == "show") return run_history_show(o);
   return run_history_detect(o);
 }

@@ -71,6 +71,22 @@ void insert_metrics(sql::Stmt& ins, const std::string& run_id, int64_t idx,
     }
 }
 
+// The columns of a trials row but its family: run id, index in the document's trials, mode,
+// scenario, workload, repetition, scan ("param=value"), valid, the trial's JSON.
+void bind_trial(sql::Stmt& st, const std::string& run_id, int64_t idx, const results::Trial& t,
+                const nlohmann::json& json) {
+  st.bind(1, run_id).bind(2, idx).bind(3, t.mode).bind(4, t.scenario).bind(5, t.workload);
+  if (t.repetition)
+    st.bind(6, static_cast<int64_t>(*t.repetition));
+  else
+    st.bind_null(6);
+  if (t.scan)
+    st.bind(7, t.scan->param + "=" + std::to_string(t.scan->value));
+  else
+    st.bind_null(7);
+  st.bind(8, static_cast<int64_t>(t.is_valid())).bind(9, json.dump());
+}
+
 // 1 -> 2: every figure of the metric catalogue in its own row (what series read), filled from
 // the trials already stored.
 void add_trial_metrics(sql::Db& db) {
@@ -97,7 +113,13 @@ CREATE INDEX trial_metrics_by_metric ON trial_metrics(metric);
   }
 }
 
-const Migration kMigrations[] = {create_v1, add_trial_metrics};
+// 2 -> 3: each trial's address family; the stored trials are IPv4 (version 2 stored no other:
+// it left out the IPv6 trials of a run --families document, and kept no copy of them).
+void add_trial_family(sql::Db& db) {
+  db.exec("ALTER TABLE trials ADD COLUMN family TEXT NOT NULL DEFAULT 'ipv4'");
+}
+
+const Migration kMigrations[] = {create_v1, add_trial_metrics, add_trial_family};
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 // A store of a newer schema than this build knows: refused, unchanged.
@@ -209,8 +231,8 @@ std::string run_id_of(const results::Run& run) {
 }
 
 std::string SeriesKey::label() const {
-  return fmt::format("{} {} {} {}{}", mode, scenario, workload, metric,
-                     scan.empty() ? "" : " " + scan);
+  return fmt::format("{} {} {} {}{}{}", mode, scenario, workload, metric,
+                     scan.empty() ? "" : " " + scan, family == "ipv4" ? "" : " " + family);
 }
 
 Store Store::open_read(const std::string& path) {
@@ -283,26 +305,16 @@ AddResult Store::add(const results::Run& run, const std::string& source) {
       .bind(10, log::iso_now())
       .run();
   auto tr = db_.prepare(
-      "INSERT INTO trials(run_id, idx, mode, scenario, workload, repetition, scan, valid, trial) "
-      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)");
+      "INSERT INTO trials(run_id, idx, mode, scenario, workload, repetition, scan, valid, trial, "
+      "family) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
   auto met =
       db_.prepare("INSERT INTO trial_metrics(run_id, idx, metric, value) VALUES(?1,?2,?3,?4)");
   for (size_t i = 0; i < run.trials.size(); ++i) {
     const auto& t = run.trials[i];
-    // The store's series are IPv4 (trials without a family, and ipv4 ones): an IPv6 trial
-    // (run --families) stays in the stored document only, so no series mixes the families.
-    if (t.fam() != "ipv4") continue;
+    // Each family is its own series (SeriesKey::family): none mixes them.
     const auto idx = static_cast<int64_t>(i);
-    tr.bind(1, out.run_id).bind(2, idx).bind(3, t.mode).bind(4, t.scenario).bind(5, t.workload);
-    if (t.repetition)
-      tr.bind(6, static_cast<int64_t>(*t.repetition));
-    else
-      tr.bind_null(6);
-    if (t.scan)
-      tr.bind(7, t.scan->param + "=" + std::to_string(t.scan->value));
-    else
-      tr.bind_null(7);
-    tr.bind(8, static_cast<int64_t>(t.is_valid())).bind(9, trials[i].dump()).run();
+    bind_trial(tr, out.run_id, idx, t, trials[i]);
+    tr.bind(10, t.fam()).run();
     insert_metrics(met, out.run_id, idx, trials[i]);
     // Test hook: HRBENCH_FAULT_STOP_AT=history-add:trial stops here, mid-transaction, after the
     // first trial (a test SIGKILLs the add and finds the store as before).
@@ -336,21 +348,23 @@ std::vector<RunInfo> Store::runs() {
 std::vector<Series> Store::series(const SeriesFilter& f) {
   auto q = db_.prepare(
       "SELECT m.metric, t.mode, t.scenario, t.workload, coalesce(t.scan, ''), r.run_id, "
-      "coalesce(r.git_revision, ''), coalesce(r.started_at, ''), r.environment, m.value "
+      "coalesce(r.git_revision, ''), coalesce(r.started_at, ''), r.environment, m.value, "
+      "t.family "
       "FROM trial_metrics m JOIN trials t ON t.run_id = m.run_id AND t.idx = m.idx "
       "JOIN runs r ON r.run_id = m.run_id "
       "WHERE t.valid AND (?1 = '' OR m.metric = ?1) AND (?2 = '' OR t.mode = ?2) "
       "AND (?3 = '' OR t.scenario = ?3) AND (?4 = '' OR t.workload = ?4) "
-      "AND substr(r.environment, 1, length(?5)) = ?5 "
+      "AND substr(r.environment, 1, length(?5)) = ?5 AND (?6 = '' OR t.family = ?6) "
       "ORDER BY r.started_at, r.run_id, t.repetition, t.idx");
   q.bind(1, f.metric)
       .bind(2, f.mode)
       .bind(3, f.scenario)
       .bind(4, f.workload)
-      .bind(5, f.environment);
+      .bind(5, f.environment)
+      .bind(6, f.family);
   std::map<SeriesKey, Series> by_key;
   while (q.step()) {
-    SeriesKey k{q.text(0), q.text(1), q.text(2), q.text(3), q.text(4)};
+    SeriesKey k{q.text(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(10)};
     auto& s = by_key[k];
     s.key = k;
     const std::string run_id = q.text(5);

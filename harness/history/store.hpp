@@ -21,7 +21,7 @@ namespace hrb::history {
 
 // PRAGMA user_version of the newest schema this build writes; the migrations from each older
 // version are in store.cpp.
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 // PRAGMA application_id of a history store: "HRBH".
 constexpr int32_t kApplicationId = 0x48524248;
 
@@ -47,9 +47,11 @@ struct AddResult {
 // scanned a parameter) across runs.
 struct SeriesKey {
   std::string metric, mode, scenario, workload;
-  std::string scan;  // "services=1000", or empty
+  std::string scan;             // "services=1000", or empty
+  std::string family = "ipv4";  // the trials' address family (run --families): ipv4 | ipv6
   auto operator<=>(const SeriesKey&) const = default;
-  std::string label() const;  // "ebpf pod-pod-cross-node tcp_rr transactionsPerSecond"
+  // "ebpf pod-pod-cross-node tcp_rr transactionsPerSecond", then " ipv6" for an IPv6 series
+  std::string label() const;
 };
 
 // A run's point in a series: the median of the cell's valid repetitions; low and high are the
@@ -65,9 +67,10 @@ struct Series {
   std::vector<Point> points;  // by startedAt, then runId
 };
 
-// Empty fields match everything; `environment` matches a fingerprint or its prefix.
+// Empty fields match everything; `environment` matches a fingerprint or its prefix; `family`
+// ipv4 or ipv6 (empty: both, each family its own series).
 struct SeriesFilter {
-  std::string metric, mode, scenario, workload, environment;
+  std::string metric, mode, scenario, workload, environment, family;
 };
 
 class Store {

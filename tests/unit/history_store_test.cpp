@@ -372,6 +372,79 @@ TEST_F(HistoryStore, APointIsTheMedianOfTheValidRepetitions) {
   EXPECT_EQ(p.git_revision, *run.git_revision);
 }
 
+// A run --families document: every trial of synthetic_run(i) once per family, IPv6's figures
+// halved (so that a series mixing the families would show it).
+results::Run dual_family_run(int i) {
+  auto run = synthetic_run(i);
+  const size_t n = run.trials.size();
+  for (size_t k = 0; k < n; ++k) {
+    auto t = run.trials[k];
+    t.family = "ipv6";
+    if (t.metrics) scale(*t.metrics, 0.5);
+    run.trials.push_back(t);
+  }
+  return run;
+}
+
+// Each family is its own series; --family selects one, and a bad one is refused.
+TEST_F(HistoryStore, EachFamilyIsItsOwnSeries) {
+  const auto run = dual_family_run(1);
+  const auto& t0 = run.trials[0];
+  const auto* m =
+      results::find_metric(t0.workload == "tcp_stream" ? "gbitPerSecond" : "transactionsPerSecond");
+  {
+    auto s = history::Store::open_write(db_);
+    EXPECT_EQ(s.add(run, "dual.json").trials, run.trials.size());
+    auto both = s.series({m->name, t0.mode, t0.scenario, t0.workload, ""});
+    ASSERT_EQ(both.size(), 2u);
+    EXPECT_EQ(both[0].key.family, "ipv4");
+    EXPECT_EQ(both[1].key.family, "ipv6");
+    EXPECT_EQ(both[1].key.label(), both[0].key.label() + " ipv6");
+    EXPECT_NEAR(both[1].points.at(0).median, both[0].points.at(0).median / 2,
+                both[0].points.at(0).median * 1e-9);
+    auto v6 = s.series({m->name, t0.mode, t0.scenario, t0.workload, "", "ipv6"});
+    ASSERT_EQ(v6.size(), 1u);
+    EXPECT_EQ(v6[0].key.family, "ipv6");
+  }
+  auto r =
+      hrbench({"history", "show", "--db", db_, "--metric", m->name, "--mode", t0.mode, "--scenario",
+               t0.scenario, "--workload", t0.workload, "--family", "ipv6", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 1u) << r.out;
+  EXPECT_EQ(j[0]["family"], "ipv6");
+  auto bad = hrbench({"history", "detect", "--db", db_, "--family", "ipv5"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--family: expected ipv4 or ipv6, got 'ipv5'"), std::string::npos)
+      << bad.err;
+}
+
+// A store of schema version 2 (IPv4 trials only, no family column) is migrated on open: its
+// trials are IPv4 series, and a dual-family run added after it gets both.
+TEST_F(HistoryStore, MigratesAVersion2Store) {
+  const auto old_run = synthetic_run(1);
+  const auto& t0 = old_run.trials[0];
+  const auto* m =
+      results::find_metric(t0.workload == "tcp_stream" ? "gbitPerSecond" : "transactionsPerSecond");
+  {
+    auto s = history::Store::open_write(db_);
+    s.add(old_run, "old.json");
+    // What version 2 wrote: no family column.
+    s.db().exec("ALTER TABLE trials DROP COLUMN family; PRAGMA user_version = 2");
+  }
+  auto s = history::Store::open_write(db_);
+  EXPECT_EQ(s.schema_version(), history::kSchemaVersion);
+  EXPECT_EQ(s.db().scalar("SELECT count(*) FROM trials WHERE family = 'ipv4'"),
+            static_cast<int64_t>(old_run.trials.size()));
+  s.add(dual_family_run(2), "dual.json");
+  auto v4 = s.series({m->name, t0.mode, t0.scenario, t0.workload, "", "ipv4"});
+  auto v6 = s.series({m->name, t0.mode, t0.scenario, t0.workload, "", "ipv6"});
+  ASSERT_EQ(v4.size(), 1u);
+  ASSERT_EQ(v6.size(), 1u);
+  EXPECT_EQ(v4[0].points.size(), 2u) << "the migrated run and the new one";
+  EXPECT_EQ(v6[0].points.size(), 1u) << "the new run's IPv6 trials";
+}
+
 // The synthetic history of docs/history.md's screenshot. 20 runs: ebpf 10 % slower from run 12
 // on; runs 0-5 in another environment (kernel) with ebpf's figures 30 % higher. detect names run
 // 12's commit, show marks it and the break, the report draws both (and is kept in
