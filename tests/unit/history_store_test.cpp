@@ -406,14 +406,13 @@ TEST_F(HistoryStore, EachFamilyIsItsOwnSeries) {
     ASSERT_EQ(v6.size(), 1u);
     EXPECT_EQ(v6[0].key.family, "ipv6");
   }
-  auto r =
-      hrbench({"history", "show", "--db", db_, "--metric", m->name, "--mode", t0.mode, "--scenario",
-               t0.scenario, "--workload", t0.workload, "--family", "ipv6", "--json"});
+  auto r = hrbench({"history", "show", "--metric", m->name, "--mode", t0.mode, "--scenario",
+                    t0.scenario, "--workload", t0.workload, "--family", "ipv6", "--json"});
   ASSERT_EQ(r.status, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j.size(), 1u) << r.out;
   EXPECT_EQ(j[0]["family"], "ipv6");
-  auto bad = hrbench({"history", "detect", "--db", db_, "--family", "ipv5"});
+  auto bad = hrbench({"history", "detect", "--family", "ipv5"});
   EXPECT_EQ(bad.status, 2);
   EXPECT_NE(bad.err.find("--family: expected ipv4 or ipv6, got 'ipv5'"), std::string::npos)
       << bad.err;
