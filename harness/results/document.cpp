@@ -634,6 +634,7 @@ json to_json(const ProfileDocument& d) {
     j["mode"] = p.mode;
     j["scenario"] = p.scenario;
     j["workload"] = p.workload;
+    put(j, "family", p.family);
     if (p.scan) {
       json sc = with_other(p.scan->other);
       sc["param"] = p.scan->param;
@@ -683,6 +684,9 @@ ProfileDocument profiles_from_json(const json& doc, const std::string& label) {
     p.mode = pr.required_str("mode");
     p.scenario = pr.required_str("scenario");
     p.workload = pr.required_str("workload");
+    pr.str("family", p.family);
+    if (p.family && !parse_family(*p.family))
+      pr.bad("family", "'" + *p.family + "' is not a family (ipv4, ipv6)");
     if (const json* s = pr.find("scan")) {
       Reader sr(*s, label, fmt::format("profiles[{}].scan", i));
       TrialScan sc;

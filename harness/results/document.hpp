@@ -227,6 +227,8 @@ LabDocument lab_from_json(const nlohmann::json& doc, const std::string& label);
 struct Profile {
   std::string mode, scenario, workload;
   std::optional<TrialScan> scan;
+  std::optional<std::string> family;  // ipv4 | ipv6 (run --families); absent: ipv4
+  std::string fam() const { return family.value_or("ipv4"); }
   std::optional<std::string> started_at;
   double seconds = 0;  // sampled
   uint64_t samples = 0, other_samples = 0;

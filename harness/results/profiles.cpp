@@ -57,6 +57,7 @@ metrics::FoldedStacks folded(const Profile& p) {
 std::string BucketComparison::title() const {
   std::string t = scenario + " " + workload;
   if (scan) t += fmt::format(" {}={}", scan->param, scan->value);
+  if (family != "ipv4") t += " " + family;
   return t;
 }
 
@@ -64,7 +65,7 @@ std::vector<BucketComparison> bucket_comparisons(const ProfileDocument& d,
                                                  const std::vector<std::string>& mode_order) {
   std::vector<BucketComparison> out;
   auto same_cell = [](const BucketComparison& c, const Profile& p) {
-    return c.scenario == p.scenario && c.workload == p.workload &&
+    return c.scenario == p.scenario && c.workload == p.workload && c.family == p.fam() &&
            (c.scan ? p.scan && p.scan->value == c.scan->value : !p.scan);
   };
   std::vector<std::vector<const Profile*>> members;
@@ -75,6 +76,7 @@ std::vector<BucketComparison> bucket_comparisons(const ProfileDocument& d,
       c.scenario = p.scenario;
       c.workload = p.workload;
       c.scan = p.scan;
+      c.family = p.fam();
       out.push_back(std::move(c));
       members.emplace_back();
       it = out.end() - 1;

@@ -30,11 +30,13 @@ metrics::FoldedStacks folded(const Profile& p);
 struct BucketComparison {
   std::string scenario, workload;
   std::optional<TrialScan> scan;
+  std::string family = "ipv4";                        // each family its own comparison
   std::vector<std::string> modes;                     // reference first: legacy when profiled
   std::vector<std::map<std::string, double>> shares;  // per mode: bucket id -> 0..1
   std::vector<uint64_t> samples;                      // per mode
   std::vector<const Profile*> profiles;               // per mode, into the document
-  std::string title() const;  // "pod-pod-cross-node tcp_crr" (+ " services=1000")
+  // "pod-pod-cross-node tcp_crr" (+ " services=1000", + " ipv6" for IPv6)
+  std::string title() const;
 };
 // Grouped in the order first profiled; within one, modes in `mode_order` first (then any other).
 std::vector<BucketComparison> bucket_comparisons(const ProfileDocument& d,

@@ -357,12 +357,6 @@ void validate(const RunConfig& c) {
     throw Error("--scan " + c.scan_param + " needs values, e.g. --scan services=0,1000,5000",
                 ExitCode::kUsage);
   if (c.shard) check_shard(*c.shard, c);
-  if (c.profile &&
-      std::find(c.families.begin(), c.families.end(), Family::kIpv6) != c.families.end())
-    throw Error(
-        "--profile with --families ipv6: the profiles file does not record a family yet; "
-        "profile an IPv4 run",
-        ExitCode::kUsage);
   // --output: an existing directory (<run id>.json goes into it) or a file in one.
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -1089,6 +1083,7 @@ struct ProfilePass {
     p.scenario = t.scenario;
     p.workload = t.workload;
     p.scan = t.scan;
+    if (t.family != Family::kIpv4) p.family = family_name(t.family);
     p.started_at = m.started_at;
     p.seconds = seconds;
     p.samples = f.samples;

@@ -254,6 +254,35 @@ TEST(Profiles, SentenceSaysWhereTheDifferenceWent) {
       << results::bucket_sentence(cs2[0]);
 }
 
+// run --families ipv4,ipv6 --profile: each family's cell is its own comparison, titled with its
+// family, and the family round-trips through the file; a bad one is named.
+TEST(Profiles, EachFamilyIsItsOwnComparison) {
+  results::ProfileDocument d;
+  d.frequency_hz = 999;
+  d.profiles.push_back(profile("legacy", {{"hrbench;nf_hook_slow;ipt_do_table", 20}}));
+  d.profiles.push_back(profile("ebpf", {{"hrbench;tcx_run;bpf_prog_aa_from_pod", 10}}));
+  d.profiles.push_back(profile("legacy", {{"hrbench;nf_hook_slow;ip6t_do_table", 30}}));
+  d.profiles.back().family = "ipv6";
+  d.profiles.push_back(profile("ebpf", {{"hrbench;tcx_run;bpf_prog_aa_from_pod", 5}}));
+  d.profiles.back().family = "ipv6";
+  const auto cs = results::bucket_comparisons(d, {"legacy", "ebpf"});
+  ASSERT_EQ(cs.size(), 2u);
+  EXPECT_EQ(cs[0].title(), "pod-pod-cross-node tcp_crr");
+  EXPECT_EQ(cs[1].title(), "pod-pod-cross-node tcp_crr ipv6");
+  EXPECT_EQ(cs[1].samples, (std::vector<uint64_t>{30, 5}));
+  auto j = results::to_json(d);
+  EXPECT_FALSE(j["profiles"][0].contains("family")) << "IPv4 as before: no field";
+  EXPECT_EQ(j["profiles"][2]["family"], "ipv6");
+  EXPECT_EQ(results::profiles_from_json(j, "p.json"), d);
+  j["profiles"][2]["family"] = "ipv5";
+  try {
+    results::profiles_from_json(j, "p.json");
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("profiles[2].family"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Profiles, FileRoundTripsAndBadOneIsNamed) {
   const auto dir =
       std::filesystem::temp_directory_path() / ("hrb-profiles-" + std::to_string(::getpid()));
