@@ -21,6 +21,7 @@
 #include "support/cluster_fixture.hpp"
 #include "support/frame.hpp"
 #include "support/packet6.hpp"
+#include "support/prog_run.hpp"
 
 #include "hrb_abi.h"
 
@@ -46,11 +47,7 @@ const Ipv6 kRemotePod = ip6("fd00:244:0:1::a"), kRemotePod2 = ip6("fd00:244:0:1:
 const Ipv6 kSvcRemote = ip6("fd00:96::10");  // backend kRemotePod
 const Ipv6 kSvcLocal = ip6("fd00:96::11");   // backend kPod2
 
-struct RunResult {
-  int verdict = -1;
-  Bytes in, out;
-  hrb_redirect_record redirect{};
-};
+using RunResult = test::ProgRun;
 
 class Datapath6 : public SuiteCluster<Datapath6> {
  public:
@@ -112,33 +109,7 @@ class Datapath6 : public SuiteCluster<Datapath6> {
   }
 
   RunResult run(int prog_fd, const Bytes& in, const std::string& ingress) {
-    return run_in_netns(node().netns, [&] {
-      RunResult r;
-      r.in = in;
-      unsigned idx = if_nametoindex(ingress.c_str());
-      __sk_buff ctx{};
-      ctx.ingress_ifindex = idx;
-      ctx.ifindex = idx;
-      r.out.resize(in.size() + 256);
-      auto* bss_pod = progs_->pod()->bss;
-      auto* bss_up = progs_->uplink()->bss;
-      bss_pod->last_redirect = {};
-      bss_up->last_redirect = {};
-      bpf_test_run_opts o{};
-      o.sz = sizeof o;
-      o.data_in = in.data();
-      o.data_size_in = static_cast<__u32>(in.size());
-      o.data_out = r.out.data();
-      o.data_size_out = static_cast<__u32>(r.out.size());
-      o.ctx_in = &ctx;
-      o.ctx_size_in = sizeof ctx;
-      o.repeat = 1;
-      if (bpf_prog_test_run_opts(prog_fd, &o) != 0) throw_errno("bpf_prog_test_run_opts");
-      r.out.resize(o.data_size_out);
-      r.verdict = static_cast<int>(o.retval);
-      r.redirect = bss_pod->last_redirect.count ? bss_pod->last_redirect : bss_up->last_redirect;
-      return r;
-    });
+    return test::run_program(*progs_, node().netns, prog_fd, in, ingress);
   }
   RunResult from_pod(const Bytes& b, const std::string& lxc = "lxc1") {
     return run(progs_->from_pod_fd(), b, lxc);

@@ -26,6 +26,7 @@
 #include "support/cluster_fixture.hpp"
 #include "support/frame.hpp"
 #include "support/packet.hpp"
+#include "support/prog_run.hpp"
 
 #include "hrb_abi.h"
 
@@ -39,11 +40,7 @@ using datapath::NodePrograms;
 
 namespace {
 
-struct RunResult {
-  int verdict = -1;
-  Bytes in, out;
-  hrb_redirect_record redirect{};
-};
+using RunResult = test::ProgRun;
 
 constexpr int kPeer = 1, kFib = 2, kNeigh = 3;
 
@@ -178,33 +175,7 @@ class Datapath : public SuiteCluster<Datapath> {
     return -1;
   }
   RunResult run(int prog_fd, const Bytes& in, const std::string& ingress) {
-    return run_in_netns(node().netns, [&] {
-      RunResult r;
-      r.in = in;
-      unsigned idx = if_nametoindex(ingress.c_str());
-      __sk_buff ctx{};
-      ctx.ingress_ifindex = idx;
-      ctx.ifindex = idx;
-      r.out.resize(in.size() + 256);
-      auto* bss_pod = progs_->pod()->bss;
-      auto* bss_up = progs_->uplink()->bss;
-      bss_pod->last_redirect = {};
-      bss_up->last_redirect = {};
-      bpf_test_run_opts o{};
-      o.sz = sizeof o;
-      o.data_in = in.data();
-      o.data_size_in = static_cast<__u32>(in.size());
-      o.data_out = r.out.data();
-      o.data_size_out = static_cast<__u32>(r.out.size());
-      o.ctx_in = &ctx;
-      o.ctx_size_in = sizeof ctx;
-      o.repeat = 1;
-      if (bpf_prog_test_run_opts(prog_fd, &o) != 0) throw_errno("bpf_prog_test_run_opts");
-      r.out.resize(o.data_size_out);
-      r.verdict = static_cast<int>(o.retval);
-      r.redirect = bss_pod->last_redirect.count ? bss_pod->last_redirect : bss_up->last_redirect;
-      return r;
-    });
+    return test::run_program(*progs_, node().netns, prog_fd, in, ingress);
   }
   RunResult from_pod(const PacketSpec& s, const std::string& lxc = "lxc1") {
     return run(progs_->from_pod_fd(), build(s), lxc);

@@ -18,6 +18,7 @@
 #include "support/cluster_fixture.hpp"
 #include "support/frame.hpp"
 #include "support/packet.hpp"
+#include "support/prog_run.hpp"
 
 #include "hrb_abi.h"
 
@@ -34,11 +35,7 @@ namespace {
 constexpr int kPeer = 1, kFib = 2;
 constexpr uint8_t kSyn = 0x02, kSynAck = 0x12, kAck = 0x10;
 
-struct RunResult {
-  int verdict = -1;
-  Bytes out;
-  hrb_redirect_record redirect{};
-};
+using RunResult = test::ProgRun;
 
 class NodePort : public SuiteCluster<NodePort> {
  public:
@@ -101,27 +98,7 @@ class NodePort : public SuiteCluster<NodePort> {
     return o;
   }
   RunResult run(int prog_fd, const Bytes& in, const std::string& ingress) {
-    return run_in_netns(node().netns, [&] {
-      RunResult r;
-      unsigned idx = if_nametoindex(ingress.c_str());
-      __sk_buff ctx{};
-      ctx.ingress_ifindex = idx;
-      ctx.ifindex = idx;
-      r.out.resize(in.size() + 256);
-      auto* bss_pod = progs_->pod()->bss;
-      auto* bss_up = progs_->uplink()->bss;
-      bss_pod->last_redirect = {};
-      bss_up->last_redirect = {};
-      LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in.data(), .data_out = r.out.data(),
-                  .data_size_in = static_cast<__u32>(in.size()),
-                  .data_size_out = static_cast<__u32>(r.out.size()), .ctx_in = &ctx,
-                  .ctx_size_in = sizeof ctx, .repeat = 1);
-      if (bpf_prog_test_run_opts(prog_fd, &o) != 0) throw_errno("bpf_prog_test_run_opts");
-      r.out.resize(o.data_size_out);
-      r.verdict = static_cast<int>(o.retval);
-      r.redirect = bss_pod->last_redirect.count ? bss_pod->last_redirect : bss_up->last_redirect;
-      return r;
-    });
+    return test::run_program(*progs_, node().netns, prog_fd, in, ingress);
   }
   RunResult from_uplink(const PacketSpec& s) {
     return run(progs_->from_uplink_fd(), build(s), "eth0");
