@@ -13,9 +13,8 @@
  *                                       bpf_redirect_peer
  *   anything else                    -> the stack
  * IPv6 (ipv6_enabled): from_uplink6, the same with the IPv6 maps: NAT66 replies and ICMPv6
- * errors about masqueraded flows back to the pod, NodePort on the node's IPv6 address
- * (lib/nodeport6.h; ICMPv6 errors about a remote backend's NodePort connection: the stack,
- * untranslated), local pods tracked and delivered.
+ * errors about masqueraded flows back to the pod, NodePort on the node's IPv6 address and
+ * ICMPv6 errors about its connections (lib/nodeport6.h), local pods tracked and delivered.
  */
 #include "lib/common.h"
 #include "lib/ct.h"
@@ -49,16 +48,12 @@ static __noinline int from_uplink6(struct __sk_buff *skb)
 	translated = p.icmp_error ? icmp6_error_in(skb, &p) : reverse_nat6(skb, &p);
 	if (translated < 0)
 		return TC_ACT_SHOT;
-	if (translated == 3) {
-		if (p.icmp_error) {
-			/* About a remote backend's NodePort request: not translated over IPv6. */
-			count(HRB_R_NODEPORT_TO_STACK);
-			return TC_ACT_OK;
-		}
-		np = nodeport6_reply(skb, &p, &fib, &rc);
-	} else if (translated == 0 && !p.icmp_error) {
-		np = nodeport6_in(skb, &p, &fib, &rc, &ep);
-	}
+	if (translated == 3)
+		np = p.icmp_error ? nodeport6_error_to_client(skb, &p, &fib, &rc)
+				  : nodeport6_reply(skb, &p, &fib, &rc);
+	else if (translated == 0)
+		np = p.icmp_error ? nodeport6_error_to_backend(skb, &p, &fib, &rc, &ep)
+				  : nodeport6_in(skb, &p, &fib, &rc, &ep);
 	switch (np) {
 	case NP_NONE:
 		break;

@@ -328,6 +328,21 @@ miss:
 	return 0;
 }
 
+/* An ICMPv6 error's outer source or destination address, folded into the ICMPv6 checksum (its
+ * pseudo-header has the outer addresses). */
+static __always_inline int icmp6_outer_rewrite(struct __sk_buff *skb, const struct pkt6 *p,
+					       bool source, const struct hrb_ip6 *old_ip,
+					       const struct hrb_ip6 *new_ip)
+{
+	__s64 d = ip6_diff(old_ip, new_ip);
+
+	if (d < 0 ||
+	    bpf_l4_csum_replace(skb, p->l4_off + 2, 0, d, BPF_F_PSEUDO_HDR | csum_flag_ipv6) ||
+	    bpf_skb_store_bytes(skb, source ? IP6_SRC_OFF : IP6_DST_OFF, new_ip, 16, 0))
+		return -1;
+	return 0;
+}
+
 /* Translates an ICMPv6 error about a translated flow: in the quoted packet the address, the port
  * (or echo id) and the quoted L4 checksum (whose pseudo-header has the address), and with
  * `outer` the outer address; every change folded into the ICMPv6 checksum, whose pseudo-header
@@ -366,12 +381,7 @@ static __always_inline int icmp6_error_rewrite(struct __sk_buff *skb, const stru
 	if (bpf_skb_store_bytes(skb, port_off, &new_port, 2, 0) ||
 	    bpf_l4_csum_replace(skb, icsum, old_port, new_port, 2))
 		return -1;
-	if (!outer)
-		return 0;
-	if (bpf_l4_csum_replace(skb, icsum, 0, d, BPF_F_PSEUDO_HDR | csum_flag_ipv6) ||
-	    bpf_skb_store_bytes(skb, inbound ? IP6_DST_OFF : IP6_SRC_OFF, new_ip, 16, 0))
-		return -1;
-	return 0;
+	return outer ? icmp6_outer_rewrite(skb, p, !inbound, old_ip, new_ip) : 0;
 }
 
 /* lb_icmp_error_rewrite (nat.h) for IPv6: an ICMPv6 error to a load-balanced connection's

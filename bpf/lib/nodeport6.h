@@ -21,11 +21,9 @@
  * A TCP connection starts with a pure SYN: a TCP packet without one and without state goes to
  * the stack. Hop limit <= 1 and what the FIB cannot forward go to the stack untranslated, where
  * kube-proxy's ip6tables NodePort rules (installed underneath) translate them.
- * ICMPv6 errors: a local backend's own, towards the client, are translated in from_pod6
- * (icmp6_error_out, lb6_icmp_error_rewrite); an error arriving for the node about a remote
- * backend's SNATed request (icmp6_error_in() returns 3) goes to the stack untranslated, and so
- * does a client's error about a NodePort answer (it quotes node:NodePort, which is no claim):
- * nothing is mis-translated, nothing is translated either (nodeport.h does both for IPv4).
+ * ICMPv6 errors about NodePort connections are translated both ways as nodeport.h does for
+ * IPv4 (nodeport6_error_to_client, nodeport6_error_to_backend; a local backend's own errors in
+ * nat6.h's icmp6_error_out).
  */
 #ifndef HRB_NODEPORT6_H
 #define HRB_NODEPORT6_H
@@ -212,28 +210,43 @@ static __always_inline enum np_verdict nodeport6_in(struct __sk_buff *skb, struc
 	return NP_FORWARD;
 }
 
+/* np_by_snat_port (nodeport.h) for IPv6: the NodePort connection whose request left as
+ * node:sp -> backend bip:bport — its HRB_CT_NODEPORT entry, with *r its claim and *cip:*cport its
+ * client. NULL when the claim is no NodePort connection's, when the entry is gone (it cannot be
+ * re-created from the claim, which lacks the NodePort), or when the claim is stale. */
+static __always_inline struct hrb_ct6_entry *np6_by_snat_port(const struct hrb_ip6 *bip,
+							      __u16 bport, __u16 sp, __u8 proto,
+							      struct hrb_ct6_entry **r,
+							      struct hrb_ip6 *cip, __u16 *cport)
+{
+	struct hrb_ct6_key k;
+	struct hrb_ct6_entry *e;
+
+	nat6_rev_key(&k, bip, bport, sp, proto);
+	*r = bpf_map_lookup_elem(&ct6, &k);
+	if (!*r || (*r)->owner != HRB_CT_NODEPORT)
+		return NULL;
+	*cip = (*r)->nat_ip;
+	*cport = (*r)->nat_port;
+	ct6_key_tuple(&k, cip, bip, *cport, bport, proto, HRB_CT_NODEPORT);
+	e = bpf_map_lookup_elem(&ct6, &k);
+	return e && e->nat_port == sp ? e : NULL;
+}
+
 /* A remote backend's reply to the node's IPv6 address at a SNAT port whose claim a NodePort
- * connection owns (reverse_nat6() returned 3): reverse SNAT, then reverse DNAT. The connection's
- * HRB_CT_NODEPORT entry must still hold that port (a stale claim or a lost entry: the stack,
- * nodeport_reply_miss; the entry cannot be re-created from the claim, which lacks the NodePort). */
+ * connection owns (reverse_nat6() returned 3): reverse SNAT, then reverse DNAT. */
 static __always_inline enum np_verdict nodeport6_reply(struct __sk_buff *skb, struct pkt6 *p,
 						       struct bpf_fib_lookup *fib, int *rc)
 {
-	struct hrb_ct6_key k;
 	struct hrb_ct6_entry *r, *e;
 	struct hrb_ip6 cip, node;
 	__u16 cport;
 
-	nat6_rev_key(&k, &p->saddr, p->sport, p->dport, p->proto);
-	r = bpf_map_lookup_elem(&ct6, &k);
-	if (!r || r->owner != HRB_CT_NODEPORT)
-		goto miss;
-	cip = r->nat_ip;
-	cport = r->nat_port;
-	ct6_key_tuple(&k, &cip, &p->saddr, cport, p->sport, p->proto, HRB_CT_NODEPORT);
-	e = bpf_map_lookup_elem(&ct6, &k);
-	if (!e || e->nat_port != p->dport)
-		goto miss;
+	e = np6_by_snat_port(&p->saddr, p->sport, p->dport, p->proto, &r, &cip, &cport);
+	if (!e) {
+		count(HRB_R_NODEPORT_REPLY_MISS);
+		return NP_TO_STACK;
+	}
 	if (!np6_route(skb, fib, rc, &cip, p))
 		return NP_TO_STACK;
 	ct6_track(e, p, true, hrb_now());
@@ -243,9 +256,88 @@ static __always_inline enum np_verdict nodeport6_reply(struct __sk_buff *skb, st
 		return NP_DROP;
 	count(HRB_R_NODEPORT_REPLY);
 	return NP_FORWARD;
-miss:
-	count(HRB_R_NODEPORT_REPLY_MISS);
-	return NP_TO_STACK;
+}
+
+/* nodeport_error_to_client (nodeport.h) for IPv6: an ICMPv6 error for the node about a request
+ * it forwarded to a remote backend (quoted: node:snat -> backend; icmp6_error_in() returned 3):
+ * to the client, quoting the request as the client sent it (client -> [node]:NodePort), from
+ * the node's address whoever sent it — the backend or a router between the nodes: the client
+ * only talks to the node, and no pod or fabric address goes out. */
+static __always_inline enum np_verdict nodeport6_error_to_client(struct __sk_buff *skb,
+								 struct pkt6 *p,
+								 struct bpf_fib_lookup *fib,
+								 int *rc)
+{
+	struct pkt6_inner *in = &p->inner;
+	struct hrb_ct6_entry *r, *e;
+	struct hrb_ip6 cip, node, bip = in->daddr;
+	__u16 cport, bport = in->dport, sp = in->sport;
+
+	e = np6_by_snat_port(&bip, bport, sp, in->proto, &r, &cip, &cport);
+	if (!e) {
+		count(HRB_R_NODEPORT_REPLY_MISS);
+		return NP_TO_STACK;
+	}
+	if (!np6_route(skb, fib, rc, &cip, p))
+		return NP_TO_STACK;
+	ip6_set_node(&node);
+	if (icmp6_error_rewrite(skb, p, true, &node, &cip, sp, cport, true) ||
+	    icmp6_error_rewrite(skb, p, false, &bip, &node, bport, e->node_port, false) ||
+	    icmp6_outer_rewrite(skb, p, true, &p->saddr, &node))
+		return NP_DROP;
+	p->daddr = cip;
+	p->saddr = node;
+	count(HRB_R_ICMP_ERROR_LB);
+	return NP_FORWARD;
+}
+
+/* nodeport_error_to_backend (nodeport.h) for IPv6: a client's ICMPv6 error to the node about a
+ * NodePort answer it got (quoted: [node]:NodePort -> client): to the connection's backend,
+ * quoting the answer as the backend sent it — on this node (NP_LOCAL, *ep), or on another,
+ * where the answer came from the SNAT port (NP_FORWARD). NP_NONE when the quote is of no
+ * NodePort connection. */
+static __always_inline enum np_verdict nodeport6_error_to_backend(struct __sk_buff *skb,
+								  struct pkt6 *p,
+								  struct bpf_fib_lookup *fib,
+								  int *rc, struct hrb_endpoint **ep)
+{
+	struct pkt6_inner *in = &p->inner;
+	struct hrb_ct6_key k;
+	struct hrb_ct6_entry *se, *e;
+	struct hrb_ip6 bip, node, cip = p->saddr;
+	__u16 bport, np = in->sport, cport = in->dport;
+
+	if (!lb_enabled || !in->ok || !ip6_is_node(&p->daddr) || !ip6_is_node(&in->saddr) ||
+	    !ip6_eq(&in->daddr, &cip) || in->proto == IPPROTO_ICMPV6)
+		return NP_NONE;
+	ip6_set_node(&node);
+	ct6_key_tuple(&k, &cip, &node, cport, np, in->proto, HRB_CT_SERVICE);
+	se = bpf_map_lookup_elem(&ct6, &k);
+	if (!se)
+		return NP_NONE;
+	bip = se->nat_ip;
+	bport = se->nat_port;
+	*ep = bpf_map_lookup_elem(&endpoints6, &bip);
+	if (*ep) {
+		if (icmp6_error_rewrite(skb, p, true, &node, &bip, np, bport, true))
+			return NP_DROP;
+		p->daddr = bip;
+		count(HRB_R_ICMP_ERROR_LB);
+		return NP_LOCAL;
+	}
+	ct6_key_tuple(&k, &cip, &bip, cport, bport, in->proto, HRB_CT_NODEPORT);
+	e = bpf_map_lookup_elem(&ct6, &k);
+	if (!e)
+		return NP_NONE;
+	if (!np6_route(skb, fib, rc, &bip, p))
+		return NP_TO_STACK;
+	if (icmp6_error_rewrite(skb, p, true, &node, &bip, np, bport, true) ||
+	    icmp6_error_rewrite(skb, p, false, &cip, &node, cport, e->nat_port, true))
+		return NP_DROP;
+	p->daddr = bip;
+	p->saddr = node;
+	count(HRB_R_ICMP_ERROR_LB);
+	return NP_FORWARD;
 }
 
 #endif

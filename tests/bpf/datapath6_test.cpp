@@ -911,14 +911,15 @@ TEST_F(NodePort6, AReplyWhoseConnectionIsGoneGoesToTheStack) {
   EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_REPLY_MISS), 1u);
 }
 
-// ICMPv6 errors: a local backend's own error to the client quotes what the client sent
-// (client -> node:NodePort) and comes from the node; an error about a remote backend's SNATed
-// request goes to the stack untranslated (not translated over IPv6: docs/datapath.md).
-TEST_F(NodePort6, ErrorsAboutNodePortConnections) {
+// ICMPv6 errors about NodePort connections, both ways (nodeport.h's cases for IPv6): what the
+// client gets quotes what it sent (client -> [node]:NodePort) and comes from the node; what a
+// backend gets quotes what it sent. Every checksum is recomputed in full by the test.
+TEST_F(NodePort6, ErrorsOfALocalBackendsConnectionAreTranslatedBothWays) {
   resolve_neighbours();
   const auto syn = to_nodeport(kOutside, kNpLocal, 17);
   const auto in = from_uplink(syn);
   ASSERT_EQ(in.verdict, TC_ACT_REDIRECT);
+  // The backend's port unreachable about the request: from the node, quoting the NodePort.
   PacketSpec6 outer = spec(kPod2, kOutside, 58);
   const auto err = from_pod(icmp6_error(outer, 1, 4, in.out), "lxc2");
   ASSERT_EQ(err.verdict, TC_ACT_REDIRECT);
@@ -930,14 +931,74 @@ TEST_F(NodePort6, ErrorsAboutNodePortConnections) {
   EXPECT_TRUE(l4_csum6_ok(err.out));
   EXPECT_TRUE(quoted_csum6_ok(err.out));
   EXPECT_EQ(counter("from_pod", HRB_R_ICMP_ERROR_LB), 1u);
+  // The client's port unreachable about the answer: into the backend, quoting the answer as the
+  // backend sent it.
+  auto ans = spec(kPod2, kOutside, 17);
+  ans.sport = kTarget;
+  ans.dport = 40000;
+  const auto back = from_pod(ans, "lxc2");
+  ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+  PacketSpec6 cl = spec(kOutside, kNode1, 58);
+  const auto e = from_uplink(icmp6_error(cl, 1, 4, back.out));
+  ASSERT_EQ(e.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(e.redirect.ifindex, ifindex("lxc2"));
+  auto to_backend = cl;
+  to_backend.dst = kPod2;
+  ans.hop_limit--;
+  EXPECT_FRAME(e, icmp6_error(delivered(to_backend, 1), 1, 4, build6(ans)));
+  EXPECT_TRUE(l4_csum6_ok(e.out));
+  EXPECT_TRUE(quoted_csum6_ok(e.out));
+  EXPECT_EQ(counter("from_uplink", HRB_R_ICMP_ERROR_LB), 1u);
+}
 
-  const auto r = from_uplink(to_nodeport(kOutside, kNpRemote, 17));
+TEST_F(NodePort6, ErrorsOfARemoteBackendsConnectionAreTranslatedBothWays) {
+  resolve_neighbours();
+  auto req = to_nodeport(kOutside, kNpRemote, 17, 41100);
+  const auto sent = from_uplink(req);
+  ASSERT_EQ(sent.verdict, TC_ACT_REDIRECT);
+  req.hop_limit--;  // as the quotes carry it
+  // The backend's port unreachable about the request (to the node, quoting node:snat ->
+  // backend): out to the client, from the node, quoting what the client sent.
+  const auto r = from_uplink(icmp6_error(spec(kRemotePod, kNode1, 58), 1, 4, sent.out));
   ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
-  const auto about = from_uplink(icmp6_error(spec(kRemotePod, kNode1, 58), 1, 4, r.out));
-  EXPECT_EQ(about.verdict, TC_ACT_OK);
-  EXPECT_UNCHANGED(about);
-  EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_TO_STACK), 1u);
+  EXPECT_EQ(r.redirect.helper, kFib);
+  PacketSpec6 to_client = spec(kNode1, kOutside, 58);
+  EXPECT_FRAME(r, icmp6_error(to_router(to_client), 1, 4, build6(req)));
+  EXPECT_TRUE(l4_csum6_ok(r.out));
+  EXPECT_TRUE(quoted_csum6_ok(r.out));
+  // A router on the way (node2's address; time exceeded, 8 bytes of UDP quoted): the client sees
+  // the node as the sender too — it only ever talks to the node.
+  const auto h = from_uplink(icmp6_error(spec(kNode2, kNode1, 58), 3, 0, sent.out, 48));
+  ASSERT_EQ(h.verdict, TC_ACT_REDIRECT);
+  EXPECT_FRAME(h, icmp6_error(to_router(to_client), 3, 0, build6(req), 48));
+  EXPECT_TRUE(l4_csum6_ok(h.out));
+  // The client's port unreachable about the answer: to the backend, from the node, quoting the
+  // answer as the backend sent it (to the SNAT port).
+  auto answer = spec(kRemotePod, kNode1, 17);
+  answer.sport = kTarget;
+  answer.dport = 41100;
+  const auto back = from_uplink(answer);
+  ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+  const auto e = from_uplink(icmp6_error(spec(kOutside, kNode1, 58), 1, 4, back.out));
+  ASSERT_EQ(e.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(e.redirect.helper, kFib);
+  answer.hop_limit--;
+  EXPECT_FRAME(e, icmp6_error(to_node2(spec(kNode1, kRemotePod, 58)), 1, 4, build6(answer)));
+  EXPECT_TRUE(l4_csum6_ok(e.out));
+  EXPECT_TRUE(quoted_csum6_ok(e.out));
+  EXPECT_EQ(counter("from_uplink", HRB_R_ICMP_ERROR_LB), 3u);
   EXPECT_EQ(counter("from_uplink", HRB_R_ICMP_ERROR_REVNAT), 0u) << "no pod flow's";
+}
+
+// An error quoting a NodePort connection that does not exist is not translated.
+TEST_F(NodePort6, AnErrorAboutNoConnectionGoesToTheStackUntouched) {
+  auto answer = spec(kNode1, kOutside, 17);
+  answer.sport = kNpRemote;
+  answer.dport = 41999;
+  const auto r = from_uplink(icmp6_error(spec(kOutside, kNode1, 58), 1, 4, build6(answer)));
+  EXPECT_EQ(r.verdict, TC_ACT_OK);
+  EXPECT_UNCHANGED(r);
+  EXPECT_EQ(counter("from_uplink", HRB_R_ICMP_ERROR_LB), 0u);
 }
 
 // ---- Without IPv6 facts: IPv6 goes to the stack as before ----
