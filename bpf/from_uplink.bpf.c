@@ -12,8 +12,9 @@
  *                                       gets its service address back), MACs, TTL,
  *                                       bpf_redirect_peer
  *   anything else                    -> the stack
- * IPv6 (ipv6_enabled): from_uplink6, the same without NodePort (IPv4 only): NAT66 replies and
- * ICMPv6 errors about masqueraded flows back to the pod, local pods tracked and delivered.
+ * IPv6 (ipv6_enabled): from_uplink6, the same with the IPv6 maps: NAT66 replies and ICMPv6
+ * errors about masqueraded flows back to the pod, NodePort on the node's IPv6 address and
+ * ICMPv6 errors about its connections (lib/nodeport6.h), local pods tracked and delivered.
  */
 #include "lib/common.h"
 #include "lib/ct.h"
@@ -27,6 +28,7 @@
 #include "lib/nat.h"
 #include "lib/nat6.h"
 #include "lib/nodeport.h"
+#include "lib/nodeport6.h"
 #include "lib/parse.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -35,8 +37,10 @@ static __noinline int from_uplink6(struct __sk_buff *skb)
 {
 	struct pkt6 p;
 	enum parse6_result pr = parse6(skb, &p);
-	struct hrb_endpoint *ep;
-	int translated;
+	struct hrb_endpoint *ep = NULL;
+	struct bpf_fib_lookup fib;
+	enum np_verdict np = NP_NONE;
+	int translated, rc = 0;
 
 	injected_delay();
 	if (pr != PARSE6_OK)
@@ -44,6 +48,24 @@ static __noinline int from_uplink6(struct __sk_buff *skb)
 	translated = p.icmp_error ? icmp6_error_in(skb, &p) : reverse_nat6(skb, &p);
 	if (translated < 0)
 		return TC_ACT_SHOT;
+	if (translated == 3)
+		np = p.icmp_error ? nodeport6_error_to_client(skb, &p, &fib, &rc)
+				  : nodeport6_reply(skb, &p, &fib, &rc);
+	else if (translated == 0)
+		np = p.icmp_error ? nodeport6_error_to_backend(skb, &p, &fib, &rc, &ep)
+				  : nodeport6_in(skb, &p, &fib, &rc, &ep);
+	switch (np) {
+	case NP_NONE:
+		break;
+	case NP_LOCAL:
+		return ep ? deliver_local6(skb, ep) : TC_ACT_SHOT;
+	case NP_FORWARD:
+		return forward_fib6(skb, rc, &fib);
+	case NP_TO_STACK:
+		return TC_ACT_OK;
+	default:
+		return TC_ACT_SHOT;
+	}
 	if (translated == 2) {
 		count(HRB_R_REVNAT_MISS);
 		return TC_ACT_OK;

@@ -214,9 +214,9 @@ struct hrb_ip6 {
 
 /* Key of the `endpoints6` map (value: struct hrb_endpoint): a local pod's IPv6 address. */
 
-/* IPv6 connection tracking (`ct6`, bpf/lib/ct6.h): the same kinds (HRB_CT_FLOW, HRB_CT_NAT_REV,
- * HRB_CT_SERVICE; HRB_CT_NODEPORT unused: NodePort is IPv4 only), flags and lifetimes as
- * hrb_ct_key/hrb_ct_entry, with IPv6 addresses. ICMPv6 echo: the identifier as the source port. */
+/* IPv6 connection tracking (`ct6`, bpf/lib/ct6.h): the same kinds, flags and lifetimes as
+ * hrb_ct_key/hrb_ct_entry, with IPv6 addresses (HRB_CT_NODEPORT: a NodePort connection to the
+ * node's IPv6 address, bpf/lib/nodeport6.h). ICMPv6 echo: the identifier as the source port. */
 struct hrb_ct6_key {
 	struct hrb_ip6 src_ip;
 	struct hrb_ip6 dst_ip;
@@ -230,12 +230,14 @@ struct hrb_ct6_key {
 struct hrb_ct6_entry {
 	__u64 expires_ns;
 	/* FLOW: the node's IPv6 address if masqueraded (NAT66), the service address if
-	 * HRB_CT_F_SVC; NAT_REV: the pod's; SERVICE: the backend */
+	 * HRB_CT_F_SVC; NAT_REV: the pod's (NodePort client's); SERVICE: the backend; NODEPORT:
+	 * unused (both addresses are the node's) */
 	struct hrb_ip6 nat_ip;
-	__u16 nat_port;
+	__u16 nat_port; /* as hrb_ct_entry's; NODEPORT: the SNAT port */
 	__u8 flags;
 	__u8 owner;
-	__u32 pad;
+	__u16 node_port; /* NODEPORT: the NodePort the client connected to (network order) */
+	__u16 pad;
 };
 
 /* The IPv6 services (`lb6`, bpf/lib/lb6.h): as hrb_lb_key/hrb_lb_value. */

@@ -96,9 +96,15 @@ static __always_inline struct hrb_ct_entry *ct_lookup(const struct pkt *p, struc
 	return NULL;
 }
 
+/* A TCP packet with SYN and without ACK: the first of a connection (both families). */
+static __always_inline bool pure_syn(__u8 proto, __u8 tcp_flags)
+{
+	return proto == IPPROTO_TCP && (tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+}
+
 static __always_inline bool is_pure_syn(const struct pkt *p)
 {
-	return p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+	return pure_syn(p->proto, p->tcp_flags);
 }
 
 /* A packet of an existing flow: state and lifetime, on the fields both families' entries have

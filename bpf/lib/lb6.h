@@ -5,7 +5,8 @@
  * to a connection keyed before DNAT (HRB_CT_SERVICE) whose first packet picks a backend at
  * random and records it; the flow after DNAT is tracked with HRB_CT_F_SVC and the service
  * address, which a backend's reply gets back as its source. ICMPv6 errors about load-balanced
- * connections are translated both ways. NodePort is IPv4 only.
+ * connections are translated both ways. NodePort over IPv6 (nodeport6.h) picks and pins its
+ * backends with the same two functions (lb6_backend, lb6_track).
  */
 #ifndef HRB_LB6_H
 #define HRB_LB6_H
@@ -18,9 +19,13 @@
 #include "maps.h"
 #include "nat6.h"
 
+/* lb_backend (lb.h) for IPv6: the backend of p's connection to the frontend fe, recorded in its
+ * HRB_CT_SERVICE entry or picked at random for a new one (unless `syn_only` and p is TCP but no
+ * pure SYN: LB_NONE); counts r_hit or r_new. */
 static __always_inline enum lb_verdict lb6_backend(const struct pkt6 *p,
 						   const struct hrb_lb6_value *fe,
-						   struct hrb_lb6_key *fk, __u64 now,
+						   struct hrb_lb6_key *fk, __u64 now, bool syn_only,
+						   enum hrb_reason r_new, enum hrb_reason r_hit,
 						   struct hrb_ip6 *bip, __u16 *bport)
 {
 	struct hrb_ct6_entry *se, n;
@@ -38,9 +43,11 @@ static __always_inline enum lb_verdict lb6_backend(const struct pkt6 *p,
 		}
 		*bip = se->nat_ip;
 		*bport = se->nat_port;
-		count(HRB_R_LB_HIT);
+		count(r_hit);
 		return LB_DONE;
 	}
+	if (syn_only && p->proto == IPPROTO_TCP && !pure_syn(p->proto, p->tcp_flags))
+		return LB_NONE;
 	if (!fe->count) {
 		count(HRB_R_DROP_NO_BACKEND);
 		return LB_DROP;
@@ -63,12 +70,14 @@ static __always_inline enum lb_verdict lb6_backend(const struct pkt6 *p,
 		*bip = se->nat_ip;
 		*bport = se->nat_port;
 	}
-	count(HRB_R_LB_NEW);
+	count(r_new);
 	return LB_DONE;
 }
 
+/* lb_track (lb.h) for IPv6: p (after DNAT) tracked in its flow, marked as load-balanced from
+ * vip:vport, with `flags` added to a new entry. */
 static __always_inline bool lb6_track(const struct pkt6 *p, const struct hrb_ip6 *vip, __u16 vport,
-				      __u64 now)
+				      __u8 flags, __u64 now)
 {
 	struct hrb_ct6_entry *e, n;
 	struct hrb_ct6_key k;
@@ -81,11 +90,11 @@ static __always_inline bool lb6_track(const struct pkt6 *p, const struct hrb_ip6
 		    e->nat_port != vport) {
 			e->nat_ip = *vip;
 			e->nat_port = vport;
-			e->flags |= HRB_CT_F_SVC;
+			e->flags |= HRB_CT_F_SVC | flags;
 		}
 		return true;
 	}
-	ct6_init(&n, p, HRB_CT_F_SVC, now);
+	ct6_init(&n, p, HRB_CT_F_SVC | flags, now);
 	n.nat_ip = *vip;
 	n.nat_port = vport;
 	return ct6_insert(&k, &n);
@@ -124,7 +133,6 @@ static __always_inline int lb6_icmp_error_to_client(struct __sk_buff *skb, struc
 	struct pkt6_inner *in = &p->inner;
 	struct hrb_ct6_key k;
 	struct hrb_ct6_entry *e;
-	bool from_backend;
 
 	if (!in->ok || !ip6_eq(&in->saddr, &p->daddr) || in->proto == IPPROTO_ICMPV6)
 		return 0;
@@ -132,14 +140,7 @@ static __always_inline int lb6_icmp_error_to_client(struct __sk_buff *skb, struc
 	e = bpf_map_lookup_elem(&ct6, &k);
 	if (!e || !(e->flags & HRB_CT_F_SVC))
 		return 0;
-	from_backend = ip6_eq(&p->saddr, &in->daddr);
-	if (icmp6_error_rewrite(skb, p, false, &in->daddr, &e->nat_ip, in->dport, e->nat_port,
-				from_backend))
-		return -1;
-	if (from_backend)
-		p->saddr = e->nat_ip;
-	count(HRB_R_ICMP_ERROR_LB);
-	return 1;
+	return lb6_icmp_error_rewrite(skb, p, e) ? -1 : 1;
 }
 
 static __always_inline enum lb_verdict lb6_translate(struct __sk_buff *skb, struct pkt6 *p)
@@ -158,13 +159,14 @@ static __always_inline enum lb_verdict lb6_translate(struct __sk_buff *skb, stru
 	if (!fe)
 		return LB_NONE;
 	now = hrb_now();
-	if (lb6_backend(p, fe, &fk, now, &bip, &bport) != LB_DONE)
+	if (lb6_backend(p, fe, &fk, now, false, HRB_R_LB_NEW, HRB_R_LB_HIT, &bip, &bport) !=
+	    LB_DONE)
 		return LB_DROP;
 	if (rewrite6(skb, p, false, &vip, &bip, vport, bport))
 		return LB_DROP;
 	p->daddr = bip;
 	p->dport = bport;
-	if (!lb6_track(p, &vip, vport, now))
+	if (!lb6_track(p, &vip, vport, 0, now))
 		return LB_DROP;
 	return LB_DONE;
 }

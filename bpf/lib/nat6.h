@@ -112,11 +112,14 @@ static __always_inline void nat6_rev_key(struct hrb_ct6_key *k, const struct hrb
 
 /* nat_claim (nat.h) for IPv6: the pod's port when in range and free, else independent random
  * draws, each a BPF_NOEXIST insert; an expired claim is taken over by the CPU that wins the
- * compare-and-swap of its lifetime. The port (network order), 0 when none was free. */
-static __always_inline __u16 nat6_claim(const struct pkt6 *p, __u64 expires, struct hrb_ct6_key *rk)
+ * compare-and-swap of its lifetime. The port (network order), 0 when none was free. `kind`: the
+ * claim's owner, HRB_CT_FLOW (a masqueraded pod flow) or HRB_CT_NODEPORT (nodeport6.h); one
+ * range and one key space for both. */
+static __always_inline __u16 nat6_claim(const struct pkt6 *p, __u64 expires, struct hrb_ct6_key *rk,
+					__u8 kind)
 {
 	struct hrb_ct6_entry owner = {
-	    .expires_ns = expires, .nat_ip = p->saddr, .nat_port = p->sport, .owner = HRB_CT_FLOW};
+	    .expires_ns = expires, .nat_ip = p->saddr, .nat_port = p->sport, .owner = kind};
 	__u32 range = (__u32)nat_port_max - nat_port_min + 1;
 	__u16 orig = bpf_ntohs(p->sport);
 	__u64 now = hrb_now();
@@ -142,7 +145,7 @@ static __always_inline __u16 nat6_claim(const struct pkt6 *p, __u64 expires, str
 			old->nat_ip = owner.nat_ip;
 			old->nat_port = owner.nat_port;
 			old->flags = 0;
-			old->owner = HRB_CT_FLOW;
+			old->owner = kind;
 			count(HRB_R_NAT_RECLAIMED);
 			return rk->dst_port;
 		}
@@ -225,7 +228,7 @@ static __always_inline enum nat_verdict masquerade6(struct __sk_buff *skb, struc
 	}
 	if (!nat_port) {
 		ct6_init(&n, p, HRB_CT_F_MASQ, now);
-		nat_port = nat6_claim(p, n.expires_ns, &rk);
+		nat_port = nat6_claim(p, n.expires_ns, &rk, HRB_CT_FLOW);
 		if (!nat_port) {
 			count(HRB_R_DROP_NO_PORT);
 			return NAT_DROP;
@@ -265,7 +268,8 @@ static __always_inline enum nat_verdict masquerade6(struct __sk_buff *skb, struc
 }
 
 /* Reverse NAT of a reply arriving at the node's IPv6 address: 1 translated (p: to the pod), 0 no
- * masqueraded flow's, 2 to a masquerade port without state, -1 on error (reverse_nat, nat.h). */
+ * masqueraded flow's, 2 to a masquerade port without state, 3 to a port a NodePort connection
+ * claimed (p untouched: nodeport6.h translates it), -1 on error (reverse_nat, nat.h). */
 static __always_inline int reverse_nat6(struct __sk_buff *skb, struct pkt6 *p)
 {
 	struct hrb_ct6_key rk, fk;
@@ -281,6 +285,8 @@ static __always_inline int reverse_nat6(struct __sk_buff *skb, struct pkt6 *p)
 	nat_port = icmp ? p->sport : p->dport;
 	nat6_rev_key(&rk, &p->saddr, p->sport, nat_port, p->proto);
 	r = bpf_map_lookup_elem(&ct6, &rk);
+	if (r && r->owner == HRB_CT_NODEPORT)
+		return 3;
 	if (!r || r->owner != HRB_CT_FLOW)
 		goto miss;
 	pod_ip = r->nat_ip;
@@ -322,6 +328,21 @@ miss:
 	return 0;
 }
 
+/* An ICMPv6 error's outer source or destination address, folded into the ICMPv6 checksum (its
+ * pseudo-header has the outer addresses). */
+static __always_inline int icmp6_outer_rewrite(struct __sk_buff *skb, const struct pkt6 *p,
+					       bool source, const struct hrb_ip6 *old_ip,
+					       const struct hrb_ip6 *new_ip)
+{
+	__s64 d = ip6_diff(old_ip, new_ip);
+
+	if (d < 0 ||
+	    bpf_l4_csum_replace(skb, p->l4_off + 2, 0, d, BPF_F_PSEUDO_HDR | csum_flag_ipv6) ||
+	    bpf_skb_store_bytes(skb, source ? IP6_SRC_OFF : IP6_DST_OFF, new_ip, 16, 0))
+		return -1;
+	return 0;
+}
+
 /* Translates an ICMPv6 error about a translated flow: in the quoted packet the address, the port
  * (or echo id) and the quoted L4 checksum (whose pseudo-header has the address), and with
  * `outer` the outer address; every change folded into the ICMPv6 checksum, whose pseudo-header
@@ -360,17 +381,33 @@ static __always_inline int icmp6_error_rewrite(struct __sk_buff *skb, const stru
 	if (bpf_skb_store_bytes(skb, port_off, &new_port, 2, 0) ||
 	    bpf_l4_csum_replace(skb, icsum, old_port, new_port, 2))
 		return -1;
-	if (!outer)
-		return 0;
-	if (bpf_l4_csum_replace(skb, icsum, 0, d, BPF_F_PSEUDO_HDR | csum_flag_ipv6) ||
-	    bpf_skb_store_bytes(skb, inbound ? IP6_DST_OFF : IP6_SRC_OFF, new_ip, 16, 0))
+	return outer ? icmp6_outer_rewrite(skb, p, !inbound, old_ip, new_ip) : 0;
+}
+
+/* lb_icmp_error_rewrite (nat.h) for IPv6: an ICMPv6 error to a load-balanced connection's
+ * client about one of its requests, quoted as the backend got it (client -> backend; e: that
+ * flow, HRB_CT_F_SVC): the quoted destination gets the service address back (e->nat_ip:nat_port,
+ * a ClusterIP's or the node's NodePort), and so does the outer source when the backend itself
+ * sent the error. */
+static __always_inline int lb6_icmp_error_rewrite(struct __sk_buff *skb, struct pkt6 *p,
+						  const struct hrb_ct6_entry *e)
+{
+	struct pkt6_inner *in = &p->inner;
+	bool from_backend = ip6_eq(&p->saddr, &in->daddr);
+
+	if (icmp6_error_rewrite(skb, p, false, &in->daddr, &e->nat_ip, in->dport, e->nat_port,
+				from_backend))
 		return -1;
+	if (from_backend)
+		p->saddr = e->nat_ip;
+	count(HRB_R_ICMP_ERROR_LB);
 	return 0;
 }
 
 /* An ICMPv6 error arriving for the node's address about a masqueraded flow (the quoted packet:
  * node:nat -> remote:port): back to the pod. 1 translated (p->daddr: the pod), 0 about no
- * masqueraded flow, -1 on error. */
+ * masqueraded flow, 3 about a NodePort connection's SNATed request (p untouched), -1 on
+ * error. */
 static __always_inline int icmp6_error_in(struct __sk_buff *skb, struct pkt6 *p)
 {
 	struct pkt6_inner *in = &p->inner;
@@ -382,6 +419,8 @@ static __always_inline int icmp6_error_in(struct __sk_buff *skb, struct pkt6 *p)
 		return 0;
 	nat6_rev_key(&rk, &in->daddr, in->dport, in->sport, in->proto);
 	r = bpf_map_lookup_elem(&ct6, &rk);
+	if (r && r->owner == HRB_CT_NODEPORT)
+		return 3;
 	if (!r || r->owner != HRB_CT_FLOW)
 		return 0;
 	ip6_set_node(&node);
@@ -421,8 +460,13 @@ static __always_inline enum nat_verdict icmp6_error_out(struct __sk_buff *skb, s
 	ct6_key_tuple(&k, &in->saddr, &in->daddr, in->sport, icmp ? 0 : in->dport, in->proto,
 		      HRB_CT_FLOW);
 	e = bpf_map_lookup_elem(&ct6, &k);
-	if (e && (e->flags & HRB_CT_F_FROM_OUTSIDE))
+	if (e && (e->flags & HRB_CT_F_FROM_OUTSIDE)) {
+		/* A NodePort client connected to the node: the error takes the node's address
+		 * and NodePort, outside and in the quote (nodeport6.h). */
+		if ((e->flags & HRB_CT_F_SVC) && lb6_icmp_error_rewrite(skb, p, e))
+			return NAT_DROP;
 		return NAT_FORWARD;
+	}
 no_state:
 	count(HRB_R_DROP_ICMP_ERROR_NO_STATE);
 	return NAT_DROP;

@@ -94,6 +94,13 @@ void check_ipv6_facts(const Ipv6Facts& f, const topology::NodeLayout& n) {
       bad(field + ": protocol " + std::to_string(s.proto) + " (TCP 6 or UDP 17 only)");
     if (s.port == 0) bad(field + ": port 0");
     if (s.backends.size() > 0xffff) bad(field + ": more than 65535 backends");
+    if (s.node_port && (s.node_port < kNodePortFirst || s.node_port > kNodePortLast))
+      bad(field + ": NodePort " + std::to_string(s.node_port) + " outside " +
+          std::to_string(kNodePortFirst) + ".." + std::to_string(kNodePortLast));
+    for (size_t j = 0; j < i && s.node_port; ++j)
+      if (f.service_list[j].node_port == s.node_port && f.service_list[j].proto == s.proto)
+        bad(field + ": NodePort " + std::to_string(s.node_port) + " is service_list[" +
+            std::to_string(j) + "]'s too");
   }
 }
 
@@ -109,7 +116,7 @@ std::optional<Ipv6Facts> ipv6_facts(const topology::Layout& l, const topology::N
   for (int i = 0; i < services; ++i) {
     const auto eps_of = service_endpoints(l, i, eps);
     for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
-      Ipv6Facts::Service sv{service_ip6(l, i), kServicePort, proto, {}};
+      Ipv6Facts::Service sv{service_ip6(l, i), kServicePort, proto, {}, node_port(i).value_or(0)};
       for (const auto& e : eps_of) sv.backends.push_back({e.ip6, kServiceTargetPort});
       f.service_list.push_back(std::move(sv));
     }
@@ -192,9 +199,9 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
       size(m, 1);
   } else {
     if (opts.ct_entries) size(pod->maps.ct6, opts.ct_entries);
-    uint32_t slots = 0;
+    uint32_t slots = 0;  // per frontend (ClusterIP, NodePort) its slot and its backends'
     for (const auto& sv : opts.ipv6->service_list)
-      slots += 1 + static_cast<uint32_t>(sv.backends.size());
+      slots += (sv.node_port ? 2 : 1) * (1 + static_cast<uint32_t>(sv.backends.size()));
     size(pod->maps.lb6, std::max<uint32_t>(1, slots));
   }
   // Frontends: TCP and UDP per service, and per NodePort (this node's IP; lib/nodeport.h);
@@ -283,16 +290,22 @@ void NodePrograms::fill_ipv6(const Ipv6Facts& f, const std::map<std::string, hrb
   }
   for (size_t i = 0; i < f.service_list.size(); ++i) {
     const auto& sv = f.service_list[i];
-    hrb_lb6_key k{ip6(sv.ip), htons(sv.port), sv.proto, 0, 0};
-    hrb_lb6_value front{
-        {}, 0, static_cast<uint16_t>(sv.backends.size()), static_cast<uint32_t>(i + 1)};
-    if (bpf_map_update_elem(map_fd("lb6"), &k, &front, BPF_ANY) != 0)
-      throw_errno("lb6 map update (service " + sv.ip.str() + ")");
-    for (size_t b = 0; b < sv.backends.size(); ++b) {
-      k.slot = static_cast<uint32_t>(b + 1);
-      hrb_lb6_value be{ip6(sv.backends[b].ip), htons(sv.backends[b].port), 0, 0};
-      if (bpf_map_update_elem(map_fd("lb6"), &k, &be, BPF_ANY) != 0)
-        throw_errno("lb6 map update (service " + sv.ip.str() + " backend)");
+    // The ClusterIP's frontend, and the NodePort's on the node's address, with the same backends.
+    std::vector<std::pair<Ipv6, uint16_t>> fronts{{sv.ip, sv.port}};
+    if (sv.node_port) fronts.push_back({f.node_ip, sv.node_port});
+    for (const auto& [addr, port] : fronts) {
+      const std::string what = "lb6 map update (service " + sv.ip.str() + ", frontend [" +
+                               addr.str() + "]:" + std::to_string(port);
+      hrb_lb6_key k{ip6(addr), htons(port), sv.proto, 0, 0};
+      hrb_lb6_value front{
+          {}, 0, static_cast<uint16_t>(sv.backends.size()), static_cast<uint32_t>(i + 1)};
+      if (bpf_map_update_elem(map_fd("lb6"), &k, &front, BPF_ANY) != 0) throw_errno(what + ")");
+      for (size_t b = 0; b < sv.backends.size(); ++b) {
+        k.slot = static_cast<uint32_t>(b + 1);
+        hrb_lb6_value be{ip6(sv.backends[b].ip), htons(sv.backends[b].port), 0, 0};
+        if (bpf_map_update_elem(map_fd("lb6"), &k, &be, BPF_ANY) != 0)
+          throw_errno(what + ", backend " + std::to_string(b) + ")");
+      }
     }
   }
   for (const auto& p : f.pods) {

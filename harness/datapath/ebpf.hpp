@@ -86,6 +86,10 @@ struct Ipv6Facts {
     uint16_t port = 0;  // host order
     uint8_t proto = 6;  // 6 TCP, 17 UDP
     std::vector<Backend> backends;
+    // The service's NodePort (host order; 0: none): a second frontend {node_ip, node_port,
+    // proto} with the same backends (bpf/lib/nodeport6.h), as the IPv4 loader adds one on the
+    // node's IPv4 address.
+    uint16_t node_port = 0;
   };
   std::vector<Service> service_list;
   std::vector<Cidr6> nonmasq;  // masquerade exclusions besides `cluster` (ip-masq-agent's IPv6
@@ -93,13 +97,15 @@ struct Ipv6Facts {
 };
 // Throws Error(kBadInput) naming the field when the facts cannot drive the maps (a prefix length
 // outside 0..128, no cluster prefix, a node address that is :: or a pod's, a pod that is not on the
-// node, a ClusterIP outside the service range, a protocol other than TCP or UDP, a service without
+// node, a ClusterIP outside the service range, a protocol other than TCP or UDP, a NodePort
+// outside kNodePortFirst..kNodePortLast or given twice for one protocol; a service without
 // backends is allowed).
 void check_ipv6_facts(const Ipv6Facts& f, const topology::NodeLayout& n);
 // The node's IPv6 facts from a dual-stack cluster's layout (nullopt for an IPv4-only one): its
 // IPv6 underlay address, the cluster's and the service range's prefixes, its pods' IPv6
 // addresses, `services` services' IPv6 ClusterIPs (service_ip6) with `eps` endpoints each (the
-// IPv4 services' endpoints, ports and protocols), and ip-masq-agent's IPv6 RETURN list.
+// IPv4 services' endpoints, ports and protocols) and their NodePorts (node_port), and
+// ip-masq-agent's IPv6 RETURN list.
 std::optional<Ipv6Facts> ipv6_facts(const topology::Layout& l, const topology::NodeLayout& n,
                                     const MasqConfig& masq, int services, int eps);
 

@@ -46,6 +46,8 @@ const Ipv6 kPod1 = ip6("fd00:244::a"), kPod2 = ip6("fd00:244::b");  // node1's p
 const Ipv6 kRemotePod = ip6("fd00:244:0:1::a"), kRemotePod2 = ip6("fd00:244:0:1::b");
 const Ipv6 kSvcRemote = ip6("fd00:96::10");  // backend kRemotePod
 const Ipv6 kSvcLocal = ip6("fd00:96::11");   // backend kPod2
+// Their NodePorts on kNode1 (the same backends).
+constexpr uint16_t kNpRemote = 30000, kNpLocal = 30001;
 
 using RunResult = test::ProgRun;
 
@@ -87,8 +89,8 @@ class Datapath6 : public SuiteCluster<Datapath6> {
     f.services = {ip6("fd00:96::"), 112};
     f.pods = {{pod(0).name, kPod1}, {pod(1).name, kPod2}};
     for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
-      f.service_list.push_back({kSvcRemote, kHttp, proto, {{kRemotePod, kTarget}}});
-      f.service_list.push_back({kSvcLocal, kHttp, proto, {{kPod2, kTarget}}});
+      f.service_list.push_back({kSvcRemote, kHttp, proto, {{kRemotePod, kTarget}}, kNpRemote});
+      f.service_list.push_back({kSvcLocal, kHttp, proto, {{kPod2, kTarget}}, kNpLocal});
     }
     f.nonmasq = {{ip6("fd00:18::"), 64}};
     return f;
@@ -699,6 +701,277 @@ TEST_F(BpfLb6, AServiceIsDnatedAndTheStackRoutes) {
   EXPECT_EQ(counter("from_pod", HRB_R_TO_POD), 1u);
 }
 
+// ---- NodePort on the node's IPv6 address (bpf/lib/nodeport6.h) ----
+
+class NodePort6 : public Services6 {
+ protected:
+  // A client's packet to kNode1 at a NodePort, as it arrives on eth0.
+  static PacketSpec6 to_nodeport(const Ipv6& client, uint16_t np, uint8_t proto = 6,
+                                 uint16_t sport = 40000, uint8_t flags = 0x02) {
+    auto s = spec(client, kNode1, proto);
+    s.sport = sport;
+    s.dport = np;
+    s.tcp_flags = flags;
+    return s;
+  }
+};
+
+// A local backend: DNAT only, redirect_peer, the client's address kept; the backend's answer
+// leaves from_pod6 with the node's address and the NodePort as its source — towards a client
+// that would be masqueraded (the outside) and one that would not (the underlay's prefix).
+TEST_F(NodePort6, ALocalBackendGetsTheClientsAddressAndAnswersAsTheNodePort) {
+  resolve_neighbours();
+  int n = 0;
+  for (const auto& client : {kOutside, kRouter})
+    for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
+      SCOPED_TRACE(client.str() + " " + std::to_string(proto));
+      ++n;
+      const auto syn = to_nodeport(client, kNpLocal, proto);
+      const auto r = from_uplink(syn);
+      ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+      EXPECT_EQ(r.redirect.helper, kPeer);
+      EXPECT_EQ(r.redirect.ifindex, ifindex("lxc2"));
+      auto dnat = syn;
+      dnat.dst = kPod2;
+      dnat.dport = kTarget;
+      EXPECT_FRAME(r, build6(delivered(dnat, 1)));
+      EXPECT_TRUE(l4_csum6_ok(r.out));
+      EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_NEW), unsigned(n));
+      EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_LOCAL), unsigned(n));
+      auto e = get(flow_key(client, kPod2, 40000, kTarget, proto));
+      ASSERT_TRUE(e);
+      EXPECT_EQ(e->flags & (HRB_CT_F_SVC | HRB_CT_F_FROM_OUTSIDE),
+                HRB_CT_F_SVC | HRB_CT_F_FROM_OUTSIDE);
+
+      auto ans = spec(kPod2, client, proto);
+      ans.sport = kTarget;
+      ans.dport = 40000;
+      ans.tcp_flags = 0x12;
+      const auto back = from_pod(ans, "lxc2");
+      ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+      EXPECT_EQ(back.redirect.helper, kFib);
+      auto rev = ans;
+      rev.src = kNode1;
+      rev.sport = kNpLocal;
+      EXPECT_FRAME(back, build6(to_router(rev)));
+      EXPECT_TRUE(l4_csum6_ok(back.out));
+    }
+  EXPECT_EQ(counter("from_pod", HRB_R_LB_REVERSE), 4u);
+  EXPECT_EQ(counter("from_pod", HRB_R_MASQ_NEW), 0u) << "an answer is never masqueraded";
+}
+
+// A remote backend: DNAT and SNAT to the node's address (the client's port kept where it is
+// free and in the NAT range), out along the FIB; the backend's reply is rev-SNATed and
+// rev-DNATed back to the client; later packets keep the backend and the port.
+TEST_F(NodePort6, ARemoteBackendIsReachedSnatedAndItsReplyTranslatedBack) {
+  resolve_neighbours();
+  for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
+    SCOPED_TRACE(int(proto));
+    progs_ = std::make_unique<NodePrograms>(l(), node(), masq(), opts());
+    const auto syn = to_nodeport(kOutside, kNpRemote, proto);
+    const auto r = from_uplink(syn);
+    ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+    EXPECT_EQ(r.redirect.helper, kFib);
+    EXPECT_EQ(r.redirect.ifindex, ifindex(node().uplink));
+    auto fwd = syn;
+    fwd.src = kNode1;  // port 40000: in the NAT range and free, kept
+    fwd.dst = kRemotePod;
+    fwd.dport = kTarget;
+    EXPECT_FRAME(r, build6(to_node2(fwd)));
+    EXPECT_TRUE(l4_csum6_ok(r.out));
+    EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_NEW), 1u);
+    EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_REMOTE), 1u);
+    // One state in two keys: the connection (SNAT port, NodePort) and its claim.
+    const auto e = get(flow_key(kOutside, kRemotePod, 40000, kTarget, proto, HRB_CT_NODEPORT));
+    ASSERT_TRUE(e);
+    EXPECT_EQ(ntohs(e->nat_port), 40000);
+    EXPECT_EQ(ntohs(e->node_port), kNpRemote);
+    const auto c = get(flow_key(kRemotePod, kNode1, kTarget, 40000, proto, HRB_CT_NAT_REV));
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->owner, HRB_CT_NODEPORT);
+    const hrb_ip6 client = key_ip(kOutside);
+    EXPECT_EQ(std::memcmp(&c->nat_ip, &client, sizeof client), 0) << "the claim names the client";
+
+    auto rep = spec(kRemotePod, kNode1, proto);
+    rep.sport = kTarget;
+    rep.dport = 40000;
+    rep.tcp_flags = 0x12;
+    const auto back = from_uplink(rep);
+    ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+    EXPECT_EQ(back.redirect.helper, kFib);
+    auto rev = rep;
+    rev.src = kNode1;
+    rev.sport = kNpRemote;
+    rev.dst = kOutside;
+    EXPECT_FRAME(back, build6(to_router(rev)));
+    EXPECT_TRUE(l4_csum6_ok(back.out));
+    EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_REPLY), 1u);
+    EXPECT_EQ(counter("from_uplink", HRB_R_REVNAT_HIT), 0u) << "no masqueraded flow's";
+
+    auto ack = syn;
+    ack.tcp_flags = 0x10;
+    const auto again = from_uplink(ack);
+    ASSERT_EQ(again.verdict, TC_ACT_REDIRECT);
+    auto fwd2 = fwd;
+    fwd2.tcp_flags = 0x10;
+    EXPECT_FRAME(again, build6(to_node2(fwd2)));
+    EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_HIT), 1u);
+  }
+}
+
+// A client port outside the NAT range gets a claimed one; the reply to it finds its client.
+TEST_F(NodePort6, AClientPortOutsideTheNatRangeIsReplacedAndTheReplyFindsItsClient) {
+  resolve_neighbours();
+  const auto syn = to_nodeport(kOutside, kNpRemote, 6, 20000);
+  const auto r = from_uplink(syn);
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  const uint16_t sp = decode6(r.out).sport;
+  EXPECT_GE(sp, datapath::kNatPortMin);
+  EXPECT_LE(sp, datapath::kNatPortMax);
+  auto fwd = syn;
+  fwd.src = kNode1;
+  fwd.sport = sp;
+  fwd.dst = kRemotePod;
+  fwd.dport = kTarget;
+  EXPECT_FRAME(r, build6(to_node2(fwd)));
+  auto rep = spec(kRemotePod, kNode1);
+  rep.sport = kTarget;
+  rep.dport = sp;
+  rep.tcp_flags = 0x12;
+  const auto back = from_uplink(rep);
+  ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+  auto rev = rep;
+  rev.src = kNode1;
+  rev.sport = kNpRemote;
+  rev.dst = kOutside;
+  rev.dport = 20000;
+  EXPECT_FRAME(back, build6(to_router(rev)));
+}
+
+TEST_F(NodePort6, WhatIsNoNewNodePortConnectionGoesToTheStackUntouched) {
+  // TCP without SYN and without state: perhaps a reply to a flow the stack masqueraded.
+  const auto ack = from_uplink(to_nodeport(kOutside, kNpRemote, 6, 40000, 0x10));
+  EXPECT_EQ(ack.verdict, TC_ACT_OK);
+  EXPECT_UNCHANGED(ack);
+  EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_TO_STACK), 1u);
+  // Hop limit 1: the stack sends time exceeded.
+  auto hl = to_nodeport(kOutside, kNpLocal);
+  hl.hop_limit = 1;
+  const auto h = from_uplink(hl);
+  EXPECT_EQ(h.verdict, TC_ACT_OK);
+  EXPECT_UNCHANGED(h);
+  EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_TO_STACK), 2u);
+  // A port that is no NodePort.
+  const auto other = from_uplink(to_nodeport(kOutside, 30999));
+  EXPECT_EQ(other.verdict, TC_ACT_OK);
+  EXPECT_UNCHANGED(other);
+  EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_NEW), 0u);
+}
+
+TEST_F(NodePort6, AReplyWhoseConnectionIsGoneGoesToTheStack) {
+  resolve_neighbours();
+  ASSERT_EQ(from_uplink(to_nodeport(kOutside, kNpRemote)).verdict, TC_ACT_REDIRECT);
+  auto k = flow_key(kOutside, kRemotePod, 40000, kTarget, 6, HRB_CT_NODEPORT);
+  ASSERT_EQ(bpf_map_delete_elem(ct6(), &k), 0);
+  auto rep = spec(kRemotePod, kNode1);
+  rep.sport = kTarget;
+  rep.dport = 40000;
+  const auto r = from_uplink(rep);
+  EXPECT_EQ(r.verdict, TC_ACT_OK);
+  EXPECT_UNCHANGED(r);
+  EXPECT_EQ(counter("from_uplink", HRB_R_NODEPORT_REPLY_MISS), 1u);
+}
+
+// ICMPv6 errors about NodePort connections, both ways (nodeport.h's cases for IPv6): what the
+// client gets quotes what it sent (client -> [node]:NodePort) and comes from the node; what a
+// backend gets quotes what it sent. Every checksum is recomputed in full by the test.
+TEST_F(NodePort6, ErrorsOfALocalBackendsConnectionAreTranslatedBothWays) {
+  resolve_neighbours();
+  const auto syn = to_nodeport(kOutside, kNpLocal, 17);
+  const auto in = from_uplink(syn);
+  ASSERT_EQ(in.verdict, TC_ACT_REDIRECT);
+  // The backend's port unreachable about the request: from the node, quoting the NodePort.
+  PacketSpec6 outer = spec(kPod2, kOutside, 58);
+  const auto err = from_pod(icmp6_error(outer, 1, 4, in.out), "lxc2");
+  ASSERT_EQ(err.verdict, TC_ACT_REDIRECT);
+  auto o = outer;
+  o.src = kNode1;
+  auto quoted = syn;
+  quoted.hop_limit--;  // as it arrived at the backend
+  EXPECT_FRAME(err, icmp6_error(to_router(o), 1, 4, build6(quoted)));
+  EXPECT_TRUE(l4_csum6_ok(err.out));
+  EXPECT_TRUE(quoted_csum6_ok(err.out));
+  EXPECT_EQ(counter("from_pod", HRB_R_ICMP_ERROR_LB), 1u);
+  // The client's port unreachable about the answer: into the backend, quoting the answer as the
+  // backend sent it.
+  auto ans = spec(kPod2, kOutside, 17);
+  ans.sport = kTarget;
+  ans.dport = 40000;
+  const auto back = from_pod(ans, "lxc2");
+  ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+  PacketSpec6 cl = spec(kOutside, kNode1, 58);
+  const auto e = from_uplink(icmp6_error(cl, 1, 4, back.out));
+  ASSERT_EQ(e.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(e.redirect.ifindex, ifindex("lxc2"));
+  auto to_backend = cl;
+  to_backend.dst = kPod2;
+  ans.hop_limit--;
+  EXPECT_FRAME(e, icmp6_error(delivered(to_backend, 1), 1, 4, build6(ans)));
+  EXPECT_TRUE(l4_csum6_ok(e.out));
+  EXPECT_TRUE(quoted_csum6_ok(e.out));
+  EXPECT_EQ(counter("from_uplink", HRB_R_ICMP_ERROR_LB), 1u);
+}
+
+TEST_F(NodePort6, ErrorsOfARemoteBackendsConnectionAreTranslatedBothWays) {
+  resolve_neighbours();
+  auto req = to_nodeport(kOutside, kNpRemote, 17, 41100);
+  const auto sent = from_uplink(req);
+  ASSERT_EQ(sent.verdict, TC_ACT_REDIRECT);
+  req.hop_limit--;  // as the quotes carry it
+  // The backend's port unreachable about the request (to the node, quoting node:snat ->
+  // backend): out to the client, from the node, quoting what the client sent.
+  const auto r = from_uplink(icmp6_error(spec(kRemotePod, kNode1, 58), 1, 4, sent.out));
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(r.redirect.helper, kFib);
+  PacketSpec6 to_client = spec(kNode1, kOutside, 58);
+  EXPECT_FRAME(r, icmp6_error(to_router(to_client), 1, 4, build6(req)));
+  EXPECT_TRUE(l4_csum6_ok(r.out));
+  EXPECT_TRUE(quoted_csum6_ok(r.out));
+  // A router on the way (node2's address; time exceeded, 8 bytes of UDP quoted): the client sees
+  // the node as the sender too — it only ever talks to the node.
+  const auto h = from_uplink(icmp6_error(spec(kNode2, kNode1, 58), 3, 0, sent.out, 48));
+  ASSERT_EQ(h.verdict, TC_ACT_REDIRECT);
+  EXPECT_FRAME(h, icmp6_error(to_router(to_client), 3, 0, build6(req), 48));
+  EXPECT_TRUE(l4_csum6_ok(h.out));
+  // The client's port unreachable about the answer: to the backend, from the node, quoting the
+  // answer as the backend sent it (to the SNAT port).
+  auto answer = spec(kRemotePod, kNode1, 17);
+  answer.sport = kTarget;
+  answer.dport = 41100;
+  const auto back = from_uplink(answer);
+  ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+  const auto e = from_uplink(icmp6_error(spec(kOutside, kNode1, 58), 1, 4, back.out));
+  ASSERT_EQ(e.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(e.redirect.helper, kFib);
+  answer.hop_limit--;
+  EXPECT_FRAME(e, icmp6_error(to_node2(spec(kNode1, kRemotePod, 58)), 1, 4, build6(answer)));
+  EXPECT_TRUE(l4_csum6_ok(e.out));
+  EXPECT_TRUE(quoted_csum6_ok(e.out));
+  EXPECT_EQ(counter("from_uplink", HRB_R_ICMP_ERROR_LB), 3u);
+  EXPECT_EQ(counter("from_uplink", HRB_R_ICMP_ERROR_REVNAT), 0u) << "no pod flow's";
+}
+
+// An error quoting a NodePort connection that does not exist is not translated.
+TEST_F(NodePort6, AnErrorAboutNoConnectionGoesToTheStackUntouched) {
+  auto answer = spec(kNode1, kOutside, 17);
+  answer.sport = kNpRemote;
+  answer.dport = 41999;
+  const auto r = from_uplink(icmp6_error(spec(kOutside, kNode1, 58), 1, 4, build6(answer)));
+  EXPECT_EQ(r.verdict, TC_ACT_OK);
+  EXPECT_UNCHANGED(r);
+  EXPECT_EQ(counter("from_uplink", HRB_R_ICMP_ERROR_LB), 0u);
+}
+
 // ---- Without IPv6 facts: IPv6 goes to the stack as before ----
 
 class NoIpv6 : public Datapath6 {
@@ -769,6 +1042,15 @@ TEST(Ipv6Facts, BadFactsAreRefusedNamingTheField) {
   f = good();
   f.service_list[0].proto = 132;
   refused(f, "protocol 132");
+  f = good();
+  f.service_list[0].node_port = 8080;
+  refused(f, "service_list[0] (fd00:96::1): NodePort 8080 outside 30000..32767");
+  f = good();
+  f.service_list[0].node_port = 30000;
+  f.service_list.push_back({ip6("fd00:96::2"), 80, 6, {}, 30000});
+  refused(f, "service_list[1] (fd00:96::2): NodePort 30000 is service_list[0]'s too");
+  f.service_list[1].proto = 17;  // the same number for another protocol is allowed
+  EXPECT_NO_THROW(datapath::check_ipv6_facts(f, n));
 }
 
 }  // namespace

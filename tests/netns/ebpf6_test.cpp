@@ -2,7 +2,8 @@
 // sockets across real namespaces: in ebpf mode IPv6 pod traffic is routed by from_pod6 and
 // from_uplink6 (the IPv6 redirect counters rise) while no ip6tables rule counts a packet,
 // pod-to-external is NAT66-masqueraded to the node's IPv6 address in BPF, and IPv6 ClusterIPs
-// are load-balanced in BPF, in ebpf and in bpf-lb mode.
+// are load-balanced in BPF, in ebpf and in bpf-lb mode; NodePort on a node's IPv6 address is
+// served by from_uplink6 in ebpf mode (bpf/lib/nodeport6.h).
 #include <gtest/gtest.h>
 
 #include "datapath/ebpf.hpp"
@@ -132,6 +133,45 @@ TEST_F(Ebpf6, Ipv6ClusterIpsAreLoadBalancedInBpf) {
         << m << ": kube-proxy's IPv6 DNAT rules were bypassed, yet:\n"
         << moved;
   }
+}
+
+// NodePort over IPv6 in ebpf mode: ext1 connects to node1's IPv6 underlay address at each
+// service's NodePort, TCP and UDP; a backend on node1 sees ext1's address (DNAT only), one on
+// node2 sees node1's (DNAT + SNAT, its reply translated back in from_uplink6); no ip6tables rule
+// (kube-proxy's IPv6 NodePort chains are installed underneath) counts a packet.
+TEST_F(Ebpf6, Ipv6NodePortReachesLocalAndRemoteBackendsInBpf) {
+  mode({"ebpf", "--services", "4", "--endpoints-per-service", "1"});
+  const auto& ext = l().externals[0];
+  const auto& node1 = l().nodes[0];
+  const auto before = ip6_rules();
+  const uint64_t np_new = total(HRB_R_NODEPORT_NEW), replies = total(HRB_R_NODEPORT_REPLY);
+  const uint64_t to_stack = total(HRB_R_NODEPORT_TO_STACK) + total(HRB_R_NODEPORT_REPLY_MISS);
+  int local = 0, remote = 0;
+  for (int i = 0; i < 4; ++i) {  // one endpoint each: services 0, 1 on node1, 2, 3 on node2
+    const auto ep = datapath::service_endpoints(l(), i, 1)[0];
+    for (Proto p : {Proto::kTcp, Proto::kUdp}) {
+      traffic::ReachSpec s{p, ext.netns, ep.netns, node1.underlay_ip6,
+                           datapath::kServiceTargetPort};
+      s.dst_port = *datapath::node_port(i);
+      auto r = traffic::reach(s);
+      EXPECT_TRUE(r.ok) << "ext1 -> [" << node1.underlay_ip6.str() << "]:" << s.dst_port << " "
+                        << traffic::proto_name(p) << " (backend " << ep.name << "): " << r.error;
+      if (!r.ok) continue;
+      if (ep.node == 0)
+        EXPECT_EQ(r.peer_seen6, ext.underlay_ip6) << ep.name << ": a local backend sees ext1";
+      else
+        EXPECT_EQ(r.peer_seen6, node1.underlay_ip6) << ep.name << ": SNAT to node1's IPv6";
+      (ep.node == 0 ? local : remote)++;
+    }
+  }
+  EXPECT_EQ(local, 4);
+  EXPECT_EQ(remote, 4);
+  EXPECT_GE(total(HRB_R_NODEPORT_NEW) - np_new, 8u) << "a backend chosen in BPF per connection";
+  EXPECT_GT(total(HRB_R_NODEPORT_REPLY), replies) << "remote replies translated back in BPF";
+  EXPECT_EQ(total(HRB_R_NODEPORT_TO_STACK) + total(HRB_R_NODEPORT_REPLY_MISS), to_stack);
+  EXPECT_EQ(test::moved_rules(before, ip6_rules()), "")
+      << "an ip6tables rule counted a packet; BPF counters: "
+      << datapath::counters_json(l()).dump();
 }
 
 }  // namespace
