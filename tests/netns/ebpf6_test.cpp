@@ -64,7 +64,8 @@ TEST_F(Ebpf6, PodTrafficIsRoutedInBpfAndNoIp6tablesRuleCountsIt) {
   EXPECT_GT(total(HRB_R_REDIRECT_FIB6) + total(HRB_R_REDIRECT_NEIGH6), fib)
       << "sent to the other node after an IPv6 FIB lookup";
   EXPECT_EQ(total(HRB_R_REDIRECT_PEER), v4) << "no IPv4 path counted IPv6 traffic";
-  EXPECT_EQ(test::moved_rules(before, ip6_rules()), "") << "an ip6tables rule counted a packet";
+  EXPECT_EQ(test::moved_chain_rules(before, ip6_rules()), "")
+      << "an ip6tables rule counted a packet";
 }
 
 // NAT66: the external host sees the node's IPv6 address, the replies come back through
@@ -84,7 +85,8 @@ TEST_F(Ebpf6, PodToExternalIsMasqueradedToTheNodeIpv6InBpf) {
   }
   EXPECT_GE(total(HRB_R_MASQ_NEW) - masq, 8u) << "a NAT66 mapping per connection";
   EXPECT_GT(total(HRB_R_REVNAT_HIT), revnat) << "replies translated back in from_uplink";
-  EXPECT_EQ(test::moved_rules(before, ip6_rules()), "") << "an ip6tables rule counted a packet";
+  EXPECT_EQ(test::moved_chain_rules(before, ip6_rules()), "")
+      << "an ip6tables rule counted a packet";
 }
 
 // An IPv6 nonMasqueradeCIDR (the IP Masquerade Agent's list, both families in one) keeps the
@@ -169,7 +171,7 @@ TEST_F(Ebpf6, Ipv6NodePortReachesLocalAndRemoteBackendsInBpf) {
   EXPECT_GE(total(HRB_R_NODEPORT_NEW) - np_new, 8u) << "a backend chosen in BPF per connection";
   EXPECT_GT(total(HRB_R_NODEPORT_REPLY), replies) << "remote replies translated back in BPF";
   EXPECT_EQ(total(HRB_R_NODEPORT_TO_STACK) + total(HRB_R_NODEPORT_REPLY_MISS), to_stack);
-  EXPECT_EQ(test::moved_rules(before, ip6_rules()), "")
+  EXPECT_EQ(test::moved_chain_rules(before, ip6_rules()), "")
       << "an ip6tables rule counted a packet; BPF counters: "
       << datapath::counters_json(l()).dump();
 }

@@ -2,7 +2,7 @@
 // node1's IP at each service's NodePort (TCP and UDP) and is answered by the backend — on node2
 // and on node1 itself — in legacy mode (kube-proxy's KUBE-NODEPORTS/KUBE-EXT chains), bpf-lb
 // (the same chains: bpf-lb leaves NodePort to kube-proxy, docs/datapath.md) and ebpf mode
-// (from_uplink, bpf/lib/nodeport.h), where no iptables rule counter in a node netns moves.
+// (from_uplink, bpf/lib/nodeport.h), where no rule of kube-proxy's chains in a node netns moves.
 #include <gtest/gtest.h>
 
 #include "datapath/ebpf.hpp"
@@ -74,7 +74,7 @@ TEST_P(NodePortNetns, TheExternalHostReachesLocalAndRemoteBackends) {
   EXPECT_EQ(local, 4);
   EXPECT_EQ(remote, 4);
   if (m == "ebpf") {
-    EXPECT_EQ(test::moved_rules(before, test::iptables_rule_packets(l())), "")
+    EXPECT_EQ(test::moved_chain_rules(before, test::iptables_rule_packets(l())), "")
         << "an iptables rule counted a packet; BPF counters: "
         << datapath::counters_json(l()).dump();
     uint64_t nodeport_new = 0, replies = 0, to_stack = 0;
@@ -88,7 +88,7 @@ TEST_P(NodePortNetns, TheExternalHostReachesLocalAndRemoteBackends) {
     EXPECT_GT(replies, 0u);
     EXPECT_EQ(to_stack, 0u);
   } else {
-    EXPECT_NE(test::moved_rules(before, test::iptables_rule_packets(l())), "")
+    EXPECT_NE(test::moved_chain_rules(before, test::iptables_rule_packets(l())), "")
         << "kube-proxy's NodePort rules translated the connections";
   }
 }

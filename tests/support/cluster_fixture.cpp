@@ -58,6 +58,24 @@ std::string moved_rules(const std::map<std::string, uint64_t>& before,
   return out;
 }
 
+std::string moved_chain_rules(const std::map<std::string, uint64_t>& before,
+                              const std::map<std::string, uint64_t>& after) {
+  static const std::set<std::string> builtin{"PREROUTING", "INPUT", "FORWARD", "OUTPUT",
+                                             "POSTROUTING"};
+  std::map<std::string, uint64_t> b, a;
+  auto keep = [&](const std::map<std::string, uint64_t>& in, std::map<std::string, uint64_t>& out) {
+    for (const auto& [rule, n] : in) {
+      std::istringstream words(rule);
+      std::string netns, table, chain;
+      words >> netns >> table >> chain;
+      if (!builtin.count(chain)) out[rule] = n;
+    }
+  };
+  keep(before, b);
+  keep(after, a);
+  return moved_rules(b, a);
+}
+
 uint32_t guard_prog_id(const std::string& prefix) {
   int fd = bpf_obj_get(pins::guard(prefix, "link_setsockopt").c_str());
   if (fd < 0) return 0;

@@ -46,6 +46,13 @@ std::map<std::string, uint64_t> iptables_rule_packets(const topology::Layout& l,
                                                       Family f = Family::kIpv4);
 std::string moved_rules(const std::map<std::string, uint64_t>& before,
                         const std::map<std::string, uint64_t>& after);
+// The same, for the rules of kube-proxy's and ip-masq-agent's own chains (KUBE-*, IP-MASQ-AGENT)
+// only: the jumps into them from the built-in chains (PREROUTING, FORWARD, …) also count any
+// packet a BPF program rightly hands to the stack (a to_stack_* reason: one "not ours" packet at
+// the uplink, new to conntrack, moves nat PREROUTING's jump and nothing else), while traffic
+// the bypass missed moves a rule inside them (KUBE-NODEPORTS, KUBE-FORWARD, IP-MASQ-AGENT, …).
+std::string moved_chain_rules(const std::map<std::string, uint64_t>& before,
+                              const std::map<std::string, uint64_t>& after);
 
 // Program ids attached to the cgroup v2 root's setsockopt hook, where the iptables blocker
 // attaches (other tests running in parallel may attach their own: look for ours by id, never by
