@@ -28,7 +28,7 @@
  * constants (that is what an A/B of two builds measures). The loader also compares the .rodata
  * and .bss layout of the two objects and refuses a difference under the same version (a missed
  * bump), so a forgotten bump cannot corrupt a run silently. */
-#define HRB_ABI_VERSION 2
+#define HRB_ABI_VERSION 3
 #ifdef __BPF__
 const volatile __u32 hrb_abi_version = HRB_ABI_VERSION;
 #endif
@@ -100,7 +100,8 @@ struct hrb_probe_stats {
 	X(TO_STACK_ICMP6_NDISC, to_stack_icmp6_ndisc, "IPv6: neighbour discovery, router messages, MLD: the stack") \
 	X(TO_STACK_IPV6_SCOPE, to_stack_ipv6_scope, "IPv6: link-local, multicast or unspecified address: the stack") \
 	X(TO_STACK_IPV6_EXTHDR, to_stack_ipv6_exthdr, "IPv6: hop-by-hop, routing with segments left or too many extension headers: the stack") \
-	X(TO_STACK_IPV6_FRAGMENT, to_stack_ipv6_fragment, "IPv6: a fragment header: the stack")
+	X(TO_STACK_IPV6_FRAGMENT, to_stack_ipv6_fragment, "IPv6: a fragment header: the stack") \
+	X(TO_STACK_IPV4_OFF, to_stack_ipv4_off, "IPv4 on a single-stack IPv6 node (ipv4_enabled off): the kernel's path")
 #define HRB_REASON_ENUM(id, name, doc) HRB_R_##id,
 enum hrb_reason { HRB_REASONS(HRB_REASON_ENUM) HRB_R__MAX };
 #undef HRB_REASON_ENUM

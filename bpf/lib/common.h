@@ -63,6 +63,10 @@ const volatile bool host_routing = true;
 const volatile bool record_redirects = false; /* tests only */
 const volatile __u32 delay_loops = 0;	      /* calibration: injected cost per packet */
 const volatile bool services_enabled = false; /* kube-proxy service rules are installed */
+/* IPv4: off on a single-stack IPv6 node, whose IPv4 facts (node_ip, cluster_net, ...) are all
+ * zero: every IPv4 packet goes to the stack untouched (to_stack_ipv4_off), none is classified by
+ * an all-zero prefix. */
+const volatile bool ipv4_enabled = true;
 /* IPv6 (lib/ipv6.h and the *6 headers): off unless the node has IPv6 facts (datapath::Ipv6Facts);
  * off, every IPv6 packet goes to the stack (to_stack_non_ipv4). Addresses in network order; a
  * prefix as its address and mask. */

@@ -31,6 +31,7 @@ enum parse_result {
 	PARSE_NOT_IPV4,
 	PARSE_FRAGMENT,
 	PARSE_MALFORMED,
+	PARSE_IPV4_OFF, /* IPv4 on a node without it (single-stack IPv6: ipv4_enabled off) */
 };
 
 static __always_inline bool icmp_is_error(__u8 type)
@@ -84,6 +85,8 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
 		return PARSE_MALFORMED;
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return PARSE_NOT_IPV4;
+	if (!ipv4_enabled)
+		return PARSE_IPV4_OFF;
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > end)
 		return PARSE_MALFORMED;
@@ -148,6 +151,9 @@ static __always_inline int parse_verdict(enum parse_result r)
 		return TC_ACT_OK;
 	case PARSE_FRAGMENT:
 		count(HRB_R_TO_STACK_FRAGMENT);
+		return TC_ACT_OK;
+	case PARSE_IPV4_OFF:
+		count(HRB_R_TO_STACK_IPV4_OFF);
 		return TC_ACT_OK;
 	default:
 		count(HRB_R_DROP_MALFORMED);

@@ -101,7 +101,6 @@ run::RunConfig run_config(const RunOptions& o, const Args& args) {
   c.modes = split_list(o.modes);
   c.scenarios = split_list(o.scenarios);
   c.workloads = split_list(o.workloads);
-  c.families = run::parse_families(split_list(o.families));
   if (o.repetitions) c.repetitions = *o.repetitions;
   if (o.duration) c.duration_s = *o.duration;
   if (o.warmup) c.warmup_s = *o.warmup;
@@ -118,6 +117,10 @@ run::RunConfig run_config(const RunOptions& o, const Args& args) {
   if (o.scan) std::tie(c.scan_param, c.scan_values) = parse_scan(*o.scan);
   if (o.shard) c.shard = run::parse_shard(*o.shard);
   auto spec = topology::parse_spec_file(c.topology);
+  // Without --families: the topology's first family (ipv6 on a single-stack IPv6 one).
+  c.families = o.families.empty()
+                   ? std::vector<Family>{spec.has_ipv4() ? Family::kIpv4 : Family::kIpv6}
+                   : run::parse_families(split_list(o.families));
   c.mode_options = mode_options(o.mode_flags, "none", spec);
   // KIND@NAME=DIR: measured with the BPF objects in DIR, recorded (and named by gate policies)
   // as KIND@NAME; DIR is kept in modeOptions.objectAliases (datapath/mode.hpp).
@@ -186,10 +189,11 @@ int cmd_run(const Args& args) {
       "measured in mode none)")(
       "workloads", po::value(&o.workloads)->default_value("tcp_rr,tcp_crr,tcp_stream,udp_stream"),
       "workloads, comma-separated (also udp_rr; pps: XDP frames into the cross-node server pod)")(
-      "families", po::value(&o.families)->default_value("ipv4"),
-      "address families, comma-separated: ipv4, ipv6 (ipv6 needs a dual-stack topology, e.g. "
-      "topologies/dual-stack.yaml; pps is measured over ipv4 only)")(
-      "repetitions,r", po::value(&o.repetitions), "repetitions of the matrix (default 3)")(
+      "families", po::value(&o.families),
+      "address families, comma-separated: ipv4, ipv6 (default: ipv4, or ipv6 on a single-stack "
+      "IPv6 topology; both need a dual-stack topology, e.g. topologies/dual-stack.yaml; pps is "
+      "measured over ipv4 only)")("repetitions,r", po::value(&o.repetitions),
+                                  "repetitions of the matrix (default 3)")(
       "duration", po::value(&o.duration), "measured seconds per trial (default 1.5)")(
       "warmup", po::value(&o.warmup), "discarded seconds before each trial (default 0.4)")(
       "flows", po::value(&o.flows)->default_value(1), "parallel flows per trial")(

@@ -83,6 +83,10 @@ int run_pps(const TrafficOptions& o, const topology::StateDir& st, const topolog
             const topology::Endpoint& to) {
   if (to.kind != topology::Endpoint::Kind::kPod)
     throw Error("pps: --to must be a pod", ExitCode::kUsage);
+  if (!l.has_ipv4())
+    throw Error("pps sends IPv4 frames; the cluster's topology " + l.spec.name +
+                    " is single-stack IPv6 (family: ipv6)",
+                ExitCode::kUsage);
   traffic::PpsSpec ps = traffic::pps_spec_for_pod(l, to.name);
   ps.duration_s = o.duration;
   Profiling prof(o);
@@ -109,20 +113,22 @@ int run_traffic(const TrafficOptions& o) {
   w.kind = traffic::parse_kind(*o.workload);
   w.client_netns = from.netns;
   w.server_netns = to.netns;
-  const auto family = parse_family(o.family);
+  // Without --family: the cluster's first family (ipv6 on a single-stack IPv6 cluster).
+  const auto family = o.family.empty()
+                          ? std::optional<Family>(l.has_ipv4() ? Family::kIpv4 : Family::kIpv6)
+                          : parse_family(o.family);
   if (!family) throw Error("--family " + o.family + ": expected ipv4 or ipv6", ExitCode::kUsage);
-  if (o.dst && o.family != "ipv4")
+  if (o.dst && !o.family.empty())
     throw Error("--dst and --family exclude each other (--dst names the address itself)",
                 ExitCode::kUsage);
-  w.dst = to.ip;
-  if (*family == Family::kIpv6) {
-    if (!l.dual())
-      throw Error("--family ipv6: the cluster's topology " + l.spec.name +
-                      " has no IPv6 (family: ipv4); bring up a dual-stack one, e.g. "
-                      "topologies/dual-stack.yaml",
-                  ExitCode::kUsage);
-    w.dst = to.ip6;
-  }
+  if (!l.has(*family))
+    throw Error(
+        fmt::format("--family {}: the cluster's topology {} has no {} (family: {}); "
+                    "bring up a dual-stack one, e.g. topologies/dual-stack.yaml",
+                    family_name(*family), l.spec.name, *family == Family::kIpv4 ? "IPv4" : "IPv6",
+                    topology::family_name(l.spec.family)),
+        ExitCode::kUsage);
+  w.dst = *family == Family::kIpv6 ? traffic::IpAddr(to.ip6) : traffic::IpAddr(to.ip);
   if (o.dst) {
     auto a = traffic::IpAddr::parse(*o.dst);
     if (!a) throw Error("--dst " + *o.dst + ": not an IPv4 or IPv6 address", ExitCode::kUsage);
@@ -178,9 +184,10 @@ int cmd_traffic(const Args& args) {
                                             "pin the server threads to this CPU")(
       "dst", po::value(&o.dst),
       "send to this address of --to (IPv4 or IPv6; default: its address of --family)")(
-      "family", po::value(&o.family)->default_value("ipv4"),
-      "ipv4 | ipv6: send to --to's address of this family (ipv6: a dual-stack cluster)")(
-      "json", po::bool_switch(&o.json), "print JSON")(
+      "family", po::value(&o.family),
+      "ipv4 | ipv6: send to --to's address of this family (default: ipv4, or ipv6 on a "
+      "single-stack IPv6 cluster; both: a dual-stack cluster)")("json", po::bool_switch(&o.json),
+                                                                "print JSON")(
       "profile", po::bool_switch(&o.profile),
       "sample the machine with `perf record -e cpu-clock -a -g -F 999` while the workload runs "
       "and add each CPU bucket's samples and share (docs/profiles.md) to the output")(

@@ -106,7 +106,7 @@ void check_ipv6_facts(const Ipv6Facts& f, const topology::NodeLayout& n) {
 
 std::optional<Ipv6Facts> ipv6_facts(const topology::Layout& l, const topology::NodeLayout& n,
                                     const MasqConfig& masq, int services, int eps) {
-  if (!l.dual()) return std::nullopt;
+  if (!l.has_ipv6()) return std::nullopt;
   Ipv6Facts f;
   f.node_ip = n.underlay_ip6;
   f.cluster = l.spec.cluster_cidr6;
@@ -157,6 +157,7 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
   auto& up = impl_->up;
   auto configure = [&](auto& skel) {
     auto* ro = skel->rodata;
+    ro->ipv4_enabled = l.has_ipv4();  // single-stack IPv6: every IPv4 field below is 0
     ro->node_ip = n.underlay_ip.be();
     ro->cluster_net = l.spec.cluster_cidr.net.be();
     ro->cluster_mask = htonl(l.spec.cluster_cidr.mask());
@@ -206,7 +207,8 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
   }
   // Frontends: TCP and UDP per service, and per NodePort (this node's IP; lib/nodeport.h);
   // slots: a frontend and its backends each.
-  const int frontends = opts.lb_services + std::min(opts.lb_services, kNodePortServices);
+  const int lb4_services = l.has_ipv4() ? opts.lb_services : 0;  // IPv6-only: the lb6 map
+  const int frontends = lb4_services + std::min(lb4_services, kNodePortServices);
   const uint32_t lb_slots =
       static_cast<uint32_t>(std::max(1, 2 * frontends * (opts.lb_endpoints_per_service + 1)));
   if (int e = bpf_map__set_max_entries(pod->maps.lb, lb_slots))
@@ -237,13 +239,14 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
   log::debug("{}: programs loaded", n.name);
 
   // The non-masquerade CIDRs are the IP-MASQ-AGENT chain's RETURN list: one definition.
-  for (const auto& c : masq.return_cidrs()) {
+  // (On a single-stack IPv6 node the IPv4 maps stay empty: no IPv4 packet reaches them.)
+  for (const auto& c : l.has_ipv4() ? masq.return_cidrs() : std::vector<Cidr>{}) {
     hrb_lpm_key k{static_cast<__u32>(c.len), c.net.be()};
     uint8_t one = 1;
     if (bpf_map_update_elem(map_fd("nonmasq"), &k, &one, BPF_ANY) != 0)
       throw_errno("nonmasq map update " + c.str());
   }
-  for (int i = 0; i < opts.lb_services; ++i) {
+  for (int i = 0; i < lb4_services; ++i) {
     const auto eps = service_endpoints(l, i, opts.lb_endpoints_per_service);
     // The ClusterIP's frontends, and the NodePort's on this node's IP, with the same backends.
     std::vector<std::pair<Ipv4, uint16_t>> fronts{{service_ip(l, i), kServicePort}};
@@ -274,7 +277,7 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
       std::memcpy(ep.node_mac, m.data(), 6);
     });
     uint32_t key = p.ip.be();
-    if (bpf_map_update_elem(map_fd("endpoints"), &key, &ep, BPF_ANY) != 0)
+    if (l.has_ipv4() && bpf_map_update_elem(map_fd("endpoints"), &key, &ep, BPF_ANY) != 0)
       throw_errno("endpoints map update " + p.name);
     endpoint[p.name] = ep;
   }

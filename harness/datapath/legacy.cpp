@@ -119,7 +119,7 @@ std::vector<topology::PodLayout> service_endpoints(const topology::Layout& l, in
 RuleSet kube_proxy_rules(const topology::Layout& l, int services, int eps, Family f) {
   RuleSet rs;
   if (services <= 0) return rs;
-  if (f == Family::kIpv6 && !l.dual()) return rs;
+  if (!l.has(f)) return rs;
   const FamilyText ft{f};
   auto& nat = rs.chains["nat"];
   auto& filter = rs.chains["filter"];
@@ -225,12 +225,14 @@ LegacyMode::LegacyMode(ModeOptions opts, MasqConfig masq)
     : opts_(std::move(opts)), masq_(std::move(masq)) {}
 
 std::vector<Family> LegacyMode::families(const topology::Layout& l) {
-  if (l.dual()) return {Family::kIpv4, Family::kIpv6};
-  return {Family::kIpv4};
+  std::vector<Family> out;
+  for (Family f : {Family::kIpv4, Family::kIpv6})
+    if (l.has(f)) out.push_back(f);
+  return out;
 }
 
 RuleSet LegacyMode::rules(const topology::Layout& l, Family f) const {
-  if (f == Family::kIpv6 && !l.dual()) return {};
+  if (!l.has(f)) return {};
   // kube-proxy's rules come first in POSTROUTING, as on a node where it started before the agent.
   RuleSet rs = kube_proxy_rules(l, opts_.services, opts_.endpoints_per_service, f);
   RuleSet masq = masq_agent_rules(masq_, f);

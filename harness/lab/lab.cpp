@@ -425,6 +425,11 @@ std::vector<Verdict> run(const std::vector<std::string>& scenarios, const LabOpt
                       "' (user-rule-bypass, hybrid-nodes, "
                       "istio-like-redirect, dual-stack, os-support)",
                   ExitCode::kUsage);
+  if (!topology::parse_spec_file(o.topology).has_ipv4())
+    throw Error("lab: --topology " + o.topology +
+                    " is single-stack IPv6 (family: ipv6); the lab's scenarios measure IPv4 "
+                    "(dual-stack: IPv4 and IPv6): give a topology of family ipv4 or dual",
+                ExitCode::kUsage);
   std::vector<Verdict> all;
   for (const auto& s : scenarios) {
     if (interrupted) break;

@@ -77,7 +77,7 @@ struct Endpoints {
 std::optional<Endpoints> scenario_endpoints(const topology::Layout& l, const std::string& s,
                                             int eps, Family f = Family::kIpv4) {
   if (l.nodes.empty()) return std::nullopt;
-  if (f == Family::kIpv6 && !l.dual()) return std::nullopt;
+  if (!l.has(f)) return std::nullopt;
   const bool v6 = f == Family::kIpv6;
   auto addr = [v6](const Ipv4& a, const Ipv6& a6) {
     return v6 ? traffic::IpAddr(a6) : traffic::IpAddr(a);
@@ -450,15 +450,17 @@ std::vector<PlannedTrial> plan_trials(const RunConfig& cfg,
 
 MatrixPlan plan_matrix(const RunConfig& cfg, const topology::Layout& layout) {
   const int eps = cfg.mode_options.endpoints_per_service;
-  if (!layout.dual() &&
-      std::find(cfg.families.begin(), cfg.families.end(), Family::kIpv6) != cfg.families.end())
-    throw Error("--families ipv6: topology " + layout.spec.name +
-                    " has no IPv6 (its family is ipv4); use a dual-stack topology (family: dual), "
-                    "e.g. topologies/dual-stack.yaml",
-                ExitCode::kUsage);
+  for (Family f : cfg.families)
+    if (!layout.has(f))
+      throw Error(
+          fmt::format("--families {}: topology {} has no {} (its family is {}); use a "
+                      "dual-stack topology (family: dual), e.g. topologies/dual-stack.yaml",
+                      family_name(f), layout.spec.name, f == Family::kIpv4 ? "IPv4" : "IPv6",
+                      topology::family_name(layout.spec.family)),
+          ExitCode::kUsage);
   MatrixPlan p;
   for (const auto& s : cfg.scenarios) {
-    if (scenario_endpoints(layout, s, eps)) {
+    if (scenario_endpoints(layout, s, eps, cfg.families.front())) {
       p.scenarios.push_back(s);
     } else if (service_scenario(s) && pod_service_index(layout, eps) < 0) {
       log::warn(
@@ -478,7 +480,7 @@ MatrixPlan plan_matrix(const RunConfig& cfg, const topology::Layout& layout) {
   p.scan_values = cfg.scan_values;
   for (const auto& s : p.scenarios) {
     if (!service_scenario(s)) continue;
-    const auto ep = *scenario_endpoints(layout, s, eps);
+    const auto ep = *scenario_endpoints(layout, s, eps, cfg.families.front());
     const int need = ep.service + 1;
     if (p.mode_options.services < need) {
       log::info("{}: {} service(s) instead of {} (its service svc-{} must exist)", s, need,
@@ -512,6 +514,11 @@ MatrixPlan plan_matrix(const RunConfig& cfg, const topology::Layout& layout) {
           "at the server node's uplink); add it to --scenarios",
           ExitCode::kUsage);
     if (p.scenarios.size() > 1) log::info("pps: measured in pod-pod-cross-node only");
+    if (std::find(cfg.families.begin(), cfg.families.end(), Family::kIpv4) == cfg.families.end())
+      throw Error(
+          "--workloads pps sends IPv4 frames; add ipv4 to --families (a topology with "
+          "IPv4: family ipv4 or dual)",
+          ExitCode::kUsage);
   }
   p.trials = plan_trials(cfg, p.scenarios, p.scan_values, p.mode_options);
   if (cfg.shard) p.trials = shard_plan(p.trials, p.scan_values, cfg.repetitions, *cfg.shard);

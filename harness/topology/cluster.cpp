@@ -56,7 +56,7 @@ std::string fabric_script(const Layout& l) {
   std::string s = "link set lo up\n";
   // Dual stack: no multicast snooping, so neighbour solicitations reach every port whatever MLD
   // reports the bridge saw (a member whose report it missed would never be solicited).
-  s += "link add " + l.bridge + " type bridge" + (l.dual() ? " mcast_snooping 0" : "") + "\n";
+  s += "link add " + l.bridge + " type bridge" + (l.has_ipv6() ? " mcast_snooping 0" : "") + "\n";
   s += "link set " + l.bridge + " mtu " + mtu(l) + " up\n";
   for (const auto& n : l.nodes)
     s += "link set " + n.fabric_port + " master " + l.bridge + " mtu " + mtu(l) + " up\n";
@@ -100,49 +100,56 @@ std::string external_script6(const Layout& l, const ExternalLayout& e) {
   return s;
 }
 
+// Each script: the links first (both families), then the IPv4 half (unless single-stack IPv6),
+// then the IPv6 half (with IPv6).
 std::string node_script(const Layout& l, const NodeLayout& n) {
-  const std::string len = std::to_string(l.spec.underlay_cidr.len);
   std::string s = "link set lo up\n";
-  s += "addr add " + n.router_ip.str() + "/32 dev lo\n";
   s += "link set " + n.uplink + " mtu " + mtu(l) + " up\n";
-  s += "addr add " + n.underlay_ip.str() + "/" + len + " dev " + n.uplink + "\n";
-  for (const auto& pod : n.pods) {
-    s += "link set " + pod.lxc + " mtu " + mtu(l) + " up\n";
-    s += "route add " + pod.ip.str() + "/32 dev " + pod.lxc + " scope link src " +
-         n.router_ip.str() + "\n";
+  for (const auto& pod : n.pods) s += "link set " + pod.lxc + " mtu " + mtu(l) + " up\n";
+  if (l.has_ipv4()) {
+    s += "addr add " + n.router_ip.str() + "/32 dev lo\n";
+    s += "addr add " + n.underlay_ip.str() + "/" + std::to_string(l.spec.underlay_cidr.len) +
+         " dev " + n.uplink + "\n";
+    for (const auto& pod : n.pods)
+      s += "route add " + pod.ip.str() + "/32 dev " + pod.lxc + " scope link src " +
+           n.router_ip.str() + "\n";
+    for (const auto& other : l.nodes)
+      if (&other != &n)
+        s += "route add " + other.pod_cidr.str() + " via " + other.underlay_ip.str() + " dev " +
+             n.uplink + "\n";
+    // Anything outside the cluster leaves through the first external host, the node's gateway.
+    if (!l.externals.empty())
+      s += "route add default via " + l.externals.front().underlay_ip.str() + " dev " + n.uplink +
+           "\n";
   }
-  for (const auto& other : l.nodes)
-    if (&other != &n)
-      s += "route add " + other.pod_cidr.str() + " via " + other.underlay_ip.str() + " dev " +
-           n.uplink + "\n";
-  // Anything outside the cluster leaves through the first external host, the node's gateway.
-  if (!l.externals.empty())
-    s += "route add default via " + l.externals.front().underlay_ip.str() + " dev " + n.uplink +
-         "\n";
-  if (l.dual()) s += node_script6(l, n);
+  if (l.has_ipv6()) s += node_script6(l, n);
   return s;
 }
 
 std::string pod_script(const Layout& l, const NodeLayout& n, const PodLayout& pod) {
   std::string s = "link set lo up\n";
   s += "link set " + pod.ifname + " mtu " + mtu(l) + " up\n";
-  s += "addr add " + pod.ip.str() + "/32 dev " + pod.ifname + "\n";
-  s += "route add " + n.router_ip.str() + "/32 dev " + pod.ifname + " scope link\n";
-  s += "route add default via " + n.router_ip.str() + " dev " + pod.ifname + "\n";
-  if (l.dual()) s += pod_script6(n, pod);
+  if (l.has_ipv4()) {
+    s += "addr add " + pod.ip.str() + "/32 dev " + pod.ifname + "\n";
+    s += "route add " + n.router_ip.str() + "/32 dev " + pod.ifname + " scope link\n";
+    s += "route add default via " + n.router_ip.str() + " dev " + pod.ifname + "\n";
+  }
+  if (l.has_ipv6()) s += pod_script6(n, pod);
   return s;
 }
 
 std::string external_script(const Layout& l, const ExternalLayout& e) {
   std::string s = "link set lo up\n";
-  s += "addr add " + e.address.str() + "/32 dev lo\n";
   s += "link set " + e.ifname + " mtu " + mtu(l) + " up\n";
-  s += "addr add " + e.underlay_ip.str() + "/" + std::to_string(l.spec.underlay_cidr.len) +
-       " dev " + e.ifname + "\n";
-  // Like a VNet route table: the pod CIDRs are reachable through their nodes.
-  for (const auto& n : l.nodes)
-    s += "route add " + n.pod_cidr.str() + " via " + n.underlay_ip.str() + "\n";
-  if (l.dual()) s += external_script6(l, e);
+  if (l.has_ipv4()) {
+    s += "addr add " + e.address.str() + "/32 dev lo\n";
+    s += "addr add " + e.underlay_ip.str() + "/" + std::to_string(l.spec.underlay_cidr.len) +
+         " dev " + e.ifname + "\n";
+    // Like a VNet route table: the pod CIDRs are reachable through their nodes.
+    for (const auto& n : l.nodes)
+      s += "route add " + n.pod_cidr.str() + " via " + n.underlay_ip.str() + "\n";
+  }
+  if (l.has_ipv6()) s += external_script6(l, e);
   return s;
 }
 
@@ -284,8 +291,9 @@ void bring_up(const Layout& l, StateDir& state, const std::string& topology_yaml
     std::vector<std::function<void()>> jobs;
     for (const auto& n : l.nodes) {
       jobs.push_back([&l, &n] {
-        std::map<std::string, std::string> kv{{"net.ipv4.ip_forward", "1"}};
-        if (l.dual()) {
+        std::map<std::string, std::string> kv;
+        if (l.has_ipv4()) kv["net.ipv4.ip_forward"] = "1";
+        if (l.has_ipv6()) {
           std::vector<std::string> links{n.uplink};
           for (const auto& pod : n.pods) links.push_back(pod.lxc);
           kv.merge(no_dad(links));
@@ -294,13 +302,13 @@ void bring_up(const Layout& l, StateDir& state, const std::string& topology_yaml
         for (const auto& [k, v] : l.spec.node_sysctls) kv[k] = v;
         apply_sysctls(n.netns, kv);
         for (const auto& pod : n.pods) {
-          auto pkv = l.dual() ? no_dad({pod.ifname}) : std::map<std::string, std::string>{};
+          auto pkv = l.has_ipv6() ? no_dad({pod.ifname}) : std::map<std::string, std::string>{};
           for (const auto& [k, v] : l.spec.pod_sysctls) pkv[k] = v;
           apply_sysctls(pod.netns, pkv);
         }
       });
     }
-    if (l.dual()) {
+    if (l.has_ipv6()) {
       jobs.push_back([&l] {
         std::vector<std::string> ports;
         for (const auto& n : l.nodes) ports.push_back(n.fabric_port);

@@ -26,10 +26,12 @@ Layout plan(const Spec& spec, const std::string& prefix) {
     n.name = "node" + std::to_string(i + 1);
     n.netns = p + n.name;
     n.fabric_port = "n" + std::to_string(i + 1);
-    n.underlay_ip = spec.underlay_cidr.at(i + 1);
-    n.pod_cidr = spec.pod_cidrs.at(i);
-    n.router_ip = n.pod_cidr.at(1);
-    if (spec.dual()) {
+    if (spec.has_ipv4()) {
+      n.underlay_ip = spec.underlay_cidr.at(i + 1);
+      n.pod_cidr = spec.pod_cidrs.at(i);
+      n.router_ip = n.pod_cidr.at(1);
+    }
+    if (spec.has_ipv6()) {
       n.underlay_ip6 = spec.underlay_cidr6.at(i + 1);
       n.pod_cidr6 = spec.pod_cidrs6.at(i);
       n.router_ip6 = n.pod_cidr6.at(1);
@@ -39,8 +41,8 @@ Layout plan(const Spec& spec, const std::string& prefix) {
       pod.name = n.name + "-pod" + std::to_string(j + 1);
       pod.netns = p + pod.name;
       pod.lxc = "lxc" + std::to_string(j + 1);
-      pod.ip = n.pod_cidr.at(j + 2);
-      if (spec.dual()) pod.ip6 = n.pod_cidr6.at(j + 2);
+      if (spec.has_ipv4()) pod.ip = n.pod_cidr.at(j + 2);
+      if (spec.has_ipv6()) pod.ip6 = n.pod_cidr6.at(j + 2);
       pod.node = i;
       n.pods.push_back(pod);
     }
@@ -51,9 +53,11 @@ Layout plan(const Spec& spec, const std::string& prefix) {
     e.name = spec.externals[k].name;
     e.netns = p + e.name;
     e.fabric_port = "x" + std::to_string(k + 1);
-    e.underlay_ip = spec.underlay_cidr.at(spec.underlay_cidr.size() - 2 - k);
-    e.address = spec.externals[k].address;
-    if (spec.dual()) {
+    if (spec.has_ipv4()) {
+      e.underlay_ip = spec.underlay_cidr.at(spec.underlay_cidr.size() - 2 - k);
+      e.address = spec.externals[k].address;
+    }
+    if (spec.has_ipv6()) {
       e.underlay_ip6 = spec.underlay_cidr6.at(0xfe - k);
       e.address6 = spec.externals[k].address6;
     }

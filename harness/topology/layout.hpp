@@ -18,8 +18,8 @@ struct PodLayout {
   std::string netns;  // <prefix>-node1-pod1
   std::string lxc;    // node-side veth, in the node netns: lxc1
   std::string ifname = "eth0";
-  Ipv4 ip;
-  Ipv6 ip6;      // dual stack: the pod's IPv6 address (/128 on eth0); zero otherwise
+  Ipv4 ip;       // zero on a single-stack IPv6 cluster (as every IPv4 field of the layout)
+  Ipv6 ip6;      // with IPv6: the pod's IPv6 address (/128 on eth0); zero otherwise
   int node = 0;  // index into Layout::nodes
 };
 
@@ -71,7 +71,10 @@ struct Layout {
   std::optional<Endpoint> find(const std::string& name) const;
   std::vector<const PodLayout*> pods() const;
   bool owns_netns(const std::string& netns) const;
-  bool dual() const { return spec.dual(); }  // IPv6 on every member too
+  bool dual() const { return spec.dual(); }          // IPv4 and IPv6 on every member
+  bool has_ipv4() const { return spec.has_ipv4(); }  // false: single-stack IPv6 (IPv4 fields 0)
+  bool has_ipv6() const { return spec.has_ipv6(); }  // dual stack or single-stack IPv6
+  bool has(Family f) const { return f == Family::kIpv4 ? has_ipv4() : has_ipv6(); }
 };
 
 // Addresses (IPv4 / IPv6 on a dual-stack cluster):

@@ -205,22 +205,35 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
       if (*v == "dual")
         s.family = StackFamily::kDual;
       else if (*v == "ipv6")
-        c.add(n, "family",
-              "single-stack IPv6 is not supported: the datapath modes address pods by their IPv4 "
-              "address; use family: dual (IPv4 and IPv6 on every member)");
+        s.family = StackFamily::kIpv6;
       else if (*v != "ipv4")
         c.add(n, "family", "'" + *v + "' is not a family (expected ipv4, ipv6 or dual)");
     }
   }
-  // An IPv6 key: required with family dual, refused without it (named at the key).
+  // An IPv6 key: required with family dual or ipv6, refused with ipv4 (named at the key).
   auto v6_key = [&](const YAML::Node& parent, const char* key, const std::string& path) {
     YAML::Node n = parent[key];
-    if (s.dual() && !n.IsDefined())
-      c.add_at(parent.Mark(), path, "required key is missing (family: dual)");
-    if (!s.dual() && n.IsDefined()) {
-      c.add(n, path, "is for dual stack: set family: dual (the cluster is ipv4)");
+    if (s.has_ipv6() && !n.IsDefined())
+      c.add_at(parent.Mark(), path,
+               "required key is missing (family: " + family_name(s.family) + ")");
+    if (!s.has_ipv6() && n.IsDefined()) {
+      c.add(n, path, "is for IPv6: set family: dual or ipv6 (the cluster is ipv4)");
       return YAML::Node(YAML::NodeType::Undefined);
     }
+    return n;
+  };
+  // An IPv4 key: required unless the cluster is single-stack IPv6, where it is refused.
+  auto v4_key = [&](const YAML::Node& parent, const char* key, const std::string& path,
+                    bool required = true) {
+    YAML::Node n = parent[key];
+    if (!s.has_ipv4()) {
+      if (n.IsDefined())
+        c.add(n, path,
+              "is for IPv4: the cluster is family: ipv6 (its *v6 keys take this role; family: "
+              "dual has both)");
+      return YAML::Node(YAML::NodeType::Undefined);
+    }
+    if (required && !n.IsDefined()) c.add_at(parent.Mark(), path, "required key is missing");
     return n;
   };
   std::optional<Cidr> cluster, service, underlay;
@@ -229,12 +242,12 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
     cluster6 = c.cidr6(n, "clusterCIDRv6", 32, kPodPrefix6 - 1, "a /64 per node is carved from it");
   if (auto n = v6_key(root, "serviceCIDRv6", "serviceCIDRv6"); n.IsDefined())
     service6 = c.cidr6(n, "serviceCIDRv6", 64, 124, "ClusterIPs are taken from its start");
-  if (auto n = require(root, "clusterCIDR", "clusterCIDR"); n.IsDefined())
+  if (auto n = v4_key(root, "clusterCIDR", "clusterCIDR"); n.IsDefined())
     cluster = c.cidr(n, "clusterCIDR");
-  if (auto n = require(root, "serviceCIDR", "serviceCIDR"); n.IsDefined())
+  if (auto n = v4_key(root, "serviceCIDR", "serviceCIDR"); n.IsDefined())
     service = c.cidr(n, "serviceCIDR");
 
-  YAML::Node podcidrs_node;
+  YAML::Node podcidrs_node(YAML::NodeType::Undefined);
   std::optional<long> mask_size;
   if (auto nodes = require(root, "nodes", "nodes"); nodes.IsDefined()) {
     if (c.map_keys(nodes, "nodes", {"count", "podsPerNode", "podCIDRMaskSize", "podCIDRs"})) {
@@ -242,9 +255,11 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
         if (auto v = c.integer(n, "nodes.count", 1, 64)) s.node_count = *v;
       if (auto n = require(nodes, "podsPerNode", "nodes.podsPerNode"); n.IsDefined())
         if (auto v = c.integer(n, "nodes.podsPerNode", 0, 250)) s.pods_per_node = *v;
-      if (nodes["podCIDRMaskSize"].IsDefined())
-        mask_size = c.integer(nodes["podCIDRMaskSize"], "nodes.podCIDRMaskSize", 8, 30);
-      podcidrs_node = nodes["podCIDRs"];
+      if (auto n = v4_key(nodes, "podCIDRMaskSize", "nodes.podCIDRMaskSize", false); n.IsDefined())
+        mask_size = c.integer(n, "nodes.podCIDRMaskSize", 8, 30);
+      // reset, not assignment: assigning a missing key's (invalid) node throws.
+      if (auto n = v4_key(nodes, "podCIDRs", "nodes.podCIDRs", false); n.IsDefined())
+        podcidrs_node.reset(n);
     }
   }
 
@@ -258,7 +273,7 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
           s.underlay_kind = *k;
         }
       }
-      if (auto n = require(u, "cidr", "underlay.cidr"); n.IsDefined())
+      if (auto n = v4_key(u, "cidr", "underlay.cidr"); n.IsDefined())
         underlay = c.cidr(n, "underlay.cidr");
       if (u["mtu"].IsDefined())
         if (auto v = c.integer(u["mtu"], "underlay.mtu", 576, 65535)) s.mtu = *v;
@@ -308,13 +323,13 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
         } else {
           ok = false;
         }
-        if (auto an = require(e, "address", path + ".address"); an.IsDefined()) {
+        if (auto an = v4_key(e, "address", path + ".address"); an.IsDefined()) {
           auto a = c.ip(an, path + ".address");
           if (a)
             h.address = *a;
           else
             ok = false;
-        } else {
+        } else if (s.has_ipv4()) {
           ok = false;
         }
         if (auto an = v6_key(e, "addressv6", path + ".addressv6"); an.IsDefined()) {
@@ -322,7 +337,7 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
             h.address6 = *a;
           else
             ok = false;
-        } else if (s.dual()) {
+        } else if (s.has_ipv6()) {
           ok = false;
         }
         if (ok) exts.push_back({e, h});
@@ -404,6 +419,7 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
   for (auto& [entry, h] : exts) {
     const YAML::Node node = entry["address"];
     std::string key = "externalHosts." + h.name + ".address";
+    // (Single-stack IPv6: no IPv4 range parsed, so only the duplicate check needs the guard.)
     if (cluster && cluster->contains(h.address))
       c.add(node, key, "external address " + h.address.str() + " is inside clusterCIDR");
     else if (service && service->contains(h.address))
@@ -414,9 +430,9 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
                 " is inside underlay.cidr; give the "
                 "address outside it (the host gets its underlay address separately)");
     for (auto& [_, o] : exts)
-      if (&o != &h && o.address == h.address && o.name < h.name)
+      if (s.has_ipv4() && &o != &h && o.address == h.address && o.name < h.name)
         c.add(node, key, "duplicate address " + h.address.str() + " (also " + o.name + ")");
-    if (s.dual()) {
+    if (s.has_ipv6()) {
       const YAML::Node node6 = entry["addressv6"];
       const std::string key6 = key + "v6", a6 = h.address6.str();
       if (cluster6 && cluster6->contains(h.address6))
@@ -468,10 +484,12 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
           fmt::format("{} services do not fit in serviceCIDR {}", s.services, service->str()));
 
   if (!c.diags().empty()) throw SpecError(c.diags());
-  s.cluster_cidr = *cluster;
-  s.service_cidr = *service;
-  s.underlay_cidr = *underlay;
-  if (s.dual()) {
+  if (s.has_ipv4()) {
+    s.cluster_cidr = *cluster;
+    s.service_cidr = *service;
+    s.underlay_cidr = *underlay;
+  }
+  if (s.has_ipv6()) {
     s.cluster_cidr6 = *cluster6;
     s.service_cidr6 = *service6;
     s.underlay_cidr6 = *underlay6;
@@ -480,6 +498,18 @@ Spec parse_root(const YAML::Node& root, const std::string& file) {
 }
 
 }  // namespace
+
+std::string family_name(StackFamily f) {
+  switch (f) {
+    case StackFamily::kIpv4:
+      return "ipv4";
+    case StackFamily::kDual:
+      return "dual";
+    case StackFamily::kIpv6:
+      return "ipv6";
+  }
+  return "?";
+}
 
 Spec parse_spec_string(const std::string& yaml, const std::string& file_label) {
   YAML::Node root;

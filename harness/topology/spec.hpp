@@ -37,8 +37,10 @@ struct ExternalHost {
 
 // `family:` — which address families the cluster's pods, services and underlay carry.
 // ipv4 (the default) builds exactly what a file without the key always built; dual adds IPv6 on
-// every member. Single-stack ipv6 is refused: the datapath modes address pods by IPv4.
-enum class StackFamily { kIpv4, kDual };
+// every member; ipv6 (single stack) gives every member only its IPv6 addresses: the IPv4 keys
+// are refused and the *v6 keys take their roles.
+enum class StackFamily { kIpv4, kDual, kIpv6 };
+std::string family_name(StackFamily f);  // ipv4, dual, ipv6
 
 struct Spec {
   std::string file;  // where it came from, for messages
@@ -56,7 +58,8 @@ struct Spec {
   std::map<std::string, std::string> pod_sysctls;
   int services = 0;  // kube-proxy scale (legacy mode)
   int endpoints_per_service = 1;
-  // Dual stack (family: dual): the IPv6 ranges, each with its IPv4 counterpart's role. Node i's
+  // The IPv4 ranges above are zero on a single-stack IPv6 cluster.
+  // IPv6 (family: dual or ipv6): the IPv6 ranges, each with its IPv4 counterpart's role. Node i's
   // pod prefix is the i-th /64 of cluster_cidr6 (kPodPrefix6).
   StackFamily family = StackFamily::kIpv4;
   Cidr6 cluster_cidr6;
@@ -64,6 +67,8 @@ struct Spec {
   Cidr6 underlay_cidr6;
   std::vector<Cidr6> pod_cidrs6;  // one /64 per node
   bool dual() const { return family == StackFamily::kDual; }
+  bool has_ipv4() const { return family != StackFamily::kIpv6; }  // IPv4 on every member
+  bool has_ipv6() const { return family != StackFamily::kIpv4; }  // IPv6 on every member
 };
 
 constexpr int kPodPrefix6 = 64;  // every node's IPv6 pod prefix is a /64

@@ -192,6 +192,33 @@ TEST_F(Datapath6, ALocalPodIsReachedWithRedirectPeer) {
   EXPECT_EQ(counter("from_pod", HRB_R_CT_CREATED), 1u);
 }
 
+// Single-stack IPv6 (family: ipv6): the loader turns ipv4_enabled off, and an IPv4 packet —
+// here a pod's TCP packet to a remote pod, which an IPv4 node routes in BPF — goes to the stack
+// untouched from both programs (with the flag on, the IPv4 maps of such a node being empty, the
+// pod's packet would be dropped as spoofed); IPv6 is handled as before.
+TEST_F(Datapath6, OnASingleStackIpv6NodeIpv4GoesToTheStackUntouched) {
+  auto l6 = l();
+  l6.spec.family = topology::StackFamily::kIpv6;
+  progs_ = std::make_unique<NodePrograms>(l6, node(), masq(), opts());
+  PacketSpec s4;
+  s4.src = pod(0).ip;
+  s4.dst = l().nodes[1].pods[0].ip;
+  const auto r = from_pod(build(s4));
+  EXPECT_EQ(r.verdict, TC_ACT_OK);
+  EXPECT_UNCHANGED(r);
+  PacketSpec reply = s4;
+  std::swap(reply.src, reply.dst);
+  const auto u = from_uplink(build(reply));
+  EXPECT_EQ(u.verdict, TC_ACT_OK);
+  EXPECT_UNCHANGED(u);
+  EXPECT_EQ(counter("from_pod", HRB_R_TO_STACK_IPV4_OFF), 1u);
+  EXPECT_EQ(counter("from_uplink", HRB_R_TO_STACK_IPV4_OFF), 1u);
+  EXPECT_EQ(counter("from_pod", HRB_R_DROP_SOURCE), 0u);
+  const auto r6 = from_pod(spec(kPod1, kPod2));
+  EXPECT_EQ(r6.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(counter("from_pod", HRB_R_REDIRECT_PEER6), 1u);
+}
+
 TEST_F(Datapath6, ARemotePodIsReachedAlongTheFib) {
   resolve_neighbours();
   const auto s = spec(kPod1, kRemotePod);

@@ -3,9 +3,14 @@
 // from_uplink6 (the IPv6 redirect counters rise) while no ip6tables rule counts a packet,
 // pod-to-external is NAT66-masqueraded to the node's IPv6 address in BPF, and IPv6 ClusterIPs
 // are load-balanced in BPF, in ebpf and in bpf-lb mode; NodePort on a node's IPv6 address is
-// served by from_uplink6 in ebpf mode (bpf/lib/nodeport6.h).
+// served by from_uplink6 in ebpf mode (bpf/lib/nodeport6.h). Every check runs twice: on the
+// dual-stack cluster (Ebpf6) and on a single-stack IPv6 one (Ebpf6Only, topologies/ipv6.yaml),
+// which also shows that no member has an IPv4 address and no iptables (IPv4) rule exists.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
+#include "core/process.hpp"
 #include "datapath/ebpf.hpp"
 #include "datapath/legacy.hpp"
 #include "support/cluster_fixture.hpp"
@@ -18,17 +23,15 @@ using traffic::Proto;
 
 namespace {
 
-class Ebpf6 : public test::SuiteCluster<Ebpf6> {
- public:
-  static constexpr const char* kTopology = "topologies/dual-stack.yaml";
-  static constexpr const char* kTag = "t6";
-
+// The checks, on the cluster of Suite (its kTopology has IPv6: family dual or ipv6).
+template <typename Suite>
+class Ipv6Checks : public test::SuiteCluster<Suite> {
  protected:
   void SetUp() override { HRB_REQUIRE_ROOT(); }
-  const topology::Layout& l() { return cluster_->layout(); }
+  const topology::Layout& l() { return this->cluster_->layout(); }
   void mode(std::vector<std::string> args) {
     args.insert(args.begin(), "mode");
-    auto r = test::hrbench(args, cluster_->prefix());
+    auto r = test::hrbench(args, this->cluster_->prefix());
     ASSERT_EQ(r.status, 0) << r.err;
   }
   // Reason counter r summed over every node and both programs.
@@ -41,9 +44,26 @@ class Ebpf6 : public test::SuiteCluster<Ebpf6> {
   std::map<std::string, uint64_t> ip6_rules() {
     return test::iptables_rule_packets(l(), Family::kIpv6);
   }
+  void pod_traffic_is_routed_in_bpf();
+  void pod_to_external_is_masqueraded();
+  void cluster_ips_are_load_balanced();
+  void node_port_reaches_local_and_remote_backends();
 };
 
-TEST_F(Ebpf6, PodTrafficIsRoutedInBpfAndNoIp6tablesRuleCountsIt) {
+class Ebpf6 : public Ipv6Checks<Ebpf6> {
+ public:
+  static constexpr const char* kTopology = "topologies/dual-stack.yaml";
+  static constexpr const char* kTag = "t6";
+};
+
+class Ebpf6Only : public Ipv6Checks<Ebpf6Only> {
+ public:
+  static constexpr const char* kTopology = "topologies/ipv6.yaml";
+  static constexpr const char* kTag = "o6";
+};
+
+template <typename Suite>
+void Ipv6Checks<Suite>::pod_traffic_is_routed_in_bpf() {
   mode({"ebpf", "--services", "4"});
   ASSERT_GT(ip6_rules().size(), 20u) << "kube-proxy's and ip-masq-agent's IPv6 rules are there";
   const auto before = ip6_rules();
@@ -70,7 +90,8 @@ TEST_F(Ebpf6, PodTrafficIsRoutedInBpfAndNoIp6tablesRuleCountsIt) {
 
 // NAT66: the external host sees the node's IPv6 address, the replies come back through
 // from_uplink's reverse translation, and ip6tables' MASQUERADE rule stays at zero.
-TEST_F(Ebpf6, PodToExternalIsMasqueradedToTheNodeIpv6InBpf) {
+template <typename Suite>
+void Ipv6Checks<Suite>::pod_to_external_is_masqueraded() {
   mode({"ebpf"});
   const auto& ext = l().externals[0];
   const auto before = ip6_rules();
@@ -89,23 +110,10 @@ TEST_F(Ebpf6, PodToExternalIsMasqueradedToTheNodeIpv6InBpf) {
       << "an ip6tables rule counted a packet";
 }
 
-// An IPv6 nonMasqueradeCIDR (the IP Masquerade Agent's list, both families in one) keeps the
-// pod's source, in BPF as in ip6tables.
-TEST_F(Ebpf6, Ipv6NonMasqueradeCidrsKeepThePodSource) {
-  mode({"ebpf", "--masq-config", test::masq_fixture("good-external-v6-not-masqueraded.yaml")});
-  const auto* a = l().pods()[0];
-  const auto& ext = l().externals[0];
-  auto r = traffic::reach({Proto::kTcp, a->netns, ext.netns, ext.address6});
-  ASSERT_TRUE(r.ok) << r.error;
-  EXPECT_EQ(r.peer_seen6, a->ip6) << "fd00:192:168:200::/64 is a nonMasqueradeCIDR here";
-  auto r4 = traffic::reach({Proto::kTcp, a->netns, ext.netns, ext.address});
-  ASSERT_TRUE(r4.ok) << r4.error;
-  EXPECT_EQ(r4.peer_seen, l().nodes[0].underlay_ip) << "192.168.200.10 is still masqueraded";
-}
-
 // IPv6 ClusterIPs, load-balanced in BPF: in ebpf mode (host routing) and in bpf-lb (the stack
 // routes after the DNAT), from a pod on each node to a backend on each node.
-TEST_F(Ebpf6, Ipv6ClusterIpsAreLoadBalancedInBpf) {
+template <typename Suite>
+void Ipv6Checks<Suite>::cluster_ips_are_load_balanced() {
   for (const char* m : {"ebpf", "bpf-lb"}) {
     mode({m, "--services", "4", "--endpoints-per-service", "1"});
     const auto before = ip6_rules();
@@ -141,7 +149,8 @@ TEST_F(Ebpf6, Ipv6ClusterIpsAreLoadBalancedInBpf) {
 // service's NodePort, TCP and UDP; a backend on node1 sees ext1's address (DNAT only), one on
 // node2 sees node1's (DNAT + SNAT, its reply translated back in from_uplink6); no ip6tables rule
 // (kube-proxy's IPv6 NodePort chains are installed underneath) counts a packet.
-TEST_F(Ebpf6, Ipv6NodePortReachesLocalAndRemoteBackendsInBpf) {
+template <typename Suite>
+void Ipv6Checks<Suite>::node_port_reaches_local_and_remote_backends() {
   mode({"ebpf", "--services", "4", "--endpoints-per-service", "1"});
   const auto& ext = l().externals[0];
   const auto& node1 = l().nodes[0];
@@ -174,6 +183,75 @@ TEST_F(Ebpf6, Ipv6NodePortReachesLocalAndRemoteBackendsInBpf) {
   EXPECT_EQ(test::moved_chain_rules(before, ip6_rules()), "")
       << "an ip6tables rule counted a packet; BPF counters: "
       << datapath::counters_json(l()).dump();
+}
+
+TEST_F(Ebpf6, PodTrafficIsRoutedInBpfAndNoIp6tablesRuleCountsIt) { pod_traffic_is_routed_in_bpf(); }
+TEST_F(Ebpf6, PodToExternalIsMasqueradedToTheNodeIpv6InBpf) { pod_to_external_is_masqueraded(); }
+TEST_F(Ebpf6, Ipv6ClusterIpsAreLoadBalancedInBpf) { cluster_ips_are_load_balanced(); }
+TEST_F(Ebpf6, Ipv6NodePortReachesLocalAndRemoteBackendsInBpf) {
+  node_port_reaches_local_and_remote_backends();
+}
+
+// An IPv6 nonMasqueradeCIDR (the IP Masquerade Agent's list, both families in one) keeps the
+// pod's source, in BPF as in ip6tables.
+TEST_F(Ebpf6, Ipv6NonMasqueradeCidrsKeepThePodSource) {
+  mode({"ebpf", "--masq-config", test::masq_fixture("good-external-v6-not-masqueraded.yaml")});
+  const auto* a = l().pods()[0];
+  const auto& ext = l().externals[0];
+  auto r = traffic::reach({Proto::kTcp, a->netns, ext.netns, ext.address6});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.peer_seen6, a->ip6) << "fd00:192:168:200::/64 is a nonMasqueradeCIDR here";
+  auto r4 = traffic::reach({Proto::kTcp, a->netns, ext.netns, ext.address});
+  ASSERT_TRUE(r4.ok) << r4.error;
+  EXPECT_EQ(r4.peer_seen, l().nodes[0].underlay_ip) << "192.168.200.10 is still masqueraded";
+}
+
+// Single-stack IPv6 (topologies/ipv6.yaml): the same checks, and the cluster really has no
+// IPv4 — no member has an IPv4 address besides loopback's, and no iptables (IPv4) rule exists
+// in legacy or in ebpf mode (kube-proxy's and ip-masq-agent's rules are ip6tables' only).
+TEST_F(Ebpf6Only, NoMemberHasAnIpv4AddressAndNoIptablesRuleExists) {
+  for (const auto& ns : l().all_netns()) {
+    std::istringstream out(run_cmd({"ip", "-4", "-o", "addr", "show"}, {.netns = ns}).out);
+    for (std::string line; std::getline(out, line);)
+      EXPECT_NE(line.find(" lo "), std::string::npos) << ns << ": " << line;
+  }
+  for (const char* m : {"legacy", "ebpf"}) {
+    mode({m, "--services", "4"});
+    EXPECT_EQ(test::iptables_rule_packets(l(), Family::kIpv4).size(), 0u) << m;
+    EXPECT_GT(ip6_rules().size(), 20u) << m;
+  }
+}
+// Legacy mode on the single-stack IPv6 cluster: ip6tables masquerades pod-to-external
+// (ip-masq-agent's MASQUERADE counts) and DNATs a ClusterIP (kube-proxy's KUBE-SEP DNAT counts).
+TEST_F(Ebpf6Only, LegacyMasqueradesAndLoadBalancesThroughIp6tables) {
+  mode({"legacy", "--services", "4", "--endpoints-per-service", "1"});
+  const auto before = ip6_rules();
+  const auto* a = &l().nodes[0].pods.at(0);
+  const auto& ext = l().externals[0];
+  auto r = traffic::reach({Proto::kTcp, a->netns, ext.netns, ext.address6});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.peer_seen6, l().nodes[0].underlay_ip6) << "masqueraded to node1's IPv6";
+  const auto ep = datapath::service_endpoints(l(), 2, 1)[0];  // on node2
+  traffic::ReachSpec s{Proto::kTcp, a->netns, ep.netns, datapath::service_ip6(l(), 2),
+                       datapath::kServiceTargetPort};
+  s.dst_port = datapath::kServicePort;
+  auto rs = traffic::reach(s);
+  ASSERT_TRUE(rs.ok) << rs.error;
+  EXPECT_EQ(rs.peer_seen6, a->ip6) << "a ClusterIP keeps the pod's source";
+  const std::string moved = test::moved_rules(before, ip6_rules());
+  EXPECT_NE(moved.find("-j MASQUERADE"), std::string::npos) << moved;
+  EXPECT_NE(moved.find("DNAT --to-destination [" + ep.ip6.str() + "]"), std::string::npos) << moved;
+}
+
+TEST_F(Ebpf6Only, PodTrafficIsRoutedInBpfAndNoIp6tablesRuleCountsIt) {
+  pod_traffic_is_routed_in_bpf();
+}
+TEST_F(Ebpf6Only, PodToExternalIsMasqueradedToTheNodeIpv6InBpf) {
+  pod_to_external_is_masqueraded();
+}
+TEST_F(Ebpf6Only, Ipv6ClusterIpsAreLoadBalancedInBpf) { cluster_ips_are_load_balanced(); }
+TEST_F(Ebpf6Only, Ipv6NodePortReachesLocalAndRemoteBackendsInBpf) {
+  node_port_reaches_local_and_remote_backends();
 }
 
 }  // namespace

@@ -84,6 +84,34 @@ TEST(Layout, AddressesOfDualStack) {
   EXPECT_EQ(l.find("ext1")->ip6.str(), "fd00:192:168:200::10");
 }
 
+// family: ipv6: the IPv6 addresses of dual-stack.yaml, every IPv4 field zero.
+TEST(Layout, SingleStackIpv6HasTheDualStackIpv6AddressesAndNoIpv4) {
+  const std::string dir = std::string(HRB_SOURCE_DIR) + "/topologies/";
+  auto l = plan(parse_spec_file(dir + "ipv6.yaml"), "tst");
+  auto d = plan(parse_spec_file(dir + "dual-stack.yaml"), "tst");
+  EXPECT_FALSE(l.has_ipv4());
+  EXPECT_TRUE(l.has_ipv6());
+  EXPECT_TRUE(l.has(hrb::Family::kIpv6));
+  EXPECT_FALSE(l.has(hrb::Family::kIpv4));
+  ASSERT_EQ(l.nodes.size(), d.nodes.size());
+  for (size_t i = 0; i < l.nodes.size(); ++i) {
+    EXPECT_EQ(l.nodes[i].underlay_ip6, d.nodes[i].underlay_ip6);
+    EXPECT_EQ(l.nodes[i].router_ip6, d.nodes[i].router_ip6);
+    EXPECT_EQ(l.nodes[i].underlay_ip, hrb::Ipv4{});
+    EXPECT_EQ(l.nodes[i].router_ip, hrb::Ipv4{});
+    EXPECT_EQ(l.nodes[i].pod_cidr.len, 0);
+    for (size_t j = 0; j < l.nodes[i].pods.size(); ++j) {
+      EXPECT_EQ(l.nodes[i].pods[j].ip6, d.nodes[i].pods[j].ip6);
+      EXPECT_EQ(l.nodes[i].pods[j].ip, hrb::Ipv4{});
+    }
+  }
+  EXPECT_EQ(l.externals.at(0).address6, d.externals.at(0).address6);
+  EXPECT_EQ(l.externals.at(0).underlay_ip6, d.externals.at(0).underlay_ip6);
+  EXPECT_EQ(l.externals.at(0).address, hrb::Ipv4{});
+  EXPECT_EQ(l.find("node2-pod1")->ip6.str(), "fd00:10:244:1::2");
+  EXPECT_EQ(l.find("node2-pod1")->ip, hrb::Ipv4{});
+}
+
 TEST(Layout, PrefixRules) {
   EXPECT_TRUE(valid_prefix("hrb"));
   EXPECT_TRUE(valid_prefix("t123x4"));

@@ -342,3 +342,33 @@ TEST(Plan, FamiliesAreCheckedAndIpv6NeedsADualStackTopology) {
   ASSERT_EQ(p.trials.size(), 4u);
   EXPECT_EQ(p.scenarios, (std::vector<std::string>{"pod-pod-cross-node", "pod-service"}));
 }
+
+// A single-stack IPv6 topology: ipv4 is refused by name, ipv6 alone plans every scenario (the
+// service target is the IPv6 ClusterIP), pps (IPv4 frames) is refused.
+TEST(Plan, SingleStackIpv6TopologyPlansIpv6Only) {
+  auto v6 = topology::plan(
+      topology::parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/ipv6.yaml"), "plantest");
+  auto c = config({"legacy", "ebpf"}, {"tcp_rr"}, 1);
+  c.scenarios = {"pod-pod-same-node", "pod-pod-cross-node", "pod-service",
+                 "pod-external",      "node-node",          "external-nodeport"};
+  c.families = {Family::kIpv4};
+  try {
+    plan_matrix(c, v6);
+    FAIL() << "ipv4 on a single-stack IPv6 topology was planned";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    EXPECT_NE(std::string(e.what()).find("--families ipv4: topology ipv6 has no IPv4 (its family "
+                                         "is ipv6)"),
+              std::string::npos)
+        << e.what();
+  }
+  c.families = {Family::kIpv6};
+  const auto p = plan_matrix(c, v6);
+  EXPECT_EQ(p.scenarios, c.scenarios);
+  for (const auto& t : p.trials) EXPECT_EQ(t.family, Family::kIpv6);
+  ASSERT_TRUE(p.pod_service);
+  EXPECT_EQ(p.pod_service->ip.rfind("fd00:10:96::", 0), 0u) << p.pod_service->ip;
+  c.workloads = {"pps"};
+  c.scenarios = {"pod-pod-cross-node"};
+  EXPECT_THROW(plan_matrix(c, v6), Error);
+}

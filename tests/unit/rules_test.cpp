@@ -195,6 +195,11 @@ TEST(RuleSet, RemoveUndoesApply) {
 }
 
 namespace {
+topology::Layout ipv6_only() {
+  return topology::plan(
+      topology::parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/ipv6.yaml"), "tst");
+}
+
 topology::Layout dual_stack() {
   return topology::plan(
       topology::parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/dual-stack.yaml"),
@@ -255,4 +260,20 @@ TEST(LegacyMode, FamiliesOfTheCluster) {
   EXPECT_EQ(LegacyMode::families(two_node()), std::vector<Family>{Family::kIpv4});
   EXPECT_EQ(LegacyMode::families(dual_stack()),
             (std::vector<Family>{Family::kIpv4, Family::kIpv6}));
+  EXPECT_EQ(LegacyMode::families(ipv6_only()), std::vector<Family>{Family::kIpv6});
+}
+
+// Single-stack IPv6: kube-proxy's and ip-masq-agent's IPv6 rules (those of the dual-stack
+// cluster, whose IPv6 addressing is the same), and no IPv4 rule at all.
+TEST(LegacyMode, SingleStackIpv6InstallsOnlyTheIpv6Rules) {
+  ModeOptions o;
+  o.services = 3;
+  LegacyMode m(o, MasqConfig{});
+  EXPECT_EQ(m.rules(ipv6_only(), Family::kIpv4).size(), 0u);
+  EXPECT_EQ(kube_proxy_rules(ipv6_only(), 3, 1, Family::kIpv4).size(), 0u);
+  const auto v6 = m.rules(ipv6_only(), Family::kIpv6);
+  EXPECT_GT(v6.size(), 20u);
+  EXPECT_EQ(v6.restore_apply(), m.rules(dual_stack(), Family::kIpv6).restore_apply());
+  EXPECT_EQ(v6.restore_apply().find("10.244."), std::string::npos);
+  EXPECT_NE(v6.restore_apply().find("fd00:10:96::1/128"), std::string::npos);
 }

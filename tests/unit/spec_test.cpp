@@ -13,7 +13,7 @@ std::string src(const std::string& rel) { return std::string(HRB_SOURCE_DIR) + "
 
 TEST(Spec, ShippedTopologiesAreValid) {
   for (const char* f :
-       {"two-node.yaml", "single-node.yaml", "scale-8x16.yaml", "dual-stack.yaml"}) {
+       {"two-node.yaml", "single-node.yaml", "scale-8x16.yaml", "dual-stack.yaml", "ipv6.yaml"}) {
     EXPECT_NO_THROW(parse_spec_file(src(std::string("topologies/") + f))) << f;
   }
   auto s = parse_spec_file(src("topologies/two-node.yaml"));
@@ -93,7 +93,9 @@ INSTANTIATE_TEST_SUITE_P(
                 "is inside underlay.cidrv6"},
         BadCase{"dual-too-many-nodes.yaml", 4, 16, "clusterCIDRv6",
                 "3 nodes do not fit: fd00:10:244::/63 holds only 2 /64 pod prefixes"},
-        BadCase{"family-ipv6.yaml", 2, 9, "family", "single-stack IPv6 is not supported"}),
+        // Single-stack IPv6: an IPv4 key is refused where it stands.
+        BadCase{"family-ipv6.yaml", 3, 14, "clusterCIDR",
+                "is for IPv4: the cluster is family: ipv6"}),
     [](const auto& info) {
       std::string n = info.param.fixture;
       n = n.substr(0, n.find('.'));
@@ -168,6 +170,47 @@ TEST(Spec, FamilyDefaultsToIpv4AndDualCarvesAPrefixPerNode) {
   EXPECT_EQ(s.pod_cidrs, v4.pod_cidrs);
   EXPECT_EQ(s.underlay_cidr, v4.underlay_cidr);
   EXPECT_EQ(s.externals.at(0).address, v4.externals.at(0).address);
+}
+
+// family: ipv6 — only the IPv6 ranges: no IPv4 pod CIDR, the same /64 per node as dual stack.
+TEST(Spec, SingleStackIpv6HasOnlyTheIpv6Ranges) {
+  auto s = parse_spec_file(src("topologies/ipv6.yaml"));
+  EXPECT_EQ(s.family, StackFamily::kIpv6);
+  EXPECT_FALSE(s.has_ipv4());
+  EXPECT_TRUE(s.has_ipv6());
+  EXPECT_FALSE(s.dual());
+  EXPECT_TRUE(s.pod_cidrs.empty());
+  EXPECT_EQ(s.cluster_cidr.len, 0);
+  EXPECT_EQ(s.cluster_cidr.net, hrb::Ipv4{});
+  auto d = parse_spec_file(src("topologies/dual-stack.yaml"));
+  EXPECT_EQ(s.pod_cidrs6, d.pod_cidrs6);
+  EXPECT_EQ(s.underlay_cidr6, d.underlay_cidr6);
+  EXPECT_EQ(s.externals.at(0).address6, d.externals.at(0).address6);
+  EXPECT_EQ(s.externals.at(0).address, hrb::Ipv4{});
+}
+
+// Every IPv4 key of a family: ipv6 file is named, and so is every missing IPv6 one.
+TEST(Spec, SingleStackIpv6RefusesEveryIpv4KeyAndNeedsTheIpv6Ones) {
+  const std::string yaml =
+      "name: x\nfamily: ipv6\nclusterCIDR: 10.244.0.0/16\nserviceCIDR: 10.96.0.0/16\n"
+      "nodes: {count: 1, podsPerNode: 1, podCIDRMaskSize: 24}\n"
+      "underlay: {cidr: 172.18.0.0/24, cidrv6: fd00:172:18::/64}\n"
+      "externalHosts: [{name: ext1, address: 192.168.200.10, addressv6: fd00:1::10}]\n";
+  try {
+    parse_spec_string(yaml, "x.yaml");
+    FAIL();
+  } catch (const SpecError& e) {
+    std::map<std::string, std::string> by_key;
+    for (const auto& d : e.diagnostics()) by_key[d.key] = d.message;
+    for (const char* k : {"clusterCIDR", "serviceCIDR", "nodes.podCIDRMaskSize", "underlay.cidr",
+                          "externalHosts[0].address"})
+      EXPECT_NE(by_key[k].find("is for IPv4: the cluster is family: ipv6"), std::string::npos)
+          << k << ": " << e.what();
+    for (const char* k : {"clusterCIDRv6", "serviceCIDRv6"})
+      EXPECT_NE(by_key[k].find("required key is missing (family: ipv6)"), std::string::npos)
+          << k << ": " << e.what();
+    EXPECT_FALSE(by_key.count("underlay.cidrv6")) << e.what();
+  }
 }
 
 TEST(Spec, DualStackProblemsAreAllReported) {

@@ -92,3 +92,23 @@ TEST(ClusterView, DualStackShowsEveryIpv6Address) {
   EXPECT_FALSE(j4["nodes"][0].contains("underlayIPv6"));
   EXPECT_FALSE(j4["nodes"][0]["pods"][0].contains("ipv6"));
 }
+
+// Single-stack IPv6: the IPv6 address in the address column, no IPv4 key in the JSON.
+TEST(ClusterView, SingleStackIpv6ShowsTheIpv6AddressesOnly) {
+  auto l = plan(parse_spec_file(std::string(HRB_SOURCE_DIR) + "/topologies/ipv6.yaml"), "tst");
+  const auto table = to_table(l, true, [](const std::string&) { return true; });
+  for (const char* line :
+       {"  node1            node     fd00:172:18::1   tst-node1            podCIDR "
+        "fd00:10:244::/64 router fd00:10:244::1\n",
+        "  node2-pod2       pod      fd00:10:244:1::3 tst-node2-pod2       lxc2 on node2\n"})
+    EXPECT_NE(table.find(line), std::string::npos) << "no\n" << line << "in\n" << table;
+  EXPECT_EQ(table.find("0.0.0.0"), std::string::npos) << table;
+  auto j = to_json(l, true, [](const std::string&) { return true; });
+  EXPECT_EQ(j["family"], "ipv6");
+  EXPECT_EQ(j["nodes"][1]["pods"][0]["ipv6"], "fd00:10:244:1::2");
+  EXPECT_FALSE(j["nodes"][1]["pods"][0].contains("ip"));
+  EXPECT_FALSE(j["nodes"][0].contains("underlayIP"));
+  EXPECT_FALSE(j["nodes"][0].contains("podCIDR"));
+  EXPECT_FALSE(j["externalHosts"][0].contains("address"));
+  EXPECT_EQ(j["externalHosts"][0]["addressv6"], "fd00:192:168:200::10");
+}
