@@ -38,12 +38,14 @@ int run_gate(const GateOptions& o) {
                   ExitCode::kUsage);
   }
   const auto full = results::read_results(cur_file);
-  auto cur = results::select_family(full, o.family, cur_file);
+  // Without --family: the run's first family (ipv4, or ipv6 for a single-stack IPv6 run).
+  const std::string family = o.family.empty() ? results::families(full).front() : o.family;
+  auto cur = results::select_family(full, family, cur_file);
   results::Run base;
   std::string base_file;
   if (o.baseline) {
     base_file = *o.baseline;
-    base = results::select_family(results::read_results(base_file), o.family, base_file);
+    base = results::select_family(results::read_results(base_file), family, base_file);
   }
   run::AdaptiveOptions a{.max_extra_repetitions = o.adaptive};
   a.evaluate.allow_other_environment = o.allow_other_environment;
@@ -56,7 +58,7 @@ int run_gate(const GateOptions& o) {
     results::Run merged = cur;
     merged.config.families = full.config.families;
     for (const auto& t : full.trials)
-      if (t.fam() != o.family) merged.trials.push_back(t);
+      if (t.fam() != family) merged.trials.push_back(t);
     results::write_results(*o.output, merged);
   }
   std::cout << gate::render_text(result);
@@ -74,8 +76,10 @@ struct CompareOptions {
 };
 
 int run_compare(const CompareOptions& o) {
-  auto a = results::select_family(results::read_results(o.files[0]), o.family, o.files[0]);
-  auto b = results::select_family(results::read_results(o.files[1]), o.family, o.files[1]);
+  const auto ra = results::read_results(o.files[0]);
+  const std::string family = o.family.empty() ? results::families(ra).front() : o.family;
+  auto a = results::select_family(ra, family, o.files[0]);
+  auto b = results::select_family(results::read_results(o.files[1]), family, o.files[1]);
   std::cout << gate::compare_runs(a, b, o.markdown);
   return 0;
 }
@@ -104,9 +108,9 @@ int cmd_gate(const Args& args) {
       "adaptive", po::value(&o.adaptive)->default_value(0),
       "when inconclusive, measure up to N more repetitions of the checks' cells (root)")(
       "output", po::value(&o.output), "with --adaptive: write the merged run here")(
-      "family", po::value(&o.family)->default_value("ipv4"),
-      "judge the trials of this address family (ipv4 | ipv6; run --families); a trial "
-      "without one is ipv4");
+      "family", po::value(&o.family),
+      "judge the trials of this address family (ipv4 | ipv6; run --families; default: the "
+      "run's first, ipv4 unless it measured only ipv6); a trial without one is ipv4");
   po::positional_options_description pos;
   pos.add("current", 1);
   if (!parse(args, d, "hrbench gate RESULTS.json [--policy FILE] [--baseline FILE]", o.common, pos))
@@ -120,8 +124,9 @@ int cmd_compare(const Args& args) {
   po::options_description d("hrbench compare A.json B.json: two runs side by side (B/A, U test)");
   d.add_options()("files", po::value(&o.files), "two results files")(
       "markdown", po::bool_switch(&o.markdown), "print a Markdown table")(
-      "family", po::value(&o.family)->default_value("ipv4"),
-      "compare the trials of this address family (ipv4 | ipv6)");
+      "family", po::value(&o.family),
+      "compare the trials of this address family (ipv4 | ipv6; default: A's first, ipv4 "
+      "unless A measured only ipv6)");
   po::positional_options_description pos;
   pos.add("files", 2);
   if (!parse(args, d, "hrbench compare A.json B.json [--markdown]", o.common, pos)) return 0;

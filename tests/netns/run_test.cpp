@@ -515,3 +515,41 @@ TEST(Run, FamiliesAreARunDimension) {
   EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
   fs::remove_all(dir);
 }
+
+// A single-stack IPv6 topology (topologies/ipv6.yaml): without --families the run measures
+// ipv6, every scenario (NodePort included) in legacy and ebpf mode gives valid trials, and
+// compare and gate judge the file's family without being told.
+TEST(Run, ASingleStackIpv6TopologyIsMeasuredOverIpv6ByDefault) {
+  HRB_REQUIRE_ROOT();
+  const std::string dir = test::temp_dir("run"), out = dir + "/run.json";
+  const std::string prefix = test::unique_prefix("t6r");
+  auto r = test::hrbench(
+      {"run", "--topology", test::source_path("topologies/ipv6.yaml"), "--modes", "legacy,ebpf",
+       "--scenarios", "pod-pod-cross-node,pod-service,pod-external,external-nodeport",
+       "--workloads", "tcp_rr", "--repetitions", "1", "--duration", "0.3", "--warmup", "0.1",
+       "--output", out, "--max-steal", "none"},
+      prefix);
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto doc = nlohmann::json::parse(std::ifstream(out));
+  EXPECT_EQ(doc["config"]["families"], (nlohmann::json{"ipv6"}));
+  ASSERT_EQ(doc["trials"].size(), 8u);
+  for (const auto& t : doc["trials"]) {
+    EXPECT_EQ(t["family"], "ipv6");
+    EXPECT_TRUE(t["valid"].get<bool>()) << t["mode"] << " " << t["scenario"] << " " << t["flags"];
+    if (t["scenario"] == "pod-service")
+      EXPECT_NE(t["server"].get<std::string>().find("[fd00:10:96::"), std::string::npos)
+          << t["server"];
+  }
+  auto cmp = test::hrbench({"compare", out, out}, "");
+  EXPECT_EQ(cmp.status, 0) << cmp.err;
+  EXPECT_NE(cmp.out.find("pod-service"), std::string::npos) << cmp.out;
+  auto v4 = test::hrbench({"compare", out, out, "--family", "ipv4"}, "");
+  EXPECT_NE(v4.status, 0) << "the file has no ipv4 trials";
+  auto bad = test::hrbench({"run", "--topology", test::source_path("topologies/ipv6.yaml"),
+                            "--families", "ipv4", "--repetitions", "1"},
+                           prefix);
+  EXPECT_EQ(bad.status, 2) << bad.err;
+  EXPECT_NE(bad.err.find("has no IPv4"), std::string::npos) << bad.err;
+  EXPECT_TRUE(test::netns_with_prefix(prefix).empty());
+  fs::remove_all(dir);
+}
