@@ -132,4 +132,29 @@ static __always_inline bool in_services(__u32 addr)
 	return service_mask && (addr & service_mask) == service_net;
 }
 
+/* The backend choice of a new load-balanced connection (lb_backend, lb6_backend): a hash of its
+ * tuple (murmur3's 32-bit block mixing and finaliser), modulo the number of backends. Cilium's
+ * default algorithm (loadBalancer.algorithm=random) picks at random; its Maglev option hashes the
+ * tuple (into a lookup table, which keeps most choices when backends change; ours never change
+ * during a run). With a hash, a connection whose HRB_CT_SERVICE entry the LRU evicted picks the
+ * same backend again instead of a random one, which would answer its next packet with a reset. */
+static __always_inline __u32 hrb_hash_word(__u32 h, __u32 k)
+{
+	k *= 0xcc9e2d51;
+	k = (k << 15) | (k >> 17);
+	k *= 0x1b873593;
+	h ^= k;
+	h = (h << 13) | (h >> 19);
+	return h * 5 + 0xe6546b64;
+}
+
+static __always_inline __u32 hrb_hash_final(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	return h ^ (h >> 16);
+}
+
 #endif

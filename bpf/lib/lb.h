@@ -34,6 +34,16 @@ enum lb_verdict {
  * one: lib/nodeport.h). Counts r_hit or r_new. LB_DONE with the backend, LB_NONE when no
  * connection was found or made, LB_DROP when the packet must be dropped (no backend, or the
  * table refused the entry). */
+/* The hash of p's connection that chooses its backend (hrb_hash_word, common.h). */
+static __always_inline __u32 lb_hash(const struct pkt *p)
+{
+	__u32 h = hrb_hash_word(0, p->saddr);
+
+	h = hrb_hash_word(h, p->daddr);
+	h = hrb_hash_word(h, ((__u32)p->sport << 16) | p->dport);
+	return hrb_hash_final(hrb_hash_word(h, p->proto));
+}
+
 static __always_inline enum lb_verdict
 lb_backend(const struct pkt *p, const struct hrb_lb_value *fe, struct hrb_lb_key *fk, __u64 now,
 	   bool syn_only, enum hrb_reason r_new, enum hrb_reason r_hit, __u32 *bip, __u16 *bport)
@@ -63,7 +73,7 @@ lb_backend(const struct pkt *p, const struct hrb_lb_value *fe, struct hrb_lb_key
 		count(HRB_R_DROP_NO_BACKEND);
 		return LB_DROP;
 	}
-	fk->slot = bpf_get_prandom_u32() % fe->count + 1;
+	fk->slot = lb_hash(p) % fe->count + 1; /* the same tuple, the same backend (common.h) */
 	be = bpf_map_lookup_elem(&lb, fk);
 	if (!be) {
 		count(HRB_R_DROP_NO_BACKEND);

@@ -19,6 +19,18 @@
 #include "maps.h"
 #include "nat6.h"
 
+/* lb_hash (lb.h) for IPv6: both addresses' words, the ports, the protocol. */
+static __always_inline __u32 lb6_hash(const struct pkt6 *p)
+{
+	__u32 h = 0;
+
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		h = hrb_hash_word(hrb_hash_word(h, p->saddr.w[i]), p->daddr.w[i]);
+	h = hrb_hash_word(h, ((__u32)p->sport << 16) | p->dport);
+	return hrb_hash_final(hrb_hash_word(h, p->proto));
+}
+
 /* lb_backend (lb.h) for IPv6: the backend of p's connection to the frontend fe, recorded in its
  * HRB_CT_SERVICE entry or picked at random for a new one (unless `syn_only` and p is TCP but no
  * pure SYN: LB_NONE); counts r_hit or r_new. */
@@ -52,7 +64,7 @@ static __always_inline enum lb_verdict lb6_backend(const struct pkt6 *p,
 		count(HRB_R_DROP_NO_BACKEND);
 		return LB_DROP;
 	}
-	fk->slot = bpf_get_prandom_u32() % fe->count + 1;
+	fk->slot = lb6_hash(p) % fe->count + 1; /* the same tuple, the same backend (common.h) */
 	be = bpf_map_lookup_elem(&lb6, fk);
 	if (!be) {
 		count(HRB_R_DROP_NO_BACKEND);

@@ -1209,6 +1209,27 @@ TEST_F(TwoBackends, EveryPacketOfAConnectionGoesToTheSameBackend) {
   EXPECT_EQ(chosen.size(), 2u) << "32 connections, both backends chosen";
 }
 
+// The LRU evicts a connection's HRB_CT_SERVICE entry (here: deleted): its next packet picks the
+// same backend again, by the tuple's hash — a random pick would send half of the 16 connections
+// to the other backend, which would answer with a reset.
+TEST_F(TwoBackends, AConnectionWhoseServiceEntryWasEvictedKeepsItsBackend) {
+  resolve_neighbours();
+  const int ct = progs_->map_fd("ct");
+  for (uint16_t port = 47000; port < 47016; ++port) {
+    const auto first = decode(from_pod(to_service(1, port)).out).dst;
+    hrb_ct_key k{};
+    k.src_ip = pod(0, 0).ip.be();
+    k.dst_ip = env().service_ip(1).be();
+    k.src_port = htons(port);
+    k.dst_port = htons(datapath::kServicePort);
+    k.proto = 6;
+    k.kind = HRB_CT_SERVICE;
+    ASSERT_EQ(bpf_map_delete_elem(ct, &k), 0) << "the connection's service entry, port " << port;
+    EXPECT_EQ(decode(from_pod(to_service(1, port, 6, 0x10)).out).dst, first) << port;
+  }
+  EXPECT_EQ(counter("from_pod", HRB_R_LB_NEW), 32u) << "chosen again after each eviction";
+}
+
 TEST_F(Services, NoBackendDrops) {
   hrb_lb_key k{env().service_ip(3).be(), htons(datapath::kServicePort), 6, 0, 0};
   hrb_lb_value front{0, 0, 0, 4};
