@@ -43,6 +43,7 @@ static __noinline int from_pod6(struct __sk_buff *skb)
 	struct pkt6 p;
 	enum parse6_result pr = parse6(skb, &p);
 	struct hrb_endpoint *ep;
+	struct lb6_choice lbc = {};
 	struct bpf_fib_lookup fib;
 	struct hrb_ip6 src;
 	bool masq, balanced = false;
@@ -57,7 +58,7 @@ static __noinline int from_pod6(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	if (in_services6(&p.daddr)) {
-		enum lb_verdict v = lb6_translate(skb, &p);
+		enum lb_verdict v = lb6_choose(skb, &p, &lbc);
 
 		if (v == LB_DROP)
 			return TC_ACT_SHOT;
@@ -73,12 +74,18 @@ static __noinline int from_pod6(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		}
 		if (!host_routing)
-			return TC_ACT_OK;
+			return lb6_apply(skb, &p, &lbc) ? TC_ACT_OK : TC_ACT_SHOT;
+		/* Rewritten only once it leaves in BPF (lb_choose, lb.h). */
 		balanced = true;
+		if (lbc.pending && p.hop_limit <= 1) {
+			count(HRB_R_TO_STACK_TTL);
+			return TC_ACT_OK;
+		}
 	}
-	ep = bpf_map_lookup_elem(&endpoints6, &p.daddr);
+	ep = bpf_map_lookup_elem(&endpoints6, lbc.pending ? &lbc.bip : &p.daddr);
 	if (ep) {
-		if (!balanced && !ct6_and_reverse_lb(skb, &p, 0, host_routing))
+		if (balanced ? !lb6_apply(skb, &p, &lbc)
+			     : !ct6_and_reverse_lb(skb, &p, 0, host_routing))
 			return TC_ACT_SHOT;
 		if (!host_routing) {
 			count(HRB_R_STACK_ROUTES);
@@ -101,9 +108,11 @@ static __noinline int from_pod6(struct __sk_buff *skb)
 		ip6_set_node(&src);
 	else
 		src = p.saddr;
-	rc = fib_lookup6(skb, &fib, &src, &p.daddr, p.proto);
+	rc = fib_lookup6(skb, &fib, &src, lbc.pending ? &lbc.bip : &p.daddr, p.proto);
 	if (!fib_forwardable(rc))
 		return fib_to_stack(rc);
+	/* Oversize: the stack answers Packet Too Big (IPv6 is not fragmented on the way) about the
+	 * service address, the packet being still untranslated. */
 	if (!mtu_ok(skb, fib.ifindex))
 		return TC_ACT_OK;
 	if (masq) {
@@ -113,7 +122,8 @@ static __noinline int from_pod6(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		if (v == NAT_DROP)
 			return TC_ACT_SHOT;
-	} else if (!balanced && !ct6_and_reverse_lb(skb, &p, 0, host_routing)) {
+	} else if (balanced ? !lb6_apply(skb, &p, &lbc)
+			    : !ct6_and_reverse_lb(skb, &p, 0, host_routing)) {
 		return TC_ACT_SHOT;
 	}
 	return forward_fib6(skb, rc, &fib);
@@ -132,6 +142,7 @@ static __noinline int from_pod4(struct __sk_buff *skb)
 	enum parse_result pr = parse(skb, &p);
 	struct hrb_endpoint *ep;
 	struct bpf_fib_lookup fib;
+	struct lb_choice lbc = {};
 	bool masq, balanced = false;
 	int rc;
 
@@ -146,7 +157,7 @@ static __noinline int from_pod4(struct __sk_buff *skb)
 	}
 
 	if (in_services(p.daddr)) {
-		enum lb_verdict v = lb_translate(skb, &p);
+		enum lb_verdict v = lb_choose(skb, &p, &lbc);
 
 		if (v == LB_DROP)
 			return TC_ACT_SHOT;
@@ -163,15 +174,21 @@ static __noinline int from_pod4(struct __sk_buff *skb)
 			count(lb_enabled ? HRB_R_TO_STACK_NO_SERVICE : HRB_R_TO_STACK_SERVICE);
 			return TC_ACT_OK;
 		}
-		if (!host_routing)
+		if (!host_routing) /* bpf-lb: translated here, routed by the stack */
+			return lb_apply(skb, &p, &lbc) ? TC_ACT_OK : TC_ACT_SHOT;
+		/* Tracked by lb_choose / lb_apply; a backend is a pod, never masqueraded. From
+		 * here on the checks go by the backend, and the packet is rewritten only once it
+		 * leaves in BPF (lb.h, struct lb_choice). */
+		balanced = true;
+		if (lbc.pending && p.ttl <= 1) {
+			count(HRB_R_TO_STACK_TTL);
 			return TC_ACT_OK;
-		balanced =
-		    true; /* tracked by lb_translate; a backend is a pod, never masqueraded */
+		}
 	}
 
-	ep = bpf_map_lookup_elem(&endpoints, &p.daddr);
+	ep = bpf_map_lookup_elem(&endpoints, lbc.pending ? &lbc.bip : &p.daddr);
 	if (ep) {
-		if (!balanced && !ct_and_reverse_lb(skb, &p, 0, host_routing))
+		if (balanced ? !lb_apply(skb, &p, &lbc) : !ct_and_reverse_lb(skb, &p, 0, host_routing))
 			return TC_ACT_SHOT;
 		if (!host_routing) {
 			count(HRB_R_STACK_ROUTES);
@@ -191,11 +208,21 @@ static __noinline int from_pod4(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	masq = !balanced && needs_masquerade(p.daddr);
-	rc = fib_lookup(skb, &fib, masq ? node_ip : p.saddr, p.daddr, p.proto, p.tos);
+	rc = fib_lookup(skb, &fib, masq ? node_ip : p.saddr, lbc.pending ? lbc.bip : p.daddr,
+			p.proto, p.tos);
+	/* Oversize (the FIB lookup of an skb checks its length against the egress MTU itself, and
+	 * mtu_ok a GSO packet's segments): with DF the stack answers fragmentation needed — about
+	 * the service address, the packet being untranslated (above); without, it fragments the
+	 * packet — translated first, so that every fragment reaches the connection's backend. */
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED || (fib_forwardable(rc) && !mtu_ok(skb, fib.ifindex))) {
+		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+			count(HRB_R_TO_STACK_FRAG_NEEDED);
+		if (!p.df && !lb_apply(skb, &p, &lbc))
+			return TC_ACT_SHOT;
+		return TC_ACT_OK;
+	}
 	if (!fib_forwardable(rc))
 		return fib_to_stack(rc);
-	if (!mtu_ok(skb, fib.ifindex))
-		return TC_ACT_OK;
 	if (masq) {
 		enum nat_verdict v = p.icmp_error ? icmp_error_out(skb, &p) : masquerade(skb, &p);
 
@@ -203,7 +230,8 @@ static __noinline int from_pod4(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		if (v == NAT_DROP)
 			return TC_ACT_SHOT;
-	} else if (!balanced && !ct_and_reverse_lb(skb, &p, 0, host_routing)) {
+	} else if (balanced ? !lb_apply(skb, &p, &lbc)
+			    : !ct_and_reverse_lb(skb, &p, 0, host_routing)) {
 		return TC_ACT_SHOT;
 	}
 	return forward_fib(skb, rc, &fib);

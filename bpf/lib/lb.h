@@ -147,14 +147,27 @@ static __always_inline enum lb_verdict lb_icmp_error_to_backend(struct __sk_buff
 	return LB_DONE;
 }
 
-static __always_inline enum lb_verdict lb_translate(struct __sk_buff *skb, struct pkt *p)
+/* A service connection's backend, chosen (lb_choose) before the packet is rewritten (lb_apply):
+ * in between, from_pod checks the hop limit, the FIB and the MTU against the backend, and a packet
+ * that must go to the stack goes there untranslated — kube-proxy's rules underneath DNAT it, and
+ * netfilter's conntrack translates the stack's ICMP error (time exceeded, fragmentation needed)
+ * back to the service address the client's socket knows. */
+struct lb_choice {
+	__u64 now;
+	__u32 vip, bip;
+	__u16 vport, bport;
+	bool pending; /* chosen, not yet rewritten */
+};
+
+/* LB_DONE: p is a service connection's packet, its backend in c (c->pending), or an ICMP error
+ * about a backend's reply, already sent on to the backend (c->pending false). */
+static __always_inline enum lb_verdict lb_choose(struct __sk_buff *skb, struct pkt *p,
+						 struct lb_choice *c)
 {
 	struct hrb_lb_key fk = {.addr = p->daddr, .port = p->dport, .proto = p->proto};
 	struct hrb_lb_value *fe;
-	__u32 bip, vip = p->daddr;
-	__u16 bport, vport = p->dport;
-	__u64 now;
 
+	c->pending = false;
 	if (lb_enabled && p->icmp_error)
 		return lb_icmp_error_to_backend(skb, p);
 	if (!lb_enabled || !p->has_ports || p->proto == IPPROTO_ICMP)
@@ -162,18 +175,28 @@ static __always_inline enum lb_verdict lb_translate(struct __sk_buff *skb, struc
 	fe = bpf_map_lookup_elem(&lb, &fk);
 	if (!fe)
 		return LB_NONE;
-	now = hrb_now();
-	if (lb_backend(p, fe, &fk, now, false, HRB_R_LB_NEW, HRB_R_LB_HIT, &bip, &bport) != LB_DONE)
+	c->now = hrb_now();
+	c->vip = p->daddr;
+	c->vport = p->dport;
+	if (lb_backend(p, fe, &fk, c->now, false, HRB_R_LB_NEW, HRB_R_LB_HIT, &c->bip,
+		       &c->bport) != LB_DONE)
 		return LB_DROP;
-	if (rewrite(skb, p, false, vip, bip, vport, bport))
-		return LB_DROP;
-	p->daddr = bip;
-	p->dport = bport;
-
-	/* The flow after DNAT, which the backend's replies find. */
-	if (!lb_track(p, vip, vport, 0, now))
-		return LB_DROP;
+	c->pending = true;
 	return LB_DONE;
+}
+
+/* DNAT to the chosen backend, and the flow after it tracked (which the backend's replies find).
+ * False when the packet must be dropped. Nothing to do when nothing is pending. */
+static __always_inline bool lb_apply(struct __sk_buff *skb, struct pkt *p, struct lb_choice *c)
+{
+	if (!c->pending)
+		return true;
+	c->pending = false;
+	if (rewrite(skb, p, false, c->vip, c->bip, c->vport, c->bport))
+		return false;
+	p->daddr = c->bip;
+	p->dport = c->bport;
+	return lb_track(p, c->vip, c->vport, 0, c->now);
 }
 
 /* lb_reverse (a backend's reply gets the service address back) is in nat.h, which masquerade()

@@ -155,14 +155,22 @@ static __always_inline int lb6_icmp_error_to_client(struct __sk_buff *skb, struc
 	return lb6_icmp_error_rewrite(skb, p, e) ? -1 : 1;
 }
 
-static __always_inline enum lb_verdict lb6_translate(struct __sk_buff *skb, struct pkt6 *p)
+/* lb_choose / lb_apply (lb.h) for IPv6: the backend chosen first, the rewrite after from_pod6's
+ * hop-limit, FIB and MTU checks. */
+struct lb6_choice {
+	__u64 now;
+	struct hrb_ip6 vip, bip;
+	__u16 vport, bport;
+	bool pending;
+};
+
+static __always_inline enum lb_verdict lb6_choose(struct __sk_buff *skb, struct pkt6 *p,
+						  struct lb6_choice *c)
 {
 	struct hrb_lb6_key fk = {.addr = p->daddr, .port = p->dport, .proto = p->proto};
 	struct hrb_lb6_value *fe;
-	struct hrb_ip6 bip, vip = p->daddr;
-	__u16 bport, vport = p->dport;
-	__u64 now;
 
+	c->pending = false;
 	if (lb_enabled && p->icmp_error)
 		return lb6_icmp_error_to_backend(skb, p);
 	if (!lb_enabled || !p->has_ports || p->proto == IPPROTO_ICMPV6)
@@ -170,17 +178,26 @@ static __always_inline enum lb_verdict lb6_translate(struct __sk_buff *skb, stru
 	fe = bpf_map_lookup_elem(&lb6, &fk);
 	if (!fe)
 		return LB_NONE;
-	now = hrb_now();
-	if (lb6_backend(p, fe, &fk, now, false, HRB_R_LB_NEW, HRB_R_LB_HIT, &bip, &bport) !=
-	    LB_DONE)
+	c->now = hrb_now();
+	c->vip = p->daddr;
+	c->vport = p->dport;
+	if (lb6_backend(p, fe, &fk, c->now, false, HRB_R_LB_NEW, HRB_R_LB_HIT, &c->bip,
+			&c->bport) != LB_DONE)
 		return LB_DROP;
-	if (rewrite6(skb, p, false, &vip, &bip, vport, bport))
-		return LB_DROP;
-	p->daddr = bip;
-	p->dport = bport;
-	if (!lb6_track(p, &vip, vport, 0, now))
-		return LB_DROP;
+	c->pending = true;
 	return LB_DONE;
+}
+
+static __always_inline bool lb6_apply(struct __sk_buff *skb, struct pkt6 *p, struct lb6_choice *c)
+{
+	if (!c->pending)
+		return true;
+	c->pending = false;
+	if (rewrite6(skb, p, false, &c->vip, &c->bip, c->vport, c->bport))
+		return false;
+	p->daddr = c->bip;
+	p->dport = c->bport;
+	return lb6_track(p, &c->vip, c->vport, 0, c->now);
 }
 
 /* ct_and_reverse_lb (lb.h) for IPv6. */

@@ -23,6 +23,7 @@ struct pkt {
 	__u8 icmp_type;
 	__u8 icmp_error; /* destination unreachable, time exceeded, parameter problem */
 	__u8 ttl, tos;
+	__u8 df; /* don't fragment */
 	struct pkt_inner inner; /* icmp_error only */
 };
 
@@ -104,6 +105,7 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
 	p->proto = ip->protocol;
 	p->ttl = ip->ttl;
 	p->tos = ip->tos;
+	p->df = !!(ip->frag_off & bpf_htons(IP_DF));
 	p->sport = p->dport = 0;
 	p->tcp_flags = 0;
 	p->has_ports = 0;

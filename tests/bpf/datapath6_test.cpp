@@ -620,6 +620,40 @@ class Services6 : public Datapath6 {
   }
 };
 
+// A service packet the stack must handle — hop limit 1 (local or remote backend), or too big for
+// the uplink towards the remote backend — goes there untranslated: kube-proxy's rules underneath
+// DNAT it, and netfilter translates the stack's ICMPv6 error back to the service address, which
+// the client's socket knows. (Translated first, the error quoted the backend's address, which
+// the client's socket does not match: path-MTU discovery to a service failed.)
+TEST_F(Services6, AServicePacketTheStackMustAnswerGoesThereUntranslated) {
+  resolve_neighbours();
+  for (const Ipv6& svc : {kSvcRemote, kSvcLocal}) {
+    auto s = spec(kPod1, svc);
+    s.dport = kHttp;
+    s.hop_limit = 1;
+    const auto r = from_pod(s);
+    EXPECT_EQ(r.verdict, TC_ACT_OK) << svc.str();
+    EXPECT_UNCHANGED(r);
+  }
+  EXPECT_EQ(counter("from_pod", HRB_R_TO_STACK_TTL), 2u);
+  auto big = spec(kPod1, kSvcRemote);
+  big.dport = kHttp;
+  big.sport = 45100;
+  big.payload = 1600;  // over eth0's 1500
+  const auto r = from_pod(big);
+  EXPECT_EQ(r.verdict, TC_ACT_OK);
+  EXPECT_UNCHANGED(r);
+  EXPECT_EQ(counter("from_pod", HRB_R_TO_STACK_FRAG_NEEDED), 1u);
+  // The connection's next packet that fits goes to the backend chosen for it, in BPF.
+  big.payload = 100;
+  const auto ok = from_pod(big);
+  ASSERT_EQ(ok.verdict, TC_ACT_REDIRECT);
+  auto dnat = big;
+  dnat.dst = kRemotePod;
+  dnat.dport = kTarget;
+  EXPECT_FRAME(ok, build6(to_node2(dnat)));
+}
+
 TEST_F(Services6, AServiceIsDnatedAndTheReplyReverseTranslated) {
   resolve_neighbours();
   auto syn = spec(kPod1, kSvcRemote);

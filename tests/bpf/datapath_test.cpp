@@ -1230,6 +1230,35 @@ TEST_F(TwoBackends, AConnectionWhoseServiceEntryWasEvictedKeepsItsBackend) {
   EXPECT_EQ(counter("from_pod", HRB_R_LB_NEW), 32u) << "chosen again after each eviction";
 }
 
+// A service packet the stack must answer — TTL 1, or too big with DF towards the remote
+// backend — goes there untranslated (kube-proxy's rules underneath DNAT it, and netfilter
+// translates the ICMP error back to the service address the client's socket knows); too big
+// without DF, it is translated first, so that the fragments the stack makes reach the
+// connection's backend.
+TEST_F(Services, AServicePacketTheStackMustAnswerGoesThereUntranslated) {
+  resolve_neighbours();
+  for (int svc : {1, 2}) {  // a local and a remote backend
+    auto s = to_service(svc);
+    s.ttl = 1;
+    const auto r = from_pod(s);
+    EXPECT_EQ(r.verdict, TC_ACT_OK) << svc;
+    EXPECT_UNCHANGED(r);
+  }
+  EXPECT_EQ(counter("from_pod", HRB_R_TO_STACK_TTL), 2u);
+  auto df = to_service(2, 45100, 6, 0x10);
+  df.frag = 0x4000;
+  df.payload = 1600;
+  const auto r = from_pod(df);
+  EXPECT_EQ(r.verdict, TC_ACT_OK);
+  EXPECT_UNCHANGED(r);
+  auto frag = to_service(2, 45101, 17);
+  frag.payload = 1600;
+  const auto f = from_pod(frag);
+  EXPECT_EQ(f.verdict, TC_ACT_OK);
+  EXPECT_FRAME(f, build(dnat(frag, 2))) << "translated: the stack fragments it";
+  EXPECT_EQ(counter("from_pod", HRB_R_TO_STACK_FRAG_NEEDED), 2u);
+}
+
 TEST_F(Services, NoBackendDrops) {
   hrb_lb_key k{env().service_ip(3).be(), htons(datapath::kServicePort), 6, 0, 0};
   hrb_lb_value front{0, 0, 0, 4};

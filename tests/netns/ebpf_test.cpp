@@ -175,6 +175,55 @@ TEST_F(Ebpf, ClsactAttachmentWorksAndLeavesTheDevicesAsTheyWere) {
   EXPECT_NE(bad.err.find("--attach: expected tcx or clsact"), std::string::npos) << bad.err;
 }
 
+// Path-MTU discovery to a ClusterIP: node1's uplink MTU lowered to 1400, a pod sends a 1450-byte
+// datagram with DF to a service backed on node2. BPF hands it to the stack untranslated
+// (to_stack_frag_needed), kube-proxy's rules underneath DNAT it, the stack answers
+// "fragmentation needed" and netfilter gives the quoted header the service address back: the
+// pod's socket, connected to the service address, takes the error and its path MTU becomes 1400.
+// (While BPF DNATed before its MTU check, the error quoted the backend and no socket took it.)
+TEST_F(Ebpf, PathMtuDiscoveryToAClusterIpWorks) {
+  mode("ebpf", {"--services", "4", "--endpoints-per-service", "1"});
+  const auto ep = datapath::service_endpoints(l(), 2, 1)[0];
+  ASSERT_EQ(ep.node, 1) << "svc-2's endpoint is on node2";
+  const auto& n1 = l().nodes[0];
+  run_cmd({"ip", "link", "set", n1.uplink, "mtu", "1400"}, {.netns = n1.netns});
+  auto frag_needed = [&] {
+    uint64_t n = 0;
+    const auto all = datapath::read_counters(l());
+    for (const auto& [prog, c] : all.at(n1.name)) n += c[HRB_R_TO_STACK_FRAG_NEEDED];
+    return n;
+  };
+  const uint64_t before = frag_needed();
+  struct Seen {
+    int polled = 0, error = 0, mtu = 0;
+  };
+  const Seen seen = run_in_netns(n1.pods[0].netns, [&] {
+    Seen r;
+    Fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    int v = IP_PMTUDISC_DO, one = 1;
+    ::setsockopt(s.get(), IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v);
+    ::setsockopt(s.get(), IPPROTO_IP, IP_RECVERR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(datapath::kServicePort);
+    a.sin_addr.s_addr = datapath::service_ip(l(), 2).be();
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return r;
+    std::vector<char> payload(1450, 'x');
+    if (::send(s.get(), payload.data(), payload.size(), 0) != 1450) return r;
+    pollfd p{s.get(), POLLERR, 0};
+    r.polled = ::poll(&p, 1, 3000);  // the ICMP error, queued on the socket (a bound, no sleep)
+    socklen_t len = sizeof r.error;
+    ::getsockopt(s.get(), SOL_SOCKET, SO_ERROR, &r.error, &len);
+    len = sizeof r.mtu;
+    ::getsockopt(s.get(), IPPROTO_IP, IP_MTU, &r.mtu, &len);
+    return r;
+  });
+  EXPECT_GT(frag_needed(), before) << "BPF handed the datagram to the stack";
+  EXPECT_EQ(seen.polled, 1) << "no ICMP error reached the socket connected to the service";
+  EXPECT_EQ(seen.error, EMSGSIZE);
+  EXPECT_EQ(seen.mtu, 1400);
+}
+
 TEST_F(Ebpf, ClusterIpWorksWithLocalAndRemoteEndpointsAndTouchesNoIptablesRule) {
   // Services are load-balanced in BPF (kube-proxy replacement): DNAT at the client's veth, the
   // replies reversed before delivery. kube-proxy's chains stay installed underneath, bypassed:
