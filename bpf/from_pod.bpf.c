@@ -188,7 +188,8 @@ static __noinline int from_pod4(struct __sk_buff *skb)
 
 	ep = bpf_map_lookup_elem(&endpoints, lbc.pending ? &lbc.bip : &p.daddr);
 	if (ep) {
-		if (balanced ? !lb_apply(skb, &p, &lbc) : !ct_and_reverse_lb(skb, &p, 0, host_routing))
+		if (balanced ? !lb_apply(skb, &p, &lbc)
+			     : !ct_and_reverse_lb(skb, &p, 0, host_routing))
 			return TC_ACT_SHOT;
 		if (!host_routing) {
 			count(HRB_R_STACK_ROUTES);
@@ -214,7 +215,8 @@ static __noinline int from_pod4(struct __sk_buff *skb)
 	 * mtu_ok a GSO packet's segments): with DF the stack answers fragmentation needed — about
 	 * the service address, the packet being untranslated (above); without, it fragments the
 	 * packet — translated first, so that every fragment reaches the connection's backend. */
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED || (fib_forwardable(rc) && !mtu_ok(skb, fib.ifindex))) {
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED ||
+	    (fib_forwardable(rc) && !mtu_ok(skb, fib.ifindex))) {
 		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 			count(HRB_R_TO_STACK_FRAG_NEEDED);
 		if (!p.df && !lb_apply(skb, &p, &lbc))

@@ -178,8 +178,8 @@ static __always_inline enum lb_verdict lb_choose(struct __sk_buff *skb, struct p
 	c->now = hrb_now();
 	c->vip = p->daddr;
 	c->vport = p->dport;
-	if (lb_backend(p, fe, &fk, c->now, false, HRB_R_LB_NEW, HRB_R_LB_HIT, &c->bip,
-		       &c->bport) != LB_DONE)
+	if (lb_backend(p, fe, &fk, c->now, false, HRB_R_LB_NEW, HRB_R_LB_HIT, &c->bip, &c->bport) !=
+	    LB_DONE)
 		return LB_DROP;
 	c->pending = true;
 	return LB_DONE;

@@ -23,7 +23,7 @@ struct pkt {
 	__u8 icmp_type;
 	__u8 icmp_error; /* destination unreachable, time exceeded, parameter problem */
 	__u8 ttl, tos;
-	__u8 df; /* don't fragment */
+	__u8 df;		/* don't fragment */
 	struct pkt_inner inner; /* icmp_error only */
 };
 
