@@ -169,11 +169,53 @@ struct Frame {
   std::string kind;  // how it was made, for the report
 };
 
+// What both generators (IPv4, IPv6) share: the seeded PRNG, the history of earlier frames, ports,
+// TCP flags and the byte mutator.
+class GenBase {
+ protected:
+  explicit GenBase(uint64_t seed) : rng_(seed) {}
+  size_t pick(size_t n) { return n ? std::uniform_int_distribution<size_t>(0, n - 1)(rng_) : 0; }
+  bool chance(int percent) { return pick(100) < static_cast<size_t>(percent); }
+  void remember(std::deque<Bytes>& d, const Bytes& b) {
+    d.push_back(b);
+    if (d.size() > 256) d.pop_front();
+  }
+  uint16_t port() {
+    static constexpr uint16_t common[] = {80, 443, 8080, 53, 22, 0};
+    const int r = pick(100);
+    if (r < 40) return common[pick(std::size(common))];
+    if (r < 60) return static_cast<uint16_t>(40000 + pick(32));
+    if (r < 75) return static_cast<uint16_t>(32768 + pick(64));  // NAT range: claims collide
+    if (r < 80) return static_cast<uint16_t>(61000 + pick(16));  // the node's own range
+    if (r < 86) return static_cast<uint16_t>(30000 + pick(6));   // NodePorts (4 services)
+    return static_cast<uint16_t>(rng_());
+  }
+  uint8_t tcp_flags() {
+    static constexpr uint8_t f[] = {0x02, 0x12, 0x10, 0x18, 0x11, 0x04, 0x14, 0x01, 0x03, 0x00};
+    return chance(10) ? static_cast<uint8_t>(rng_()) : f[pick(std::size(f))];
+  }
+  void mutate(Frame& f) {
+    const size_t n = 1 + pick(4);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t lim = chance(70) ? std::min<size_t>(f.bytes.size(), 14 + 60) : f.bytes.size();
+      const size_t at = pick(lim);
+      if (chance(50))
+        f.bytes[at] ^= static_cast<uint8_t>(1u << pick(8));
+      else
+        f.bytes[at] = static_cast<uint8_t>(rng_());
+    }
+    f.kind += fmt::format("+mutated({})", n);
+  }
+
+  std::mt19937_64 rng_;
+  std::deque<Bytes> outputs_, inputs_;
+};
+
 // The frame generator: a seeded PRNG, the cluster's addresses and a history of earlier frames.
-class Generator {
+class Generator : GenBase {
  public:
   Generator(uint64_t seed, const topology::Layout& l, bool host_routing, int services)
-      : rng_(seed), l_(l), host_routing_(host_routing) {
+      : GenBase(seed), l_(l), host_routing_(host_routing) {
     const auto& n1 = l.nodes[0];
     for (const auto& p : n1.pods) local_pods_.push_back(p);
     for (const auto& p : l.nodes[1].pods) remote_pods_.push_back(p.ip);
@@ -216,13 +258,6 @@ class Generator {
   }
 
  private:
-  size_t pick(size_t n) { return n ? std::uniform_int_distribution<size_t>(0, n - 1)(rng_) : 0; }
-  bool chance(int percent) { return pick(100) < static_cast<size_t>(percent); }
-  void remember(std::deque<Bytes>& d, const Bytes& b) {
-    d.push_back(b);
-    if (d.size() > 256) d.pop_front();
-  }
-
   Ipv4 random_addr() {
     switch (pick(4)) {
       case 0:
@@ -243,20 +278,6 @@ class Generator {
     if (r < 70 && !services_.empty()) return services_[pick(services_.size())];
     if (r < 85) return others_[pick(others_.size())];
     return random_addr();
-  }
-  uint16_t port() {
-    static constexpr uint16_t common[] = {80, 443, 8080, 53, 22, 0};
-    const int r = pick(100);
-    if (r < 40) return common[pick(std::size(common))];
-    if (r < 60) return static_cast<uint16_t>(40000 + pick(32));
-    if (r < 75) return static_cast<uint16_t>(32768 + pick(64));  // NAT range: claims collide
-    if (r < 80) return static_cast<uint16_t>(61000 + pick(16));  // the node's own range
-    if (r < 86) return static_cast<uint16_t>(30000 + pick(6));   // NodePorts (4 services)
-    return static_cast<uint16_t>(rng_());
-  }
-  uint8_t tcp_flags() {
-    static constexpr uint8_t f[] = {0x02, 0x12, 0x10, 0x18, 0x11, 0x04, 0x14, 0x01, 0x03, 0x00};
-    return chance(10) ? static_cast<uint8_t>(rng_()) : f[pick(std::size(f))];
   }
   uint8_t proto() {
     const int r = pick(100);
@@ -409,26 +430,11 @@ class Generator {
     return f;
   }
 
-  void mutate(Frame& f) {
-    const size_t n = 1 + pick(4);
-    for (size_t i = 0; i < n; ++i) {
-      const size_t lim = chance(70) ? std::min<size_t>(f.bytes.size(), 14 + 60) : f.bytes.size();
-      const size_t at = pick(lim);
-      if (chance(50))
-        f.bytes[at] ^= static_cast<uint8_t>(1u << pick(8));
-      else
-        f.bytes[at] = static_cast<uint8_t>(rng_());
-    }
-    f.kind += fmt::format("+mutated({})", n);
-  }
-
-  std::mt19937_64 rng_;
   const topology::Layout& l_;
   bool host_routing_;
   std::vector<topology::PodLayout> local_pods_;
   std::vector<Ipv4> remote_pods_, services_, others_;
   Ipv4 ext_;
-  std::deque<Bytes> outputs_, inputs_;
 };
 
 struct Violation {
@@ -436,30 +442,29 @@ struct Violation {
   std::string invariant, what;
 };
 
-class PacketFuzz : public SuiteCluster<PacketFuzz> {
- public:
-  static constexpr const char* kTopology = "topologies/two-node.yaml";
-  static constexpr const char* kTag = "pf";
-
- protected:
-  void SetUp() override { HRB_REQUIRE_ROOT(); }
-  static const topology::Layout& l() { return cluster_->layout(); }
-  static const topology::NodeLayout& node() { return l().nodes[0]; }
-
-  static datapath::ProgramOptions options(bool host_routing) {
-    datapath::ProgramOptions o;
-    o.record_redirects = true;
-    o.ct_entries = 1024;
-    o.ct_lifetime_close_ns = 5'000'000;    // 5 ms: closed flows expire and their ports are reused
-    o.ct_lifetime_other_ns = 200'000'000;  // 200 ms
-    o.lb_services = 4;
-    o.lb_endpoints_per_service = 2;
-    o.host_routing = host_routing;
-    return o;
-  }
-
-  void fuzz(const std::string& config, bool host_routing);
+// A violation found in one run: the invariant ("1-pod-source", …), its cause where a known one
+// fits ("other" when none does; empty: the family's uncounted_cause decides for "4-counted").
+struct Finding {
+  std::string invariant, cause, what;
 };
+using Findings = std::vector<Finding>;
+
+// The budget of one configuration (environment, see the header comment).
+struct Budget {
+  uint64_t seed, frames;
+  double seconds;
+};
+Budget budget(const std::string& config) {
+  Budget b;
+  b.seed = env_u64("HRB_PACKET_FUZZ_SEED", std::random_device{}());
+  b.frames = env_u64("HRB_PACKET_FUZZ_FRAMES", 100000);
+  b.seconds = static_cast<double>(env_u64("HRB_PACKET_FUZZ_SECONDS", 30));
+  std::printf("[packet fuzz] %s: HRB_PACKET_FUZZ_SEED=%llu HRB_PACKET_FUZZ_FRAMES=%llu\n",
+              config.c_str(), static_cast<unsigned long long>(b.seed),
+              static_cast<unsigned long long>(b.frames));
+  std::fflush(stdout);
+  return b;
+}
 
 // Sums a per-CPU counters array in one batch lookup (one syscall per run).
 class CounterReader {
@@ -491,44 +496,37 @@ bool in_any(const std::vector<Cidr>& cs, Ipv4 a) {
     if (c.contains(a)) return true;
   return false;
 }
+bool in_any(const std::vector<Cidr6>& cs, const Ipv6& a) {
+  for (const auto& c : cs)
+    if (c.contains(a)) return true;
+  return false;
+}
 
-void PacketFuzz::fuzz(const std::string& config, bool host_routing) {
-  const uint64_t seed = env_u64("HRB_PACKET_FUZZ_SEED", std::random_device{}());
-  const uint64_t frames = env_u64("HRB_PACKET_FUZZ_FRAMES", 100000);
-  const double seconds = static_cast<double>(env_u64("HRB_PACKET_FUZZ_SECONDS", 30));
-  std::printf("[packet fuzz] %s: HRB_PACKET_FUZZ_SEED=%llu HRB_PACKET_FUZZ_FRAMES=%llu\n",
-              config.c_str(), static_cast<unsigned long long>(seed),
-              static_cast<unsigned long long>(frames));
-  std::fflush(stdout);
-
-  const auto masq = datapath::parse_masq_config_file(source_path("topologies/ip-masq-agent.yaml"));
-  NodePrograms progs(l(), node(), masq, options(host_routing));
-  const int ct = progs.map_fd("ct");
-  const Cidr cluster = l().spec.cluster_cidr, services = l().spec.service_cidr;
-  const auto no_masq =
-      masq.return_cidrs();  // nonMasqueradeCIDRs and link-local (masqLinkLocal off)
-
-  // Make the FIB answer SUCCESS (neighbour known) for node2 and the external host.
-  run_cmd({"ping", "-c1", "-W1", l().nodes[1].underlay_ip.str()}, {.netns = node().netns});
-  run_cmd({"ping", "-c1", "-W1", l().externals[0].underlay_ip.str()}, {.netns = node().netns});
-
+// The loop both families share: frames from `gen` through the programs of node `n` (in its
+// netns), invariants 2 and 4 checked here, the family's (1, 3, 5) by inv.check(); violations
+// printed (the first 5 of each kind, with pcaps) and counted; the summary, and the verdict of the
+// test.
+template <class Gen, class Inv>
+void fuzz_frames(const std::string& config, const Budget& bud, const topology::NodeLayout& n,
+                 NodePrograms& progs, Gen& gen, Inv& inv) {
   std::vector<Violation> violations;
   std::map<std::string, uint64_t> per_invariant;
   std::map<int, uint64_t> verdicts;
   uint64_t ran = 0, refused = 0;
   double elapsed = 0;
+  const uint64_t seed = bud.seed;
 
-  run_in_netns(node().netns, [&] {
-    // node1's devices, by ifindex and name.
+  run_in_netns(n.netns, [&] {
+    // the node's devices, by ifindex and name.
     std::map<unsigned, std::string> devices;
     if (auto* ifs = if_nameindex()) {
       for (auto* i = ifs; i->if_index; ++i) devices[i->if_index] = i->if_name;
       if_freenameindex(ifs);
     }
     std::map<std::string, unsigned> index;
-    for (const auto& [i, n] : devices) index[n] = i;
+    for (const auto& [i, name] : devices) index[name] = i;
     std::set<unsigned> lxcs;
-    for (const auto& p : node().pods) lxcs.insert(index.at(p.lxc));
+    for (const auto& p : n.pods) lxcs.insert(index.at(p.lxc));
 
     CounterReader pod_counters(progs.map_fd("counters_from_pod"));
     CounterReader up_counters(progs.map_fd("counters_from_uplink"));
@@ -537,13 +535,12 @@ void PacketFuzz::fuzz(const std::string& config, bool host_routing) {
     auto* bss_up = progs.uplink()->bss;
     const int fds[3] = {progs.from_pod_fd(), progs.from_uplink_fd(), progs.to_pod_fd()};
 
-    Generator gen(seed, l(), host_routing, options(host_routing).lb_services);
     Bytes out(4096);
     const auto t0 = std::chrono::steady_clock::now();
-    for (uint64_t i = 0; i < frames; ++i) {
+    for (uint64_t i = 0; i < bud.frames; ++i) {
       if ((i & 1023) == 0) {
         elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (elapsed > seconds) break;
+        if (elapsed > bud.seconds) break;
       }
       Frame f = gen.next();
       __sk_buff ctx{};
@@ -573,143 +570,32 @@ void PacketFuzz::fuzz(const std::string& config, bool host_routing) {
       ++ran;
       ++verdicts[verdict];
 
-      std::vector<std::pair<std::string, std::string>> found;
-      std::string pod_source_cause = "other";
+      Findings found;
       // 4: at least one reason counted.
       const int map = f.prog == kFromUplink ? 1 : 0;
       auto now = map ? up_counters.read() : pod_counters.read();
       uint64_t delta = 0;
       for (int r = 0; r < HRB_R__MAX; ++r) delta += now[r] - last[map][r];
       last[map] = now;
-      if (delta == 0) found.push_back({"4-counted", "no reason counter was incremented"});
+      if (delta == 0) found.push_back({"4-counted", "", "no reason counter was incremented"});
 
       // 2: verdicts and redirect targets.
       if (verdict != TC_ACT_OK && verdict != TC_ACT_SHOT && verdict != TC_ACT_REDIRECT)
-        found.push_back({"2-verdict", fmt::format("verdict {}", verdict)});
+        found.push_back({"2-verdict", "other", fmt::format("verdict {}", verdict)});
       if (verdict == TC_ACT_REDIRECT) {
         if (!rec.count || rec.helper < 1 || rec.helper > 3 || !devices.count(rec.ifindex) ||
             (rec.helper == 1 && !lxcs.count(rec.ifindex)))
-          found.push_back({"2-redirect", fmt::format("redirect recorded: helper {} ifindex {} "
-                                                     "(count {})",
-                                                     rec.helper, rec.ifindex, rec.count)});
+          found.push_back({"2-redirect", "other",
+                           fmt::format("redirect recorded: helper {} ifindex {} (count {})",
+                                       rec.helper, rec.ifindex, rec.count)});
       }
+      // 1, 3, 5: the family's.
+      inv.check(f, verdict, rec, out, found);
 
-      if (verdict == TC_ACT_OK || verdict == TC_ACT_REDIRECT) {
-        // 3: checksums that were right stay right.
-        const auto a = checksums(f.bytes), b = checksums(out);
-        auto check = [&](bool in_ok, bool out_there, bool out_ok, const char* what) {
-          if (in_ok && !(out_there && out_ok))
-            found.push_back({"3-checksum", fmt::format("{} checksum broken", what)});
-        };
-        check(a.ip && a.ip_ok, b.ip, b.ip_ok, "IPv4 header");
-        check(a.l4 && a.l4_ok, b.l4, b.l4_ok, "L4");
-        check(a.inner_ip && a.inner_ip_ok, b.inner_ip, b.inner_ip_ok, "quoted IPv4 header");
-        check(a.inner_l4 && a.inner_l4_ok, b.inner_l4, b.inner_l4_ok, "quoted L4");
-      }
-
-      // 5: from_uplink sends out of the node only with the node IP as source (NodePort).
-      if (verdict == TC_ACT_REDIRECT && f.prog == kFromUplink && rec.helper != 1) {
-        const bool ipv4 = out.size() >= 34 && get16(out, 12) == 0x0800;
-        if (!ipv4 || decode(out).src != node().underlay_ip)
-          found.push_back(
-              {"5-uplink-out", fmt::format("from_uplink redirected out ({}) with "
-                                           "source {}",
-                                           rec.helper, ipv4 ? decode(out).src.str() : "non-IPv4")});
-      }
-
-      // 1: no pod source towards the outside.
-      if (verdict == TC_ACT_REDIRECT && out.size() >= 34 && get16(out, 12) == 0x0800) {
-        const auto d = decode(out);
-        if (!cluster.contains(d.dst) && !services.contains(d.dst) && !in_any(no_masq, d.dst) &&
-            cluster.contains(d.src)) {
-          // The exemption: an answer in a flow opened from outside. The flow's CT entry is keyed
-          // by its first packet, remote -> pod, and from_uplink alone sets FROM_OUTSIDE on it.
-          //  - any other packet: the entry of its own reversed tuple (ports 0 without ports);
-          //  - an ICMP error: it goes back to the sender of the packet it quotes (outer
-          //    destination = quoted source, outer source = quoted destination) and the quoted
-          //    packet's tuple is such an entry.
-          // Nothing else may leave with a pod address: no other entry (pod-created flows, flows
-          // created by a frame with a spoofed source) makes the pod's answer legitimate.
-          const size_t ihl = (out[14] & 0xf) * 4u, l4 = 14 + ihl;
-          hrb_ct_key k{};
-          bool have_key = false;
-          const bool error = d.proto == 1 && out.size() >= l4 + 8 + 20 + 8 &&
-                             (out[l4] == 3 || out[l4] == 11 || out[l4] == 12);
-          if (error) {
-            const size_t iip = l4 + 8, il4 = iip + (out[iip] & 0xf) * 4u;
-            const Ipv4 qs{get32(out, iip + 12)}, qd{get32(out, iip + 16)};
-            const uint8_t qp = out[iip + 9];
-            if (qs == d.dst && qd == d.src && out.size() >= il4 + 8) {
-              k.src_ip = qs.be();
-              k.dst_ip = qd.be();
-              k.proto = qp;
-              if (qp == 1) {
-                k.src_port = htons(get16(out, il4 + 4));
-              } else {
-                k.src_port = htons(get16(out, il4));
-                k.dst_port = htons(get16(out, il4 + 2));
-              }
-              have_key = true;
-            }
-          } else if (!error) {
-            // As ct_key_reply: TCP/UDP ports swapped, the ICMP echo id as the source port, 0
-            // for everything without ports (other ICMP, GRE, ESP, SCTP, …).
-            const bool echo =
-                d.proto == 1 && out.size() >= l4 + 8 && (out[l4] == 0 || out[l4] == 8);
-            const bool ports = (d.proto == 6 || d.proto == 17) && out.size() >= l4 + 4;
-            k.src_ip = d.dst.be();
-            k.dst_ip = d.src.be();
-            k.proto = d.proto;
-            k.src_port = echo ? htons(d.sport) : ports ? htons(d.dport) : 0;
-            k.dst_port = ports ? htons(d.sport) : 0;
-            have_key = true;
-          }
-          k.kind = HRB_CT_FLOW;
-          hrb_ct_entry e{};
-          const bool exempt = have_key && bpf_map_lookup_elem(ct, &k, &e) == 0 &&
-                              (e.flags & HRB_CT_F_FROM_OUTSIDE) && !(e.flags & HRB_CT_F_SVC);
-          if (error && !have_key)
-            pod_source_cause = "icmp-error-out-unbound";
-          else if (have_key && !exempt && bpf_map_lookup_elem(ct, &k, &e) == 0)
-            pod_source_cause = "reverse-entry-not-from-outside";
-          if (!exempt)
-            found.push_back(
-                {"1-pod-source", fmt::format("pod source {} leaves towards {} (CT entry of the "
-                                             "flow opened from outside: {})",
-                                             d.src.str(), d.dst.str(),
-                                             !have_key ? "no tuple"
-                                             : bpf_map_lookup_elem(ct, &k, &e) == 0
-                                                 ? fmt::format("flags {:#04x}", e.flags)
-                                                 : std::string("none"))});
-        }
-      }
-
-      for (auto& [invariant, what] : found) {
-        // The cause, where a known one fits (see kKnown).
-        std::string cause = "other";
-        const auto err = icmp_error_of(f.bytes);
-        if (invariant == "1-pod-source") {
-          cause = pod_source_cause;
-        } else if (invariant == "3-checksum" && f.prog == kFromPod && err.is &&
-                   err.quoted_dst != err.src) {
-          cause = "icmp-error-out-other-pod";
-        } else if (invariant == "4-counted" && err.is && f.prog != kFromUplink) {
-          cause = "icmp-error-not-tracked";
-        } else if (invariant == "4-counted" && f.prog == kToPod) {
-          // What parse() refuses: not IPv4, a fragment, headers cut short (to_pod returns OK
-          // for all of them without a count).
-          const auto& b = f.bytes;
-          bool parsed = b.size() >= 34 && get16(b, 12) == 0x0800 && (b[14] >> 4) == 4 &&
-                        (b[14] & 0xf) >= 5 && !(get16(b, 20) & 0x3fff);
-          if (parsed) {
-            const size_t l4 = 14 + (b[14] & 0xf) * 4u;
-            const size_t need = b[23] == 6 ? 20 : (b[23] == 17 || b[23] == 1) ? 8 : 0;
-            parsed = b.size() >= l4 + need;
-          }
-          if (!parsed) cause = "to-pod-not-parsed";
-        }
-        const std::string inv = invariant + "/" + cause;
-        const uint64_t nth = ++per_invariant[inv];
+      for (auto& [invariant, cause, what] : found) {
+        if (cause.empty()) cause = inv.uncounted_cause(f);
+        const std::string name = invariant + "/" + cause;
+        const uint64_t nth = ++per_invariant[name];
         if (nth <= 5) {
           const auto pcap = std::filesystem::path(HRB_BINARY_DIR) / "packet_fuzz" /
                             fmt::format("{}-{}-{}.pcap", config, seed, i);
@@ -717,13 +603,13 @@ void PacketFuzz::fuzz(const std::string& config, bool host_routing) {
           std::printf(
               "[packet fuzz] VIOLATION %s (%s) seed %llu frame %llu: %s\n  %s on %s (%s), "
               "verdict %d\n  in:  %s\n  out: %s\n  pcap: %s\n",
-              inv.c_str(), config.c_str(), static_cast<unsigned long long>(seed),
+              name.c_str(), config.c_str(), static_cast<unsigned long long>(seed),
               static_cast<unsigned long long>(i), what.c_str(), prog_name(f.prog), f.ifname.c_str(),
               f.kind.c_str(), verdict, describe(f.bytes).c_str(), describe(out).c_str(),
               pcap.c_str());
           std::fflush(stdout);
         }
-        if (violations.size() < 1000) violations.push_back({i, inv, what});
+        if (violations.size() < 1000) violations.push_back({i, name, what});
       }
       gen.seen(f, verdict, out);
     }
@@ -747,11 +633,11 @@ void PacketFuzz::fuzz(const std::string& config, bool host_routing) {
       static_cast<unsigned long long>(refused), reasons.c_str());
   const bool strict = env_u64("HRB_PACKET_FUZZ_STRICT", 0) != 0;
   uint64_t unknown = 0;
-  for (const auto& [inv, n] : per_invariant) {
-    if (strict || !kKnown.count(inv)) unknown += n;
+  for (const auto& [name, count] : per_invariant) {
+    if (strict || !kKnown.count(name)) unknown += count;
     std::printf("[packet fuzz] %s: %llu violations of %s%s\n", config.c_str(),
-                static_cast<unsigned long long>(n), inv.c_str(),
-                kKnown.count(inv) ? " (known, reported)" : "");
+                static_cast<unsigned long long>(count), name.c_str(),
+                kKnown.count(name) ? " (known, reported)" : "");
   }
   std::fflush(stdout);
   std::string first;
@@ -763,6 +649,178 @@ void PacketFuzz::fuzz(const std::string& config, bool host_routing) {
   EXPECT_EQ(unknown, 0u) << "seed " << seed << ": violations of no known cause (first: " << first
                          << "); replay with HRB_PACKET_FUZZ_SEED=" << seed;
 }
+
+datapath::ProgramOptions fuzz_options(bool host_routing) {
+  datapath::ProgramOptions o;
+  o.record_redirects = true;
+  o.ct_entries = 1024;
+  o.ct_lifetime_close_ns = 5'000'000;    // 5 ms: closed flows expire and their ports are reused
+  o.ct_lifetime_other_ns = 200'000'000;  // 200 ms
+  o.lb_services = 4;
+  o.lb_endpoints_per_service = 2;
+  o.host_routing = host_routing;
+  return o;
+}
+
+datapath::MasqConfig fuzz_masq() {
+  return datapath::parse_masq_config_file(source_path("topologies/ip-masq-agent.yaml"));
+}
+
+// The IPv4 invariants 1, 3 and 5 (the header comment), with the causes of known violations.
+class Invariants4 {
+ public:
+  Invariants4(const topology::Layout& l, const datapath::MasqConfig& masq, int ct)
+      : node_(l.nodes[0]),
+        cluster_(l.spec.cluster_cidr),
+        services_(l.spec.service_cidr),
+        no_masq_(masq.return_cidrs()),  // nonMasqueradeCIDRs and link-local (masqLinkLocal off)
+        ct_(ct) {}
+
+  void check(const Frame& f, int verdict, const hrb_redirect_record& rec, const Bytes& out,
+             Findings& found) {
+    if (verdict == TC_ACT_OK || verdict == TC_ACT_REDIRECT) {
+      // 3: checksums that were right stay right.
+      const auto a = checksums(f.bytes), b = checksums(out);
+      const auto err = icmp_error_of(f.bytes);
+      const std::string cause = f.prog == kFromPod && err.is && err.quoted_dst != err.src
+                                    ? "icmp-error-out-other-pod"
+                                    : "other";
+      auto check = [&](bool in_ok, bool out_there, bool out_ok, const char* what) {
+        if (in_ok && !(out_there && out_ok))
+          found.push_back({"3-checksum", cause, fmt::format("{} checksum broken", what)});
+      };
+      check(a.ip && a.ip_ok, b.ip, b.ip_ok, "IPv4 header");
+      check(a.l4 && a.l4_ok, b.l4, b.l4_ok, "L4");
+      check(a.inner_ip && a.inner_ip_ok, b.inner_ip, b.inner_ip_ok, "quoted IPv4 header");
+      check(a.inner_l4 && a.inner_l4_ok, b.inner_l4, b.inner_l4_ok, "quoted L4");
+    }
+
+    // 5: from_uplink sends out of the node only with the node IP as source (NodePort).
+    if (verdict == TC_ACT_REDIRECT && f.prog == kFromUplink && rec.helper != 1) {
+      const bool ipv4 = out.size() >= 34 && get16(out, 12) == 0x0800;
+      if (!ipv4 || decode(out).src != node_.underlay_ip)
+        found.push_back({"5-uplink-out", "other",
+                         fmt::format("from_uplink redirected out ({}) with source {}", rec.helper,
+                                     ipv4 ? decode(out).src.str() : "non-IPv4")});
+    }
+
+    // 1: no pod source towards the outside.
+    if (verdict == TC_ACT_REDIRECT && out.size() >= 34 && get16(out, 12) == 0x0800) {
+      const auto d = decode(out);
+      if (!cluster_.contains(d.dst) && !services_.contains(d.dst) && !in_any(no_masq_, d.dst) &&
+          cluster_.contains(d.src)) {
+        // The exemption: an answer in a flow opened from outside. The flow's CT entry is keyed
+        // by its first packet, remote -> pod, and from_uplink alone sets FROM_OUTSIDE on it.
+        //  - any other packet: the entry of its own reversed tuple (ports 0 without ports);
+        //  - an ICMP error: it goes back to the sender of the packet it quotes (outer
+        //    destination = quoted source, outer source = quoted destination) and the quoted
+        //    packet's tuple is such an entry.
+        // Nothing else may leave with a pod address: no other entry (pod-created flows, flows
+        // created by a frame with a spoofed source) makes the pod's answer legitimate.
+        const size_t ihl = (out[14] & 0xf) * 4u, l4 = 14 + ihl;
+        hrb_ct_key k{};
+        bool have_key = false;
+        const bool error = d.proto == 1 && out.size() >= l4 + 8 + 20 + 8 &&
+                           (out[l4] == 3 || out[l4] == 11 || out[l4] == 12);
+        if (error) {
+          const size_t iip = l4 + 8, il4 = iip + (out[iip] & 0xf) * 4u;
+          const Ipv4 qs{get32(out, iip + 12)}, qd{get32(out, iip + 16)};
+          const uint8_t qp = out[iip + 9];
+          if (qs == d.dst && qd == d.src && out.size() >= il4 + 8) {
+            k.src_ip = qs.be();
+            k.dst_ip = qd.be();
+            k.proto = qp;
+            if (qp == 1) {
+              k.src_port = htons(get16(out, il4 + 4));
+            } else {
+              k.src_port = htons(get16(out, il4));
+              k.dst_port = htons(get16(out, il4 + 2));
+            }
+            have_key = true;
+          }
+        } else {
+          // As ct_key_reply: TCP/UDP ports swapped, the ICMP echo id as the source port, 0
+          // for everything without ports (other ICMP, GRE, ESP, SCTP, …).
+          const bool echo = d.proto == 1 && out.size() >= l4 + 8 && (out[l4] == 0 || out[l4] == 8);
+          const bool ports = (d.proto == 6 || d.proto == 17) && out.size() >= l4 + 4;
+          k.src_ip = d.dst.be();
+          k.dst_ip = d.src.be();
+          k.proto = d.proto;
+          k.src_port = echo ? htons(d.sport) : ports ? htons(d.dport) : 0;
+          k.dst_port = ports ? htons(d.sport) : 0;
+          have_key = true;
+        }
+        k.kind = HRB_CT_FLOW;
+        hrb_ct_entry e{};
+        const bool entry = have_key && bpf_map_lookup_elem(ct_, &k, &e) == 0;
+        const bool exempt = entry && (e.flags & HRB_CT_F_FROM_OUTSIDE) && !(e.flags & HRB_CT_F_SVC);
+        std::string cause = "other";
+        if (error && !have_key)
+          cause = "icmp-error-out-unbound";
+        else if (entry && !exempt)
+          cause = "reverse-entry-not-from-outside";
+        if (!exempt)
+          found.push_back(
+              {"1-pod-source", cause,
+               fmt::format("pod source {} leaves towards {} (CT entry of the flow opened from "
+                           "outside: {})",
+                           d.src.str(), d.dst.str(),
+                           !have_key ? "no tuple"
+                           : entry   ? fmt::format("flags {:#04x}", e.flags)
+                                     : std::string("none"))});
+      }
+    }
+  }
+
+  // The cause of a run that counted no reason, where a known one fits.
+  std::string uncounted_cause(const Frame& f) const {
+    if (icmp_error_of(f.bytes).is && f.prog != kFromUplink) return "icmp-error-not-tracked";
+    if (f.prog == kToPod) {
+      // What parse() refuses: not IPv4, a fragment, headers cut short (to_pod returns OK for
+      // all of them without a count).
+      const auto& b = f.bytes;
+      bool parsed = b.size() >= 34 && get16(b, 12) == 0x0800 && (b[14] >> 4) == 4 &&
+                    (b[14] & 0xf) >= 5 && !(get16(b, 20) & 0x3fff);
+      if (parsed) {
+        const size_t l4 = 14 + (b[14] & 0xf) * 4u;
+        const size_t need = b[23] == 6 ? 20 : (b[23] == 17 || b[23] == 1) ? 8 : 0;
+        parsed = b.size() >= l4 + need;
+      }
+      if (!parsed) return "to-pod-not-parsed";
+    }
+    return "other";
+  }
+
+ private:
+  const topology::NodeLayout& node_;
+  Cidr cluster_, services_;
+  std::vector<Cidr> no_masq_;
+  int ct_;
+};
+
+class PacketFuzz : public SuiteCluster<PacketFuzz> {
+ public:
+  static constexpr const char* kTopology = "topologies/two-node.yaml";
+  static constexpr const char* kTag = "pf";
+
+ protected:
+  void SetUp() override { HRB_REQUIRE_ROOT(); }
+  static const topology::Layout& l() { return cluster_->layout(); }
+  static const topology::NodeLayout& node() { return l().nodes[0]; }
+
+  void fuzz(const std::string& config, bool host_routing) {
+    const Budget bud = budget(config);
+    const auto masq = fuzz_masq();
+    const auto opts = fuzz_options(host_routing);
+    NodePrograms progs(l(), node(), masq, opts);
+    // Make the FIB answer SUCCESS (neighbour known) for node2 and the external host.
+    run_cmd({"ping", "-c1", "-W1", l().nodes[1].underlay_ip.str()}, {.netns = node().netns});
+    run_cmd({"ping", "-c1", "-W1", l().externals[0].underlay_ip.str()}, {.netns = node().netns});
+    Generator gen(bud.seed, l(), host_routing, opts.lb_services);
+    Invariants4 inv(l(), masq, progs.map_fd("ct"));
+    fuzz_frames(config, bud, node(), progs, gen, inv);
+  }
+};
 
 TEST_F(PacketFuzz, EbpfFromPodAndFromUplink) { fuzz("ebpf", true); }
 

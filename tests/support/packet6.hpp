@@ -46,8 +46,12 @@ Bytes icmp6_error(const PacketSpec6& outer, uint8_t type, uint8_t code, const By
 // The L4 checksum of an IPv6 frame (TCP, UDP, ICMPv6; extension headers walked) is right; a UDP
 // checksum of 0 counts as wrong (IPv6 makes it mandatory) unless zero_ok.
 bool l4_csum6_ok(const Bytes& frame, bool zero_ok = false);
-// For an ICMPv6 error: the quoted packet's L4 checksum is right (it must be quoted whole).
-bool quoted_csum6_ok(const Bytes& frame);
+// For an ICMPv6 error: the quoted packet's L4 checksum is right (it must be quoted whole); a
+// quoted UDP checksum of 0 counts as right unless !zero_ok.
+bool quoted_csum6_ok(const Bytes& frame, bool zero_ok = true);
+// The L4 header's offset and protocol after the extension headers of the IPv6 header at offset
+// `ip` of b; false when they run past the end. *fragment: a fragment header was among them.
+bool walk6(const Bytes& b, size_t ip, size_t& l4, uint8_t& proto, bool* fragment = nullptr);
 
 struct Decoded6 {
   uint8_t proto = 0, hop_limit = 0;
