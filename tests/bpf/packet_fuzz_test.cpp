@@ -8,7 +8,7 @@
 // Invariants checked on every run (docs/fuzzing.md, "BPF packet fuzzer"):
 //  1 no pod source towards the outside: a REDIRECT whose output destination is outside the
 //    cluster CIDR, the service CIDR and every nonMasqueradeCIDR never has a source in the cluster
-//    CIDR, except an answer in a flow opened from outside (see exempt_from_outside()).
+//    CIDR, except an answer in a flow opened from outside (see Invariants4::check).
 //  2 the verdict is TC_ACT_OK, TC_ACT_SHOT or TC_ACT_REDIRECT; a redirect was recorded with a
 //    known helper and an ifindex that is a device of node1 (an lxc for redirect_peer).
 //  3 checksums that were valid in the input are valid in an OK / REDIRECT output: the IP header
@@ -21,8 +21,18 @@
 // Invariant 1's exemption excludes NodePort connections (HRB_CT_F_SVC): a local backend's answer
 // to a NodePort client must leave with the node IP and the NodePort.
 //
+// IPv6 (PacketFuzz6): the same two configurations (ebpf6, bpf-lb6) on a dual-stack cluster
+// (topologies/dual-stack.yaml), the programs loaded with node1's IPv6 facts as the mode switch
+// gives them (datapath::ipv6_facts), IPv6 frames only (Generator6: TCP, UDP, ICMPv6 echo, ICMPv6
+// errors quoting earlier output, neighbour discovery and MLD, extension headers, truncated,
+// padded, mutated), and the invariants' IPv6 forms (Invariants6): 1 with clusterCIDRv6,
+// serviceCIDRv6 and the IPv6 nonMasqueradeCIDRs (and fe80::/10) on ct6; 3 the L4 checksums over
+// the pseudo-header (no header checksum), outside and quoted, a UDP checksum of 0 counting as
+// wrong; 5 with the node's IPv6 address. 2 and 4 are the same loop's (fuzz_frames).
+//
 // HRB_PACKET_FUZZ_SEED (default: random, printed), HRB_PACKET_FUZZ_FRAMES (per configuration,
-// default 100000; a run also stops after HRB_PACKET_FUZZ_SECONDS, default 30). A violation prints
+// default 100000; a run also stops after HRB_PACKET_FUZZ_SECONDS, default 30; the same for the
+// IPv6 configurations). A violation prints
 // the seed, the frame index, the decoded input and output, and writes both frames to
 // <build dir>/packet_fuzz/<config>-<seed>-<frame>.pcap.
 #include <arpa/inet.h>
@@ -35,6 +45,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -46,6 +57,7 @@
 #include "datapath/legacy.hpp"
 #include "support/cluster_fixture.hpp"
 #include "support/packet.hpp"
+#include "support/packet6.hpp"
 #include "support/pcap.hpp"
 
 #include "hrb_abi.h"
@@ -80,7 +92,9 @@ std::string describe(const Bytes& b) {
   if (b.size() > 96) hex += "…";
   std::string d;
   try {
-    d = b.size() >= 34 && get16(b, 12) == 0x0800 ? decode(b).str() : "(not an IPv4 frame)";
+    d = b.size() >= 34 && get16(b, 12) == 0x0800   ? decode(b).str()
+        : b.size() >= 54 && get16(b, 12) == 0x86dd ? decode6(b).str()
+                                                   : "(neither an IPv4 nor an IPv6 frame)";
   } catch (const std::exception& e) {
     d = e.what();
   }
@@ -435,6 +449,285 @@ class Generator : GenBase {
   std::vector<topology::PodLayout> local_pods_;
   std::vector<Ipv4> remote_pods_, services_, others_;
   Ipv4 ext_;
+};
+
+bool is_ipv6_frame(const Bytes& b) { return b.size() >= 54 && get16(b, 12) == 0x86dd; }
+Ipv6 addr6_at(const Bytes& b, size_t off) {
+  Ipv6 a;
+  std::copy(b.begin() + off, b.begin() + off + 16, a.b.begin());
+  return a;
+}
+
+// The IPv6 frame generator: Generator's steps with the cluster's IPv6 addresses, ICMPv6 (echo,
+// errors quoting earlier output, neighbour discovery and MLD) and extension headers (hop-by-hop,
+// routing with and without segments left, fragment, destination options); frames truncated,
+// padded and mutated.
+class Generator6 : GenBase {
+ public:
+  Generator6(uint64_t seed, const topology::Layout& l, bool host_routing, int services)
+      : GenBase(seed), l_(l), host_routing_(host_routing) {
+    const auto &n1 = l.nodes[0], &n2 = l.nodes[1];
+    for (const auto& p : n1.pods) local_pods_.push_back(p);
+    for (const auto& p : n2.pods) remote_pods_.push_back(p.ip6);
+    for (int i = 0; i < services; ++i) services_.push_back(datapath::service_ip6(l, i));
+    ext_ = l.externals[0].address6;
+    Ipv6 ext_next = ext_;
+    ext_next.b[15] ^= 1;
+    others_ = {n1.underlay_ip6,
+               n2.underlay_ip6,
+               l.externals[0].underlay_ip6,
+               n1.router_ip6,
+               n2.router_ip6,
+               Ipv6{},
+               ip6("::1"),
+               ip6("fe80::1"),
+               ip6("ff02::1"),
+               ip6("2001:db8::1"),
+               ip6("::ffff:172.18.0.1"),
+               ext_next};
+  }
+
+  void seen(const Frame& in, int verdict, const Bytes& out) {
+    if (verdict != TC_ACT_OK && verdict != TC_ACT_REDIRECT) return;
+    if (!is_ipv6_frame(out) || !is_ipv6_frame(in.bytes)) return;
+    remember(outputs_, out);
+    remember(inputs_, in.bytes);
+  }
+
+  Frame next() {
+    Frame f;
+    const int r = pick(100);
+    if (r < 35 || outputs_.empty()) {
+      f = fresh();
+    } else if (r < 68) {
+      f = reply(outputs_[pick(outputs_.size())]);
+    } else if (r < 80) {
+      f = icmp_error_about(outputs_[pick(outputs_.size())]);
+    } else if (r < 92) {
+      f = again(inputs_[pick(inputs_.size())]);
+    } else if (r < 97) {
+      f = ndisc();
+    } else {
+      f = odd();
+    }
+    if (pick(100) < 20) mutate(f);
+    if (pick(100) < 5 && f.bytes.size() > 14) {
+      f.bytes.resize(14 + pick(f.bytes.size() - 14));
+      f.kind += "+truncated";
+    } else if (pick(100) < 3) {
+      const size_t n = 1 + pick(40);
+      for (size_t i = 0; i < n; ++i) f.bytes.push_back(static_cast<uint8_t>(rng_()));
+      f.kind += "+padded";
+    }
+    return f;
+  }
+
+ private:
+  Ipv6 random_addr() {
+    const auto& s = l_.spec;
+    switch (pick(4)) {
+      case 0: {
+        Ipv6 a;
+        for (auto& c : a.b) c = static_cast<uint8_t>(rng_());
+        return a;
+      }
+      case 1:
+        return s.cluster_cidr6.subnet(pick(4), topology::kPodPrefix6).at(pick(8));
+      case 2:
+        return s.service_cidr6.at(pick(65536));
+      default:
+        return s.underlay_cidr6.at(pick(256));
+    }
+  }
+  Ipv6 any_addr() {
+    const int r = pick(100);
+    if (r < 25) return ext_;
+    if (r < 35) return local_pods_[pick(local_pods_.size())].ip6;
+    if (r < 50) return remote_pods_[pick(remote_pods_.size())];
+    if (r < 70 && !services_.empty()) return services_[pick(services_.size())];
+    if (r < 85) return others_[pick(others_.size())];
+    return random_addr();
+  }
+  uint8_t proto() {
+    const int r = pick(100);
+    if (r < 50) return 6;
+    if (r < 80) return 17;
+    if (r < 95) return 58;
+    static constexpr uint8_t other[] = {47, 132, 50, 59, 1, 255};
+    return other[pick(std::size(other))];
+  }
+  std::vector<Ext6> extension_headers() {
+    static constexpr uint8_t types[] = {0, 43, 44, 60};
+    std::vector<Ext6> v(1 + pick(chance(80) ? 1 : 5));  // now and then more than parse6 walks
+    for (auto& e : v) {
+      e.type = types[pick(std::size(types))];
+      e.segments_left = chance(60) ? 0 : static_cast<uint8_t>(1 + pick(2));
+      e.frag = chance(30) ? 0 : static_cast<uint16_t>(pick(0x2000) << 3 | pick(2));
+    }
+    return v;
+  }
+  void vary(PacketSpec6& s) {
+    s.tcp_flags = tcp_flags();
+    s.icmp_type = chance(70) ? 128 : chance(70) ? 129 : static_cast<uint8_t>(pick(256));
+    if (chance(10)) s.icmp_code = static_cast<uint8_t>(pick(5));
+    s.hop_limit = chance(5) ? static_cast<uint8_t>(pick(3)) : 64;
+    s.udp_zero_csum = chance(10);
+    if (chance(15)) s.ext = extension_headers();
+    s.payload = chance(3) ? 1400 + pick(120) : pick(65);
+  }
+  std::string lxc_for(const Ipv6& a) {
+    for (const auto& p : local_pods_)
+      if (p.ip6 == a) return p.lxc;
+    return local_pods_[pick(local_pods_.size())].lxc;
+  }
+  bool is_local_pod(const Ipv6& a) const {
+    for (const auto& p : local_pods_)
+      if (p.ip6 == a) return true;
+    return false;
+  }
+  // Generator::place for IPv6.
+  Frame place(const Ipv6& src, const Ipv6& dst, Bytes b, std::string kind) {
+    Frame f;
+    f.bytes = std::move(b);
+    f.kind = std::move(kind);
+    if (is_local_pod(src) || (!host_routing_ && !is_local_pod(dst))) {
+      f.prog = kFromPod;
+      f.ifname = lxc_for(src);
+    } else if (host_routing_) {
+      f.prog = kFromUplink;
+      f.ifname = l_.nodes[0].uplink;
+    } else {
+      f.prog = kToPod;
+      f.ifname = lxc_for(dst);
+    }
+    return f;
+  }
+
+  Frame fresh() {
+    PacketSpec6 s;
+    s.proto = proto();
+    s.sport = port();
+    s.dport = port();
+    vary(s);
+    const auto& n1 = l_.nodes[0];
+    if (pick(100) < 60) {  // from a pod of node1 (now and then with a source it does not own)
+      s.src = chance(90) ? local_pods_[pick(local_pods_.size())].ip6 : any_addr();
+      s.dst = any_addr();
+      if (!services_.empty() && chance(20)) {
+        s.dst = services_[pick(services_.size())];
+        s.dport = chance(80) ? datapath::kServicePort : port();
+      }
+      Frame f = place(s.src, s.dst, build6(s), "fresh-pod");
+      if (f.prog != kFromPod) f.prog = kFromPod, f.ifname = lxc_for(s.src);
+      return f;
+    }
+    s.src = chance(50) ? ext_ : any_addr();
+    const int d = pick(100);
+    s.dst = d < 40   ? n1.underlay_ip6
+            : d < 85 ? local_pods_[pick(local_pods_.size())].ip6
+                     : any_addr();
+    if (is_local_pod(s.src)) s.src = ext_;
+    if (s.dst == n1.underlay_ip6 && !services_.empty() && chance(40))
+      s.dport = static_cast<uint16_t>(datapath::kNodePortFirst + pick(services_.size()));
+    return place(s.src, s.dst, build6(s), "fresh-outside");
+  }
+
+  // An answer to an earlier output frame: addresses and ports swapped (echo: the id kept).
+  Frame reply(const Bytes& out) {
+    const auto d = decode6(out);
+    PacketSpec6 s;
+    s.proto = d.proto;
+    s.src = d.dst;
+    s.dst = d.src;
+    s.sport = d.dport;
+    s.dport = d.sport;
+    if (d.proto == 58) {
+      size_t l4;
+      uint8_t p;
+      s.sport = d.sport;
+      s.icmp_type = walk6(out, 14, l4, p) && l4 < out.size() && out[l4] == 128 ? 129 : 128;
+    }
+    static constexpr uint8_t f[] = {0x12, 0x10, 0x18, 0x11, 0x04, 0x14, 0x02};
+    s.tcp_flags = f[pick(std::size(f))];
+    s.payload = pick(65);
+    if (chance(5)) s.ext = extension_headers();
+    return place(s.src, s.dst, build6(s), "reply");
+  }
+
+  // An ICMPv6 error about an earlier output frame, from its destination (usually) to its source
+  // (usually), quoting as much as fits in 1280 bytes or just the headers.
+  Frame icmp_error_about(const Bytes& out) {
+    const auto d = decode6(out);
+    PacketSpec6 o;
+    o.src = chance(75) ? d.dst : chance(50) ? others_[pick(others_.size())] : any_addr();
+    o.dst = chance(80) ? d.src : any_addr();
+    if (is_local_pod(o.src) && chance(15)) o.src = local_pods_[pick(local_pods_.size())].ip6;
+    static constexpr uint8_t tc[][2] = {{1, 0}, {1, 1}, {1, 3}, {1, 4}, {2, 0},
+                                        {3, 0}, {3, 1}, {4, 0}, {4, 1}};
+    const auto* t = tc[pick(std::size(tc))];
+    const size_t quote = chance(50) ? 1232 : 48;
+    return place(o.src, o.dst, icmp6_error(o, t[0], t[1], out, quote), "icmp6-error");
+  }
+
+  // More of an earlier flow: the same frame with other TCP flags.
+  Frame again(const Bytes& in) {
+    Bytes b = in;
+    const auto d = decode6(in);
+    size_t l4;
+    uint8_t proto;
+    bool frag;
+    if (walk6(b, 14, l4, proto, &frag) && proto == 6 && !frag && b.size() >= l4 + 20) {
+      const uint8_t old = b[l4 + 13], flags = tcp_flags();
+      b[l4 + 13] = flags;
+      if (l4_csum6_ok(in)) {  // fold the change in when the checksum was right (RFC 1624)
+        uint32_t sum = static_cast<uint16_t>(~get16(b, l4 + 16));
+        sum += static_cast<uint16_t>(~old & 0xff) + flags;
+        while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+        put16(b, l4 + 16, static_cast<uint16_t>(~sum));
+      }
+    }
+    return place(d.src, d.dst, std::move(b), "again");
+  }
+
+  // Neighbour discovery, router messages and MLD: the node's own business (to the stack).
+  Frame ndisc() {
+    static constexpr uint8_t types[] = {133, 134, 135, 136, 137, 130, 131, 143};
+    PacketSpec6 s;
+    s.proto = 58;
+    s.icmp_type = types[pick(std::size(types))];
+    s.hop_limit = 255;
+    s.payload = 16 + pick(16);
+    const auto& pod = local_pods_[pick(local_pods_.size())];
+    s.src = chance(40) ? ip6("fe80::2") : chance(50) ? pod.ip6 : Ipv6{};
+    s.dst = chance(40) ? ip6("ff02::1:ff00:2") : chance(50) ? ip6("ff02::2") : any_addr();
+    Frame f;
+    f.bytes = build6(s);
+    f.kind = "ndisc";
+    f.prog =
+        host_routing_ ? (chance(50) ? kFromPod : kFromUplink) : (chance(50) ? kFromPod : kToPod);
+    f.ifname = f.prog == kFromUplink ? l_.nodes[0].uplink : pod.lxc;
+    return f;
+  }
+
+  Frame odd() {
+    Frame f;
+    f.prog =
+        host_routing_ ? (chance(50) ? kFromPod : kFromUplink) : (chance(50) ? kFromPod : kToPod);
+    f.ifname = f.prog == kFromUplink ? l_.nodes[0].uplink : lxc_for(Ipv6{});
+    f.bytes.resize(14 + pick(100));
+    for (auto& c : f.bytes) c = static_cast<uint8_t>(rng_());
+    if (chance(80)) put16(f.bytes, 12, 0x86dd);
+    if (chance(50) && f.bytes.size() > 14)
+      f.bytes[14] = static_cast<uint8_t>(0x60 | (f.bytes[14] & 0xf));
+    f.kind = "garbage";
+    return f;
+  }
+
+  const topology::Layout& l_;
+  bool host_routing_;
+  std::vector<topology::PodLayout> local_pods_;
+  std::vector<Ipv6> remote_pods_, services_, others_;
+  Ipv6 ext_;
 };
 
 struct Violation {
@@ -825,5 +1118,175 @@ class PacketFuzz : public SuiteCluster<PacketFuzz> {
 TEST_F(PacketFuzz, EbpfFromPodAndFromUplink) { fuzz("ebpf", true); }
 
 TEST_F(PacketFuzz, BpfLbFromPodAndToPod) { fuzz("bpf-lb", false); }
+
+// What can soundly be said about an IPv6 frame's checksums (checksums() for IPv6, which has no
+// header checksum): the L4 checksum (TCP, UDP, ICMPv6, over the pseudo-header) when the frame is
+// exactly 54 + payload length bytes, its extension headers are all there and none is a fragment
+// header; for an ICMPv6 error the quoted packet's L4 checksum when all of it is quoted. A UDP
+// checksum of 0 is wrong over IPv6 (RFC 8200 8.1), outside and quoted.
+struct Checksums6 {
+  bool l4 = false, l4_ok = false;
+  bool inner_l4 = false, inner_l4_ok = false;
+};
+
+bool l4_checkable6(const Bytes& b, size_t ip, size_t end) {
+  size_t l4;
+  uint8_t proto;
+  bool frag;
+  if (!walk6(b, ip, l4, proto, &frag) || frag || l4 > end) return false;
+  const size_t len = end - l4;
+  if ((proto != 6 && proto != 17 && proto != 58) || len < (proto == 6 ? 20u : 8u)) return false;
+  return proto != 6 || (b[l4 + 12] >> 4) * 4u <= len;
+}
+
+Checksums6 checksums6(const Bytes& b) {
+  Checksums6 c;
+  if (!is_ipv6_frame(b) || (b[14] >> 4) != 6 || b.size() != 54u + get16(b, 18)) return c;
+  if (!l4_checkable6(b, 14, b.size())) return c;
+  c.l4 = true;
+  c.l4_ok = l4_csum6_ok(b);
+  size_t l4;
+  uint8_t proto;
+  walk6(b, 14, l4, proto);
+  const size_t iip = l4 + 8;
+  if (proto == 58 && b[l4] >= 1 && b[l4] <= 4 && b.size() >= iip + 40 && (b[iip] >> 4) == 6 &&
+      b.size() == iip + 40 + get16(b, iip + 4) && l4_checkable6(b, iip, b.size())) {
+    c.inner_l4 = true;
+    c.inner_l4_ok = quoted_csum6_ok(b, false);
+  }
+  return c;
+}
+
+// The IPv6 invariants 1, 3 and 5 (the header comment: the same with clusterCIDRv6,
+// serviceCIDRv6, the IPv6 nonMasqueradeCIDRs and the node's IPv6 address).
+class Invariants6 {
+ public:
+  Invariants6(const topology::Layout& l, const datapath::MasqConfig& masq, int ct6)
+      : node_(l.nodes[0]),
+        cluster_(l.spec.cluster_cidr6),
+        services_(l.spec.service_cidr6),
+        no_masq_(
+            masq.return_cidrs6()),  // IPv6 nonMasqueradeCIDRs, fe80::/10 (masqLinkLocalIPv6 off)
+        ct6_(ct6) {}
+
+  void check(const Frame& f, int verdict, const hrb_redirect_record& rec, const Bytes& out,
+             Findings& found) {
+    if (verdict == TC_ACT_OK || verdict == TC_ACT_REDIRECT) {
+      // 3: checksums that were right stay right.
+      const auto a = checksums6(f.bytes), b = checksums6(out);
+      auto check = [&](bool in_ok, bool out_there, bool out_ok, const char* what) {
+        if (in_ok && !(out_there && out_ok))
+          found.push_back({"3-checksum", "other", fmt::format("{} checksum broken", what)});
+      };
+      check(a.l4 && a.l4_ok, b.l4, b.l4_ok, "L4");
+      check(a.inner_l4 && a.inner_l4_ok, b.inner_l4, b.inner_l4_ok, "quoted L4");
+    }
+
+    // 5: from_uplink sends out of the node only with the node's IPv6 address as source.
+    if (verdict == TC_ACT_REDIRECT && f.prog == kFromUplink && rec.helper != 1) {
+      const bool ipv6 = is_ipv6_frame(out);
+      if (!ipv6 || decode6(out).src != node_.underlay_ip6)
+        found.push_back({"5-uplink-out", "other",
+                         fmt::format("from_uplink redirected out ({}) with source {}", rec.helper,
+                                     ipv6 ? decode6(out).src.str() : "non-IPv6")});
+    }
+
+    // 1: no pod source towards the outside; the exemption as for IPv4 (Invariants4), on ct6.
+    if (verdict != TC_ACT_REDIRECT || !is_ipv6_frame(out)) return;
+    const auto d = decode6(out);
+    if (!cluster_.contains(d.src) || cluster_.contains(d.dst) || services_.contains(d.dst) ||
+        in_any(no_masq_, d.dst))
+      return;
+    size_t l4 = 0;
+    uint8_t proto = 0;
+    const bool walked = walk6(out, 14, l4, proto);
+    hrb_ct6_key k{};
+    bool have_key = false;
+    const bool error =
+        walked && proto == 58 && out.size() >= l4 + 8 + 40 + 8 && out[l4] >= 1 && out[l4] <= 4;
+    auto put = [](hrb_ip6& to, const Ipv6& a) { std::memcpy(&to, a.b.data(), 16); };
+    if (error) {
+      const size_t iip = l4 + 8, il4 = iip + 40;
+      const Ipv6 qs = addr6_at(out, iip + 8), qd = addr6_at(out, iip + 24);
+      const uint8_t qp = out[iip + 6];
+      if (qs == d.dst && qd == d.src) {
+        put(k.src_ip, qs);
+        put(k.dst_ip, qd);
+        k.proto = qp;
+        if (qp == 58) {
+          k.src_port = htons(get16(out, il4 + 4));
+        } else {
+          k.src_port = htons(get16(out, il4));
+          k.dst_port = htons(get16(out, il4 + 2));
+        }
+        have_key = true;
+      }
+    } else if (walked) {
+      // As ct6_key_reply.
+      const bool echo = proto == 58 && out.size() >= l4 + 8 && (out[l4] == 128 || out[l4] == 129);
+      const bool ports = (proto == 6 || proto == 17) && out.size() >= l4 + 4;
+      put(k.src_ip, d.dst);
+      put(k.dst_ip, d.src);
+      k.proto = proto;
+      k.src_port = echo ? htons(d.sport) : ports ? htons(d.dport) : 0;
+      k.dst_port = ports ? htons(d.sport) : 0;
+      have_key = true;
+    }
+    k.kind = HRB_CT_FLOW;
+    hrb_ct6_entry e{};
+    const bool entry = have_key && bpf_map_lookup_elem(ct6_, &k, &e) == 0;
+    const bool exempt = entry && (e.flags & HRB_CT_F_FROM_OUTSIDE) && !(e.flags & HRB_CT_F_SVC);
+    if (!exempt)
+      found.push_back(
+          {"1-pod-source", "other",
+           fmt::format("pod source {} leaves towards {} (CT entry of the flow opened from "
+                       "outside: {})",
+                       d.src.str(), d.dst.str(),
+                       !have_key ? "no tuple"
+                       : entry   ? fmt::format("flags {:#04x}", e.flags)
+                                 : std::string("none"))});
+  }
+
+  std::string uncounted_cause(const Frame&) const { return "other"; }
+
+ private:
+  const topology::NodeLayout& node_;
+  Cidr6 cluster_, services_;
+  std::vector<Cidr6> no_masq_;
+  int ct6_;
+};
+
+// The IPv6 configurations: a dual-stack cluster, the programs with the node's IPv6 facts as the
+// mode switch gives them (datapath::ipv6_facts), IPv6 frames only.
+class PacketFuzz6 : public SuiteCluster<PacketFuzz6> {
+ public:
+  static constexpr const char* kTopology = "topologies/dual-stack.yaml";
+  static constexpr const char* kTag = "p6";
+
+ protected:
+  void SetUp() override { HRB_REQUIRE_ROOT(); }
+  static const topology::Layout& l() { return cluster_->layout(); }
+  static const topology::NodeLayout& node() { return l().nodes[0]; }
+
+  void fuzz(const std::string& config, bool host_routing) {
+    const Budget bud = budget(config);
+    const auto masq = fuzz_masq();
+    auto opts = fuzz_options(host_routing);
+    opts.ipv6 =
+        datapath::ipv6_facts(l(), node(), masq, opts.lb_services, opts.lb_endpoints_per_service);
+    ASSERT_TRUE(opts.ipv6) << kTopology << " is not dual stack";
+    NodePrograms progs(l(), node(), masq, opts);
+    // Make the FIB answer SUCCESS (neighbour known) for node2 and the external host.
+    for (const auto& a : {l().nodes[1].underlay_ip6, l().externals[0].underlay_ip6})
+      run_cmd({"ping", "-6", "-c1", "-W1", a.str()}, {.netns = node().netns});
+    Generator6 gen(bud.seed, l(), host_routing, opts.lb_services);
+    Invariants6 inv(l(), masq, progs.map_fd("ct6"));
+    fuzz_frames(config, bud, node(), progs, gen, inv);
+  }
+};
+
+TEST_F(PacketFuzz6, EbpfFromPodAndFromUplink) { fuzz("ebpf6", true); }
+
+TEST_F(PacketFuzz6, BpfLbFromPodAndToPod) { fuzz("bpf-lb6", false); }
 
 }  // namespace
