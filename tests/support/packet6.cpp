@@ -96,6 +96,7 @@ Bytes build6(const PacketSpec6& s) {
   const size_t l4 = off;
   const size_t l4len = l4h + s.payload;
   for (size_t i = 0; i < s.payload; ++i) b[l4 + l4h + i] = static_cast<uint8_t>(i * 7 + 3);
+  if (s.payload_word && s.payload >= 2) put16(b, l4 + l4h, *s.payload_word);
   if (s.proto == 6) {
     put16(b, l4, s.sport);
     put16(b, l4 + 2, s.dport);
@@ -144,6 +145,21 @@ Bytes icmp6_error(const PacketSpec6& outer, uint8_t type, uint8_t code, const By
   std::copy(about.begin() + kIp, about.begin() + kIp + q, b.begin() + l4 + 8);
   put16(b, l4 + 2, csum16(&b[l4], 8 + q, pseudo6(b, kIp, 58, 8 + q)));
   return b;
+}
+
+uint16_t udp_zero_csum_word6(PacketSpec6 s) {
+  if (s.proto != 17 || s.payload < 2)
+    throw std::invalid_argument("udp_zero_csum_word6: UDP, payload >= 2");
+  // With the word 0 the rest sums to S; the checksum ~S is the word that makes the sum 0xffff,
+  // i.e. the checksum 0.
+  s.payload_word = 0;
+  s.udp_zero_csum = true;
+  Bytes b = build6(s);
+  size_t l4;
+  uint8_t proto;
+  walk6(b, kIp, l4, proto);
+  const size_t len = b.size() - l4;
+  return csum16(&b[l4], len, pseudo6(b, kIp, 17, len));
 }
 
 bool l4_csum6_ok(const Bytes& frame, bool zero_ok) {
