@@ -666,7 +666,18 @@ class Generator6 : GenBase {
                                         {3, 0}, {3, 1}, {4, 0}, {4, 1}};
     const auto* t = tc[pick(std::size(tc))];
     const size_t quote = chance(50) ? 1232 : 48;
-    return place(o.src, o.dst, icmp6_error(o, t[0], t[1], out, quote), "icmp6-error");
+    Bytes b = icmp6_error(o, t[0], t[1], out, quote);
+    if (chance(10)) insert_dstopts(b);
+    return place(o.src, o.dst, std::move(b), "icmp6-error");
+  }
+
+  // A destination options header (PadN) right after the IPv6 header; the L4 checksum stays right
+  // (its pseudo-header has the upper-layer length, not the payload length).
+  static void insert_dstopts(Bytes& b) {
+    const uint8_t opts[8] = {b[20], 0, 1, 4, 0, 0, 0, 0};
+    b.insert(b.begin() + 54, std::begin(opts), std::end(opts));
+    b[20] = 60;
+    put16(b, 18, static_cast<uint16_t>(get16(b, 18) + 8));
   }
 
   // More of an earlier flow: the same frame with other TCP flags.
