@@ -52,7 +52,8 @@ static __always_inline __s64 ip6_diff(const struct hrb_ip6 *old_ip, const struct
 }
 
 /* Rewrites one address (source or destination) and one port (or ICMPv6 echo id) with
- * incremental L4 checksum updates; a UDP checksum of zero stays zero. */
+ * incremental L4 checksum updates; a UDP checksum of zero (none: invalid over IPv6) stays zero,
+ * and one that comes out as zero is written as 0xffff (BPF_F_MARK_MANGLED_0; RFC 8200 8.1). */
 static __always_inline int rewrite6(struct __sk_buff *skb, const struct pkt6 *p, bool source,
 				    const struct hrb_ip6 *old_ip, const struct hrb_ip6 *new_ip,
 				    __u16 old_port, __u16 new_port)
@@ -369,13 +370,22 @@ static __always_inline int icmp6_error_rewrite(struct __sk_buff *skb, const stru
 	if (bpf_skb_store_bytes(skb, addr_off, new_ip, 16, 0) ||
 	    bpf_l4_csum_replace(skb, icsum, 0, d, 0))
 		return -1;
-	/* The quoted L4 checksum, when it was quoted and is in use (UDP's may be 0). */
+	/* The quoted L4 checksum, when it was quoted and is in use (UDP's may be 0). A UDP
+	 * checksum that comes out as 0 is written as 0xffff (RFC 8200 8.1: 0 means none, invalid
+	 * over IPv6), as BPF_F_MARK_MANGLED_0 does for rewrite6's; the ICMPv6 checksum takes the
+	 * bytes as written. */
 	if (bpf_skb_load_bytes(skb, l4c_off, &before, 2) == 0 &&
 	    !(proto == IPPROTO_UDP && before == 0)) {
 		if (bpf_l3_csum_replace(skb, l4c_off, 0, d, 0) ||
 		    bpf_l3_csum_replace(skb, l4c_off, old_port, new_port, 2) ||
-		    bpf_skb_load_bytes(skb, l4c_off, &after, 2) ||
-		    bpf_l4_csum_replace(skb, icsum, before, after, 2))
+		    bpf_skb_load_bytes(skb, l4c_off, &after, 2))
+			return -1;
+		if (proto == IPPROTO_UDP && after == 0) {
+			after = 0xffff;
+			if (bpf_skb_store_bytes(skb, l4c_off, &after, 2, 0))
+				return -1;
+		}
+		if (bpf_l4_csum_replace(skb, icsum, before, after, 2))
 			return -1;
 	}
 	if (bpf_skb_store_bytes(skb, port_off, &new_port, 2, 0) ||

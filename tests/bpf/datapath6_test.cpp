@@ -603,6 +603,74 @@ TEST_F(Nat66, APodsErrorAboutAReplyLeavesWithTheNodesAddress) {
   EXPECT_EQ(counter("from_pod", HRB_R_ICMP_ERROR_NAT), 1u);
 }
 
+// RFC 8200 8.1: a UDP checksum that computes to 0 is sent as 0xffff (0 means "no checksum",
+// which IPv6 forbids). Each packet here is crafted so that its translated checksum computes to 0.
+uint16_t udp_csum_at(const Bytes& b, size_t udp) {
+  return uint16_t(b.at(udp + 6) << 8 | b.at(udp + 7));
+}
+constexpr size_t kUdp = 14 + 40, kQuotedUdp = kUdp + 8 + 40;
+
+TEST_F(Nat66, AUdpChecksumThatTranslatesToZeroIsSentAsAllOnes) {
+  resolve_neighbours();
+  auto s = out(45353, 17);  // kept: in the range
+  auto m = s;
+  m.src = kNode1;
+  s.payload_word = m.payload_word = udp_zero_csum_word6(m);
+  const auto r = from_pod(s);
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_FRAME(r, build6(to_router(m)));
+  EXPECT_EQ(udp_csum_at(r.out, kUdp), 0xffff);
+  EXPECT_TRUE(l4_csum6_ok(r.out));
+
+  auto rep = reply(45353, 17), to_pod = rep;
+  to_pod.dst = kPod1;
+  rep.payload_word = to_pod.payload_word = udp_zero_csum_word6(to_pod);
+  const auto back = from_uplink(rep);
+  ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+  EXPECT_FRAME(back, build6(delivered(to_pod, 0)));
+  EXPECT_EQ(udp_csum_at(back.out, kUdp), 0xffff);
+  EXPECT_TRUE(l4_csum6_ok(back.out));
+}
+
+// The same for the UDP header quoted in an ICMPv6 error, both ways.
+TEST_F(Nat66, AQuotedUdpChecksumThatTranslatesToZeroIsSentAsAllOnes) {
+  resolve_neighbours();
+  // In: an error about the pod's packet quotes it as it left (node:nat); the pod gets its own.
+  auto s = out(45000, 17);
+  s.payload_word = udp_zero_csum_word6(s);
+  const auto r = from_pod(s);
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  PacketSpec6 outer = spec(kRouter, kNode1, 58);
+  const auto back = from_uplink(icmp6_error(outer, 1, 4, r.out));
+  ASSERT_EQ(back.verdict, TC_ACT_REDIRECT);
+  auto quoted = s;
+  quoted.hop_limit--;
+  auto to_pod = outer;
+  to_pod.dst = kPod1;
+  EXPECT_FRAME(back, icmp6_error(delivered(to_pod, 0), 1, 4, build6(quoted)));
+  EXPECT_EQ(udp_csum_at(back.out, kQuotedUdp), 0xffff);
+  EXPECT_TRUE(quoted_csum6_ok(back.out, false));
+  EXPECT_TRUE(l4_csum6_ok(back.out));
+
+  // Out: the pod's error about a reply it got quotes it as delivered (to the pod); it leaves
+  // quoting the reply as the outside host sent it (to node:nat).
+  auto rep = reply(45000, 17);
+  rep.payload_word = udp_zero_csum_word6(rep);
+  const auto in = from_uplink(rep);
+  ASSERT_EQ(in.verdict, TC_ACT_REDIRECT);
+  PacketSpec6 pod_outer = spec(kPod1, kOutside, 58);
+  const auto err = from_pod(icmp6_error(pod_outer, 1, 4, in.out));
+  ASSERT_EQ(err.verdict, TC_ACT_REDIRECT);
+  auto o = pod_outer;
+  o.src = kNode1;
+  auto q = rep;
+  q.hop_limit--;
+  EXPECT_FRAME(err, icmp6_error(to_router(o), 1, 4, build6(q)));
+  EXPECT_EQ(udp_csum_at(err.out, kQuotedUdp), 0xffff);
+  EXPECT_TRUE(quoted_csum6_ok(err.out, false));
+  EXPECT_TRUE(l4_csum6_ok(err.out));
+}
+
 TEST_F(Nat66, APodsErrorAboutNoFlowIsDropped) {
   PacketSpec6 outer = spec(kPod1, kOutside, 58);
   auto about = spec(kOutside, kPod1, 17);

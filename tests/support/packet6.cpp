@@ -24,27 +24,12 @@ uint32_t pseudo6(const Bytes& b, size_t ip, uint8_t proto, size_t l4len) {
   return s + proto + static_cast<uint32_t>(l4len);
 }
 
-// The L4 header's offset and protocol after the extension headers of the IPv6 header at ip;
-// false when it is past the end.
-bool walk(const Bytes& b, size_t ip, size_t& l4, uint8_t& proto) {
-  if (b.size() < ip + kIpLen) return false;
-  proto = b[ip + 6];
-  l4 = ip + kIpLen;
-  while (proto == 0 || proto == 43 || proto == 44 || proto == 60) {
-    if (b.size() < l4 + 8) return false;
-    const uint8_t next = b[l4];
-    l4 += proto == 44 ? 8 : (size_t(b[l4 + 1]) + 1) * 8;
-    proto = next;
-  }
-  return l4 <= b.size();
-}
-
 size_t l4_csum_field(uint8_t proto) { return proto == 6 ? 16 : proto == 17 ? 6 : 2; }
 
 bool csum_ok_at(const Bytes& b, size_t ip, size_t end, bool zero_ok) {
   size_t l4;
   uint8_t proto;
-  if (!walk(b, ip, l4, proto) || end < l4) return false;
+  if (!walk6(b, ip, l4, proto) || end < l4) return false;
   const size_t len = end - l4;
   if (proto != 6 && proto != 17 && proto != 58) return true;
   if (len < l4_csum_field(proto) + 2) return false;
@@ -52,6 +37,21 @@ bool csum_ok_at(const Bytes& b, size_t ip, size_t end, bool zero_ok) {
   return csum16(&b[l4], len, pseudo6(b, ip, proto, len)) == 0;
 }
 }  // namespace
+
+bool walk6(const Bytes& b, size_t ip, size_t& l4, uint8_t& proto, bool* fragment) {
+  if (fragment) *fragment = false;
+  if (b.size() < ip + kIpLen) return false;
+  proto = b[ip + 6];
+  l4 = ip + kIpLen;
+  while (proto == 0 || proto == 43 || proto == 44 || proto == 60) {
+    if (b.size() < l4 + 8) return false;
+    if (proto == 44 && fragment) *fragment = true;
+    const uint8_t next = b[l4];
+    l4 += proto == 44 ? 8 : (size_t(b[l4 + 1]) + 1) * 8;
+    proto = next;
+  }
+  return l4 <= b.size();
+}
 
 Ipv6 ip6(const std::string& text) {
   auto a = Ipv6::parse(text);
@@ -96,6 +96,7 @@ Bytes build6(const PacketSpec6& s) {
   const size_t l4 = off;
   const size_t l4len = l4h + s.payload;
   for (size_t i = 0; i < s.payload; ++i) b[l4 + l4h + i] = static_cast<uint8_t>(i * 7 + 3);
+  if (s.payload_word && s.payload >= 2) put16(b, l4 + l4h, *s.payload_word);
   if (s.proto == 6) {
     put16(b, l4, s.sport);
     put16(b, l4 + 2, s.dport);
@@ -146,15 +147,30 @@ Bytes icmp6_error(const PacketSpec6& outer, uint8_t type, uint8_t code, const By
   return b;
 }
 
+uint16_t udp_zero_csum_word6(PacketSpec6 s) {
+  if (s.proto != 17 || s.payload < 2)
+    throw std::invalid_argument("udp_zero_csum_word6: UDP, payload >= 2");
+  // With the word 0 the rest sums to S; the checksum ~S is the word that makes the sum 0xffff,
+  // i.e. the checksum 0.
+  s.payload_word = 0;
+  s.udp_zero_csum = true;
+  Bytes b = build6(s);
+  size_t l4;
+  uint8_t proto;
+  walk6(b, kIp, l4, proto);
+  const size_t len = b.size() - l4;
+  return csum16(&b[l4], len, pseudo6(b, kIp, 17, len));
+}
+
 bool l4_csum6_ok(const Bytes& frame, bool zero_ok) {
   return csum_ok_at(frame, kIp, frame.size(), zero_ok);
 }
 
-bool quoted_csum6_ok(const Bytes& frame) {
+bool quoted_csum6_ok(const Bytes& frame, bool zero_ok) {
   size_t l4;
   uint8_t proto;
-  if (!walk(frame, kIp, l4, proto) || proto != 58) return false;
-  return csum_ok_at(frame, l4 + 8, frame.size(), true);
+  if (!walk6(frame, kIp, l4, proto) || proto != 58) return false;
+  return csum_ok_at(frame, l4 + 8, frame.size(), zero_ok);
 }
 
 std::string Decoded6::str() const {
@@ -166,7 +182,7 @@ Decoded6 decode6(const Bytes& frame) {
   Decoded6 d;
   size_t l4;
   uint8_t proto;
-  if (!walk(frame, kIp, l4, proto)) return d;
+  if (!walk6(frame, kIp, l4, proto)) return d;
   d.proto = proto;
   d.hop_limit = frame[kIp + 7];
   std::memcpy(d.src.b.data(), &frame[kIp + 8], 16);
