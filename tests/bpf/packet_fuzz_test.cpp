@@ -187,7 +187,10 @@ struct Frame {
 // TCP flags and the byte mutator.
 class GenBase {
  protected:
-  explicit GenBase(uint64_t seed) : rng_(seed) {}
+  GenBase(uint64_t seed, const topology::Layout& l, bool host_routing)
+      : rng_(seed), l_(l), host_routing_(host_routing) {
+    for (const auto& p : l.nodes[0].pods) local_pods_.push_back(p);
+  }
   size_t pick(size_t n) { return n ? std::uniform_int_distribution<size_t>(0, n - 1)(rng_) : 0; }
   bool chance(int percent) { return pick(100) < static_cast<size_t>(percent); }
   void remember(std::deque<Bytes>& d, const Bytes& b) {
@@ -220,18 +223,55 @@ class GenBase {
     }
     f.kind += fmt::format("+mutated({})", n);
   }
+  // A pod's address of the family of Addr.
+  static Ipv4 pod_addr(const topology::PodLayout& p, const Ipv4&) { return p.ip; }
+  static const Ipv6& pod_addr(const topology::PodLayout& p, const Ipv6&) { return p.ip6; }
+  // The devices a frame with these addresses comes in on (or goes out of).
+  template <typename Addr>
+  std::string lxc_for(const Addr& a) {
+    for (const auto& p : local_pods_)
+      if (pod_addr(p, a) == a) return p.lxc;
+    return local_pods_[pick(local_pods_.size())].lxc;
+  }
+  template <typename Addr>
+  bool is_local_pod(const Addr& a) const {
+    for (const auto& p : local_pods_)
+      if (pod_addr(p, a) == a) return true;
+    return false;
+  }
+  // Which program sees a packet from src to dst: a pod of node1 sends through from_pod; the rest
+  // arrives on the uplink (ebpf) or is delivered by the stack into a local pod (bpf-lb: to_pod).
+  template <typename Addr>
+  Frame place(const Addr& src, const Addr& dst, Bytes b, std::string kind) {
+    Frame f;
+    f.bytes = std::move(b);
+    f.kind = std::move(kind);
+    if (is_local_pod(src) || (!host_routing_ && !is_local_pod(dst))) {
+      f.prog = kFromPod;
+      f.ifname = lxc_for(src);
+    } else if (host_routing_) {
+      f.prog = kFromUplink;
+      f.ifname = l_.nodes[0].uplink;
+    } else {
+      f.prog = kToPod;
+      f.ifname = lxc_for(dst);
+    }
+    return f;
+  }
 
   std::mt19937_64 rng_;
   std::deque<Bytes> outputs_, inputs_;
+  const topology::Layout& l_;
+  bool host_routing_;
+  std::vector<topology::PodLayout> local_pods_;  // node1's
 };
 
 // The frame generator: a seeded PRNG, the cluster's addresses and a history of earlier frames.
 class Generator : GenBase {
  public:
   Generator(uint64_t seed, const topology::Layout& l, bool host_routing, int services)
-      : GenBase(seed), l_(l), host_routing_(host_routing) {
+      : GenBase(seed, l, host_routing) {
     const auto& n1 = l.nodes[0];
-    for (const auto& p : n1.pods) local_pods_.push_back(p);
     for (const auto& p : l.nodes[1].pods) remote_pods_.push_back(p.ip);
     for (int i = 0; i < services; ++i) services_.push_back(datapath::service_ip(l, i));
     ext_ = l.externals[0].address;
@@ -311,36 +351,6 @@ class Generator : GenBase {
     if (chance(10)) s.ip_option_words = 1 + static_cast<int>(pick(3));
     s.payload = chance(3) ? 1400 + pick(120) : pick(65);
   }
-  // The devices a frame of program p with these addresses comes in on (or goes out of).
-  std::string lxc_for(Ipv4 a) {
-    for (const auto& p : local_pods_)
-      if (p.ip == a) return p.lxc;
-    return local_pods_[pick(local_pods_.size())].lxc;
-  }
-  bool is_local_pod(Ipv4 a) const {
-    for (const auto& p : local_pods_)
-      if (p.ip == a) return true;
-    return false;
-  }
-  // Which program sees a packet from src to dst: a pod of node1 sends through from_pod; the rest
-  // arrives on the uplink (ebpf) or is delivered by the stack into a local pod (bpf-lb: to_pod).
-  Frame place(Ipv4 src, Ipv4 dst, Bytes b, std::string kind) {
-    Frame f;
-    f.bytes = std::move(b);
-    f.kind = std::move(kind);
-    if (is_local_pod(src) || (!host_routing_ && !is_local_pod(dst))) {
-      f.prog = kFromPod;
-      f.ifname = lxc_for(src);
-    } else if (host_routing_) {
-      f.prog = kFromUplink;
-      f.ifname = l_.nodes[0].uplink;
-    } else {
-      f.prog = kToPod;
-      f.ifname = lxc_for(dst);
-    }
-    return f;
-  }
-
   Frame fresh() {
     PacketSpec s;
     s.proto = proto();
@@ -444,9 +454,6 @@ class Generator : GenBase {
     return f;
   }
 
-  const topology::Layout& l_;
-  bool host_routing_;
-  std::vector<topology::PodLayout> local_pods_;
   std::vector<Ipv4> remote_pods_, services_, others_;
   Ipv4 ext_;
 };
@@ -465,9 +472,8 @@ Ipv6 addr6_at(const Bytes& b, size_t off) {
 class Generator6 : GenBase {
  public:
   Generator6(uint64_t seed, const topology::Layout& l, bool host_routing, int services)
-      : GenBase(seed), l_(l), host_routing_(host_routing) {
+      : GenBase(seed, l, host_routing) {
     const auto &n1 = l.nodes[0], &n2 = l.nodes[1];
-    for (const auto& p : n1.pods) local_pods_.push_back(p);
     for (const auto& p : n2.pods) remote_pods_.push_back(p.ip6);
     for (int i = 0; i < services; ++i) services_.push_back(datapath::service_ip6(l, i));
     ext_ = l.externals[0].address6;
@@ -575,34 +581,6 @@ class Generator6 : GenBase {
     if (chance(15)) s.ext = extension_headers();
     s.payload = chance(3) ? 1400 + pick(120) : pick(65);
   }
-  std::string lxc_for(const Ipv6& a) {
-    for (const auto& p : local_pods_)
-      if (p.ip6 == a) return p.lxc;
-    return local_pods_[pick(local_pods_.size())].lxc;
-  }
-  bool is_local_pod(const Ipv6& a) const {
-    for (const auto& p : local_pods_)
-      if (p.ip6 == a) return true;
-    return false;
-  }
-  // Generator::place for IPv6.
-  Frame place(const Ipv6& src, const Ipv6& dst, Bytes b, std::string kind) {
-    Frame f;
-    f.bytes = std::move(b);
-    f.kind = std::move(kind);
-    if (is_local_pod(src) || (!host_routing_ && !is_local_pod(dst))) {
-      f.prog = kFromPod;
-      f.ifname = lxc_for(src);
-    } else if (host_routing_) {
-      f.prog = kFromUplink;
-      f.ifname = l_.nodes[0].uplink;
-    } else {
-      f.prog = kToPod;
-      f.ifname = lxc_for(dst);
-    }
-    return f;
-  }
-
   Frame fresh() {
     PacketSpec6 s;
     s.proto = proto();
@@ -734,9 +712,6 @@ class Generator6 : GenBase {
     return f;
   }
 
-  const topology::Layout& l_;
-  bool host_routing_;
-  std::vector<topology::PodLayout> local_pods_;
   std::vector<Ipv6> remote_pods_, services_, others_;
   Ipv6 ext_;
 };
