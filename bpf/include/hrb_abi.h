@@ -28,7 +28,7 @@
  * constants (that is what an A/B of two builds measures). The loader also compares the .rodata
  * and .bss layout of the two objects and refuses a difference under the same version (a missed
  * bump), so a forgotten bump cannot corrupt a run silently. */
-#define HRB_ABI_VERSION 3
+#define HRB_ABI_VERSION 4
 #ifdef __BPF__
 const volatile __u32 hrb_abi_version = HRB_ABI_VERSION;
 #endif
@@ -199,6 +199,10 @@ struct hrb_flow_key {
 	__u8 proto;
 	__u8 pad;
 };
+
+/* The non-masquerade LPM tries (IPv4 and IPv6): the size of the loader's tries behind
+ * nonmasq_active and nonmasq6_active, and of every trie the IP Masquerade Agent swaps in. */
+#define HRB_MAX_NONMASQ 16384
 
 /* Key of the non-masquerade LPM trie (ip-masq-agent's nonMasqueradeCIDRs). */
 struct hrb_lpm_key {

@@ -10,7 +10,6 @@
 #define HRB_MAX_ENDPOINTS 4096
 #define HRB_MAX_CT 262144 /* flows and masquerade claims; ProgramOptions::ct_entries overrides */
 #define HRB_MAX_STACK_FLOWS 65536
-#define HRB_MAX_NONMASQ 16384
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -97,14 +96,24 @@ struct {
 	__type(value, __u64);
 } stack_flows6 SEC(".maps");
 
-/* The IPv6 masquerade exclusions (filled once at load; the IP Masquerade Agent swaps the IPv4
- * trie only). */
-struct {
+/* The IPv6 masquerade exclusions: as the IPv4 ones, an LPM trie behind a one-slot array of maps,
+ * which the IP Masquerade Agent swaps on a change (one update, atomic for every packet; the
+ * kernel takes an inner map of the template's type, key, value and flags). */
+struct nonmasq6_lpm {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, HRB_MAX_NONMASQ);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct hrb_lpm6_key);
 	__type(value, __u8);
 } nonmasq6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct nonmasq6_lpm);
+} nonmasq6_active SEC(".maps") = {
+    .values = {&nonmasq6},
+};
 
 #endif

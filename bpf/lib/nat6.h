@@ -30,10 +30,15 @@
 static __always_inline bool needs_masquerade6(const struct hrb_ip6 *daddr)
 {
 	struct hrb_lpm6_key k = {.prefixlen = 128, .addr = *daddr};
+	__u32 zero = 0;
+	void *lpm;
 
 	if (in_cluster6(daddr) || in_services6(daddr))
 		return false;
-	return bpf_map_lookup_elem(&nonmasq6, &k) == NULL;
+	lpm = bpf_map_lookup_elem(&nonmasq6_active, &zero);
+	if (!lpm)
+		return true;
+	return bpf_map_lookup_elem(lpm, &k) == NULL;
 }
 
 static __always_inline __u32 l4_csum_off6(__u8 proto, __u32 l4_off)

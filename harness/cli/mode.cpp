@@ -90,7 +90,7 @@ int cmd_masq_agent(const Args& args) {
   MasqAgentCmdOptions o;
   po::options_description d(
       "hrbench masq-agent: the IP Masquerade Agent; watches the config and reprograms the "
-      "IP-MASQ-AGENT chain (and in ebpf mode the BPF non-masquerade trie) on change and every "
+      "IP-MASQ-AGENT chains (and in ebpf mode the BPF non-masquerade tries) on change and every "
       "resyncInterval, until stopped");
   d.add_options()("config", po::value(&o.config),
                   "ip-masq-agent config (default: the running mode's --masq-config)")(

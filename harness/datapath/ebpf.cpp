@@ -60,7 +60,26 @@ hrb_ip6 ip6(const Ipv6& a) {
 }
 hrb_ip6 mask6(int len) { return ip6(netmask6(len)); }
 hrb_ip6 net6(const Cidr6& p) { return ip6(masked(p.net, p.len)); }
+
+// The non-masquerade tries, filled by the loader (the first one) and by swap_nonmasq (each new
+// one) alike.
+void fill_trie(int fd, const std::vector<Cidr>& cidrs, const std::string& what) {
+  for (const auto& c : cidrs) {
+    hrb_lpm_key k{static_cast<__u32>(c.len), c.net.be()};
+    uint8_t one = 1;
+    if (bpf_map_update_elem(fd, &k, &one, BPF_ANY) != 0) throw_errno(what + " " + c.str());
+  }
+}
+void fill_trie(int fd, const std::vector<Cidr6>& cidrs, const std::string& what) {
+  for (const auto& c : cidrs) {
+    hrb_lpm6_key k{static_cast<__u32>(c.len), net6(c)};
+    uint8_t one = 1;
+    if (bpf_map_update_elem(fd, &k, &one, BPF_ANY) != 0) throw_errno(what + " " + c.str());
+  }
+}
 }  // namespace
+
+std::vector<Cidr6> ipv6_nonmasq(const MasqConfig& masq) { return masq.return_cidrs6(); }
 
 void check_ipv6_facts(const Ipv6Facts& f, const topology::NodeLayout& n) {
   const std::string where = "IPv6 facts of " + n.name + ": ";
@@ -121,8 +140,7 @@ std::optional<Ipv6Facts> ipv6_facts(const topology::Layout& l, const topology::N
       f.service_list.push_back(std::move(sv));
     }
   }
-  // ip6tables' IP-MASQ-AGENT RETURN list, as nonmasq holds the IPv4 one: one definition.
-  f.nonmasq = masq.return_cidrs6();
+  f.nonmasq = ipv6_nonmasq(masq);  // what swap_nonmasq puts in the IPv6 trie too
   return f;
 }
 
@@ -226,7 +244,8 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
                                 {skel->maps.ct6, from->maps.ct6},
                                 {skel->maps.lb6, from->maps.lb6},
                                 {skel->maps.stack_flows6, from->maps.stack_flows6},
-                                {skel->maps.nonmasq6, from->maps.nonmasq6}})
+                                {skel->maps.nonmasq6, from->maps.nonmasq6},
+                                {skel->maps.nonmasq6_active, from->maps.nonmasq6_active}})
       if (int e = bpf_map__reuse_fd(mine, bpf_map__fd(theirs)))
         throw SysError(-e, "share map " + std::string(bpf_map__name(mine)));
   };
@@ -240,12 +259,8 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
 
   // The non-masquerade CIDRs are the IP-MASQ-AGENT chain's RETURN list: one definition.
   // (On a single-stack IPv6 node the IPv4 maps stay empty: no IPv4 packet reaches them.)
-  for (const auto& c : l.has_ipv4() ? masq.return_cidrs() : std::vector<Cidr>{}) {
-    hrb_lpm_key k{static_cast<__u32>(c.len), c.net.be()};
-    uint8_t one = 1;
-    if (bpf_map_update_elem(map_fd("nonmasq"), &k, &one, BPF_ANY) != 0)
-      throw_errno("nonmasq map update " + c.str());
-  }
+  fill_trie(map_fd("nonmasq"), l.has_ipv4() ? masq.return_cidrs() : std::vector<Cidr>{},
+            "nonmasq map update");
   for (int i = 0; i < lb4_services; ++i) {
     const auto eps = service_endpoints(l, i, opts.lb_endpoints_per_service);
     // The ClusterIP's frontends, and the NodePort's on this node's IP, with the same backends.
@@ -285,12 +300,7 @@ NodePrograms::NodePrograms(const topology::Layout& l, const topology::NodeLayout
 }
 
 void NodePrograms::fill_ipv6(const Ipv6Facts& f, const std::map<std::string, hrb_endpoint>& ep) {
-  for (const auto& c : f.nonmasq) {
-    hrb_lpm6_key k{static_cast<__u32>(c.len), net6(c)};
-    uint8_t one = 1;
-    if (bpf_map_update_elem(map_fd("nonmasq6"), &k, &one, BPF_ANY) != 0)
-      throw_errno("nonmasq6 map update " + c.str());
-  }
+  fill_trie(map_fd("nonmasq6"), f.nonmasq, "nonmasq6 map update");
   for (size_t i = 0; i < f.service_list.size(); ++i) {
     const auto& sv = f.service_list[i];
     // The ClusterIP's frontend, and the NodePort's on the node's address, with the same backends.
@@ -389,7 +399,7 @@ void EbpfMode::attach_node(const topology::Layout& l, const topology::NodeLayout
   fs::create_directories(pins::node_dir(l.prefix, n.name));
   const NodePrograms& progs = variants.front();
   for (const char* m : {"counters_from_pod", "counters_from_uplink", "endpoints", "ct",
-                        "nonmasq_active", "endpoints6", "ct6"})
+                        "nonmasq_active", "nonmasq6_active", "endpoints6", "ct6"})
     pin(progs.map_fd(m), pins::map(l.prefix, n.name, m));
   for (size_t v = 1; v < variants.size(); ++v)
     for (const char* c : {"counters_from_pod", "counters_from_uplink"})
@@ -563,25 +573,56 @@ void EbpfMode::remove(const topology::Layout& l) {
   legacy_.remove(l);
 }
 
+Fd new_nonmasq_trie(const std::vector<Cidr>& cidrs) {
+  LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
+  Fd lpm(bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "nonmasq", sizeof(hrb_lpm_key), 1, HRB_MAX_NONMASQ,
+                        &o));
+  if (!lpm) throw_errno("create a non-masquerade LPM trie");
+  fill_trie(lpm.get(), cidrs, "fill the new LPM trie with");
+  return lpm;
+}
+
+Fd new_nonmasq6_trie(const std::vector<Cidr6>& cidrs) {
+  LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
+  Fd lpm(bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "nonmasq6", sizeof(hrb_lpm6_key), 1, HRB_MAX_NONMASQ,
+                        &o));
+  if (!lpm) throw_errno("create an IPv6 non-masquerade LPM trie");
+  fill_trie(lpm.get(), cidrs, "fill the new IPv6 LPM trie with");
+  return lpm;
+}
+
+void set_active_trie(int outer, int trie, const std::string& what) {
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(outer, &zero, &trie, BPF_ANY) != 0) throw_errno("swap " + what);
+}
+
 void swap_nonmasq(const topology::Layout& l, const MasqConfig& masq) {
-  for (const auto& n : l.nodes) {
-    const std::string pin_path = pins::map(l.prefix, n.name, "nonmasq_active");
+  // Everything is opened, made and filled before the first swap, so that a failure on the way
+  // (a node without the pins, ENOMEM) leaves every node as it was.
+  struct Swap {
+    Fd outer, trie;
+    std::string what;
+  };
+  std::vector<Swap> swaps;
+  auto open_outer = [&](const topology::NodeLayout& n, const char* map, const char* hint) {
+    const std::string pin_path = pins::map(l.prefix, n.name, map);
     Fd outer(bpf_obj_get(pin_path.c_str()));
-    if (!outer) throw_errno("open " + pin_path + " (is ebpf mode on?)");
-    LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
-    Fd lpm(bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "nonmasq", sizeof(hrb_lpm_key), 1, 16384, &o));
-    if (!lpm) throw_errno("create a non-masquerade LPM trie");
-    for (const auto& c : masq.return_cidrs()) {
-      hrb_lpm_key k{static_cast<__u32>(c.len), c.net.be()};
-      uint8_t one = 1;
-      if (bpf_map_update_elem(lpm.get(), &k, &one, BPF_ANY) != 0)
-        throw_errno("fill the new LPM trie with " + c.str());
-    }
-    uint32_t zero = 0;
-    int fd = lpm.get();
-    if (bpf_map_update_elem(outer.get(), &zero, &fd, BPF_ANY) != 0)
-      throw_errno("swap the non-masquerade trie of " + n.name);
+    if (!outer) throw_errno("open " + pin_path + " (" + hint + ")");
+    return outer;
+  };
+  for (const auto& n : l.nodes) {
+    // As the loader fills them: the IPv4 trie stays empty on a single-stack IPv6 cluster.
+    swaps.push_back({open_outer(n, "nonmasq_active", "is ebpf mode on?"),
+                     new_nonmasq_trie(l.has_ipv4() ? masq.return_cidrs() : std::vector<Cidr>{}),
+                     "the non-masquerade trie of " + n.name});
+    if (l.has_ipv6())
+      swaps.push_back({open_outer(n, "nonmasq6_active",
+                                  "programs loaded by an hrbench of BPF ABI version 3 or older "
+                                  "have none: run `hrbench mode ebpf` again"),
+                       new_nonmasq6_trie(ipv6_nonmasq(masq)),
+                       "the IPv6 non-masquerade trie of " + n.name});
   }
+  for (const auto& s : swaps) set_active_trie(s.outer.get(), s.trie.get(), s.what);
 }
 
 nlohmann::json counters_json(const topology::Layout& l, size_t variant) {

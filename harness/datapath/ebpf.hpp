@@ -36,9 +36,19 @@ using ReasonCounters = std::array<uint64_t, HRB_R__MAX>;
 std::map<std::string, std::map<std::string, ReasonCounters>> read_counters(
     const topology::Layout& l, size_t variant = 0);
 
-// Replaces every node's non-masquerade trie with one built from `masq`, in one map update per
-// node (each packet sees the old list or the new one, never a mix). ebpf mode must be on.
+// Replaces every node's non-masquerade trie with one built from `masq` (MasqConfig::return_cidrs;
+// empty on a single-stack IPv6 cluster, as the loader leaves it), and on a cluster with IPv6 its
+// IPv6 trie too (ipv6_nonmasq), in one map update per node and family (each packet sees the old
+// list or the new one, never a mix). Every trie is made and filled before the first swap: a
+// failure before then changes nothing. ebpf mode must be on.
 void swap_nonmasq(const topology::Layout& l, const MasqConfig& masq);
+// What swap_nonmasq is made of, for tests on NodePrograms' own maps: a new non-masquerade trie
+// holding `cidrs` (HRB_MAX_NONMASQ entries big, as the loader's), and the update that makes
+// `trie` the one the programs read through `outer` (nonmasq_active, nonmasq6_active; throws
+// when the kernel refuses it, e.g. a trie of the other family).
+Fd new_nonmasq_trie(const std::vector<Cidr>& cidrs);
+Fd new_nonmasq6_trie(const std::vector<Cidr6>& cidrs);
+void set_active_trie(int outer, int trie, const std::string& what);
 
 // The same, as JSON {node: {program: {reason: count}}}, non-zero counts only.
 nlohmann::json counters_json(const topology::Layout& l, size_t variant = 0);
@@ -92,8 +102,8 @@ struct Ipv6Facts {
     uint16_t node_port = 0;
   };
   std::vector<Service> service_list;
-  std::vector<Cidr6> nonmasq;  // masquerade exclusions besides `cluster` (ip-masq-agent's IPv6
-                               // nonMasqueradeCIDRs, the underlay's prefix)
+  std::vector<Cidr6> nonmasq;  // masquerade exclusions besides `cluster` and `services`: the
+                               // first IPv6 trie (ipv6_nonmasq for a cluster; tests choose)
 };
 // Throws Error(kBadInput) naming the field when the facts cannot drive the maps (a prefix length
 // outside 0..128, no cluster prefix, a node address that is :: or a pod's, a pod that is not on the
@@ -105,9 +115,15 @@ void check_ipv6_facts(const Ipv6Facts& f, const topology::NodeLayout& n);
 // IPv6 underlay address, the cluster's and the service range's prefixes, its pods' IPv6
 // addresses, `services` services' IPv6 ClusterIPs (service_ip6) with `eps` endpoints each (the
 // IPv4 services' endpoints, ports and protocols) and their NodePorts (node_port), and
-// ip-masq-agent's IPv6 RETURN list.
+// ip-masq-agent's IPv6 RETURN list (ipv6_nonmasq).
 std::optional<Ipv6Facts> ipv6_facts(const topology::Layout& l, const topology::NodeLayout& n,
                                     const MasqConfig& masq, int services, int eps);
+
+// The IPv6 masquerade exclusions of a cluster's BPF datapath: ip6tables' IP-MASQ-AGENT RETURN list
+// (MasqConfig::return_cidrs6: fe80::/10 unless masqLinkLocalIPv6, the IPv6 nonMasqueradeCIDRs). One
+// definition: the loader's first trie (ipv6_facts) and every trie the IP Masquerade Agent swaps in
+// (swap_nonmasq) are this list.
+std::vector<Cidr6> ipv6_nonmasq(const MasqConfig& masq);
 
 // Load-time knobs beyond the cluster's own facts.
 struct ProgramOptions {

@@ -34,9 +34,11 @@ void apply_masq_config(const topology::Layout& l, const topology::StateDir& stat
     batch += "COMMIT\n";
     for (const auto& n : l.nodes) restore(n.netns, mode.backend, batch, owner.cgroup(), f);
   }
-  if (mode.name == "ebpf") swap_nonmasq(l, cfg);
-  log::info("masq-agent: programmed {} non-masquerade CIDRs from {} ({} mode)",
-            cfg.return_cidrs().size(), config, mode.name);
+  if (mode.name == "ebpf") swap_nonmasq(l, cfg);  // the tries of the cluster's families
+  const std::string v6 =
+      l.has_ipv6() ? fmt::format(" and {} IPv6 ones", ipv6_nonmasq(cfg).size()) : std::string();
+  log::info("masq-agent: programmed {} non-masquerade CIDRs{} from {} ({} mode)",
+            cfg.return_cidrs().size(), v6, config, mode.name);
 }
 
 int run_masq_agent(const topology::Layout& l, const topology::StateDir& state,
