@@ -482,6 +482,35 @@ TEST_F(Nat66, NoMasqueradeInsideTheClusterOrTowardsANonMasqueradePrefix) {
   EXPECT_EQ(counter("from_pod", HRB_R_MASQ_NEW), 0u);
 }
 
+// The exclusions are read through nonmasq6_active: a new trie swapped in (what the IP Masquerade
+// Agent does, datapath::swap_nonmasq) decides the next packet's masquerade, with the same
+// programs; swapping the old list back masquerades again.
+TEST_F(Nat66, ASwappedInTrieDecidesTheNextPacket) {
+  resolve_neighbours();
+  const int outer = progs_->map_fd("nonmasq6_active");
+  const auto first = from_pod(out(41000));
+  ASSERT_EQ(first.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(decode6(first.out).src, kNode1) << "2001:db8:200::10 is masqueraded at first";
+
+  const auto kept = datapath::new_nonmasq6_trie({{ip6("2001:db8:200::"), 48}});
+  datapath::set_active_trie(outer, kept.get(), "the test's trie");
+  const auto r = from_pod(out(41001));
+  ASSERT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_FRAME(r, build6(to_router(out(41001))));  // the pod's source, forwarded unchanged
+  EXPECT_EQ(counter("from_pod", HRB_R_MASQ_NEW), 1u) << "only the first packet was masqueraded";
+
+  const auto back = datapath::new_nonmasq6_trie(facts().nonmasq);
+  datapath::set_active_trie(outer, back.get(), "the first list");
+  const auto again = from_pod(out(41002));
+  ASSERT_EQ(again.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(decode6(again.out).src, kNode1);
+  EXPECT_EQ(counter("from_pod", HRB_R_MASQ_NEW), 2u);
+  // The kernel keeps the families apart: an IPv4 trie (another key) does not go in.
+  const auto v4 = datapath::new_nonmasq_trie({*Cidr::parse("10.0.0.0/8")});
+  EXPECT_THROW(datapath::set_active_trie(outer, v4.get(), "an IPv4 trie"), Error);
+  EXPECT_EQ(decode6(from_pod(out(41003)).out).src, kNode1) << "the failed swap changed nothing";
+}
+
 TEST_F(Nat66, ATakenPortIsNeverReusedAndEachReplyReachesItsOwnPod) {
   resolve_neighbours();
   // Pod 1 and pod 2 both use source port 41000 towards the same outside address and port.

@@ -6,10 +6,14 @@
 // served by from_uplink6 in ebpf mode (bpf/lib/nodeport6.h). Every check runs twice: on the
 // dual-stack cluster (Ebpf6) and on a single-stack IPv6 one (Ebpf6Only, topologies/ipv6.yaml),
 // which also shows that no member has an IPv4 address and no iptables (IPv4) rule exists.
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
 
+#include "core/fd.hpp"
+#include "core/pins.hpp"
 #include "core/process.hpp"
 #include "datapath/ebpf.hpp"
 #include "datapath/legacy.hpp"
@@ -204,6 +208,75 @@ TEST_F(Ebpf6, Ipv6NonMasqueradeCidrsKeepThePodSource) {
   auto r4 = traffic::reach({Proto::kTcp, a->netns, ext.netns, ext.address});
   ASSERT_TRUE(r4.ok) << r4.error;
   EXPECT_EQ(r4.peer_seen, l().nodes[0].underlay_ip) << "192.168.200.10 is still masqueraded";
+}
+
+// The IP Masquerade Agent in ebpf mode swaps the IPv6 exclusions as it does the IPv4 ones: a
+// config whose nonMasqueradeCIDRs take in ext1's IPv6 prefix keeps the pod's IPv6 source from
+// the next connection on, with no mode switch — the same tcx links and programs, only the trie
+// behind nonmasq6_active replaced — and ip6tables' IP-MASQ-AGENT chain (bypassed) follows too; a
+// bad file changes nothing; the default file masquerades again.
+TEST_F(Ebpf6, MasqAgentSwapsTheIpv6ExclusionsWithoutReloading) {
+  mode({"ebpf"});
+  const auto* a = l().pods()[0];
+  const auto& ext = l().externals[0];
+  const auto& node = l().nodes[a->node];
+  auto seen6 = [&]() -> std::string {
+    auto r = traffic::reach({Proto::kTcp, a->netns, ext.netns, ext.address6});
+    return r.ok ? r.peer_seen6.str() : "unreachable: " + r.error;
+  };
+  auto seen4 = [&]() -> std::string {
+    auto r = traffic::reach({Proto::kTcp, a->netns, ext.netns, ext.address});
+    return r.ok ? r.peer_seen.str() : "unreachable: " + r.error;
+  };
+  auto agent = [&](const std::string& config) {
+    return test::hrbench({"masq-agent", "--once", "--config", config}, cluster_->prefix());
+  };
+  // The id of the IPv6 trie the programs read now (the outer map's one slot, on every node).
+  auto active_tries = [&] {
+    std::vector<uint32_t> ids;
+    for (const auto& n : l().nodes) {
+      Fd outer(bpf_obj_get(pins::map(cluster_->prefix(), n.name, "nonmasq6_active").c_str()));
+      uint32_t zero = 0, id = 0;
+      if (outer) bpf_map_lookup_elem(outer.get(), &zero, &id);
+      ids.push_back(id);
+    }
+    return ids;
+  };
+  auto ip6_chain = [&] {
+    return datapath::save(node.netns, datapath::Backend::kNft, false, Family::kIpv6);
+  };
+  const std::string ext_prefix = "fd00:192:168:200::/64";
+  const auto links = test::pinned_links(cluster_->prefix());
+  ASSERT_FALSE(links.empty()) << "ebpf mode's tcx links are pinned";
+  const auto tries = active_tries();
+  ASSERT_EQ(std::count(tries.begin(), tries.end(), 0u), 0) << "every node has an IPv6 trie";
+
+  EXPECT_EQ(seen6(), node.underlay_ip6.str()) << "the default config masquerades ext1's IPv6";
+  auto r = agent(test::masq_fixture("good-external-v6-not-masqueraded.yaml"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("and 4 IPv6 ones"), std::string::npos) << r.err;  // fe80::/10 + 3
+  EXPECT_EQ(seen6(), a->ip6.str()) << ext_prefix << " became a nonMasqueradeCIDR";
+  EXPECT_EQ(seen4(), node.underlay_ip.str()) << "192.168.200.10 is still masqueraded";
+  EXPECT_NE(ip6_chain().find(ext_prefix), std::string::npos) << ip6_chain();
+  const auto swapped = active_tries();
+  for (size_t i = 0; i < tries.size(); ++i)
+    EXPECT_NE(swapped[i], tries[i]) << l().nodes[i].name << ": its IPv6 trie was not swapped";
+
+  // A bad file (an IPv6 CIDR with host bits) is refused, naming it, and changes nothing.
+  const std::string bad = test::masq_fixture("bad-ipv6-cidr.yaml");
+  r = agent(bad);
+  EXPECT_EQ(r.status, 3) << r.err;
+  EXPECT_NE(r.err.find(bad), std::string::npos) << r.err;
+  EXPECT_EQ(active_tries(), swapped) << "a bad file swapped a trie";
+  EXPECT_EQ(seen6(), a->ip6.str()) << "a bad file changed the IPv6 exclusions";
+  EXPECT_NE(ip6_chain().find(ext_prefix), std::string::npos) << ip6_chain();
+
+  r = agent(test::source_path("topologies/ip-masq-agent.yaml"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(seen6(), node.underlay_ip6.str()) << "masqueraded again";
+  EXPECT_EQ(ip6_chain().find(ext_prefix), std::string::npos) << ip6_chain();
+  EXPECT_EQ(test::pinned_links(cluster_->prefix()), links)
+      << "a program was reloaded or re-attached: the agent must only swap the tries";
 }
 
 // Single-stack IPv6 (topologies/ipv6.yaml): the same checks, and the cluster really has no

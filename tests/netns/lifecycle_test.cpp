@@ -178,16 +178,7 @@ using test::start_stopped;
 // Ids of the BPF links pinned (link_*) under the prefix's pin directory.
 std::vector<uint32_t> pinned_link_ids(const std::string& prefix) {
   std::vector<uint32_t> ids;
-  std::error_code ec;
-  for (auto& e : std::filesystem::recursive_directory_iterator(pins::root(prefix), ec)) {
-    if (e.path().filename().string().rfind("link_", 0) != 0) continue;
-    int fd = bpf_obj_get(e.path().c_str());
-    if (fd < 0) continue;
-    bpf_link_info info{};
-    uint32_t len = sizeof info;
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) ids.push_back(info.id);
-    close(fd);
-  }
+  for (const auto& [pin, link] : test::pinned_links(prefix)) ids.push_back(link.id);
   return ids;
 }
 

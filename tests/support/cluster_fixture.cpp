@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -84,6 +85,22 @@ uint32_t guard_prog_id(const std::string& prefix) {
   int r = bpf_obj_get_info_by_fd(fd, &info, &len);
   close(fd);
   return r == 0 ? info.prog_id : 0;
+}
+
+std::map<std::string, PinnedLink> pinned_links(const std::string& prefix) {
+  std::map<std::string, PinnedLink> links;
+  std::error_code ec;
+  for (auto& e : std::filesystem::recursive_directory_iterator(pins::root(prefix), ec)) {
+    if (e.path().filename().string().rfind("link_", 0) != 0) continue;
+    int fd = bpf_obj_get(e.path().c_str());
+    if (fd < 0) continue;
+    bpf_link_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
+      links[e.path().string()] = {info.id, info.prog_id};
+    close(fd);
+  }
+  return links;
 }
 
 std::string unique_prefix(const std::string& tag) {

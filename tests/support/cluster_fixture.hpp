@@ -63,6 +63,15 @@ int64_t tcx_query(const std::string& netns, const std::string& dev);
 // The program behind the blocker's pinned link (pins::guard(prefix, "link_setsockopt")); 0: none.
 uint32_t guard_prog_id(const std::string& prefix);
 
+// The BPF links pinned (link_*) under the prefix's pin directory (ebpf mode's tcx links, the
+// blocker's): pin path -> the link's id and its program's. Equal maps before and after a change:
+// nothing was re-attached or reloaded.
+struct PinnedLink {
+  uint32_t id = 0, prog_id = 0;
+  bool operator==(const PinnedLink&) const = default;
+};
+std::map<std::string, PinnedLink> pinned_links(const std::string& prefix);
+
 // Skips the test (with the reason) when not root: netns tests need CAP_NET_ADMIN/CAP_SYS_ADMIN.
 #define HRB_REQUIRE_ROOT()                                           \
   do {                                                               \
