@@ -536,9 +536,10 @@ TEST(Run, ASingleStackIpv6TopologyIsMeasuredOverIpv6ByDefault) {
   for (const auto& t : doc["trials"]) {
     EXPECT_EQ(t["family"], "ipv6");
     EXPECT_TRUE(t["valid"].get<bool>()) << t["mode"] << " " << t["scenario"] << " " << t["flags"];
-    if (t["scenario"] == "pod-service")
+    if (t["scenario"] == "pod-service") {
       EXPECT_NE(t["server"].get<std::string>().find("[fd00:10:96::"), std::string::npos)
           << t["server"];
+    }
   }
   auto cmp = test::hrbench({"compare", out, out}, "");
   EXPECT_EQ(cmp.status, 0) << cmp.err;
