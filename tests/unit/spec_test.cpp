@@ -9,6 +9,12 @@ using namespace hrb::topology;
 
 namespace {
 std::string src(const std::string& rel) { return std::string(HRB_SOURCE_DIR) + "/" + rel; }
+// A rejection's messages by key (the last one of a key).
+std::map<std::string, std::string> by_key(const SpecError& e) {
+  std::map<std::string, std::string> m;
+  for (const auto& d : e.diagnostics()) m[d.key] = d.message;
+  return m;
+}
 }  // namespace
 
 TEST(Spec, ShippedTopologiesAreValid) {
@@ -200,16 +206,15 @@ TEST(Spec, SingleStackIpv6RefusesEveryIpv4KeyAndNeedsTheIpv6Ones) {
     parse_spec_string(yaml, "x.yaml");
     FAIL();
   } catch (const SpecError& e) {
-    std::map<std::string, std::string> by_key;
-    for (const auto& d : e.diagnostics()) by_key[d.key] = d.message;
+    auto messages = by_key(e);
     for (const char* k : {"clusterCIDR", "serviceCIDR", "nodes.podCIDRMaskSize", "underlay.cidr",
                           "externalHosts[0].address"})
-      EXPECT_NE(by_key[k].find("is for IPv4: the cluster is family: ipv6"), std::string::npos)
+      EXPECT_NE(messages[k].find("is for IPv4: the cluster is family: ipv6"), std::string::npos)
           << k << ": " << e.what();
     for (const char* k : {"clusterCIDRv6", "serviceCIDRv6"})
-      EXPECT_NE(by_key[k].find("required key is missing (family: ipv6)"), std::string::npos)
+      EXPECT_NE(messages[k].find("required key is missing (family: ipv6)"), std::string::npos)
           << k << ": " << e.what();
-    EXPECT_FALSE(by_key.count("underlay.cidrv6")) << e.what();
+    EXPECT_FALSE(messages.count("underlay.cidrv6")) << e.what();
   }
 }
 
@@ -224,16 +229,16 @@ TEST(Spec, DualStackProblemsAreAllReported) {
     parse_spec_string(yaml, "x.yaml");
     FAIL();
   } catch (const SpecError& e) {
-    std::map<std::string, std::string> by_key;
-    for (const auto& d : e.diagnostics()) by_key[d.key] = d.message;
-    EXPECT_NE(by_key["clusterCIDRv6"].find("'10.0.0.0' is not an IPv6 address"), std::string::npos)
-        << e.what();
-    EXPECT_NE(by_key["serviceCIDRv6"].find("/32 is out of range: expected /64 to /124"),
+    auto messages = by_key(e);
+    EXPECT_NE(messages["clusterCIDRv6"].find("'10.0.0.0' is not an IPv6 address"),
               std::string::npos)
         << e.what();
-    EXPECT_NE(by_key["underlay.cidrv6"].find("/121 is out of range"), std::string::npos)
+    EXPECT_NE(messages["serviceCIDRv6"].find("/32 is out of range: expected /64 to /124"),
+              std::string::npos)
         << e.what();
-    EXPECT_NE(by_key["externalHosts[0].addressv6"].find("'nope' is not an IPv6 address"),
+    EXPECT_NE(messages["underlay.cidrv6"].find("/121 is out of range"), std::string::npos)
+        << e.what();
+    EXPECT_NE(messages["externalHosts[0].addressv6"].find("'nope' is not an IPv6 address"),
               std::string::npos)
         << e.what();
   }
