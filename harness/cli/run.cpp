@@ -118,9 +118,8 @@ run::RunConfig run_config(const RunOptions& o, const Args& args) {
   if (o.shard) c.shard = run::parse_shard(*o.shard);
   auto spec = topology::parse_spec_file(c.topology);
   // Without --families: the topology's first family (ipv6 on a single-stack IPv6 one).
-  c.families = o.families.empty()
-                   ? std::vector<Family>{spec.has_ipv4() ? Family::kIpv4 : Family::kIpv6}
-                   : run::parse_families(split_list(o.families));
+  c.families = o.families.empty() ? std::vector<Family>{spec.first_family()}
+                                  : run::parse_families(split_list(o.families));
   c.mode_options = mode_options(o.mode_flags, "none", spec);
   // KIND@NAME=DIR: measured with the BPF objects in DIR, recorded (and named by gate policies)
   // as KIND@NAME; DIR is kept in modeOptions.objectAliases (datapath/mode.hpp).

@@ -114,20 +114,13 @@ int run_traffic(const TrafficOptions& o) {
   w.client_netns = from.netns;
   w.server_netns = to.netns;
   // Without --family: the cluster's first family (ipv6 on a single-stack IPv6 cluster).
-  const auto family = o.family.empty()
-                          ? std::optional<Family>(l.has_ipv4() ? Family::kIpv4 : Family::kIpv6)
-                          : parse_family(o.family);
+  const auto family =
+      o.family.empty() ? std::optional<Family>(l.spec.first_family()) : parse_family(o.family);
   if (!family) throw Error("--family " + o.family + ": expected ipv4 or ipv6", ExitCode::kUsage);
   if (o.dst && !o.family.empty())
     throw Error("--dst and --family exclude each other (--dst names the address itself)",
                 ExitCode::kUsage);
-  if (!l.has(*family))
-    throw Error(
-        fmt::format("--family {}: the cluster's topology {} has no {} (family: {}); "
-                    "bring up a dual-stack one, e.g. topologies/dual-stack.yaml",
-                    family_name(*family), l.spec.name, *family == Family::kIpv4 ? "IPv4" : "IPv6",
-                    topology::family_name(l.spec.family)),
-        ExitCode::kUsage);
+  topology::require_family(l.spec, *family, "--family");
   w.dst = *family == Family::kIpv6 ? traffic::IpAddr(to.ip6) : traffic::IpAddr(to.ip);
   if (o.dst) {
     auto a = traffic::IpAddr::parse(*o.dst);

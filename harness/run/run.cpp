@@ -450,14 +450,7 @@ std::vector<PlannedTrial> plan_trials(const RunConfig& cfg,
 
 MatrixPlan plan_matrix(const RunConfig& cfg, const topology::Layout& layout) {
   const int eps = cfg.mode_options.endpoints_per_service;
-  for (Family f : cfg.families)
-    if (!layout.has(f))
-      throw Error(
-          fmt::format("--families {}: topology {} has no {} (its family is {}); use a "
-                      "dual-stack topology (family: dual), e.g. topologies/dual-stack.yaml",
-                      family_name(f), layout.spec.name, f == Family::kIpv4 ? "IPv4" : "IPv6",
-                      topology::family_name(layout.spec.family)),
-          ExitCode::kUsage);
+  for (Family f : cfg.families) topology::require_family(layout.spec, f, "--families");
   MatrixPlan p;
   for (const auto& s : cfg.scenarios) {
     if (scenario_endpoints(layout, s, eps, cfg.families.front())) {

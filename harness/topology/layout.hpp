@@ -74,7 +74,7 @@ struct Layout {
   bool dual() const { return spec.dual(); }          // IPv4 and IPv6 on every member
   bool has_ipv4() const { return spec.has_ipv4(); }  // false: single-stack IPv6 (IPv4 fields 0)
   bool has_ipv6() const { return spec.has_ipv6(); }  // dual stack or single-stack IPv6
-  bool has(Family f) const { return f == Family::kIpv4 ? has_ipv4() : has_ipv6(); }
+  bool has(Family f) const { return spec.has(f); }
 };
 
 // Addresses (IPv4 / IPv6 on a dual-stack cluster):

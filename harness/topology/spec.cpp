@@ -511,6 +511,15 @@ std::string family_name(StackFamily f) {
   return "?";
 }
 
+void require_family(const Spec& spec, Family f, const std::string& flag) {
+  if (spec.has(f)) return;
+  throw Error(fmt::format("{} {}: topology {} has no {} (its family is {}); use a dual-stack "
+                          "topology (family: dual), e.g. topologies/dual-stack.yaml",
+                          flag, hrb::family_name(f), spec.name,
+                          f == Family::kIpv4 ? "IPv4" : "IPv6", family_name(spec.family)),
+              ExitCode::kUsage);
+}
+
 Spec parse_spec_string(const std::string& yaml, const std::string& file_label) {
   YAML::Node root;
   try {

@@ -69,9 +69,16 @@ struct Spec {
   bool dual() const { return family == StackFamily::kDual; }
   bool has_ipv4() const { return family != StackFamily::kIpv6; }  // IPv4 on every member
   bool has_ipv6() const { return family != StackFamily::kIpv4; }  // IPv6 on every member
+  bool has(Family f) const { return f == Family::kIpv4 ? has_ipv4() : has_ipv6(); }
+  // What is measured without --families / --family: ipv4, or ipv6 on a single-stack IPv6 one.
+  Family first_family() const { return has_ipv4() ? Family::kIpv4 : Family::kIpv6; }
 };
 
 constexpr int kPodPrefix6 = 64;  // every node's IPv6 pod prefix is a /64
+
+// Throws Error(kUsage) when `spec` has no `f`: "FLAG F: topology NAME has no IPv6 (its family is
+// ipv4); use a dual-stack topology …" (flag: the option that asked for f, e.g. --families).
+void require_family(const Spec& spec, Family f, const std::string& flag);
 
 // Parses and validates; throws SpecError listing every problem.
 Spec parse_spec_file(const std::string& path);
